@@ -1,0 +1,172 @@
+"""The SQL store every part shares: one declarative base, the device registry, the audit trail.
+
+Parts add their own tables to `Base` (alerting: alerts and silences; notify:
+roster and deliveries) and `open_store` creates whatever is missing. SQLite is
+the default for a single box; PostgreSQL is the production store. Access is
+async so no part blocks its event loop on the database.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, int: BigInteger}
+
+
+class Device(Base):
+    """A registered device: where it is, what it is, and thresholds that override the defaults."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    district: Mapped[str] = mapped_column(String(32), index=True)
+    site: Mapped[str] = mapped_column(String(128), default="", index=True)
+    address: Mapped[str] = mapped_column(String(256), default="")
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    report_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mqtt_password_hash: Mapped[str] = mapped_column(Text, default="")
+    created_ms: Mapped[int] = mapped_column(default=now_ms)
+    retired_ms: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class AuditEntry(Base):
+    """Who changed what, when and why: alerts, silences, devices, roster, tokens."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at_ms: Mapped[int] = mapped_column(default=now_ms)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    """`alert:42`, `device:H1`, `silence:7`: one string so one index finds a thing's history."""
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    __table_args__ = (Index("ix_audit_subject", "subject", "at_ms"),)
+
+
+class Alert(Base):
+    """One alert per (device, rule) fingerprint while open; its history is in `audit`.
+
+    Times named `*_ms` without `updated` are event time (device clocks), so a replay
+    gives the same alerts as live; `updated_ms` is wall time for change feeds.
+    """
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(200), index=True)
+    """`{device_id}:{rule}`, or `{district}:{rule}` for a district-wide alert."""
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    """info, warning, critical, fire."""
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """firing, acknowledged, resolved."""
+    kind: Mapped[str] = mapped_column(String(16), default="")
+    device_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    district: Mapped[str] = mapped_column(String(32), default="", index=True)
+    site: Mapped[str] = mapped_column(String(128), default="", index=True)
+    zone: Mapped[str] = mapped_column(String(128), default="")
+    metric: Mapped[str] = mapped_column(String(64), default="")
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit: Mapped[str] = mapped_column(String(32), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    probable: Mapped[bool] = mapped_column(default=False)
+    """A panel fire alarm that correlation judges likely real."""
+    score: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    """The grouping alert (a district water main) this one belongs to."""
+    started_ms: Mapped[int] = mapped_column(index=True)
+    last_seen_ms: Mapped[int] = mapped_column()
+    resolved_ms: Mapped[int | None] = mapped_column(nullable=True)
+    acknowledged_ms: Mapped[int | None] = mapped_column(nullable=True)
+    acknowledged_by: Mapped[str] = mapped_column(String(128), default="")
+    updated_ms: Mapped[int] = mapped_column(default=now_ms, onupdate=now_ms, index=True)
+
+
+class Silence(Base):
+    """Mutes routing (never detection) for a device, site or district until `ends_ms`."""
+
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), default="")
+    site: Mapped[str] = mapped_column(String(128), default="")
+    district: Mapped[str] = mapped_column(String(32), default="")
+    rule: Mapped[str] = mapped_column(String(64), default="")
+    """Empty matches every rule."""
+    starts_ms: Mapped[int] = mapped_column()
+    ends_ms: Mapped[int] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+def async_url(url: str) -> str:
+    """Map a plain database URL to its async driver, so settings stay driver-free."""
+    u = make_url(url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}.get(u.drivername)
+    return str(u.set(drivername=driver)) if driver else url
+
+
+class Store:
+    """An async engine and its session factory; `async with store.session() as s` does the rest."""
+
+    def __init__(self, url: str) -> None:
+        self.url = async_url(url)
+        u = make_url(self.url)
+        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=True)
+        if u.get_backend_name() == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def create_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def ping(self) -> bool:
+        from sqlalchemy import text
+
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not reachable" to a health check
+            return False
+
+    async def audit(
+        self, session: AsyncSession, actor: str, action: str, subject: str, **detail: Any
+    ) -> None:
+        session.add(AuditEntry(actor=actor, action=action, subject=subject, detail=detail))
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL lets the api read while alerting writes; the busy timeout rides out short locks."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+async def open_store(url: str) -> Store:
+    store = Store(url)
+    await store.create_all()
+    return store

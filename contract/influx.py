@@ -1,0 +1,106 @@
+"""A small async InfluxDB HTTP client: line protocol in, InfluxQL out.
+
+InfluxQL over `/query` is the one read dialect that InfluxDB 1.x, 2.x (v1
+compatibility + DBRP) and 3.x all answer, and the one Grafana speaks; writes go
+to `/write` (1.x) or `/api/v2/write` (2.x/3.x) as the settings choose.
+Query values are always bound as InfluxQL parameters, never pasted into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from contract.settings import InfluxSettings
+
+
+class InfluxError(RuntimeError):
+    """InfluxDB answered, but refused; `retryable` tells a full disk from a bad point."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(slots=True)
+class Series:
+    name: str
+    tags: dict[str, str]
+    columns: list[str]
+    values: list[list[Any]]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, v)) for v in self.values]
+
+
+class Influx:
+    def __init__(self, settings: InfluxSettings, client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
+        self._http = client or httpx.AsyncClient(
+            base_url=settings.url, timeout=settings.timeout_s, headers=headers
+        )
+
+    async def __aenter__(self) -> Influx:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return (await self._http.get("/ping")).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    async def create_database(self) -> None:
+        if self.settings.api == "v1":
+            await self.query(f'CREATE DATABASE "{self.settings.database}"', database=None, method="POST")
+
+    async def write(self, body: bytes | str) -> None:
+        """Write line protocol (ms precision); raises httpx.TransportError when unreachable."""
+        s = self.settings
+        if s.api == "v1":
+            url, params = "/write", {"db": s.database, "precision": "ms"}
+        else:
+            url, params = "/api/v2/write", {"bucket": s.database, "org": s.org, "precision": "ms"}
+        resp = await self._http.post(url, params=params, content=body)
+        if resp.status_code >= 300:
+            raise InfluxError(
+                f"write refused ({resp.status_code}): {resp.text[:300]}",
+                retryable=resp.status_code >= 500 or resp.status_code == 429,
+            )
+
+    async def query(
+        self,
+        q: str,
+        params: dict[str, Any] | None = None,
+        database: str | None = "",
+        method: str = "GET",
+    ) -> list[Series]:
+        """Run InfluxQL; `$name` placeholders in `q` take their values from `params`."""
+        args: dict[str, Any] = {"q": q, "epoch": "ms"}
+        db = self.settings.database if database == "" else database
+        if db:
+            args["db"] = db
+        if params:
+            args["params"] = orjson.dumps(params).decode()
+        if method == "GET":
+            resp = await self._http.get("/query", params=args)
+        else:
+            resp = await self._http.post("/query", data=args)
+        if resp.status_code >= 300:
+            raise InfluxError(f"query refused ({resp.status_code}): {resp.text[:300]}", retryable=False)
+        series: list[Series] = []
+        for result in resp.json().get("results", []):
+            if "error" in result:
+                raise InfluxError(f"query error: {result['error']}", retryable=False)
+            for s in result.get("series", []):
+                series.append(Series(s["name"], s.get("tags", {}), s["columns"], s.get("values", [])))
+        return series

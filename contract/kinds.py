@@ -1,0 +1,125 @@
+"""Device kinds and their metric catalog: the one place that says what a reading may hold.
+
+Physical ranges are what a sensor of that kind can report at all, not alarm
+thresholds: a value outside them is a broken message, not a dangerous condition,
+so ingest rejects it instead of storing it. Thresholds live in alerting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    ELECTRICAL = "electrical"
+    HYDRANT = "hydrant"
+    PANEL = "panel"
+    PUMP = "pump"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str
+    low: float
+    high: float
+    label: str
+    boolean: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    kind: Kind
+    measurement: str
+    metrics: dict[str, Metric]
+    report_interval_s: int
+    """Typical period between two telemetry reports; offline after two missed."""
+    label: str
+
+
+def _metrics(*items: Metric) -> dict[str, Metric]:
+    return {m.name: m for m in items}
+
+
+def _phases(quantity: str, unit: str, low: float, high: float, label: str) -> list[Metric]:
+    return [Metric(f"{quantity}_{p}_{unit}", unit, low, high, f"{label} {p.upper()}") for p in "abc"]
+
+
+ELECTRICAL = KindSpec(
+    Kind.ELECTRICAL,
+    "electrical",
+    _metrics(
+        Metric("residual_ma", "mA", 0, 3000, "residual current"),
+        *[Metric(f"temp{i}_c", "°C", -40, 250, f"cable temperature {i}") for i in range(1, 5)],
+        *_phases("current", "a", 0, 2000, "current"),
+        *_phases("voltage", "v", 0, 500, "voltage"),
+        Metric("arc_count", "half-cycles/s", 0, 100, "arcing half-cycles in the worst 1 s"),
+    ),
+    report_interval_s=60,
+    label="electrical fire detector",
+)
+
+HYDRANT = KindSpec(
+    Kind.HYDRANT,
+    "hydrant",
+    _metrics(
+        Metric("pressure_mpa", "MPa", 0, 2.5, "pressure"),
+        Metric("tilt_deg", "°", 0, 180, "tilt"),
+        Metric("cover_open", "bool", 0, 1, "cover open", boolean=True),
+        Metric("water_flow", "bool", 0, 1, "water flowing", boolean=True),
+        Metric("temp_c", "°C", -50, 100, "temperature"),
+        Metric("battery_pct", "%", 0, 100, "battery"),
+        Metric("rssi_dbm", "dBm", -150, 0, "signal strength"),
+    ),
+    report_interval_s=300,
+    label="hydrant monitor",
+)
+
+PUMP = KindSpec(
+    Kind.PUMP,
+    "pump",
+    _metrics(
+        Metric("pressure_mpa", "MPa", 0, 2.5, "outlet pressure"),
+        Metric("flow_lps", "L/s", 0, 500, "flow"),
+        Metric("current_a", "A", 0, 2000, "motor current"),
+        Metric("voltage_v", "V", 0, 500, "supply voltage"),
+        Metric("temp_c", "°C", -40, 200, "temperature"),
+        Metric("vibration_mm_s", "mm/s", 0, 100, "vibration"),
+    ),
+    report_interval_s=60,
+    label="fire pump room",
+)
+
+PANEL = KindSpec(
+    Kind.PANEL,
+    "panel_event",
+    {},
+    report_interval_s=300,
+    label="fire alarm control panel",
+)
+
+SPECS: dict[str, KindSpec] = {s.kind.value: s for s in (ELECTRICAL, HYDRANT, PANEL, PUMP)}
+
+PANEL_EVENTS: frozenset[str] = frozenset(
+    {
+        "fire",
+        "fault",
+        "fault_cleared",
+        "supervisory",
+        "shield",
+        "unshield",
+        "start",
+        "feedback",
+        "reset",
+        "main_power_fault",
+        "backup_power_fault",
+        "power_restored",
+        "test",
+        "heartbeat",
+    }
+)
+"""GB 26875 states a transmission device reports; `heartbeat` is its link inspection."""
+
+STATUS_MEASUREMENT = "device_status"
+ALERT_MEASUREMENT = "alert"

@@ -1,0 +1,138 @@
+"""Settings: a TOML file, overridden by FIREWATCH_* environment variables.
+
+`FIREWATCH_INFLUX__URL` sets `[influx] url`. A bad value stops the program with
+the key and what is wrong (SettingsError), never a traceback, because the
+person reading it is an installer editing a file, not a developer.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_FILE_VAR = "FIREWATCH_CONFIG"
+DEFAULT_FILE = "firewatch.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    client_id_prefix: str = "firewatch"
+
+
+class InfluxSettings(_Section):
+    url: str = "http://127.0.0.1:8086"
+    api: Literal["v1", "v2"] = "v1"
+    database: str = Field("firewatch", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Database (1.x) or bucket (2.x/3.x)."""
+    org: str = ""
+    token: str = ""
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    retention: str = Field("400d", pattern=r"^(\d+[dhw]|INF)$")
+
+
+class IngestSettings(_Section):
+    share_group: str = Field("ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(0.2, gt=0, le=60)
+    spool_dir: Path = Path(".firewatch/spool")
+    dead_letter_file: Path = Path(".firewatch/dead-letter.jsonl")
+    max_payload_bytes: int = Field(256 * 1024, ge=64, le=16 * 1024 * 1024)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    """0 turns the Prometheus endpoint off."""
+    client_id: str = ""
+    """Empty: derived from the host name, so a restarted process resumes its session."""
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///.firewatch/firewatch.db"
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    """Where phones reach the acknowledge pages."""
+    secret: str = ""
+    """Signs acknowledge links; empty makes one per data folder."""
+    map_tile_url: str = ""
+
+
+class UpSettings(_Section):
+    data_dir: Path = Path(".firewatch")
+    simulate_devices: int = Field(200, ge=0, le=1_000_000)
+    simulate_rate: float = Field(0.0, ge=0)
+    """Messages per second of the demo city; 0 uses each kind's own interval."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FIREWATCH_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    ingest: IngestSettings = IngestSettings()
+    store: StoreSettings = StoreSettings()
+    api: ApiSettings = ApiSettings()
+    up: UpSettings = UpSettings()
+    alerting: dict[str, Any] = Field(default_factory=dict)
+    """Owned and validated by the alerting part (thresholds per kind, district, site, device)."""
+    notify: dict[str, Any] = Field(default_factory=dict)
+    """Owned and validated by the notify stages of alerting."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names the key. The CLI exits 2 on it."""
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = [f"bad setting in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {key}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the file named by `path`, $FIREWATCH_CONFIG or ./firewatch.toml if present."""
+    chosen = path or os.environ.get(ENV_FILE_VAR)
+    file = Path(chosen) if chosen else Path(DEFAULT_FILE)
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"bad setting file {file}: {exc}") from None
+    elif chosen:
+        raise SettingsError(f"setting file {file} does not exist")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, f"{file} or FIREWATCH_* environment")) from None

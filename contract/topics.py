@@ -1,0 +1,61 @@
+"""The topic scheme `fire/v1/{district}/{device_id}/{channel}` and the alert topics beside it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+PREFIX = "fire/v1"
+DISTRICT_RE = re.compile(r"[a-z0-9-]{1,32}")
+DEVICE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ALERTS = "_alerts"
+"""Not a valid district (underscore), so alert topics never collide with device topics."""
+
+
+class Channel(StrEnum):
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    district: str
+    device_id: str
+    channel: Channel
+
+
+class TopicError(ValueError):
+    pass
+
+
+def parse_topic(topic: str) -> Topic:
+    """Split a device topic, refusing anything a device may not publish to."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "fire" or parts[1] != "v1":
+        raise TopicError(f"expected {PREFIX}/{{district}}/{{device_id}}/{{channel}}, got {topic!r}")
+    _, _, district, device_id, channel = parts
+    if not DISTRICT_RE.fullmatch(district):
+        raise TopicError(f"district {district!r} must match [a-z0-9-]{{1,32}}")
+    if not DEVICE_RE.fullmatch(device_id):
+        raise TopicError(f"device_id {device_id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    try:
+        return Topic(district, device_id, Channel(channel))
+    except ValueError:
+        raise TopicError(f"channel {channel!r} must be telemetry, event or status") from None
+
+
+def device_topic(district: str, device_id: str, channel: Channel | str) -> str:
+    return f"{PREFIX}/{district}/{device_id}/{Channel(channel).value}"
+
+
+def subscription(districts: list[str] | None = None) -> list[str]:
+    """Filters for every device topic, or only those of some districts (alerting workers)."""
+    if not districts:
+        return [f"{PREFIX}/+/+/+"]
+    return [f"{PREFIX}/{d}/+/+" for d in districts]
+
+
+def alert_topic(district: str, device_id: str, rule: str) -> str:
+    return f"{PREFIX}/{ALERTS}/{district}/{device_id}/{rule}"

@@ -1,0 +1,1 @@
+"""The `firewatch` command: composes the parts (ingest, alerting, api, dashboards, simulators)."""

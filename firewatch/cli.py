@@ -1,0 +1,53 @@
+"""The `firewatch` command. Each part keeps its logic; this module only wires options to it.
+
+Settings are read once per command; a bad one ends the program with exit code 2
+and a message that names the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from contract.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+err = Console(stderr=True)
+_config: Path | None = None
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", "-c", envvar="FIREWATCH_CONFIG", help="TOML settings file."),
+    ] = None,
+) -> None:
+    global _config
+    _config = config
+
+
+def settings() -> Settings:
+    """The settings of this invocation; parts call it inside their commands."""
+    return load_settings(_config)
+
+
+@app.command("config")
+def config_show() -> None:
+    """Check the settings and print them as the program sees them."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(settings().model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+    sys.stdout.write("\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise SystemExit(2) from None
