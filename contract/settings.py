@@ -103,7 +103,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        # The environment outranks the file (passed as init values): deployments override files.
+        return (env_settings, init_settings)
 
 
 class SettingsError(Exception):

@@ -1,0 +1,133 @@
+"""The wire contract as a device vendor meets it: what is accepted, what is refused and why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from contract import Reason, parse
+from contract.influx import Influx
+from contract.kinds import SPECS
+from contract.lineproto import record_line
+from contract.payload import DeviceStatus, PanelEvent, Reading
+
+NOW = 1_763_800_000_000
+T = "fire/v1/510104/H-001/telemetry"
+
+
+def _one(topic: str, doc: object) -> tuple[list, list]:
+    p = parse(topic, orjson.dumps(doc), NOW)
+    return p.records, [r.reason for r in p.rejections]
+
+
+def test_design_examples_are_accepted() -> None:
+    (r,), _ = _one(T, {"ts": NOW + 123, "seq": 42, "kind": "hydrant", "m": {"pressure_mpa": 0.31, "battery_pct": 87}})
+    assert isinstance(r, Reading) and r.ts_ms == NOW + 123 and r.seq == 42
+    assert r.metrics == {"pressure_mpa": 0.31, "battery_pct": 87.0}
+    (e,), _ = _one(
+        "fire/v1/510104/P1/event",
+        {"ts": NOW, "seq": 1, "kind": "panel", "event": "fire", "loop": 1, "point": 23, "zone": "3F east", "component": "smoke"},
+    )
+    assert isinstance(e, PanelEvent) and (e.event, e.loop, e.point, e.zone) == ("fire", 1, 23, "3F east")
+    (s,), _ = _one("fire/v1/510104/P1/status", {"ts": NOW, "online": True, "fw": "2.1.0"})
+    assert isinstance(s, DeviceStatus) and s.online and s.fw == "2.1.0"
+
+
+def test_missing_timestamp_takes_receive_time() -> None:
+    (r,), _ = _one(T, {"kind": "hydrant", "m": {"pressure_mpa": 0.3}})
+    assert r.ts_ms == NOW
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("fire/v1/510104/H-001", b"{}", Reason.BAD_TOPIC),
+        ("fire/v1/DISTRICT/H-001/telemetry", b"{}", Reason.BAD_TOPIC),
+        ("fire/v1/510104/H 001/telemetry", b"{}", Reason.BAD_TOPIC),
+        ("fire/v1/510104/H-001/video", b"{}", Reason.BAD_TOPIC),
+        (T, b'{"kind": "hydrant", "m": {', Reason.BAD_JSON),
+        (T, b"\xff\xfe", Reason.BAD_JSON),
+        (T, b'{"kind": "hydrant"}', Reason.BAD_SCHEMA),
+        (T, b'{"kind": "hydrant", "m": {"pressure_mpa": "high"}}', Reason.BAD_SCHEMA),
+        (T, b'{"kind": "hydrant", "m": {}, "extra": 1}', Reason.BAD_SCHEMA),
+        (T, b'{"kind": "boat", "m": {"speed": 1}}', Reason.UNKNOWN_KIND),
+        (T, b'{"kind": "hydrant", "m": {"speed_kmh": 1}}', Reason.UNKNOWN_METRIC),
+        (T, b'{"kind": "hydrant", "m": {"pressure_mpa": 3.7}}', Reason.OUT_OF_RANGE),
+        (T, b'{"kind": "hydrant", "m": {"battery_pct": -1}}', Reason.OUT_OF_RANGE),
+        (T, b'{"ts": 1763800000, "kind": "hydrant", "m": {"pressure_mpa": 0.3}}', Reason.BAD_TIMESTAMP),
+        (T, b'{"ts": 1863800000000, "kind": "hydrant", "m": {"pressure_mpa": 0.3}}', Reason.BAD_TIMESTAMP),
+        ("fire/v1/510104/P1/event", b'{"kind": "panel", "event": "smoke"}', Reason.UNKNOWN_EVENT),
+        ("fire/v1/510104/P1/event", b'{"kind": "hydrant", "event": "fire"}', Reason.UNKNOWN_KIND),
+        (T, b"[" + b" " * (300 * 1024) + b"]", Reason.OVERSIZED),
+    ],
+)
+def test_bad_input_is_refused_with_its_reason(topic: str, payload: bytes, reason: Reason) -> None:
+    p = parse(topic, payload, NOW)
+    assert p.records == []
+    assert [r.reason for r in p.rejections] == [reason]
+    assert p.rejections[0].detail
+
+
+def test_one_bad_reading_in_a_gateway_batch_costs_only_itself() -> None:
+    records, reasons = _one(
+        T,
+        [
+            {"ts": NOW - 2000, "kind": "hydrant", "m": {"pressure_mpa": 0.30}},
+            {"ts": NOW - 1000, "kind": "hydrant", "m": {"pressure_mpa": 9.0}},
+            {"ts": NOW, "kind": "hydrant", "m": {"pressure_mpa": 0.29, "cover_open": True}},
+        ],
+    )
+    assert [r.metrics["pressure_mpa"] for r in records] == [0.30, 0.29]
+    assert records[1].metrics["cover_open"] == 1.0
+    assert reasons == [Reason.OUT_OF_RANGE]
+
+
+def test_every_catalog_metric_has_a_unit_and_a_range() -> None:
+    for spec in SPECS.values():
+        for m in spec.metrics.values():
+            assert m.unit and m.low < m.high, m
+
+
+async def test_line_protocol_round_trips_through_real_influxdb(settings) -> None:
+    records = parse(
+        "fire/v1/510104/E-7/telemetry",
+        orjson.dumps({"ts": NOW, "seq": 9, "kind": "electrical", "m": {"residual_ma": 123.5, "temp1_c": 41}}),
+    ).records + parse(
+        "fire/v1/510104/P-1/event",
+        orjson.dumps({"ts": NOW, "kind": "panel", "event": "fire", "zone": 'Hall "A", 3F\\east', "point": 7}),
+    ).records
+    async with Influx(settings.influx) as influx:
+        await influx.write("\n".join(record_line(r, site="No. 1 Middle School") for r in records))
+        (e,) = await influx.query("SELECT * FROM electrical WHERE device_id = $d", {"d": "E-7"})
+        (p,) = await influx.query("SELECT * FROM panel_event WHERE site = $s", {"s": "No. 1 Middle School"})
+    row = e.rows()[0]
+    assert row["time"] == NOW and row["residual_ma"] == 123.5 and row["temp1_c"] == 41.0 and row["seq"] == 9
+    assert row["district"] == "510104" and row["site"] == "No. 1 Middle School"
+    assert p.rows()[0]["zone"] == 'Hall "A", 3F\\east' and p.rows()[0]["point"] == 7
+
+
+def test_a_bad_setting_names_the_key_and_exits_2(tmp_path) -> None:
+    cfg = tmp_path / "firewatch.toml"
+    cfg.write_text('[influx]\napi = "v9"\n[mqtt]\nport = 70000\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "firewatch", "--config", str(cfg), "config"], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "influx.api" in out.stderr and "mqtt.port" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_environment_variable_overrides_the_file(tmp_path) -> None:
+    cfg = tmp_path / "firewatch.toml"
+    cfg.write_text('[influx]\ndatabase = "fromfile"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "firewatch", "--config", str(cfg), "config"],
+        capture_output=True,
+        text=True,
+        env={"FIREWATCH_INFLUX__DATABASE": "fromenv", "PATH": ""},
+    )
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout)["influx"]["database"] == "fromenv"
