@@ -60,8 +60,16 @@ class Influx:
             return False
 
     async def create_database(self) -> None:
-        if self.settings.api == "v1":
-            await self.query(f'CREATE DATABASE "{self.settings.database}"', database=None, method="POST")
+        """Create the database with the configured retention (1.x; on 2.x/3.x the bucket is made by its admin)."""
+        if self.settings.api != "v1":
+            return
+        db = self.settings.database
+        await self.query(f'CREATE DATABASE "{db}"', database=None, method="POST")
+        await self.query(
+            f'ALTER RETENTION POLICY "autogen" ON "{db}" DURATION {self.settings.retention}',
+            database=None,
+            method="POST",
+        )
 
     async def write(self, body: bytes | str) -> None:
         """Write line protocol (ms precision); raises httpx.TransportError when unreachable."""

@@ -45,6 +45,17 @@ def config_show() -> None:
     sys.stdout.write("\n")
 
 
+@app.command("up")
+def up(
+    devices: Annotated[int, typer.Option(help="Devices in the simulated city (0: none).")] = -1,
+) -> None:
+    """Run the whole platform here: broker, InfluxDB, ingest, alerting, api and a simulated city."""
+    from firewatch import up as embedded
+
+    s = settings()
+    raise typer.Exit(embedded.run(s, _config, s.up.simulate_devices if devices < 0 else devices))
+
+
 def main() -> None:
     try:
         app()
