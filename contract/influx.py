@@ -20,9 +20,11 @@ from contract.settings import InfluxSettings
 class InfluxError(RuntimeError):
     """InfluxDB answered, but refused; `retryable` tells a full disk from a bad point."""
 
-    def __init__(self, message: str, retryable: bool) -> None:
+    def __init__(self, message: str, retryable: bool, status: int = 0) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status
+        """The HTTP status: 400 is a bad point, 404 a missing database, 401/403 credentials."""
 
 
 @dataclass(slots=True)
@@ -83,6 +85,7 @@ class Influx:
             raise InfluxError(
                 f"write refused ({resp.status_code}): {resp.text[:300]}",
                 retryable=resp.status_code >= 500 or resp.status_code == 429,
+                status=resp.status_code,
             )
 
     async def query(
