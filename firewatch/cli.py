@@ -56,6 +56,40 @@ def up(
     raise typer.Exit(embedded.run(s, _config, s.up.simulate_devices if devices < 0 else devices))
 
 
+# --- ingest (ingest/, bench/ingest.py) ---
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON object with --json.")
+app.add_typer(bench_app, name="bench")
+
+
+@app.command("ingest")
+def ingest_cmd() -> None:
+    """Store every MQTT reading in InfluxDB (shared subscription; run several to split the load)."""
+    import asyncio
+    import logging
+
+    import ingest
+
+    s = settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(ingest.run(s))
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    messages: Annotated[int, typer.Option(help="Messages to publish.")] = 400_000,
+    devices: Annotated[int, typer.Option(help="Simulated devices sending them.")] = 5_000,
+    processes: Annotated[int, typer.Option(help="Ingest processes on the shared subscription.")] = 2,
+    mqtt: Annotated[Optional[str], typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
+    influx: Annotated[Optional[str], typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Messages/s from MQTT into InfluxDB, against what mosquitto_sub receives (the ceiling)."""
+    from bench import ingest as bench
+
+    bench.main(messages, devices, processes, mqtt, influx, json)
+# --- end ingest ---
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,317 @@
+"""The ingest service: MQTT in, validated line protocol out to InfluxDB, nothing acknowledged early.
+
+Messages arrive on a shared subscription and go into the open batch: their
+records as lines, their rejections as dead letters, their packet ids as acks
+owed. A batch is sealed when it holds `batch_size` lines or is
+`flush_interval_s` old, and one committer task stores sealed batches in order:
+to InfluxDB, or to the spool when InfluxDB cannot take it. Only then are its dead
+letters written and its messages acknowledged, in the order they came, on the
+connection they came on; after a reconnect the broker redelivers whatever was
+not acknowledged, and a redelivered record is the same point, so nothing is
+lost and nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from contract.influx import Influx, InfluxError
+from contract.lineproto import record_line
+from contract.payload import Reason, parse
+from contract.settings import Settings
+from contract.topics import subscription
+from ingest import mqtt
+from ingest.dead_letter import DeadLetters, RejectionLog, entry
+from ingest.metrics import Metrics
+from ingest.registry import load_sites
+from ingest.spool import Spool
+
+log = logging.getLogger("firewatch.ingest")
+INFLUX_REFUSED = "influx_refused"
+"""Dead-letter reason of a line InfluxDB refused on its own (a field type conflict)."""
+_BAD_POINT_STATUS = frozenset({400, 413, 422})
+"""Answers that blame the body, so splitting it finds the culprit; any other refusal
+(missing database, credentials) is InfluxDB's state, and the batch waits in the spool."""
+SITES_REFRESH_S = 60.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    conn: mqtt.Connection | None = None
+    lines: list[str] = field(default_factory=list)
+    acks: list[bytes] = field(default_factory=list)
+    dead: list[bytes] = field(default_factory=list)
+
+
+class Ingestor:
+    """`await start()`, then `await stop()`: flushes, acknowledges and disconnects.
+
+    `ready` is set once subscribed; `metrics` holds the Prometheus counters.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        s = settings.ingest
+        self.client_id = s.client_id or f"{settings.mqtt.client_id_prefix}-ingest-{socket.gethostname()}"
+        self.topic_filter = f"$share/{s.share_group}/{subscription()[0]}"
+        self.metrics = Metrics()
+        self.ready = asyncio.Event()
+        self._batch_size = s.batch_size
+        self._max_payload = s.max_payload_bytes
+        self._spool = Spool(s.spool_dir / self.client_id)
+        self._dead = DeadLetters(s.dead_letter_file)
+        self._rejections = RejectionLog()
+        self._influx = Influx(settings.influx)
+        self._sites: dict[str, str] = {}
+        self._last_seq: dict[str, int] = {}
+        self._batch = _Batch()
+        self._sealed: asyncio.Queue[_Batch] = asyncio.Queue()
+        self._spooled = asyncio.Event()
+        self._conn: mqtt.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._update_spool_gauges()
+
+    async def start(self) -> None:
+        if self.settings.ingest.metrics_port:
+            self.metrics.serve(self.settings.ingest.metrics_port)
+        await self._refresh_sites()
+        if len(self._spool):
+            log.info("spool holds %d records from before; replaying", self._spool.records)
+            self._spooled.set()
+        for job in (self._connect_loop, self._commit_loop, self._replay_loop, self._flush_loop, self._sites_loop):
+            self._tasks.append(asyncio.create_task(job(), name=f"ingest{job.__name__}"))
+
+    async def stop(self) -> None:
+        """Store and acknowledge what was received; what was not stays with the broker."""
+        conn = self._conn
+        if conn is not None:
+            conn.pause()
+        self._seal()
+        await self._sealed.join()
+        if conn is not None:
+            conn.close(graceful=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._rejections.flush()
+        await self._influx.aclose()
+        self.metrics.connected.set(0)
+
+    # -- receiving: the hot path -------------------------------------------------
+
+    def _on_messages(self, conn: mqtt.Connection, messages: list[tuple[str, bytes, bytes | None, bool]]) -> None:
+        batch = self._batch
+        if batch.conn is not conn:
+            if batch.acks:
+                self._seal()
+                batch = self._batch
+            batch.conn = conn
+        now_ms = int(time.time() * 1000)
+        lines = batch.lines
+        acks = batch.acks
+        sites = self._sites
+        last_seq = self._last_seq
+        duplicates = redelivered = 0
+        for topic, payload, packet_id, dup in messages:
+            redelivered += dup
+            if len(payload) > self._max_payload:
+                self._reject(topic, Reason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}", now_ms, payload)
+            else:
+                parsed = parse(topic, payload, now_ms)
+                for record in parsed.records:
+                    device = record.device_id
+                    lines.append(record_line(record, sites.get(device, "")))
+                    seq = getattr(record, "seq", None)
+                    if seq is not None:
+                        duplicates += last_seq.get(device) == seq
+                        last_seq[device] = seq
+                for rejection in parsed.rejections:
+                    self._reject(topic, rejection.reason, rejection.detail, now_ms, payload)
+            if packet_id is not None:
+                acks.append(packet_id)
+        m = self.metrics
+        m.received.inc(len(messages))
+        if redelivered:
+            m.redelivered.inc(redelivered)
+        if duplicates:
+            m.duplicates.inc(duplicates)
+        if len(lines) >= self._batch_size:
+            self._seal()
+
+    def _reject(self, topic: str, reason: str, detail: str, now_ms: int, payload: bytes) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        self._rejections.note(reason, topic, detail)
+        self._batch.dead.append(entry(topic, reason, detail, now_ms, payload))
+
+    def _seal(self) -> None:
+        batch = self._batch
+        if batch.lines or batch.acks or batch.dead:
+            self._sealed.put_nowait(batch)
+            self._batch = _Batch(conn=batch.conn)
+
+    async def _flush_loop(self) -> None:
+        interval = self.settings.ingest.flush_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            self._seal()
+
+    # -- storing -----------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            batch = await self._sealed.get()
+            try:
+                await self._commit(batch)
+            finally:
+                self._sealed.task_done()
+
+    async def _commit(self, batch: _Batch) -> None:
+        if batch.lines:
+            body = "\n".join(batch.lines).encode()
+            if len(self._spool) or not await self._write(body, len(batch.lines)):
+                await asyncio.to_thread(self._spool.append, body, len(batch.lines))
+                self.metrics.spooled.inc(len(batch.lines))
+                self._update_spool_gauges()
+                self._spooled.set()
+        if batch.dead:
+            await asyncio.to_thread(self._dead.write, batch.dead)
+        if batch.conn is not None:
+            batch.conn.ack(batch.acks)
+
+    async def _write(self, body: bytes, records: int) -> bool:
+        """True once InfluxDB holds every line it will ever accept; False: try again later.
+
+        A body InfluxDB blames is split in halves until the refused lines stand
+        alone; those become dead letters and the rest is written.
+        """
+        started = time.perf_counter()
+        try:
+            await self._influx.write(body)
+        except httpx.TransportError as exc:
+            log.warning("InfluxDB unreachable (%s); spooling", exc.__class__.__name__)
+            return False
+        except InfluxError as exc:
+            if exc.status not in _BAD_POINT_STATUS:
+                log.warning("InfluxDB refused a batch (%s); spooling", exc)
+                return False
+            lines = body.split(b"\n")
+            if len(lines) == 1:
+                self.metrics.rejected.labels(INFLUX_REFUSED).inc()
+                self._rejections.note(INFLUX_REFUSED, "", str(exc))
+                dead = entry("", INFLUX_REFUSED, str(exc), int(time.time() * 1000), body)
+                await asyncio.to_thread(self._dead.write, [dead])
+                return True
+            half = len(lines) // 2
+            return await self._write(b"\n".join(lines[:half]), half) and await self._write(
+                b"\n".join(lines[half:]), len(lines) - half
+            )
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+        self.metrics.written.inc(records)
+        return True
+
+    async def _replay_loop(self) -> None:
+        """Oldest segment first; a segment is deleted only after InfluxDB took all of it."""
+        delay = 0.5
+        while True:
+            segment = self._spool.oldest()
+            if segment is None:
+                self._spooled.clear()
+                await self._spooled.wait()
+                continue
+            body = await asyncio.to_thread(segment.read)
+            if await self._write(body, segment.records):
+                await asyncio.to_thread(self._spool.remove, segment)
+                self._update_spool_gauges()
+                if not len(self._spool):
+                    log.info("spool replayed into InfluxDB")
+                delay = 0.5
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _update_spool_gauges(self) -> None:
+        self.metrics.spool_bytes.set(self._spool.bytes)
+        self.metrics.spool_records.set(self._spool.records)
+
+    # -- connecting and the device registry ---------------------------------------
+
+    def _session(self) -> mqtt.Session:
+        m = self.settings.mqtt
+        return mqtt.Session(
+            host=m.host,
+            port=m.port,
+            client_id=self.client_id,
+            username=m.username,
+            password=m.password,
+            keepalive_s=m.keepalive_s,
+        )
+
+    def _tls(self) -> ssl.SSLContext | None:
+        m = self.settings.mqtt
+        if not m.tls:
+            return None
+        return ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
+
+    async def _connect_loop(self) -> None:
+        session, tls = self._session(), self._tls()
+        delay = 0.2
+        while True:
+            try:
+                conn = await mqtt.connect(session, self.topic_filter, self._on_messages, tls)
+            except (OSError, TimeoutError, mqtt.MqttError) as exc:
+                log.warning("broker %s:%d: %s; retrying in %.1f s", session.host, session.port, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.2
+            self._conn = conn
+            self.metrics.connected.set(1)
+            log.info(
+                "subscribed to %s as %s (session %s)",
+                self.topic_filter,
+                session.client_id,
+                "resumed" if conn.session_present else "new",
+            )
+            self.ready.set()
+            pinger = asyncio.create_task(conn.keepalive(session.keepalive_s))
+            try:
+                await conn.closed
+            except mqtt.MqttError as exc:
+                log.warning("broker: %s; reconnecting", exc)
+            finally:
+                pinger.cancel()
+                self.metrics.connected.set(0)
+
+    async def _refresh_sites(self) -> None:
+        try:
+            self._sites = await load_sites(self.settings.store.url)
+        except Exception as exc:  # noqa: BLE001 - a registry outage must not stop recording
+            log.warning("device registry unavailable (%s); keeping %d known sites", exc, len(self._sites))
+
+    async def _sites_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SITES_REFRESH_S)
+            await self._refresh_sites()
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Ingest until `stop` is set, or SIGINT/SIGTERM when no event is given."""
+    ingestor = Ingestor(settings)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    await ingestor.start()
+    try:
+        await stop.wait()
+    finally:
+        await ingestor.stop()
