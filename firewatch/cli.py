@@ -90,6 +90,78 @@ def bench_ingest(
 # --- end ingest ---
 
 
+# --- api (api/, bench/api.py) ---
+api_app = typer.Typer(invoke_without_command=True, help="The REST API, live stream and console.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens (roles viewer, operator, admin).")
+api_app.add_typer(token_app, name="token")
+app.add_typer(api_app, name="api")
+
+
+@api_app.callback()
+def api_cmd(ctx: typer.Context) -> None:
+    """Serve the API and the console at [api] host:port."""
+    if ctx.invoked_subcommand is None:
+        import logging
+
+        import api
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        api.serve(settings())
+
+
+@token_app.command("create")
+def api_token_create(
+    role: Annotated[str, typer.Option(help="viewer, operator or admin.")],
+    name: Annotated[str, typer.Option(help="Who holds it; the actor in the audit trail.")],
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    import asyncio
+
+    from api.auth import RANK, issue
+
+    if role not in RANK:
+        raise typer.BadParameter(f"role must be one of {', '.join(RANK)}", param_hint="--role")
+    print(asyncio.run(issue(settings().store.url, name, role)))  # type: ignore[arg-type]
+
+
+@token_app.command("list")
+def api_token_list() -> None:
+    """List tokens: id, role, name, revoked or not."""
+    import asyncio
+
+    from api.auth import tokens
+
+    for t in asyncio.run(tokens(settings().store.url)):
+        print(f"{t.id}\t{t.role}\t{t.name}\t{'revoked' if t.revoked_ms else 'active'}")
+
+
+@token_app.command("revoke")
+def api_token_revoke(token_id: Annotated[int, typer.Argument(help="Token id from `token list`.")]) -> None:
+    """Revoke a token (running apis stop accepting it within 10 s)."""
+    import asyncio
+
+    from api.auth import revoke_id
+
+    if not asyncio.run(revoke_id(settings().store.url, token_id)):
+        err.print(f"no active token {token_id}")
+        raise typer.Exit(1)
+
+
+@bench_app.command("api")
+def bench_api(
+    devices: Annotated[int, typer.Option(help="Registered devices (and on the console map).")] = 20_000,
+    alerts: Annotated[int, typer.Option(help="Open alerts.")] = 500,
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 50,
+    requests: Annotated[int, typer.Option(help="Requests per measured endpoint.")] = 2_000,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """API p50/p99 latency under concurrent clients, and the console's first render with many devices."""
+    from bench import api as bench
+
+    bench.main(devices, alerts, clients, requests, json)
+# --- end api ---
+
+
 def main() -> None:
     try:
         app()

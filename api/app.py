@@ -1,0 +1,85 @@
+"""The api application: routes, error handlers, the console's files, and the background tasks.
+
+`create_app(settings)` builds it (tests run it in-process); `serve(settings)`
+runs it under uvicorn for `firewatch api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import alerts, auth, devices, errors, health, readings, roster, silences, stats, stream
+from api.auth import Authenticator
+from api.context import Context
+from api.health import Metrics, RequestMetrics
+from api.live import Feed, Listener
+from contract.db import open_store
+from contract.influx import Influx
+from contract.settings import Settings
+
+STATIC = Path(str(files("api") / "static"))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(settings.store.url)
+        influx = Influx(settings.influx)
+        feed = Feed(store)
+        listener = Listener(settings.mqtt, store, feed)
+        app.state.ctx = Context(settings, store, influx, feed, listener, metrics)
+        app.state.auth = Authenticator(store)
+        feed.last_id = await feed.head()
+        tasks = [asyncio.create_task(t) for t in (feed.run(), listener.run(), listener.record_statuses())]
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await influx.aclose()
+            await store.aclose()
+
+    app = FastAPI(
+        title="firewatch",
+        version="1",
+        summary="City fire-warning center: devices, readings, alerts, live stream, statistics.",
+        description="Authenticate with `Authorization: Bearer <token>` "
+        "(`firewatch api token create --role viewer|operator|admin`). Errors are JSON: "
+        '`{"status", "error", "message", "errors"?}`.',
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (auth, devices, readings, alerts, silences, roster, stream, stats, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def serve(settings: Settings) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,233 @@
+"""API tokens and roles: viewer < operator < admin.
+
+A viewer watches; an operator acknowledges, resolves, comments and silences;
+an admin also manages devices, the duty roster and tokens. The token's name is
+the actor written to the audit trail. The console logs in once with a token and
+then rides on an HttpOnly, SameSite=Strict cookie, which is also how the
+browser's EventSource (which cannot send headers) authenticates the stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+
+from api.context import Ctx
+from api.errors import ApiError, not_found
+from api.fields import IdPath, Name
+from api.tables import ApiToken
+from contract.db import Store, now_ms, open_store
+
+Role = Literal["viewer", "operator", "admin"]
+RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+COOKIE = "firewatch_token"
+CACHE_S = 10.0
+"""A token revoked by another process stops working within this long; via the api, at once."""
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 suffices: tokens are 256 random bits, so there is nothing to brute-force."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(store: Store, name: str, role: Role, created_by: str) -> tuple[ApiToken, str]:
+    """Make a token; the plain text is returned once and never stored."""
+    if role not in RANK:
+        raise ValueError(f"role must be one of {', '.join(RANK)}")
+    plain = "fw_" + secrets.token_urlsafe(32)
+    async with store.session() as s, s.begin():
+        row = ApiToken(name=name, role=role, token_hash=token_hash(plain), created_by=created_by)
+        s.add(row)
+        await s.flush()
+        await store.audit(s, created_by, "create", f"token:{row.id}", name=name, role=role)
+    return row, plain
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: int
+    name: str
+    role: str
+
+
+class Authenticator:
+    """Looks tokens up by hash, remembering answers briefly so each request costs no query."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def principal(self, token: str) -> Principal | None:
+        digest = token_hash(token)
+        hit = self._cache.get(digest)
+        if hit and time.monotonic() - hit[0] < CACHE_S:
+            return hit[1]
+        async with self.store.session() as s:
+            row = (
+                await s.execute(
+                    select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_ms.is_(None))
+                )
+            ).scalar_one_or_none()
+        found = Principal(row.id, row.name, row.role) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (time.monotonic(), found)
+        return found
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+_bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer fw_...`")
+_cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="set by POST /api/v1/session")
+
+
+def require(role: Role):  # noqa: ANN201 - a FastAPI dependency factory
+    async def dependency(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        cookie: Annotated[str | None, Depends(_cookie)],
+    ) -> Principal:
+        token = bearer.credentials if bearer else cookie
+        if not token:
+            raise ApiError(401, "an API token is required (Authorization: Bearer ... or log in)")
+        who = await request.app.state.auth.principal(token)
+        if who is None:
+            raise ApiError(401, "the API token is unknown or revoked")
+        if RANK[who.role] < RANK[role]:
+            raise ApiError(403, f"this needs the {role} role; the token {who.name!r} is {who.role}")
+        return who
+
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200)
+
+
+class Me(BaseModel):
+    name: str
+    role: Role
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    role: Role
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    role: Role
+    created_ms: int
+    created_by: str
+    revoked_ms: int | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown this once; only its hash is kept")
+
+
+@router.post("/session", response_model=Me, summary="Log in with a token (sets the console cookie)")
+async def login(body: LoginIn, request: Request, response: Response) -> Me:
+    who = await request.app.state.auth.principal(body.token)
+    if who is None:
+        raise ApiError(401, "the API token is unknown or revoked")
+    response.set_cookie(
+        COOKIE,
+        body.token,
+        max_age=7 * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return Me(name=who.name, role=who.role)
+
+
+@router.delete("/session", status_code=204, summary="Log out (clears the console cookie)")
+async def logout(response: Response) -> Response:
+    response.delete_cookie(COOKIE)
+    response.status_code = 204
+    return response
+
+
+@router.get("/session", response_model=Me, summary="Who the presented token belongs to")
+async def me(who: Viewer) -> Me:
+    return Me(name=who.name, role=who.role)
+
+
+@router.get("/tokens", response_model=list[TokenOut], summary="List API tokens (never their values)")
+async def list_tokens(c: Ctx, _: Admin) -> list[ApiToken]:
+    async with c.store.session() as s:
+        return list((await s.execute(select(ApiToken).order_by(ApiToken.id))).scalars())
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201, summary="Create an API token")
+async def new_token(body: TokenIn, c: Ctx, who: Admin) -> TokenCreated:
+    row, plain = await create_token(c.store, body.name, body.role, who.name)
+    return TokenCreated(**TokenOut.model_validate(row).model_dump(), token=plain)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
+async def revoke(token_id: IdPath, c: Ctx, request: Request, who: Admin) -> Response:
+    async with c.store.session() as s, s.begin():
+        done = await s.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id, ApiToken.revoked_ms.is_(None))
+            .values(revoked_ms=now_ms())
+        )
+        if done.rowcount == 0:
+            raise not_found(f"active token {token_id}")
+        await c.store.audit(s, who.name, "revoke", f"token:{token_id}")
+    request.app.state.auth.forget()
+    return Response(status_code=204)
+
+
+async def issue(store_url: str, name: str, role: Role) -> str:
+    """For `firewatch api token create`: the first admin token has to come from somewhere."""
+    store = await open_store(store_url)
+    try:
+        return (await create_token(store, name, role, "cli"))[1]
+    finally:
+        await store.aclose()
+
+
+async def tokens(store_url: str) -> list[ApiToken]:
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s:
+            return list((await s.execute(select(ApiToken).order_by(ApiToken.id))).scalars())
+    finally:
+        await store.aclose()
+
+
+async def revoke_id(store_url: str, token_id: int) -> bool:
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s, s.begin():
+            done = await s.execute(
+                update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_ms.is_(None)).values(revoked_ms=now_ms())
+            )
+            if done.rowcount:
+                await store.audit(s, "cli", "revoke", f"token:{token_id}")
+            return bool(done.rowcount)
+    finally:
+        await store.aclose()

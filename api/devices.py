@@ -1,0 +1,313 @@
+"""The device registry: list and filter, create, update, retire, and bulk import from CSV.
+
+Retiring keeps the row (and its history) but takes the device off the map and
+out of the statistics; ids stay unique forever so old readings never get a new owner.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import func, select
+
+from api.auth import Admin, Viewer
+from api.context import Ctx
+from api.errors import ApiError, conflict, not_found
+from api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
+from api.tables import DeviceState
+from contract.db import Device, now_ms
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+MAX_CSV_BYTES = 20 * 1024 * 1024
+CSV_COLUMNS = ("id", "kind", "district", "site", "address", "latitude", "longitude", "thresholds")
+Thresholds = dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], float]
+
+
+def _finite(v: dict[str, float]) -> dict[str, float]:
+    for name, value in v.items():
+        if not math.isfinite(value):
+            raise ValueError(f"threshold {name} must be a finite number")
+    if len(v) > 100:
+        raise ValueError("at most 100 thresholds")
+    return v
+
+
+class _Place(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    district: District
+    site: Site = ""
+    address: Annotated[str, Field(max_length=256, pattern=r"^[^\x00]*$")] = ""
+    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    thresholds: Thresholds = Field(default_factory=dict, description="overrides of the alerting defaults")
+    report_interval_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = None
+
+    _check_thresholds = field_validator("thresholds")(_finite)
+
+
+class DeviceIn(_Place):
+    id: DeviceId
+    kind: KindName
+
+
+class DevicePatch(BaseModel):
+    """Only the fields given change; `kind` never does (a new kind is a new device)."""
+
+    model_config = ConfigDict(extra="forbid")
+    district: District | None = None
+    site: Site | None = None
+    address: Annotated[str, Field(max_length=256, pattern=r"^[^\x00]*$")] | None = None
+    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    thresholds: Thresholds | None = None
+    report_interval_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = None
+
+    _check_thresholds = field_validator("thresholds")(lambda v: v if v is None else _finite(v))
+
+
+class Status(BaseModel):
+    online: bool
+    ts_ms: int
+    fw: str
+    changed_ms: int
+
+
+class DeviceOut(BaseModel):
+    id: str
+    kind: str
+    district: str
+    site: str
+    address: str
+    latitude: float | None
+    longitude: float | None
+    thresholds: dict[str, Any]
+    report_interval_s: int | None
+    created_ms: int
+    retired_ms: int | None
+    status: Status | None = None
+
+
+class DeviceList(BaseModel):
+    total: int
+    items: list[DeviceOut]
+
+
+class Rejected(BaseModel):
+    line: int
+    id: str
+    reason: str
+
+
+class ImportReport(BaseModel):
+    created: int
+    updated: int
+    rejected: list[Rejected]
+
+
+def device_out(d: Device, st: DeviceState | None = None) -> DeviceOut:
+    status = Status(online=st.online, ts_ms=st.ts_ms, fw=st.fw, changed_ms=st.changed_ms) if st else None
+    return DeviceOut(
+        id=d.id,
+        kind=d.kind,
+        district=d.district,
+        site=d.site,
+        address=d.address,
+        latitude=d.latitude,
+        longitude=d.longitude,
+        thresholds=d.thresholds or {},
+        report_interval_s=d.report_interval_s,
+        created_ms=d.created_ms,
+        retired_ms=d.retired_ms,
+        status=status,
+    )
+
+
+async def load_device(c: Ctx, device_id: str) -> Device:
+    async with c.store.session() as s:
+        d = await s.get(Device, device_id)
+    if d is None:
+        raise not_found(f"device {device_id}")
+    return d
+
+
+@router.get("/devices", response_model=DeviceList, summary="List devices, filtered")
+async def list_devices(
+    c: Ctx,
+    _: Viewer,
+    kind: Annotated[KindName | None, Query()] = None,
+    district: Annotated[District | None, Query()] = None,
+    site: Annotated[Site | None, Query()] = None,
+    online: Annotated[bool | None, Query(description="by last reported status")] = None,
+    retired: Annotated[bool, Query(description="list retired devices instead")] = False,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> DeviceList:
+    q = select(Device, DeviceState).outerjoin(DeviceState, DeviceState.device_id == Device.id)
+    q = q.where(Device.retired_ms.is_not(None) if retired else Device.retired_ms.is_(None))
+    if kind:
+        q = q.where(Device.kind == kind)
+    if district:
+        q = q.where(Device.district == district)
+    if site:
+        q = q.where(Device.site == site)
+    if online is not None:
+        q = q.where(DeviceState.online.is_(online))
+    async with c.store.session() as s:
+        total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = (await s.execute(q.order_by(Device.id).limit(limit).offset(offset))).all()
+    return DeviceList(total=total, items=[device_out(d, st) for d, st in rows])
+
+
+@router.get("/devices/{device_id}", response_model=DeviceOut, summary="One device with its last status")
+async def get_device(device_id: DevicePath, c: Ctx, _: Viewer) -> DeviceOut:
+    async with c.store.session() as s:
+        d = await s.get(Device, device_id)
+        st = await s.get(DeviceState, device_id)
+    if d is None:
+        raise not_found(f"device {device_id}")
+    return device_out(d, st)
+
+
+@router.post("/devices", response_model=DeviceOut, status_code=201, summary="Register a device")
+async def create_device(body: DeviceIn, c: Ctx, who: Admin) -> DeviceOut:
+    async with c.store.session() as s, s.begin():
+        if await s.get(Device, body.id) is not None:
+            raise conflict(f"device {body.id} already exists (retired ids are never reused)")
+        d = Device(**body.model_dump())
+        s.add(d)
+        await c.store.audit(s, who.name, "create", f"device:{body.id}", **body.model_dump(exclude={"id"}))
+    c.feed.poke()
+    return device_out(d)
+
+
+@router.patch("/devices/{device_id}", response_model=DeviceOut, summary="Change where a device is or its thresholds")
+async def update_device(device_id: DevicePath, body: DevicePatch, c: Ctx, who: Admin) -> DeviceOut:
+    changes = body.model_dump(exclude_unset=True)
+    if any(changes.get(k, 0) is None for k in ("district", "site", "address", "thresholds")):
+        raise ApiError(422, "district, site, address and thresholds cannot be null")
+    async with c.store.session() as s, s.begin():
+        d = await s.get(Device, device_id)
+        if d is None:
+            raise not_found(f"device {device_id}")
+        if d.retired_ms is not None:
+            raise conflict(f"device {device_id} is retired")
+        for key, value in changes.items():
+            setattr(d, key, value)
+        await c.store.audit(s, who.name, "update", f"device:{device_id}", **changes)
+        st = await s.get(DeviceState, device_id)
+    c.feed.poke()
+    return device_out(d, st)
+
+
+@router.delete("/devices/{device_id}", response_model=DeviceOut, summary="Retire a device (kept, off the map)")
+async def retire_device(device_id: DevicePath, c: Ctx, who: Admin) -> DeviceOut:
+    async with c.store.session() as s, s.begin():
+        d = await s.get(Device, device_id)
+        if d is None:
+            raise not_found(f"device {device_id}")
+        if d.retired_ms is not None:
+            raise conflict(f"device {device_id} is already retired")
+        d.retired_ms = now_ms()
+        await c.store.audit(s, who.name, "retire", f"device:{device_id}")
+    c.feed.poke()
+    return device_out(d)
+
+
+def _csv_row(raw: dict[str, str | None]) -> DeviceIn:
+    """One CSV row as a DeviceIn; raises ValueError with the reason a person can act on."""
+    missing = [k for k in ("id", "kind", "district") if not (raw.get(k) or "").strip()]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    fields: dict[str, Any] = {k: (raw.get(k) or "").strip() for k in CSV_COLUMNS}
+    for key in ("latitude", "longitude"):
+        try:
+            fields[key] = float(fields[key]) if fields[key] else None
+        except ValueError:
+            raise ValueError(f"{key} {fields[key]!r} is not a number") from None
+    text = fields["thresholds"]
+    try:
+        fields["thresholds"] = orjson.loads(text) if text else {}
+    except orjson.JSONDecodeError:
+        raise ValueError("thresholds is not JSON (expected an object like {\"residual_ma\": 300})") from None
+    try:
+        return DeviceIn(**fields)
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+
+@router.post(
+    "/devices/import",
+    response_model=ImportReport,
+    summary="Import devices from CSV; existing ids are updated",
+    description="Columns: " + ", ".join(CSV_COLUMNS) + " (thresholds as a JSON object). "
+    "Each row stands alone: a bad row is reported with its line and reason, the others are imported.",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def import_devices(request: Request, c: Ctx, who: Admin) -> ImportReport:
+    raw = await request.body()
+    if len(raw) > MAX_CSV_BYTES:
+        raise ApiError(413, f"CSV larger than {MAX_CSV_BYTES // (1024 * 1024)} MiB; split it")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, f"CSV must be UTF-8: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    if "id" not in header or "kind" not in header or "district" not in header:
+        raise ApiError(422, f"CSV header must name at least id, kind, district (columns: {', '.join(CSV_COLUMNS)})")
+    report = ImportReport(created=0, updated=0, rejected=[])
+    good: dict[str, tuple[int, DeviceIn]] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            try:
+                dev = _csv_row(row)
+            except ValueError as exc:
+                report.rejected.append(Rejected(line=line, id=str(row.get("id") or "")[:64], reason=str(exc)))
+                continue
+            if dev.id in good:
+                report.rejected.append(Rejected(line=line, id=dev.id, reason=f"duplicate of line {good[dev.id][0]}"))
+                continue
+            good[dev.id] = (line, dev)
+    except csv.Error as exc:
+        raise ApiError(422, f"CSV unreadable at line {reader.line_num}: {exc}") from None
+    ids = list(good)
+    async with c.store.session() as s, s.begin():
+        existing: dict[str, Device] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            existing.update({d.id: d for d in (await s.execute(select(Device).where(Device.id.in_(chunk)))).scalars()})
+        for device_id, (line, dev) in good.items():
+            values = dev.model_dump(exclude={"id"})
+            d = existing.get(device_id)
+            if d is None:
+                s.add(Device(id=device_id, **values))
+                report.created += 1
+                action = "create"
+            elif d.retired_ms is not None:
+                report.rejected.append(Rejected(line=line, id=device_id, reason="device is retired"))
+                continue
+            elif d.kind != dev.kind:
+                report.rejected.append(
+                    Rejected(line=line, id=device_id, reason=f"device is a {d.kind}; kind cannot change")
+                )
+                continue
+            else:
+                for key, value in values.items():
+                    setattr(d, key, value)
+                report.updated += 1
+                action = "update"
+            await c.store.audit(s, who.name, action, f"device:{device_id}", via="import", **values)
+    report.rejected.sort(key=lambda r: r.line)
+    c.feed.poke()
+    return report

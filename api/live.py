@@ -1,0 +1,193 @@
+"""The live side of the api: wake stream clients promptly, and record device status changes.
+
+The audit table is the one ordered history of changes (alerting writes a row per
+alert change, this module a row per device status change), so the stream can
+resume from any audit id. MQTT only makes it prompt: an alert change on
+`fire/v1/_alerts/#` or a status on `fire/v1/+/+/status` wakes the feed, and a
+one-second poll of the audit table covers a missed or early wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+
+import aiomqtt
+from sqlalchemy import func, select
+
+from api.tables import DeviceState
+from contract.db import AuditEntry, Store, now_ms
+from contract.payload import DeviceStatus, parse
+from contract.settings import MqttSettings
+from contract.topics import ALERTS, PREFIX
+
+log = logging.getLogger("firewatch.api.live")
+POLL_S = 1.0
+STATUS_FLUSH_S = 0.1
+STATUS_CHUNK = 500
+
+
+class Feed:
+    """Tells waiting stream clients that the audit table has grown past `last_id`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.last_id = 0
+        self._grown = asyncio.Event()
+        self._poke = asyncio.Event()
+
+    def poke(self) -> None:
+        """Something may have changed; look now instead of at the next poll."""
+        self._poke.set()
+
+    def grown(self) -> asyncio.Event:
+        """An event set at the next growth; take it before reading, then wait on it."""
+        return self._grown
+
+    async def head(self) -> int:
+        async with self.store.session() as s:
+            return (await s.execute(select(func.max(AuditEntry.id)))).scalar() or 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._poke.wait(), POLL_S)
+            except TimeoutError:
+                pass
+            self._poke.clear()
+            try:
+                head = await self.head()
+            except Exception as exc:  # noqa: BLE001 - the store may be down; keep polling
+                log.warning("audit poll failed: %s", exc)
+                continue
+            if head != self.last_id:
+                self.last_id = head
+                grown, self._grown = self._grown, asyncio.Event()
+                grown.set()
+
+
+class Listener:
+    """One MQTT connection: alert changes and device statuses in, the api's alert changes out."""
+
+    def __init__(self, settings: MqttSettings, store: Store, feed: Feed) -> None:
+        self.settings = settings
+        self.store = store
+        self.feed = feed
+        self.connected = False
+        self.status_changes = 0
+        self._client: aiomqtt.Client | None = None
+        self._pending: dict[str, DeviceStatus] = {}
+        self._pending_set = asyncio.Event()
+
+    def _client_for(self) -> aiomqtt.Client:
+        s = self.settings
+        tls = None
+        if s.tls:
+            tls = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            identifier=f"{s.client_id_prefix}-api-{socket.gethostname()}-{os.getpid()}",
+            keepalive=s.keepalive_s,
+            tls_context=tls,
+        )
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                async with self._client_for() as client:
+                    self._client = client
+                    await client.subscribe(f"{PREFIX}/{ALERTS}/#", qos=1)
+                    await client.subscribe(f"{PREFIX}/+/+/status", qos=1)
+                    self.connected = True
+                    backoff = 0.2
+                    self.feed.poke()
+                    async for msg in client.messages:
+                        self._handle(msg.topic.value, msg.payload)
+            except aiomqtt.MqttError as exc:
+                log.info("MQTT connection lost (%s); retrying in %.1f s", exc, backoff)
+            finally:
+                self.connected = False
+                self._client = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _handle(self, topic: str, payload: object) -> None:
+        if topic.startswith(f"{PREFIX}/{ALERTS}/"):
+            self.feed.poke()
+            return
+        if not isinstance(payload, bytes | bytearray):
+            return
+        for record in parse(topic, bytes(payload)).records:
+            if isinstance(record, DeviceStatus):
+                self._pending[record.device_id] = record
+                self._pending_set.set()
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Best effort: the SQL row and its audit entry are the truth, this only tells others sooner."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            await client.publish(topic, payload, qos=1)
+        except aiomqtt.MqttError as exc:
+            log.info("could not publish %s: %s", topic, exc)
+
+    async def record_statuses(self) -> None:
+        """Write each device's status change once: a DeviceState row plus an audit entry."""
+        while True:
+            await self._pending_set.wait()
+            await asyncio.sleep(STATUS_FLUSH_S)
+            self._pending_set.clear()
+            batch, self._pending = self._pending, {}
+            items = list(batch.values())
+            try:
+                for i in range(0, len(items), STATUS_CHUNK):
+                    self.status_changes += await self._record(items[i : i + STATUS_CHUNK])
+            except Exception as exc:  # noqa: BLE001 - store down: keep the newest, retry later
+                log.warning("could not record device statuses: %s", exc)
+                for item in items:
+                    self._pending.setdefault(item.device_id, item)
+                self._pending_set.set()
+                await asyncio.sleep(POLL_S)
+                continue
+            self.feed.poke()
+
+    async def _record(self, items: list[DeviceStatus]) -> int:
+        changed = 0
+        async with self.store.session() as s, s.begin():
+            ids = [i.device_id for i in items]
+            known = {
+                r.device_id: r
+                for r in (await s.execute(select(DeviceState).where(DeviceState.device_id.in_(ids)))).scalars()
+            }
+            for item in items:
+                row = known.get(item.device_id)
+                if row is not None and item.ts_ms < row.ts_ms:
+                    continue
+                if row is None:
+                    row = DeviceState(device_id=item.device_id, online=item.online, ts_ms=item.ts_ms)
+                    s.add(row)
+                elif row.online == item.online:
+                    row.ts_ms = item.ts_ms
+                    row.fw = item.fw or row.fw
+                    continue
+                row.online, row.ts_ms, row.district = item.online, item.ts_ms, item.district
+                row.fw, row.changed_ms = item.fw or row.fw or "", now_ms()
+                changed += 1
+                await self.store.audit(
+                    s,
+                    "device",
+                    "online" if item.online else "offline",
+                    f"device:{item.device_id}",
+                    online=item.online,
+                    ts_ms=item.ts_ms,
+                    fw=item.fw,
+                )
+        return changed

@@ -1,0 +1,151 @@
+"""The live stream (Server-Sent Events) and the console's starting snapshot.
+
+Each event's id is an audit id. A client that reconnects with `Last-Event-ID`
+(EventSource does this by itself) or `?since=` gets every alert and device
+change after it, in order, so nothing is missed across a disconnect. The
+snapshot returns the cursor it was taken at: load it, then stream from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
+from sqlalchemy import or_, select
+
+from api.alerts import OPEN, AlertOut, AuditOut, queue_order
+from api.auth import Viewer
+from api.context import Context, Ctx
+from api.devices import device_out
+from api.fields import MAX_ID
+from api.tables import DeviceState
+from contract.db import Alert, AuditEntry, Device
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+BATCH = 500
+IDLE_S = 15.0
+
+
+class Snapshot(BaseModel):
+    cursor: int
+    devices: dict[str, list[Any]]
+    """Columns id, kind, district, site, latitude, longitude, online (null: never reported)."""
+    alerts: list[AlertOut]
+    map_tile_url: str
+
+
+async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSentEvent]:
+    """Alert and device changes after audit id `after`, each with its subject's current state."""
+    async with c.store.session() as s:
+        rows = list(
+            (
+                await s.execute(
+                    select(AuditEntry)
+                    .where(
+                        AuditEntry.id > after,
+                        or_(AuditEntry.subject.like("alert:%"), AuditEntry.subject.like("device:%")),
+                    )
+                    .order_by(AuditEntry.id)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        alert_ids = {int(k) for r in rows if (k := r.subject[6:]).isdigit() and r.subject.startswith("alert:")}
+        device_ids = {r.subject[7:] for r in rows if r.subject.startswith("device:")}
+        alerts = {a.id: a for a in (await s.execute(select(Alert).where(Alert.id.in_(alert_ids)))).scalars()}
+        devices = {d.id: d for d in (await s.execute(select(Device).where(Device.id.in_(device_ids)))).scalars()}
+        states = {
+            st.device_id: st
+            for st in (await s.execute(select(DeviceState).where(DeviceState.device_id.in_(device_ids)))).scalars()
+        }
+    events = []
+    for r in rows:
+        audit = AuditOut.model_validate(r).model_dump()
+        if r.subject.startswith("alert:"):
+            a = alerts.get(int(r.subject[6:])) if r.subject[6:].isdigit() else None
+            if a is None:
+                continue
+            data: dict[str, Any] = {"audit": audit, "alert": AlertOut.model_validate(a).model_dump()}
+            events.append(ServerSentEvent(id=str(r.id), event="alert", data=data))
+        else:
+            device_id = r.subject[7:]
+            d = devices.get(device_id)
+            st = states.get(device_id)
+            data = {
+                "audit": audit,
+                "device_id": device_id,
+                "device": device_out(d, st).model_dump() if d else None,
+                "online": st.online if st else None,
+            }
+            events.append(ServerSentEvent(id=str(r.id), event="device", data=data))
+    if rows and (not events or events[-1].id != str(rows[-1].id)):
+        events.append(ServerSentEvent(id=str(rows[-1].id), event="cursor", data={"cursor": rows[-1].id}))
+    return events
+
+
+def _cursor(last_event_id: str | None, since: int | None) -> int | None:
+    if last_event_id and last_event_id.strip().isdigit() and len(last_event_id.strip()) < 19:
+        return int(last_event_id.strip())
+    return since
+
+
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    summary="Live alert and device changes (SSE), resumable by Last-Event-ID",
+    description="Events: `alert` {audit, alert}, `device` {audit, device_id, device, online}, "
+    "`cursor` {cursor} (position only). Without Last-Event-ID or since, starts at the present.",
+)
+async def stream(
+    c: Ctx,
+    _: Viewer,
+    since: Annotated[int | None, Query(ge=0, le=MAX_ID, description="audit id to resume after")] = None,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    cursor = _cursor(last_event_id, since)
+    if cursor is None:
+        cursor = await c.feed.head()
+    c.metrics.stream_clients.inc()
+    try:
+        yield ServerSentEvent(id=str(cursor), event="cursor", data={"cursor": cursor}, retry=2000)
+        while True:
+            grown = c.feed.grown()
+            batch = await changes(c, cursor)
+            for event in batch:
+                yield event
+            if batch:
+                cursor = int(batch[-1].id or cursor)
+            if len(batch) >= BATCH:
+                continue
+            try:
+                await asyncio.wait_for(grown.wait(), IDLE_S)
+            except TimeoutError:
+                pass
+    finally:
+        c.metrics.stream_clients.dec()
+
+
+@router.get("/console/snapshot", response_model=Snapshot, summary="Devices (columnar) and open alerts, with the stream cursor")
+async def snapshot(c: Ctx, _: Viewer) -> Snapshot:
+    cursor = await c.feed.head()
+    async with c.store.session() as s:
+        rows = (
+            await s.execute(
+                select(
+                    Device.id, Device.kind, Device.district, Device.site, Device.latitude, Device.longitude,
+                    DeviceState.online,
+                )
+                .outerjoin(DeviceState, DeviceState.device_id == Device.id)
+                .where(Device.retired_ms.is_(None))
+                .order_by(Device.id)
+            )
+        ).all()
+        alerts = (await s.execute(select(Alert).where(Alert.state.in_(OPEN)).order_by(*queue_order()).limit(5000))).scalars()
+        open_alerts = [AlertOut.model_validate(a) for a in alerts]
+    names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
+    columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    return Snapshot(cursor=cursor, devices=columns, alerts=open_alerts, map_tile_url=c.settings.api.map_tile_url)

@@ -1,0 +1,126 @@
+"""The api as a real HTTP server in a thread, with tokens of each role; used by all api tests.
+
+Running uvicorn for real (not an in-process transport) is what the console,
+the live stream and schemathesis see, so the tests exercise the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from api import create_app
+from api.auth import issue
+from contract.settings import Settings
+from firewatch.services import free_port
+
+
+class ApiThread:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"host": "127.0.0.1", "port": free_port()})}
+        )
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api.port}"
+
+    def start(self) -> ApiThread:
+        config = uvicorn.Config(
+            create_app(self.settings), host="127.0.0.1", port=self.settings.api.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("api did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.server and self.thread:
+            self.server.should_exit = True
+            self.thread.join(10)
+
+
+def tokens(settings: Settings) -> dict[str, str]:
+    return {
+        role: asyncio.run(issue(settings.store.url, f"{role}-tester", role))  # type: ignore[arg-type]
+        for role in ("viewer", "operator", "admin")
+    }
+
+
+def client(api: ApiThread, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=api.url, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[ApiThread]:
+    server = ApiThread(settings).start()
+    yield server
+    server.stop()
+
+
+def read_events(resp: httpx.Response, count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
+    """The next `count` SSE events (comments and keep-alives skipped) of a streaming response."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout_s
+    for line in resp.iter_lines():
+        if time.monotonic() > deadline:
+            break
+        if not line:
+            if current:
+                events.append(current)
+                current = {}
+                if len(events) >= count:
+                    break
+            continue
+        if line.startswith(":"):
+            continue
+        key, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        current[key] = orjson.loads(value) if key == "data" else value
+    return events
+
+
+def test_health_reports_every_backing_service(api: ApiThread) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        r = httpx.get(f"{api.url}/api/v1/health")
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ok": True, "broker": True, "influx": True, "store": True}
+
+
+def test_health_says_which_service_is_down(own_services: Any, tmp_path: Any) -> None:
+    m, i = own_services.mosquitto(), own_services.influxd()
+    server = ApiThread(own_services.settings(tmp_path, m, i)).start()
+    try:
+        i.kill()
+        r = httpx.get(f"{server.url}/api/v1/health")
+        assert r.status_code == 503
+        assert r.json()["influx"] is False and r.json()["store"] is True
+    finally:
+        server.stop()
+
+
+def test_metrics_count_requests_by_route(api: ApiThread) -> None:
+    httpx.get(f"{api.url}/api/v1/alerts/7")
+    text = httpx.get(f"{api.url}/metrics").text
+    assert 'firewatch_api_requests_total{method="GET",route="/api/v1/alerts/{alert_id}",status="401"} 1.0' in text
