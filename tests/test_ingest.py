@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
@@ -17,6 +23,8 @@ from contract.db import Device, open_store
 from contract.influx import Influx
 from contract.settings import Settings
 from ingest import Ingestor
+from firewatch.services import free_port
+from tests.conftest import OwnServices
 
 NOW = int(time.time() * 1000) - 3_600_000
 _publishers = itertools.count()
@@ -140,3 +148,202 @@ async def test_a_redelivered_message_is_stored_once(settings: Settings, ingestor
         await eventually(lambda: ingestor.metrics.value("firewatch_ingest_messages_received_total"), 3)
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 1)
     assert ingestor.metrics.value("firewatch_ingest_duplicates_total") == 2
+
+
+BAD_INPUTS: list[tuple[str, bytes, str]] = [
+    ("fire/v1/d1/H1/gps", telemetry("hydrant", NOW, 1, pressure_mpa=0.3), "bad_topic"),
+    ("fire/v1/D_1/H1/telemetry", telemetry("hydrant", NOW, 1, pressure_mpa=0.3), "bad_topic"),
+    ("fire/v1/d1/H1/telemetry", b'{"ts": 1, "kind": "hydrant", "m": {', "bad_json"),
+    ("fire/v1/d1/H1/telemetry", b"\xff\xfe\x00garbage", "bad_json"),
+    ("fire/v1/d1/H1/telemetry", b'{"kind": "hydrant"}', "bad_schema"),
+    ("fire/v1/d1/H1/telemetry", telemetry("toaster", NOW, 1, crumbs=3), "unknown_kind"),
+    ("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 1, flux_capacitor=1.21), "unknown_metric"),
+    ("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 1, pressure_mpa=99.0), "out_of_range"),
+    ("fire/v1/d1/H1/telemetry", telemetry("hydrant", 1_700_000_000, 1, pressure_mpa=0.3), "bad_timestamp"),
+    ("fire/v1/d1/P1/event", orjson.dumps({"ts": NOW, "kind": "panel", "event": "explode"}), "unknown_event"),
+    ("fire/v1/d1/H1/telemetry", b'{"kind": "hydrant", "m": {"temp_c": 1.0}, "pad": "' + b"x" * 2000 + b'"}', "oversized"),
+]
+
+
+async def test_bad_input_is_rejected_with_its_reason_and_never_blocks_good_messages(settings: Settings) -> None:
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"max_payload_bytes": 1024})}
+    )
+    async with Influx(settings.influx) as influx:
+        # A field InfluxDB already holds as an integer makes our float a type conflict it refuses.
+        await influx.write(f"hydrant,device_id=seed battery_pct=5i {NOW - 1}")
+        ing = Ingestor(settings)
+        await ing.start()
+        await asyncio.wait_for(ing.ready.wait(), 10)
+        good = 0
+        with Publisher(settings) as pub:
+            for topic, payload, _ in BAD_INPUTS:
+                pub.send("fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good, good, pressure_mpa=0.3))
+                good += 1
+                pub.send(topic, payload)
+            pub.send("fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good, good, battery_pct=50.0))
+            pub.send("fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good + 1, good + 1, pressure_mpa=0.3))
+            good += 1
+        await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), good)
+        await ing.stop()
+    reasons = [reason for _, _, reason in BAD_INPUTS] + ["influx_refused"]
+    for reason in set(reasons):
+        assert ing.metrics.value("firewatch_ingest_rejected_total", reason=reason) == reasons.count(reason), reason
+    dead = [orjson.loads(line) for line in settings.ingest.dead_letter_file.read_bytes().splitlines()]
+    assert sorted(d["reason"] for d in dead) == sorted(reasons)
+    by_reason = {d["reason"]: d for d in dead}
+    assert by_reason["out_of_range"]["topic"] == "fire/v1/d1/H1/telemetry"
+    assert "pressure_mpa" in by_reason["out_of_range"]["detail"]
+    assert by_reason["out_of_range"]["payload"] == telemetry("hydrant", NOW, 1, pressure_mpa=99.0).decode()
+    assert any("payload_b64" in d for d in dead if d["reason"] == "bad_json")
+    assert by_reason["oversized"]["payload_bytes"] > 2000 and "G1" in by_reason["influx_refused"]["payload"]
+
+
+async def test_influxdb_down_mid_stream_loses_nothing(tmp_path: Path, own_services: OwnServices) -> None:
+    broker, influxd = own_services.mosquitto(), own_services.influxd()
+    settings = own_services.settings(tmp_path, broker, influxd)
+    ing = Ingestor(settings)
+    await ing.start()
+    await asyncio.wait_for(ing.ready.wait(), 10)
+    async with Influx(settings.influx) as influx:
+        with Publisher(settings) as pub:
+            for i in range(200):
+                pub.send(f"fire/v1/d1/H{i % 10}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+            await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 200)
+            await asyncio.to_thread(influxd.stop)
+            for i in range(200, 500):
+                pub.send(f"fire/v1/d1/H{i % 10}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+            await asyncio.to_thread(pub.wait)
+        await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 300)
+        assert list((settings.ingest.spool_dir / ing.client_id).glob("*.lp"))
+        await asyncio.to_thread(influxd.start)
+        await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 500)
+        await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 0)
+        assert not list((settings.ingest.spool_dir / ing.client_id).glob("*.lp"))
+
+        # The spool is on disk: an ingest restarted while InfluxDB is still down replays it later.
+        await asyncio.to_thread(influxd.stop)
+        with Publisher(settings) as pub:
+            for i in range(500, 600):
+                pub.send(f"fire/v1/d1/H{i % 10}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+        await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 100)
+        await ing.stop()
+        await asyncio.to_thread(influxd.start)
+        ing = Ingestor(settings)
+        await ing.start()
+        await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 600)
+        await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 0)
+        await ing.stop()
+
+
+class IngestProcess:
+    """`firewatch ingest` as a real child process, configured only through FIREWATCH_* variables."""
+
+    def __init__(self, settings: Settings, client_id: str, cwd: Path) -> None:
+        self.metrics_port = free_port()
+        s = settings
+        self.env = {
+            **os.environ,
+            "FIREWATCH_MQTT__HOST": s.mqtt.host,
+            "FIREWATCH_MQTT__PORT": str(s.mqtt.port),
+            "FIREWATCH_INFLUX__URL": s.influx.url,
+            "FIREWATCH_INFLUX__DATABASE": s.influx.database,
+            "FIREWATCH_INGEST__SHARE_GROUP": s.ingest.share_group,
+            "FIREWATCH_INGEST__CLIENT_ID": client_id,
+            "FIREWATCH_INGEST__SPOOL_DIR": str(s.ingest.spool_dir),
+            "FIREWATCH_INGEST__DEAD_LETTER_FILE": str(s.ingest.dead_letter_file),
+            "FIREWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
+            "FIREWATCH_STORE__URL": s.store.url,
+        }
+        self.env.pop("FIREWATCH_CONFIG", None)
+        self.cwd = cwd
+        self.log = cwd / f"{client_id}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "firewatch", "ingest"], env=self.env, cwd=self.cwd, stdout=log, stderr=log
+            )
+
+    def metric(self, name: str) -> float:
+        """A counter from the process's /metrics; -1 while it is not serving yet."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1).text
+        except httpx.HTTPError:
+            return -1
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return -1
+
+    async def subscribed(self) -> None:
+        await eventually(lambda: asyncio.to_thread(self.metric, "firewatch_ingest_broker_connected"), 1.0)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(15)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[IngestProcess]]:
+    started: list[IngestProcess] = []
+    yield started
+    for p in started:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+async def test_ingest_killed_mid_stream_loses_nothing(
+    settings: Settings, tmp_path: Path, processes: list[IngestProcess]
+) -> None:
+    ingest = IngestProcess(settings, "killme", tmp_path)
+    processes.append(ingest)
+    ingest.start()
+    await ingest.subscribed()
+    n = 6000
+    received = "firewatch_ingest_messages_received_total"
+
+    def publish_steadily() -> None:
+        with Publisher(settings) as pub:
+            for i in range(n):
+                pub.send(f"fire/v1/d2/E{i % 50}/telemetry", telemetry("electrical", NOW + i, i, temp1_c=25.0))
+                if i % 20 == 0:
+                    time.sleep(0.002)
+
+    async def received_some() -> bool:
+        return await asyncio.to_thread(ingest.metric, received) > n / 4
+
+    publishing = asyncio.create_task(asyncio.to_thread(publish_steadily))
+    await eventually(received_some, True)
+    assert ingest.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert not publishing.done(), "the stream should still be flowing when ingest dies"
+    await publishing
+    async with Influx(settings.influx) as influx:
+        assert await count_points(influx, "electrical", "temp1_c") < n
+        ingest.start()
+        await eventually(lambda: count_points(influx, "electrical", "temp1_c"), n)
+    assert ingest.stop() == 0
+    assert "subscribed" in ingest.log.read_text() and "session resumed" in ingest.log.read_text()
+
+
+async def test_two_ingest_processes_share_the_stream_and_store_each_message_once(
+    settings: Settings, tmp_path: Path, processes: list[IngestProcess]
+) -> None:
+    processes += [IngestProcess(settings, "one", tmp_path), IngestProcess(settings, "two", tmp_path)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        await p.subscribed()
+    n = 4000
+    with Publisher(settings) as pub:
+        for i in range(n):
+            pub.send(f"fire/v1/d3/H{i % 100}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+    async with Influx(settings.influx) as influx:
+        await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), n)
+    received = [await asyncio.to_thread(p.metric, "firewatch_ingest_messages_received_total") for p in processes]
+    assert sum(received) == n and min(received) > 0, received
+    for p in processes:
+        assert p.stop() == 0
