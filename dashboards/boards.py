@@ -1,0 +1,587 @@
+"""The five firewatch dashboards. Thresholds are DOMAIN.md's defaults, drawn on the panels.
+
+Queries are InfluxQL against the storage schema of DESIGN.md. Where InfluxQL
+cannot say something in one statement (a ratio of conditions, a join with the
+device registry), a subquery or a Grafana transformation does it, never a copy
+of data into another measurement.
+"""
+
+from __future__ import annotations
+
+from contract.kinds import SPECS
+from dashboards.grafana import (
+    FILTER,
+    Json,
+    dashboard,
+    device_variables,
+    influx,
+    limits,
+    panel,
+    registry_sql,
+    thresholds,
+)
+from dashboards.platform import MEASUREMENT as PLATFORM
+
+ACTIVE_WINDOW = "30d"
+"""How far back an alert or a fault still counts as open if nothing closed it."""
+
+ONLINE_FIELD = {"electrical": "residual_ma", "hydrant": "pressure_mpa", "pump": "pressure_mpa", "panel": "event"}
+"""The field each kind always reports; counting it counts reports."""
+
+RED, ORANGE, YELLOW, GREEN, BLUE = "red", "orange", "yellow", "green", "blue"
+PRESSURE = limits("suffix: MPa", (None, RED), (0.10, ORANGE), (0.14, GREEN), (1.0, RED))
+WHERE = f"WHERE $timeFilter AND {FILTER}"
+
+
+def _open_alerts(select: str, group_by: str) -> str:
+    """Alerts whose latest state is not resolved, in the last ACTIVE_WINDOW."""
+    return (
+        f"SELECT {select} FROM (SELECT last(\"state\") AS \"state\" FROM \"alert\" "
+        f"WHERE time > now() - {ACTIVE_WINDOW} AND {FILTER} "
+        f"GROUP BY \"district\", \"site\", \"device_id\", \"rule\", \"severity\") "
+        f"WHERE \"state\" <> 'resolved'{group_by}"
+    )
+
+
+def _online_rate(kind: str) -> str:
+    """Share of devices heard from in the last two report periods, among those heard in the range.
+
+    Per device, reports are counted in buckets of two periods with empty buckets
+    filled with 0; the mean of the last two buckets is above 0 exactly when the
+    device reported recently, and ceil(m / (m + 1)) turns that into 1 or 0.
+    """
+    spec = SPECS[kind]
+    bucket = f"{2 * spec.report_interval_s}s"
+    return (
+        f'SELECT mean("up") * 100 FROM (SELECT ceil(last("m") / (last("m") + 1)) AS "up" FROM '
+        f'(SELECT moving_average("n", 2) AS "m" FROM (SELECT count("{ONLINE_FIELD[kind]}") AS "n" '
+        f'FROM "{spec.measurement}" {WHERE} GROUP BY time({bucket}), "device_id", "district" fill(0)) '
+        f'GROUP BY "device_id", "district") GROUP BY "device_id", "district") GROUP BY "district"'
+    )
+
+
+def _marker_layer(name: str, color_field: str) -> Json:
+    return {
+        "type": "markers",
+        "name": name,
+        "location": {"mode": "coords", "latitude": "latitude", "longitude": "longitude"},
+        "config": {
+            "showLegend": True,
+            "style": {
+                "color": {"field": color_field, "fixed": "green"},
+                "size": {"fixed": 6},
+                "opacity": 0.8,
+            },
+        },
+        "tooltip": True,
+    }
+
+
+def _geomap(title: str, registry: str, readings: str, join_on: str, color_field: str, steps: Json) -> Json:
+    """Places come from the device registry (PostgreSQL), values from InfluxDB, joined by tag."""
+    return panel(
+        "geomap",
+        title,
+        [registry_sql(registry, "A"), influx(readings, "B", table=True)],
+        width=12,
+        height=12,
+        description="Coordinates from the device registry; colour from InfluxDB in the selected range.",
+        field_config={"defaults": {"thresholds": steps, "color": {"mode": "thresholds"}}, "overrides": []},
+        options={
+            "view": {"id": "fit", "lat": 0, "lon": 0, "zoom": 11},
+            "controls": {"showZoom": True, "mouseWheelZoom": True},
+            "basemap": {"type": "default", "name": "Basemap"},
+            "layers": [_marker_layer(title, color_field)],
+            "tooltip": {"mode": "details"},
+        },
+        transformations=[{"id": "joinByField", "options": {"byField": join_on, "mode": "inner"}}],
+    )
+
+
+def city_overview() -> Json:
+    hydrants = _geomap(
+        "Hydrants by pressure",
+        "SELECT id AS device_id, site, address, latitude, longitude FROM devices "
+        "WHERE kind = 'hydrant' AND retired_ms IS NULL AND latitude IS NOT NULL",
+        f'SELECT last("pressure_mpa") AS "pressure_mpa" FROM "hydrant" {WHERE} GROUP BY "device_id"',
+        "device_id",
+        "pressure_mpa",
+        PRESSURE["defaults"]["thresholds"],
+    )
+    sites = _geomap(
+        "Sites by alarm state",
+        "SELECT site, district, AVG(latitude) AS latitude, AVG(longitude) AS longitude, "
+        "COUNT(*) AS devices FROM devices WHERE retired_ms IS NULL AND latitude IS NOT NULL "
+        "AND site <> '' GROUP BY site, district",
+        _open_alerts('count("state") AS "open_alerts"', ' GROUP BY "site"'),
+        "site",
+        "open_alerts",
+        thresholds((None, GREEN), (1, ORANGE), (3, RED)),
+    )
+    online = panel(
+        "bargauge",
+        "Online rate by district and kind",
+        [
+            influx(_online_rate(kind), chr(ord("A") + i), alias=f"$tag_district {kind}")
+            for i, kind in enumerate(SPECS)
+        ],
+        description="Devices heard from in their last two report periods, among those heard in the range.",
+        field_config={
+            "defaults": {
+                "unit": "percent",
+                "min": 0,
+                "max": 100,
+                "thresholds": thresholds((None, RED), (90, ORANGE), (98, GREEN)),
+            },
+            "overrides": [],
+        },
+        options={"displayMode": "gradient", "orientation": "horizontal", "showUnfilled": True},
+    )
+    active_count = panel(
+        "stat",
+        "Active alerts",
+        [influx(_open_alerts('count("state")', ""))],
+        width=4,
+        field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, ORANGE), (10, RED))}, "overrides": []},
+        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+    )
+    fire_now = panel(
+        "stat",
+        "Panel fire alarms in range",
+        [influx(f"SELECT count(\"event\") FROM \"panel_event\" {WHERE} AND \"event\" = 'fire'")],
+        width=4,
+        field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, RED))}, "overrides": []},
+        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+    )
+    firing = panel(
+        "timeseries",
+        "Alerts fired, by severity",
+        [
+            influx(
+                "SELECT count(\"state\") FROM \"alert\" "
+                f"{WHERE} AND \"state\" = 'firing' GROUP BY time($__interval), \"severity\" fill(0)",
+                alias="$tag_severity",
+            )
+        ],
+        width=16,
+        field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
+    )
+    active_table = panel(
+        "table",
+        "Active alerts",
+        [
+            influx(
+                "SELECT * FROM (SELECT last(\"state\") AS \"state\", last(\"summary\") AS \"summary\", "
+                "last(\"value\") AS \"value\", last(\"threshold\") AS \"threshold\" FROM \"alert\" "
+                f"WHERE time > now() - {ACTIVE_WINDOW} AND {FILTER} "
+                "GROUP BY \"district\", \"site\", \"device_id\", \"rule\", \"severity\") "
+                "WHERE \"state\" <> 'resolved'",
+                table=True,
+            )
+        ],
+        width=24,
+        options={"showHeader": True, "sortBy": [{"displayName": "severity", "desc": False}]},
+        transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
+    )
+    return dashboard(
+        "firewatch-city",
+        "City overview",
+        [hydrants, sites, online, active_count, fire_now, firing, active_table],
+        device_variables(),
+        time_from="now-6h",
+        refresh="30s",
+        tags=("overview",),
+    )
+
+
+def electrical() -> Json:
+    m = '"electrical"'
+    per_device = 'GROUP BY time($__interval), "site", "device_id" fill(none)'
+    residual = panel(
+        "timeseries",
+        "Residual current",
+        [influx(f'SELECT max("residual_ma") FROM {m} {WHERE} {per_device}', alias="$tag_site $tag_device_id")],
+        description="Alarm at 300 mA (GB 50116 §9.2.3); natural leakage is often 100–200 mA.",
+        field_config=limits("mamp", (None, GREEN), (200, YELLOW), (300, RED)),
+    )
+    temps = ", ".join(f'max("temp{i}_c") AS "T{i}"' for i in range(1, 5))
+    cable = panel(
+        "timeseries",
+        "Cable temperature",
+        [influx(f"SELECT {temps} FROM {m} {WHERE} {per_device}", alias="$tag_device_id $col")],
+        description="Alarm at 70 °C (GB 14287.3).",
+        field_config=limits("celsius", (None, GREEN), (55, YELLOW), (70, RED)),
+    )
+    lasts = ", ".join(f'last("temp{i}_c") AS "T{i}"' for i in range(1, 5))
+    hottest = panel(
+        "table",
+        "Hottest circuits now",
+        [
+            influx(
+                f'SELECT {lasts}, last("residual_ma") AS "residual_ma" FROM {m} {WHERE} '
+                'GROUP BY "district", "site", "device_id"',
+                table=True,
+            )
+        ],
+        description="Latest reading of each detector, hottest circuit first.",
+        field_config={
+            "defaults": {
+                "thresholds": thresholds((None, GREEN), (55, YELLOW), (70, RED)),
+                "custom": {"cellOptions": {"type": "color-background"}},
+            },
+            "overrides": [],
+        },
+        transformations=[
+            {
+                "id": "calculateField",
+                "options": {
+                    "mode": "reduceRow",
+                    "reduce": {"include": ["T1", "T2", "T3", "T4"], "reducer": "max"},
+                    "alias": "hottest °C",
+                },
+            },
+            {"id": "sortBy", "options": {"sort": [{"field": "hottest °C", "desc": True}]}},
+            {"id": "limit", "options": {"limitField": 20}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+        ],
+    )
+    over = panel(
+        "stat",
+        "Detectors at or above 300 mA now",
+        [
+            influx(
+                f'SELECT count("r") FROM (SELECT last("residual_ma") AS "r" FROM {m} {WHERE} '
+                'GROUP BY "device_id") WHERE "r" >= 300'
+            )
+        ],
+        width=6,
+        field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, RED))}, "overrides": []},
+        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+    )
+    arcs = panel(
+        "timeseries",
+        "Arcing half-cycles per second",
+        [influx(f'SELECT max("arc_count") FROM {m} {WHERE} {per_device}', alias="$tag_device_id")],
+        width=6,
+        description="Alarm at 14 half-cycles in 1 s, none at 9 or fewer (GB 14287.4).",
+        field_config=limits("none", (None, GREEN), (10, YELLOW), (14, RED)),
+    )
+    phases = ", ".join(f'mean("current_{p}_a") AS "{p.upper()}"' for p in "abc")
+    currents = panel(
+        "timeseries",
+        "Phase currents",
+        [influx(f"SELECT {phases} FROM {m} {WHERE} {per_device}", alias="$tag_device_id $col")],
+        field_config={"defaults": {"unit": "amp"}, "overrides": []},
+    )
+    volts = ", ".join(f'mean("voltage_{p}_v") AS "{p.upper()}"' for p in "abc")
+    voltages = panel(
+        "timeseries",
+        "Phase voltages",
+        [influx(f"SELECT {volts} FROM {m} {WHERE} {per_device}", alias="$tag_device_id $col")],
+        description="Under 198 V or over 242 V on a 220 V supply (±10 %).",
+        field_config=limits("volt", (None, RED), (198, GREEN), (242, RED), style="line"),
+    )
+    return dashboard(
+        "firewatch-electrical",
+        "Electrical fire",
+        [residual, cable, hottest, over, arcs, currents, voltages],
+        device_variables('"electrical"'),
+        time_from="now-6h",
+        refresh="30s",
+        tags=("electrical",),
+    )
+
+
+def water() -> Json:
+    h, p = '"hydrant"', '"pump"'
+    by_district = panel(
+        "timeseries",
+        "Hydrant pressure by district",
+        [
+            influx(
+                f'SELECT mean("pressure_mpa") FROM {h} {WHERE} GROUP BY time($__interval), "district" fill(none)',
+                alias="$tag_district mean",
+            ),
+            influx(
+                f'SELECT min("pressure_mpa") FROM {h} {WHERE} GROUP BY time($__interval), "district" fill(none)',
+                "B",
+                alias="$tag_district lowest",
+            ),
+        ],
+        description="Warn below 0.14 MPa (GB 50974 §7.2.8), critical below 0.10 MPa, high above 1.0 MPa.",
+        field_config=PRESSURE,
+    )
+    low_now = panel(
+        "table",
+        "Hydrants below 0.14 MPa now",
+        [
+            influx(
+                f'SELECT "p" AS "pressure_mpa" FROM (SELECT last("pressure_mpa") AS "p" FROM {h} {WHERE} '
+                'GROUP BY "district", "site", "device_id") WHERE "p" < 0.14 GROUP BY "district", "site", "device_id"',
+                table=True,
+            )
+        ],
+        field_config={
+            "defaults": {
+                "unit": "suffix: MPa",
+                "thresholds": PRESSURE["defaults"]["thresholds"],
+                "custom": {"cellOptions": {"type": "color-background"}},
+            },
+            "overrides": [],
+        },
+        transformations=[
+            {"id": "sortBy", "options": {"sort": [{"field": "pressure_mpa", "desc": False}]}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+        ],
+    )
+
+    def below(limit: float, color: str) -> Json:
+        return panel(
+            "stat",
+            f"Hydrants below {limit} MPa",
+            [
+                influx(
+                    f'SELECT count("p") FROM (SELECT last("pressure_mpa") AS "p" FROM {h} {WHERE} '
+                    f'GROUP BY "device_id") WHERE "p" < {limit}'
+                )
+            ],
+            width=6,
+            height=4,
+            field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, color))}, "overrides": []},
+            options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        )
+
+    events = panel(
+        "timeseries",
+        "Flow, tilt and cover events",
+        [
+            influx(f"SELECT count(\"water_flow\") FROM {h} {WHERE} AND \"water_flow\" = true "
+                   "GROUP BY time($__interval) fill(0)", "A", alias="water flowing"),
+            influx(f"SELECT count(\"tilt_deg\") FROM {h} {WHERE} AND \"tilt_deg\" >= 30 "
+                   "GROUP BY time($__interval) fill(0)", "B", alias="tilted ≥ 30°"),
+            influx(f"SELECT count(\"cover_open\") FROM {h} {WHERE} AND \"cover_open\" = true "
+                   "GROUP BY time($__interval) fill(0)", "C", alias="cover open"),
+        ],
+        description="Reports with water flowing (theft or leak when no fire is logged), knocked over, cover open.",
+        field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
+    )
+    per_pump = 'GROUP BY time($__interval), "site", "device_id" fill(none)'
+    pump_pressure = panel(
+        "timeseries",
+        "Pump outlet pressure",
+        [influx(f'SELECT mean("pressure_mpa") FROM {p} {WHERE} {per_pump}', alias="$tag_site $tag_device_id")],
+        field_config=PRESSURE,
+    )
+    pump_current = panel(
+        "timeseries",
+        "Pump motor current and flow",
+        [
+            influx(f'SELECT mean("current_a") FROM {p} {WHERE} {per_pump}', "A", alias="$tag_device_id A"),
+            influx(f'SELECT mean("flow_lps") FROM {p} {WHERE} {per_pump}', "B", alias="$tag_device_id L/s"),
+        ],
+        field_config={
+            "defaults": {"unit": "amp"},
+            "overrides": [
+                {
+                    "matcher": {"id": "byRegexp", "options": ".*L/s$"},
+                    "properties": [{"id": "unit", "value": "suffix: L/s"}, {"id": "custom.axisPlacement", "value": "right"}],
+                }
+            ],
+        },
+    )
+    return dashboard(
+        "firewatch-water",
+        "Hydrants and pump rooms",
+        [by_district, low_now, below(0.14, ORANGE), below(0.10, RED), events, pump_pressure, pump_current],
+        device_variables("/^(hydrant|pump)$/"),
+        time_from="now-24h",
+        refresh="1m",
+        tags=("hydrant", "pump"),
+    )
+
+
+EVENT_GROUPS = {
+    "fire": "fire",
+    "fault": "fault|main_power_fault|backup_power_fault",
+    "supervisory": "supervisory",
+    "linkage start/feedback": "start|feedback",
+    "reset": "reset",
+}
+
+
+def alarm_panels() -> Json:
+    m = '"panel_event"'
+    by_type = panel(
+        "timeseries",
+        "Panel events by type",
+        [
+            influx(
+                f'SELECT count("event") FROM {m} {WHERE} AND "event" =~ /^({events})$/ '
+                "GROUP BY time($__interval) fill(0)",
+                chr(ord("A") + i),
+                alias=name,
+            )
+            for i, (name, events) in enumerate(EVENT_GROUPS.items())
+        ],
+        width=24,
+        field_config={
+            "defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+            "overrides": [
+                {"matcher": {"id": "byName", "options": "fire"},
+                 "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}]}
+            ],
+        },
+    )
+    leaders = panel(
+        "table",
+        "False-alarm leaders",
+        [
+            influx(
+                f'SELECT count("event") AS "fire alarms" FROM {m} {WHERE} AND "event" = \'fire\' '
+                'GROUP BY "district", "site", "device_id"',
+                table=True,
+            )
+        ],
+        description=(
+            "Panels with the most fire alarms in the range: nearly all panel fire alarms are false, "
+            "and a unit with more than 5 a day needs a handling plan (GB 50440)."
+        ),
+        transformations=[
+            {"id": "sortBy", "options": {"sort": [{"field": "fire alarms", "desc": True}]}},
+            {"id": "limit", "options": {"limitField": 15}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+        ],
+    )
+    fault_events = "\"event\" =~ /^(fault|fault_cleared)$/"
+    faults = panel(
+        "table",
+        "Faults open longer than 24 h",
+        [
+            influx(
+                f'SELECT "event", "zone", "point" FROM (SELECT last("event") AS "event", last("zone") AS "zone", '
+                f'last("point") AS "point" FROM {m} WHERE time > now() - {ACTIVE_WINDOW} AND {fault_events} '
+                f'AND {FILTER} GROUP BY "district", "site", "device_id") WHERE "event" = \'fault\' '
+                'GROUP BY "district", "site", "device_id"',
+                "A",
+                table=True,
+            ),
+            influx(
+                f'SELECT count("event") AS "recent" FROM {m} WHERE time > now() - 24h AND {fault_events} '
+                f'AND {FILTER} GROUP BY "device_id"',
+                "B",
+                table=True,
+            ),
+        ],
+        description=(
+            "Panels whose last fault event is an uncleared fault and which reported no fault "
+            "or clearance in the last 24 h; work for the maintenance company."
+        ),
+        transformations=[
+            {"id": "joinByField", "options": {"byField": "device_id", "mode": "outer"}},
+            {
+                "id": "filterByValue",
+                "options": {
+                    "type": "include",
+                    "match": "all",
+                    "filters": [{"fieldName": "event", "config": {"id": "equal", "options": {"value": "fault"}}},
+                                {"fieldName": "recent", "config": {"id": "isNull", "options": {}}}],
+                },
+            },
+            {"id": "organize", "options": {"excludeByName": {"Time": True, "recent": True, "Time 1": True, "Time 2": True}}},
+        ],
+    )
+    return dashboard(
+        "firewatch-panels",
+        "Alarm panels",
+        [by_type, leaders, faults],
+        device_variables('"panel_event"'),
+        time_from="now-7d",
+        refresh="1m",
+        tags=("panel",),
+    )
+
+
+def platform_health() -> Json:
+    m = f'"{PLATFORM}"'
+    per_instance = 'GROUP BY time($__interval), "instance" fill(none)'
+    ingest = "firewatch_ingest_"
+
+    def rate(metric: str, by: str = per_instance) -> str:
+        return f'SELECT non_negative_derivative(last("{ingest}{metric}_total"), 1s) FROM {m} WHERE $timeFilter {by}'
+
+    rates = panel(
+        "timeseries",
+        "Ingest rate",
+        [
+            influx(rate("messages_received"), "A", alias="$tag_instance received msg/s"),
+            influx(rate("records_written"), "B", alias="$tag_instance written records/s"),
+        ],
+        field_config={"defaults": {"unit": "ops"}, "overrides": []},
+    )
+    rejects = panel(
+        "timeseries",
+        "Rejects by reason",
+        [influx(rate("rejected", 'GROUP BY time($__interval), "reason" fill(none)'), alias="$tag_reason")],
+        field_config={"defaults": {"unit": "ops", "custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+                      "overrides": []},
+    )
+    spool = panel(
+        "timeseries",
+        "Spool depth",
+        [influx(f'SELECT last("{ingest}spool_records") FROM {m} WHERE $timeFilter {per_instance}',
+                alias="$tag_instance records")],
+        description="Records waiting for InfluxDB; grows while the database is down, drains after.",
+        field_config=limits("short", (None, GREEN), (10_000, ORANGE), (1_000_000, RED)),
+    )
+    latency = panel(
+        "timeseries",
+        "Write latency (mean per batch)",
+        [
+            influx(
+                f'SELECT non_negative_derivative(last("{ingest}batch_write_seconds_sum"), 1s) / '
+                f'non_negative_derivative(last("{ingest}batch_write_seconds_count"), 1s) '
+                f"FROM {m} WHERE $timeFilter {per_instance}",
+                alias="$tag_instance",
+            )
+        ],
+        field_config=limits("s", (None, GREEN), (0.5, ORANGE), (2, RED)),
+    )
+    alerting = panel(
+        "timeseries",
+        "Alerting rate",
+        [
+            influx(
+                'SELECT count("state") FROM "alert" WHERE $timeFilter GROUP BY time($__interval), "state" fill(0)',
+                alias="$tag_state",
+            )
+        ],
+        description="Alert state changes written by alerting, per interval.",
+        field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
+    )
+    connected = panel(
+        "stat",
+        "Ingest connected to broker",
+        [influx(f'SELECT last("{ingest}broker_connected") FROM {m} WHERE $timeFilter GROUP BY "instance"',
+                alias="$tag_instance")],
+        field_config={
+            "defaults": {
+                "thresholds": thresholds((None, RED), (1, GREEN)),
+                "mappings": [{"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}],
+            },
+            "overrides": [],
+        },
+        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+    )
+    return dashboard(
+        "firewatch-platform",
+        "Platform health",
+        [rates, rejects, spool, latency, alerting, connected],
+        [],
+        time_from="now-1h",
+        refresh="10s",
+        tags=("platform",),
+    )
+
+
+def all_dashboards() -> list[Json]:
+    return [city_overview(), electrical(), water(), alarm_panels(), platform_health()]
