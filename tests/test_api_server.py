@@ -74,12 +74,12 @@ def api(settings: Settings) -> Iterator[ApiThread]:
     server.stop()
 
 
-def read_events(resp: httpx.Response, count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
-    """The next `count` SSE events (comments and keep-alives skipped) of a streaming response."""
+def read_events(lines: Iterator[str], count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
+    """The next `count` SSE events (comments and keep-alives skipped) from a response's `iter_lines()`."""
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
     deadline = time.monotonic() + timeout_s
-    for line in resp.iter_lines():
+    for line in lines:
         if time.monotonic() > deadline:
             break
         if not line:
