@@ -1,0 +1,464 @@
+"""Escalation: page the chain of a route step by step until someone acknowledges, then remind, then all-clear.
+
+The last stage of the alerting pipeline. Each paged group of alerts has one
+`Escalation` row holding its timer (`next_ms`, on the platform clock) and its
+place in the chain; the row moves on in the same transaction that records the
+messages of the step (see `alerting.notify.delivery`), and a version column
+makes a tick that raced with an acknowledgement from the api give up instead
+of paging. So after a crash or restart the timers go on where they were: no
+step is lost and none is planned twice.
+
+States: `grouping` (waiting for related non-fire alerts to join), `active`
+(paging the chain), `acknowledged` (reminding critical/fire until resolved),
+`exhausted` (chain repeated `repeat` times, nobody answered), `resolved`
+(all-clear sent), `merged` (its alerts joined a parent's escalation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import Integer, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
+
+from alerting.notify.acklink import AckSigner, Claim
+from alerting.notify.config import NotifyConfig, Route
+from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
+from alerting.notify.templates import Purpose, render, word
+from alerting.roster import Person, resolve_targets
+from alerting.route import Router
+from contract.db import Alert, Base, Device, Store, now_ms
+
+log = logging.getLogger(__name__)
+
+OPEN = ("grouping", "active", "acknowledged", "exhausted")
+REMIND_SEVERITIES = ("critical", "fire")
+ACK_HOWS = ("ack", "on_way", "false_alarm")
+
+
+class Escalation(Base):
+    __tablename__ = "notify_escalations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(index=True)
+    """The alert the messages are about; the other members are counted in them."""
+    route: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(400), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    """The next step of the chain to run."""
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
+    next_ms: Mapped[int | None] = mapped_column(nullable=True, index=True)
+    created_ms: Mapped[int] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+
+class EscalationMember(Base):
+    """Which escalation pages for an alert; an alert belongs to at most one."""
+
+    __tablename__ = "notify_escalation_members"
+    alert_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    escalation_id: Mapped[int] = mapped_column(index=True)
+
+
+class Change(Protocol):
+    """What the lifecycle emits (`alerting.changes.AlertChange`): kind fired/updated/acknowledged/resolved."""
+
+    kind: str
+    alert: Alert
+    silenced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    alert_ids: list[int]
+    already_by: str = ""
+    """Set when the alert was acknowledged before this tap, by this person."""
+
+
+class Escalator:
+    """Consumes alert changes, keeps the timers, and hands messages to the dispatcher."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: NotifyConfig,
+        clock: Callable[[], int] = now_ms,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.router = Router(config)
+        self.signer = AckSigner(config.secret, config.public_url)
+        self.dispatcher = dispatcher or Dispatcher(store, config, clock)
+        self._lock = asyncio.Lock()
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def handle(self, change: Change) -> None:
+        """Route one lifecycle change; a fire's messages are recorded and their sends started before this returns."""
+        alert = change.alert
+        if change.kind in ("fired", "updated"):
+            if alert.state == "firing":
+                due = await self._open(alert, change.silenced)
+                if due is not None:
+                    await self._run([due])
+            elif alert.state == "acknowledged":
+                await self._acknowledged(alert.id)
+        elif change.kind == "acknowledged":
+            await self._acknowledged(alert.id)
+        elif change.kind == "resolved":
+            self._send(await self._resolved(alert.id))
+
+    async def drain(self) -> None:
+        """Wait for the sends under way (tests, shutdown)."""
+        while self._sending:
+            await asyncio.gather(*self._sending)
+
+    def _send(self, message_ids: list[int]) -> None:
+        """Sends run beside the pipeline: a slow channel never holds up the next alert or timer."""
+        if message_ids:
+            task = asyncio.create_task(self.dispatcher.deliver(message_ids))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def tick(self) -> None:
+        """Run every escalation whose timer is due on the platform clock."""
+        now = self.clock()
+        async with self.store.session() as s:
+            due = (await s.scalars(
+                select(Escalation.id).where(Escalation.state.in_(OPEN), Escalation.next_ms <= now)
+                .order_by(Escalation.next_ms)
+            )).all()
+        await self._run(list(due))
+
+    async def resume(self) -> None:
+        """After a restart: send what was recorded but not sent, and catch up with changes missed meanwhile."""
+        async with self.store.session() as s:
+            open_ = (await s.execute(
+                select(Escalation.id, Alert.state)
+                .join(Alert, Alert.id == Escalation.alert_id)
+                .where(Escalation.state.in_(("grouping", "active", "exhausted")))
+            )).all()
+        for esc_id, state in open_:
+            if state == "acknowledged":
+                await self._acknowledged_escalation(esc_id)
+        async with self.store.session() as s:
+            leaders = (await s.scalars(
+                select(Escalation.alert_id).where(Escalation.state.in_(OPEN))
+            )).all()
+        for alert_id in leaders:
+            self._send(await self._resolved(alert_id))
+        self._send(await self.dispatcher.pending())
+        await self.tick()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Resume, then tick every `tick_s` until `stop` is set."""
+        await self.resume()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.config.tick_s)
+            except TimeoutError:
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("escalation tick failed; retrying next tick")
+
+    async def _run(self, escalation_ids: list[int]) -> None:
+        message_ids: list[int] = []
+        for esc_id in escalation_ids:
+            try:
+                message_ids += await self._step(esc_id)
+            except StaleDataError:
+                log.info("escalation %s changed under a tick (acknowledged?); re-read next tick", esc_id)
+        self._send(message_ids)
+
+    async def _open(self, alert: Alert, silenced: bool) -> int | None:
+        """Start or join an escalation for a firing alert; returns its id when it is due now."""
+        now = self.clock()
+        async with self._lock, self.store.session() as s, s.begin():
+            member = await s.get(EscalationMember, alert.id)
+            if member is not None:
+                esc = await s.get(Escalation, member.escalation_id)
+                if esc is not None and esc.state == "grouping" and alert.severity == "fire":
+                    esc.next_ms = now
+                    return esc.id
+                if alert.parent_id is not None:
+                    parent = await s.get(EscalationMember, alert.parent_id)
+                    parent_esc = await s.get(Escalation, parent.escalation_id) if parent else None
+                    if parent_esc is not None and parent_esc.state in OPEN:
+                        await self._absorb_children(s, alert.parent_id, parent_esc)
+                return None
+            decision = await self.router.decide(s, alert)
+            reason = "silence" if silenced else decision.suppressed_by
+            if decision.route is None or reason:
+                await self.store.audit(s, "notify", "not_paged", f"alert:{alert.id}", reason=reason)
+                return None
+            route = decision.route
+            if decision.parent_id is not None:
+                parent = await s.get(EscalationMember, decision.parent_id)
+                if parent is not None:
+                    s.add(EscalationMember(alert_id=alert.id, escalation_id=parent.escalation_id))
+                    return None
+            key = self.router.group_key(route, alert)
+            esc = (await s.scalars(
+                select(Escalation).where(Escalation.group_key == key, Escalation.state.in_(("grouping", "active")))
+            )).first()
+            if esc is not None:
+                s.add(EscalationMember(alert_id=alert.id, escalation_id=esc.id))
+                return None
+            grouping = alert.severity != "fire" and route.group_wait_s > 0
+            esc = Escalation(
+                alert_id=alert.id, route=route.name, group_key=key, created_ms=now,
+                state="grouping" if grouping else "active",
+                next_ms=now + int(route.group_wait_s * 1000) if grouping else now,
+            )
+            s.add(esc)
+            await s.flush()
+            s.add(EscalationMember(alert_id=alert.id, escalation_id=esc.id))
+            await self._absorb_children(s, alert.id, esc)
+            return None if grouping else esc.id
+
+    async def _absorb_children(self, s: AsyncSession, parent_id: int, esc: Escalation) -> None:
+        """Alerts paged before their parent (a water main) was known count in the parent's messages from now on."""
+        rows = (await s.execute(
+            select(EscalationMember, Escalation)
+            .join(Escalation, Escalation.id == EscalationMember.escalation_id)
+            .join(Alert, Alert.id == EscalationMember.alert_id)
+            .where(Alert.parent_id == parent_id, Alert.severity != "fire", Escalation.id != esc.id,
+                   Escalation.state.in_(("grouping", "active")))
+        )).all()
+        for member, _ in rows:
+            member.escalation_id = esc.id
+        await s.flush()
+        for old in {old.id: old for _, old in rows}.values():
+            left = (await s.scalars(
+                select(EscalationMember.alert_id).where(EscalationMember.escalation_id == old.id)
+            )).first()
+            if left is None:
+                old.state, old.next_ms = "merged", None
+            else:
+                old.alert_id = left
+
+    async def _step(self, esc_id: int) -> list[int]:
+        now = self.clock()
+        async with self._lock, self.store.session() as s, s.begin():
+            esc = await s.get(Escalation, esc_id)
+            if esc is None or esc.state not in OPEN or esc.next_ms is None or esc.next_ms > now:
+                return []
+            alert = await s.get(Alert, esc.alert_id)
+            route = self.router.route(esc.route)
+            if alert is None or route is None or alert.state == "resolved":
+                esc.next_ms = None
+                return []
+            if alert.state == "acknowledged" and esc.state != "acknowledged":
+                await stop_escalation(s, self.config, esc.id, now)
+                return []
+            if esc.state == "acknowledged":
+                return await self._remind(s, esc, alert, route, now)
+            if esc.state == "exhausted":
+                esc.next_ms = None
+                return []
+            return await self._page(s, esc, alert, route, now)
+
+    async def _page(self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int) -> list[int]:
+        step = route.steps[esc.step % len(route.steps)]
+        people = await resolve_targets(s, step.notify, now, self.config.zone)
+        if not people and not any(t.startswith("channel:") for t in step.notify):
+            log.warning("escalation %s step %s: nobody on duty for %s", esc.id, esc.step, step.notify)
+        prefix = f"esc{esc.id}:c{esc.cycle}:s{esc.step}"
+        ids = await self._messages(s, esc, alert, Purpose.PAGE, prefix, people, step.notify, now)
+        esc.state = "active"
+        esc.next_ms = now + int(step.wait_min * 60_000)
+        esc.step += 1
+        if esc.step >= len(route.steps):
+            esc.step, esc.cycle = 0, esc.cycle + 1
+            if esc.cycle >= route.repeat:
+                esc.state = "exhausted"
+        return ids
+
+    async def _remind(self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int) -> list[int]:
+        people: list[Person] = []
+        taker = await s.get(Person, alert.acknowledged_by) if alert.acknowledged_by else None
+        if taker is not None:
+            people = [taker]
+        else:
+            people = await self._told(s, esc.id)
+        ids = await self._messages(
+            s, esc, alert, Purpose.REMINDER, f"esc{esc.id}:r{esc.reminders}", people, [], now
+        )
+        esc.reminders += 1
+        esc.next_ms = now + int(route.reminder_min * 60_000)
+        return ids
+
+    async def _acknowledged(self, alert_id: int) -> None:
+        async with self.store.session() as s:
+            member = await s.get(EscalationMember, alert_id)
+        if member is not None:
+            await self._acknowledged_escalation(member.escalation_id)
+
+    async def _acknowledged_escalation(self, esc_id: int) -> None:
+        async with self._lock, self.store.session() as s, s.begin():
+            await stop_escalation(s, self.config, esc_id, self.clock())
+
+    async def _told(self, s: AsyncSession, esc_id: int) -> list[Person]:
+        ids = (await s.scalars(
+            select(Message.person_id).where(Message.escalation_id == esc_id, Message.state == SENT,
+                                            Message.person_id != "").distinct()
+        )).all()
+        return [p for p in [await s.get(Person, i) for i in ids] if p is not None]
+
+    async def _resolved(self, alert_id: int) -> list[int]:
+        """When every alert of an escalation is resolved, tell everyone who was told."""
+        now = self.clock()
+        async with self._lock, self.store.session() as s, s.begin():
+            member = await s.get(EscalationMember, alert_id)
+            esc = await s.get(Escalation, member.escalation_id) if member else None
+            if esc is None or esc.state not in OPEN:
+                return []
+            states = (await s.scalars(
+                select(Alert.state).join(EscalationMember, EscalationMember.alert_id == Alert.id)
+                .where(EscalationMember.escalation_id == esc.id)
+            )).all()
+            if any(st != "resolved" for st in states):
+                return []
+            alert = await s.get(Alert, esc.alert_id)
+            esc.state, esc.next_ms = "resolved", None
+            told = (await s.execute(
+                select(Message.person_id, Message.channel)
+                .where(Message.escalation_id == esc.id, Message.state == SENT).distinct()
+            )).all()
+            if alert is None or not told:
+                return []
+            return await self._write(
+                s, esc, alert, Purpose.ALL_CLEAR, f"esc{esc.id}:clear",
+                [(pid, url) for pid, url in told], now,
+            )
+
+    async def _messages(
+        self, s: AsyncSession, esc: Escalation, alert: Alert, purpose: Purpose, prefix: str,
+        people: list[Person], targets: list[str], now: int,
+    ) -> list[int]:
+        pairs = [(p.id, url) for p in people for url in p.channels]
+        for t in targets:
+            kind, _, name = t.partition(":")
+            if kind == "channel":
+                url = self.config.channels.get(name)
+                if url is None:
+                    log.warning("escalation %s: no channel named %r in [notify.channels]", esc.id, name)
+                else:
+                    pairs.append(("", url))
+        return await self._write(s, esc, alert, purpose, prefix, pairs, now)
+
+    async def _write(
+        self, s: AsyncSession, esc: Escalation, alert: Alert, purpose: Purpose, prefix: str,
+        pairs: list[tuple[str, str]], now: int,
+    ) -> list[int]:
+        """Record one message per (person, channel URL); held back (never for a fire) past the rate limit."""
+        device = await s.get(Device, alert.device_id) if alert.device_id else None
+        members = (await s.scalars(
+            select(EscalationMember.alert_id).where(EscalationMember.escalation_id == esc.id)
+        )).all()
+        snapshot = alert_dict(alert)
+        languages = {p.id: p.language for p in (await s.scalars(
+            select(Person).where(Person.id.in_({pid for pid, _ in pairs}))
+        )).all()}
+        written: list[Message] = []
+        for n, (pid, url) in enumerate(pairs):
+            key = f"{prefix}:{pid or 'channel'}:{n}"
+            if (await s.scalars(select(Message.id).where(Message.key == key))).first() is not None:
+                continue
+            language = languages.get(pid) or self.config.language
+            link, actions = "", []
+            if pid and purpose is not Purpose.ALL_CLEAR:
+                claim = Claim(alert.id, pid, now + int(self.config.link_expiry_h * 3_600_000))
+                link = self.signer.page_url(claim)
+                actions = [(word(language, a), self.signer.action_url(claim, a)) for a in ("ack", "on_way")]
+            text = render(
+                alert, purpose, language, self.config.zone,
+                address=device.address if device else "", link=link, more=max(0, len(members) - 1),
+            )
+            state = PENDING
+            if pid and alert.severity != "fire" and await self._over_limit(s, pid, now):
+                state = HELD
+            msg = Message(
+                key=key, escalation_id=esc.id, alert_id=alert.id, person_id=pid, channel=url,
+                purpose=purpose.value, severity=alert.severity, title=text.title, body=text.body,
+                link=link, actions=actions, alert=snapshot, state=state, created_ms=now,
+            )
+            s.add(msg)
+            written.append(msg)
+        await s.flush()
+        return [m.id for m in written if m.state == PENDING]
+
+    async def _over_limit(self, s: AsyncSession, person_id: str, now: int) -> bool:
+        since = now - int(self.config.rate_limit.window_s * 1000)
+        recent = (await s.scalars(
+            select(Message.id).where(Message.person_id == person_id, Message.created_ms > since,
+                                     Message.state != HELD)
+        )).all()
+        return len(recent) >= self.config.rate_limit.per_person
+
+
+async def stop_escalation(s: AsyncSession, config: NotifyConfig, esc_id: int, now: int) -> None:
+    """Acknowledged: stop paging; keep reminding if the alert is critical or a fire."""
+    esc = await s.get(Escalation, esc_id)
+    if esc is None or esc.state not in ("grouping", "active", "exhausted"):
+        return
+    alert = await s.get(Alert, esc.alert_id)
+    route = next((r for r in config.routes if r.name == esc.route), None)
+    esc.state = "acknowledged"
+    remind = (alert is not None and route is not None and alert.severity in REMIND_SEVERITIES
+              and route.reminder_min > 0)
+    esc.next_ms = now + int(route.reminder_min * 60_000) if remind and route else None
+
+
+async def acknowledge(
+    store: Store, config: NotifyConfig, alert_id: int, person: str, how: str, note: str, now: int,
+) -> AckResult:
+    """A duty officer took the alert (and the alerts paged with it): record who, when, how; stop paging."""
+    if how not in ACK_HOWS:
+        raise ValueError(f"unknown acknowledgement {how!r}")
+    for attempt in range(3):
+        try:
+            return await _acknowledge(store, config, alert_id, person, how, note, now)
+        except StaleDataError:
+            if attempt == 2:
+                raise
+            log.info("escalation of alert %s moved during an acknowledgement; trying again", alert_id)
+    raise AssertionError("unreachable")
+
+
+async def _acknowledge(
+    store: Store, config: NotifyConfig, alert_id: int, person: str, how: str, note: str, now: int,
+) -> AckResult:
+    async with store.session() as s, s.begin():
+        member = await s.get(EscalationMember, alert_id)
+        ids = [alert_id]
+        if member is not None:
+            ids = list((await s.scalars(
+                select(EscalationMember.alert_id).where(EscalationMember.escalation_id == member.escalation_id)
+            )).all())
+        leader = await s.get(Alert, alert_id)
+        already = leader.acknowledged_by if leader is not None and leader.state == "acknowledged" else ""
+        for aid in ids:
+            await store.audit(s, person, f"notify_{how}", f"alert:{aid}", how=how, note=note, via="ack-link",
+                              at_ms=now)
+        await s.execute(
+            update(Alert).where(Alert.id.in_(ids), Alert.state == "firing")
+            .values(state="acknowledged", acknowledged_ms=now, acknowledged_by=person)
+        )
+        if member is not None:
+            await stop_escalation(s, config, member.escalation_id, now)
+    return AckResult(ids, already)
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    return {c.name: getattr(alert, c.name) for c in Alert.__table__.columns}

@@ -1,0 +1,50 @@
+"""Channels: where a message leaves firewatch. One module per kind of channel.
+
+A channel URL picks the kind: `webhook+http(s)://` is the plain JSON webhook,
+`gateway://NAME/RECIPIENT` an SMS/voice gateway adapter, and everything else is
+handed to Apprise (DingTalk, WeCom, Feishu, ntfy, e-mail, SMS providers).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from alerting.notify.channels.base import Channel, ChannelError, Outgoing
+from alerting.notify.channels.gateway import GatewayChannel, load_gateway
+from alerting.notify.channels.phone import AppriseChannel
+from alerting.notify.channels.webhook import WebhookChannel
+from alerting.notify.config import NotifyConfig
+
+__all__ = ["Channel", "ChannelError", "Channels", "Outgoing", "redact"]
+
+
+class Channels:
+    """Turns channel URLs into channels; gateway adapters are built once and shared."""
+
+    def __init__(self, config: NotifyConfig) -> None:
+        self._config = config
+        self._gateways: dict[str, object] = {}
+
+    def get(self, url: str) -> Channel:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme in ("webhook+http", "webhook+https"):
+            return WebhookChannel(url.removeprefix("webhook+"))
+        if scheme == "gateway":
+            parts = urlsplit(url)
+            name, to = parts.hostname or "", parts.path.strip("/")
+            spec = self._config.gateways.get(name)
+            if spec is None:
+                raise ChannelError(f"no gateway named {name!r} in [notify.gateways]")
+            if name not in self._gateways:
+                self._gateways[name] = load_gateway(spec)
+            return GatewayChannel(self._gateways[name], to)  # type: ignore[arg-type]
+        return AppriseChannel(url)
+
+
+def redact(url: str) -> str:
+    """Scheme and host only: channel URLs carry tokens and passwords that a log must not keep."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}"
+    except ValueError:
+        return url.split("://", 1)[0] + "://"

@@ -1,0 +1,179 @@
+"""The `[notify]` settings: routes, escalation chains, channels, language, limits.
+
+`Settings.notify` is a free dict in the shared contract; this model gives it a
+shape and refuses a bad value with the key named, because the person reading
+the error is an installer editing firewatch.toml.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contract.settings import Settings, SettingsError
+
+SEVERITIES = ("info", "warning", "critical", "fire")
+MATCH_FIELDS = ("severity", "kind", "district", "site")
+GROUP_FIELDS = ("district", "site", "kind", "rule", "device_id", "zone", "severity")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Step(_Model):
+    """Notify these targets, then wait before the next step."""
+
+    notify: list[str] = Field(min_length=1)
+    """`group:ID` (who of the group is on duty), `person:ID`, or `channel:NAME` (a named URL)."""
+    wait_min: float = Field(5.0, gt=0, le=24 * 60)
+
+    @field_validator("notify")
+    @classmethod
+    def _targets(cls, targets: list[str]) -> list[str]:
+        for t in targets:
+            prefix, _, name = t.partition(":")
+            if prefix not in ("group", "person", "channel") or not name:
+                raise ValueError(f"target {t!r} is not group:ID, person:ID or channel:NAME")
+        return targets
+
+
+class Route(_Model):
+    """Which alerts go to whom; an empty match list matches everything."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    severity: list[Literal["info", "warning", "critical", "fire"]] = []
+    kind: list[str] = []
+    district: list[str] = []
+    site: list[str] = []
+    steps: list[Step] = Field(min_length=1)
+    repeat: int = Field(3, ge=1, le=100)
+    """How many times the whole chain runs while nobody acknowledges."""
+    group_by: list[str] = ["district", "rule"]
+    group_wait_s: float = Field(30.0, ge=0, le=3600)
+    """Non-fire alerts with the same group_by values within this wait become one message."""
+    reminder_min: float = Field(30.0, ge=0, le=7 * 24 * 60)
+    """Reminder for critical/fire alerts acknowledged but not resolved; 0 turns it off."""
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_fields(cls, fields: list[str]) -> list[str]:
+        bad = [f for f in fields if f not in GROUP_FIELDS]
+        if bad:
+            raise ValueError(f"cannot group by {bad}; use {list(GROUP_FIELDS)}")
+        return fields
+
+
+class Inhibit(_Model):
+    """While a `source` alert is open, `target` alerts with the same `equal` fields are not paged."""
+
+    source_rules: list[str] = Field(min_length=1)
+    """Rule names or shell patterns (`offline*`)."""
+    target_rules: list[str] = Field(min_length=1)
+    target_kind: list[str] = []
+    equal: list[str] = ["device_id"]
+
+    @field_validator("equal")
+    @classmethod
+    def _equal_fields(cls, fields: list[str]) -> list[str]:
+        bad = [f for f in fields if f not in GROUP_FIELDS]
+        if bad:
+            raise ValueError(f"cannot compare {bad}; use {list(GROUP_FIELDS)}")
+        return fields
+
+
+class Gateway(_Model):
+    """An SMS or voice gateway Apprise lacks: `adapter` is `module:factory`, called with `options`."""
+
+    adapter: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    options: dict[str, Any] = {}
+
+
+class RateLimit(_Model):
+    per_person: int = Field(20, ge=1)
+    """Messages one person gets per window before non-fire ones are held back (fire always goes)."""
+    window_s: float = Field(600.0, gt=0)
+
+
+def _default_routes() -> list[Route]:
+    return [Route(name="duty", severity=["warning", "critical", "fire"], steps=[Step(notify=["group:duty"])])]
+
+
+def _default_inhibits() -> list[Inhibit]:
+    return [Inhibit(source_rules=["*offline*"], target_rules=["*fault*"], target_kind=["panel"])]
+
+
+class NotifyConfig(_Model):
+    language: Literal["zh", "en"] = "zh"
+    timezone: str = "Asia/Shanghai"
+    routes: list[Route] = Field(default_factory=_default_routes)
+    inhibit: list[Inhibit] = Field(default_factory=_default_inhibits)
+    channels: dict[str, str] = {}
+    """Named channel URLs (Apprise, `webhook+https://...`, `gateway://NAME/RECIPIENT`)."""
+    gateways: dict[str, Gateway] = {}
+    rate_limit: RateLimit = RateLimit()
+    link_expiry_h: float = Field(24.0, gt=0, le=24 * 30)
+    send_timeout_s: float = Field(10.0, gt=0, le=120)
+    retries: int = Field(3, ge=1, le=10)
+    """Attempts per message and channel."""
+    backoff_s: float = Field(1.0, ge=0, le=60)
+    """First wait between attempts; doubles each time."""
+    tick_s: float = Field(1.0, gt=0, le=60)
+    public_url: str = ""
+    """Filled from `[api] public_url`."""
+    secret: str = ""
+    """Filled from `[api] secret`, or a key kept in the data folder."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> NotifyConfig:
+        names = [r.name for r in self.routes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"route names must be unique: {dupes}")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def notify_config(settings: Settings) -> NotifyConfig:
+    """Validate `[notify]` and fill the link base and signing key from `[api]`."""
+    data = dict(settings.notify)
+    data.setdefault("public_url", settings.api.public_url)
+    data.setdefault("secret", settings.api.secret or _kept_secret(settings.up.data_dir))
+    try:
+        return NotifyConfig(**data)
+    except ValidationError as exc:
+        lines = ["bad setting in [notify]:"]
+        for e in exc.errors():
+            key = ".".join(str(p) for p in ("notify", *e["loc"]))
+            got = e.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            lines.append(f"  {key}: {e['msg']}{shown}")
+        raise SettingsError("\n".join(lines)) from None
+
+
+def _kept_secret(data_dir: Path) -> str:
+    """One random key per data folder, so links survive restarts without anyone choosing a key."""
+    path = Path(data_dir) / "ack-secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key, encoding="utf-8")
+    path.chmod(0o600)
+    return key

@@ -1,0 +1,142 @@
+"""Sending recorded messages: every message is written down before it is sent, every attempt is logged.
+
+A `Message` row is the intent to tell one person (or one named channel) one
+thing on one channel, under a unique idempotency key; the escalation writes it
+in the same transaction that moves its timer on, so a step is never planned
+twice. `Dispatcher.deliver` then sends pending messages, each in its own task
+with a timeout and retries with backoff, so a dead channel never delays the
+others. A crash after a channel accepted a message but before `sent` was
+recorded leaves it pending, and the restart sends it once more: that single
+resend is the only duplicate a crash can cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, Text, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from alerting.notify.channels import ChannelError, Channels, Outgoing, redact
+from alerting.notify.config import NotifyConfig
+from contract.db import Base, Store, now_ms
+
+log = logging.getLogger(__name__)
+
+PENDING, SENT, FAILED, HELD = "pending", "sent", "failed", "held"
+
+
+class Message(Base):
+    __tablename__ = "notify_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    """Idempotency key: escalation, cycle, step (or reminder/all-clear), person, channel."""
+    escalation_id: Mapped[int] = mapped_column(index=True)
+    alert_id: Mapped[int] = mapped_column(index=True)
+    person_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    """Empty for a named system channel."""
+    channel: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    alert: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
+    """pending, sent, failed, or held (rate limit; never for a fire)."""
+    created_ms: Mapped[int] = mapped_column(index=True)
+    sent_ms: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class Delivery(Base):
+    """One attempt to hand one message to its channel."""
+
+    __tablename__ = "notify_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at_ms: Mapped[int] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(256))
+    """Scheme and host only; the full URL holds secrets."""
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[float] = mapped_column()
+
+
+class Dispatcher:
+    def __init__(self, store: Store, config: NotifyConfig, clock: Callable[[], int] = now_ms) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.channels = Channels(config)
+        self._in_flight: set[int] = set()
+        self.on_handed: Callable[[Message], None] | None = None
+        """Called when a channel accepted a message (the benchmark measures with it)."""
+
+    async def deliver(self, ids: list[int]) -> None:
+        """Send these messages concurrently; returns when each is sent or out of attempts."""
+        await asyncio.gather(*(self._one(i) for i in ids if i not in self._in_flight))
+
+    async def pending(self) -> list[int]:
+        async with self.store.session() as s:
+            return list((await s.scalars(select(Message.id).where(Message.state == PENDING))).all())
+
+    async def _one(self, message_id: int) -> None:
+        self._in_flight.add(message_id)
+        try:
+            async with self.store.session() as s:
+                msg = await s.get(Message, message_id)
+            if msg is None or msg.state != PENDING:
+                return
+            await self._attempts(msg)
+        finally:
+            self._in_flight.discard(message_id)
+
+    async def _attempts(self, msg: Message) -> None:
+        out = Outgoing(
+            title=msg.title, body=msg.body, severity=msg.severity, purpose=msg.purpose,
+            alert=msg.alert, link=msg.link, actions=[tuple(a) for a in msg.actions],
+        )
+        wait = self.config.backoff_s
+        for attempt in range(1, self.config.retries + 1):
+            started = time.perf_counter()
+            error = ""
+            try:
+                channel = self.channels.get(msg.channel)
+                await asyncio.wait_for(channel.send(out), self.config.send_timeout_s)
+            except ChannelError as exc:
+                error = str(exc)
+            except TimeoutError:
+                error = f"no answer within {self.config.send_timeout_s:g} s"
+            except Exception as exc:
+                log.exception("channel %s raised", redact(msg.channel))
+                error = f"channel raised {exc!r}"
+            took = (time.perf_counter() - started) * 1000
+            if not error and self.on_handed:
+                self.on_handed(msg)
+            await self._log(msg, attempt, error, took)
+            if not error:
+                return
+            if attempt < self.config.retries:
+                await asyncio.sleep(wait)
+                wait *= 2
+        log.warning("message %s to %s failed after %d attempts", msg.id, redact(msg.channel), self.config.retries)
+
+    async def _log(self, msg: Message, attempt: int, error: str, took_ms: float) -> None:
+        at = self.clock()
+        done = not error or attempt >= self.config.retries
+        async with self.store.session() as s, s.begin():
+            s.add(Delivery(
+                message_id=msg.id, attempt=attempt, at_ms=at, channel=redact(msg.channel),
+                ok=not error, error=error, duration_ms=took_ms,
+            ))
+            if done:
+                await s.execute(
+                    update(Message).where(Message.id == msg.id)
+                    .values(state=FAILED if error else SENT, sent_ms=None if error else at)
+                )

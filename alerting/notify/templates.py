@@ -1,0 +1,126 @@
+"""Message texts in Chinese (default) and English: what, where, how bad, since when, how to acknowledge.
+
+Short lines first: a phone's lock screen shows the title and two lines, so the
+severity, the place and the value come before everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from contract.db import Alert
+
+
+class Purpose(StrEnum):
+    PAGE = "page"
+    REMINDER = "reminder"
+    ALL_CLEAR = "all_clear"
+
+
+TEXTS: dict[str, dict[str, str]] = {
+    "zh": {
+        "fire": "火警",
+        "critical": "严重",
+        "warning": "预警",
+        "info": "提示",
+        "page": "【{severity}】{what}",
+        "reminder": "【提醒·{severity}】{what}（已确认，尚未解除）",
+        "all_clear": "【已解除】{what}",
+        "where": "地点：{where}",
+        "address": "地址：{address}",
+        "zone": "区域：{zone}",
+        "value": "数值：{value}{unit}（阈值 {threshold}{unit}）",
+        "since": "开始：{since}",
+        "resolved": "解除：{resolved}",
+        "probable": "疑似真实火情，评分 {score:.0f}：{reasons}",
+        "more": "另有 {count} 条同类告警",
+        "acked": "确认人：{by}",
+        "link": "一键确认：{link}",
+        "device": "设备：{device}",
+        "ack": "确认",
+        "on_way": "马上到",
+        "false_alarm": "误报",
+    },
+    "en": {
+        "fire": "FIRE",
+        "critical": "CRITICAL",
+        "warning": "WARNING",
+        "info": "INFO",
+        "page": "[{severity}] {what}",
+        "reminder": "[Reminder · {severity}] {what} (acknowledged, not resolved)",
+        "all_clear": "[All clear] {what}",
+        "where": "Where: {where}",
+        "address": "Address: {address}",
+        "zone": "Zone: {zone}",
+        "value": "Value: {value}{unit} (threshold {threshold}{unit})",
+        "since": "Since: {since}",
+        "resolved": "Resolved: {resolved}",
+        "probable": "Probably a real fire, score {score:.0f}: {reasons}",
+        "more": "{count} more alerts like this",
+        "acked": "Acknowledged by: {by}",
+        "link": "Acknowledge: {link}",
+        "device": "Device: {device}",
+        "ack": "Acknowledge",
+        "on_way": "On my way",
+        "false_alarm": "False alarm",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    title: str
+    body: str
+
+
+def word(language: str, key: str) -> str:
+    return TEXTS.get(language, TEXTS["zh"])[key]
+
+
+def _clock(ms: int, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _number(v: float) -> str:
+    return f"{v:.3f}".rstrip("0").rstrip(".")
+
+
+def render(
+    alert: Alert,
+    purpose: Purpose,
+    language: str,
+    zone: ZoneInfo,
+    *,
+    address: str = "",
+    link: str = "",
+    more: int = 0,
+) -> Text:
+    t = TEXTS.get(language, TEXTS["zh"])
+    what = alert.summary or alert.rule
+    title = t[purpose.value].format(severity=t.get(alert.severity, alert.severity), what=what)
+    where = " · ".join(x for x in (alert.site, alert.district) if x)
+    lines = [t["where"].format(where=where)] if where else []
+    if address:
+        lines.append(t["address"].format(address=address))
+    if alert.zone:
+        lines.append(t["zone"].format(zone=alert.zone))
+    if alert.device_id:
+        lines.append(t["device"].format(device=f"{alert.device_id} ({alert.kind})" if alert.kind else alert.device_id))
+    if alert.value is not None:
+        threshold = _number(alert.threshold) if alert.threshold is not None else "-"
+        lines.append(t["value"].format(value=_number(alert.value), unit=alert.unit, threshold=threshold))
+    lines.append(t["since"].format(since=_clock(alert.started_ms, zone)))
+    if purpose is Purpose.ALL_CLEAR and alert.resolved_ms:
+        lines.append(t["resolved"].format(resolved=_clock(alert.resolved_ms, zone)))
+    if alert.probable:
+        lines.append(t["probable"].format(score=alert.score, reasons="; ".join(alert.reasons)))
+    if more:
+        lines.append(t["more"].format(count=more))
+    if alert.acknowledged_by and purpose is not Purpose.PAGE:
+        lines.append(t["acked"].format(by=alert.acknowledged_by))
+    if link:
+        lines.append(t["link"].format(link=link))
+    return Text(title, "\n".join(lines))
