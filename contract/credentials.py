@@ -18,6 +18,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.db import Device, open_store
+from contract.kinds import SPECS
+from contract.topics import DEVICE_RE, DISTRICT_RE
+
 ITERATIONS = 101
 SALT_BYTES = 12
 
@@ -77,3 +81,31 @@ def write_password_line(path: Path, username: str, hashed: str) -> None:
     tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
     tmp.chmod(0o600)
     tmp.replace(path)
+
+
+async def register_device(store_url: str, device: Device, password_file: Path | None, actor: str) -> Credentials:
+    """Add or update a device in the registry with fresh broker credentials.
+
+    Registering an existing id replaces its password: the old one stops working
+    when the broker next reads its password file. Only the fields set on
+    `device` change, so thresholds set elsewhere survive a re-registration.
+    """
+    if not DEVICE_RE.fullmatch(device.id):
+        raise ValueError(f"device id {device.id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if not DISTRICT_RE.fullmatch(device.district):
+        raise ValueError(f"district {device.district!r} must match [a-z0-9-]{{1,32}}")
+    if device.kind not in SPECS:
+        raise ValueError(f"kind {device.kind!r} must be one of {', '.join(SPECS)}")
+    creds = new_credentials(device.id)
+    device.mqtt_password_hash = creds.hash
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s, s.begin():
+            await s.merge(device)
+            await store.audit(s, actor, "device.register", f"device:{device.id}", kind=device.kind,
+                              district=device.district, site=device.site)
+    finally:
+        await store.aclose()
+    if password_file is not None:
+        write_password_line(password_file, creds.username, creds.hash)
+    return creds

@@ -162,6 +162,182 @@ def bench_api(
 # --- end api ---
 
 
+# --- notify (alerting/roster.py, alerting/notify/) ---
+roster_app = typer.Typer(no_args_is_help=True, help="The duty roster: people, channels, groups, shifts.")
+app.add_typer(roster_app, name="roster")
+
+
+@roster_app.command("load")
+def roster_load(path: Annotated[Path, typer.Argument(help="Roster YAML (see docs/examples/roster.yaml).")]) -> None:
+    """Replace the stored roster with a YAML file; nothing changes if the file is wrong."""
+    import asyncio
+
+    from alerting.roster import RosterError, load_file
+
+    try:
+        roster = asyncio.run(load_file(settings().store.url, path))
+    except (RosterError, OSError) as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    print(f"roster loaded: {len(roster.people)} people, {len(roster.groups)} groups, {len(roster.shifts)} shifts")
+
+
+@roster_app.command("now")
+def roster_now() -> None:
+    """Who is on duty now in each group, and the next handover."""
+    import asyncio
+    from datetime import datetime
+
+    from alerting.notify.config import notify_config
+    from alerting.roster import duty_now
+    from contract.db import now_ms
+
+    s = settings()
+    zone = notify_config(s).zone
+    duty, handover = asyncio.run(duty_now(s.store.url, now_ms(), zone))
+    for group, people in duty.groups.items():
+        print(f"{group}: {', '.join(f'{p.name or p.id} ({p.id})' for p in people) or '-'}")
+    if handover is not None:
+        at = datetime.fromtimestamp(handover.at_ms / 1000, zone).strftime("%a %Y-%m-%d %H:%M %Z")
+        print(f"next handover {at}:")
+        for group, people in handover.groups.items():
+            print(f"  {group}: {', '.join(p.name or p.id for p in people) or '-'}")
+# --- end notify ---
+
+
+# --- dashboards and devices (dashboards/, contract/credentials.py, deploy/) ---
+dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards: export, push, platform metrics.")
+device_app = typer.Typer(no_args_is_help=True, help="The device registry and the devices' broker credentials.")
+app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(device_app, name="device")
+PasswordFile = Annotated[
+    Optional[Path],
+    typer.Option(
+        envvar="FIREWATCH_BROKER_PASSWORD_FILE",
+        help="Mosquitto password file to add the device to (reload the broker after: SIGHUP).",
+    ),
+]
+
+
+@dashboards_app.command("export")
+def dashboards_export(folder: Annotated[Path, typer.Argument(help="Where to write <uid>.json files.")]) -> None:
+    """Write the dashboards as JSON for Grafana's file provisioning."""
+    from dashboards.push import export
+
+    for path in export(folder):
+        print(path)
+
+
+@dashboards_app.command("push")
+def dashboards_push(
+    url: Annotated[str, typer.Option(help="Grafana base URL, e.g. http://grafana:3000.")],
+    token: Annotated[
+        str, typer.Option(envvar="GRAFANA_TOKEN", help="Service-account token (Editor), or user:password.")
+    ],
+    influx_url: Annotated[Optional[str], typer.Option(help="InfluxDB as Grafana reaches it; default [influx] url.")] = None,
+    influx_user: Annotated[str, typer.Option(envvar="GRAFANA_INFLUX_USER", help="InfluxDB read user.")] = "",
+    influx_password: Annotated[str, typer.Option(envvar="GRAFANA_INFLUX_PASSWORD", help="Its password.")] = "",
+    registry_url: Annotated[
+        Optional[str],
+        typer.Option(envvar="GRAFANA_REGISTRY_URL", help="postgresql:// URL of the device registry for the maps."),
+    ] = None,
+) -> None:
+    """Install or update the data sources and dashboards in a running Grafana (idempotent)."""
+    from dashboards.push import InfluxSource, RegistrySource, connect, push
+
+    s = settings()
+    sources = [InfluxSource(influx_url or s.influx.url, s.influx.database, influx_user, influx_password).datasource()]
+    if registry_url:
+        try:
+            sources.append(RegistrySource(registry_url).datasource())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--registry-url") from None
+    for done in push(connect(url, token), sources):
+        print(done)
+    if not registry_url:
+        err.print("no --registry-url: the two maps of the city overview stay empty until one is given")
+
+
+@dashboards_app.command("relay")
+def dashboards_relay(
+    targets: Annotated[list[str], typer.Argument(help="SERVICE=URL of a Prometheus endpoint, e.g. ingest=http://ingest:9464/metrics.")],
+    every: Annotated[float, typer.Option(min=1, help="Seconds between scrapes.")] = 15.0,
+) -> None:
+    """Copy the services' Prometheus metrics into InfluxDB for the platform-health dashboard."""
+    import asyncio
+    import logging
+
+    from contract.influx import Influx
+    from dashboards.platform import Target, relay
+
+    try:
+        parsed = [Target.parse(t) for t in targets]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="TARGETS") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def run() -> None:
+        async with Influx(settings().influx) as influx:
+            await relay(parsed, influx, every)
+
+    asyncio.run(run())
+
+
+@device_app.command("add")
+def device_add(
+    device_id: Annotated[str, typer.Argument(help="Device id, also its MQTT username.")],
+    kind: Annotated[str, typer.Option(help="electrical, hydrant, panel or pump.")],
+    district: Annotated[str, typer.Option(help="District code, as in its topics.")],
+    site: Annotated[str, typer.Option(help="Building or street it belongs to.")] = "",
+    address: Annotated[str, typer.Option(help="Where to find it.")] = "",
+    lat: Annotated[Optional[float], typer.Option(min=-90, max=90, help="Latitude.")] = None,
+    lon: Annotated[Optional[float], typer.Option(min=-180, max=180, help="Longitude.")] = None,
+    password_file: PasswordFile = None,
+) -> None:
+    """Register a device (or re-register it with a new password) and print its broker credentials."""
+    import asyncio
+
+    from contract.credentials import register_device
+    from contract.db import Device
+
+    device = Device(id=device_id, kind=kind, district=district, site=site, address=address,
+                    latitude=lat, longitude=lon)
+    try:
+        creds = asyncio.run(register_device(settings().store.url, device, password_file, actor="cli"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    print(f"username: {creds.username}\npassword: {creds.password}\ntopics:   fire/v1/{district}/{device_id}/#")
+    if password_file is None:
+        err.print("no --password-file: add this line to the broker's password file, then reload it:")
+        print(creds.password_file_line)
+    else:
+        err.print(f"added to {password_file}; reload the broker (docker compose kill -s HUP mosquitto)")
+
+
+@device_app.command("list")
+def device_list() -> None:
+    """Registered devices: id, kind, district, site, coordinates, whether they have broker credentials."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from contract.db import Device, open_store
+
+    async def rows() -> list[Device]:
+        store = await open_store(settings().store.url)
+        try:
+            async with store.session() as s:
+                return list((await s.scalars(select(Device).order_by(Device.id))).all())
+        finally:
+            await store.aclose()
+
+    for d in asyncio.run(rows()):
+        place = f"{d.latitude},{d.longitude}" if d.latitude is not None else "-"
+        creds = "credentials" if d.mqtt_password_hash else "no credentials"
+        print(f"{d.id}\t{d.kind}\t{d.district}\t{d.site}\t{place}\t{creds}")
+# --- end dashboards and devices ---
+
+
 def main() -> None:
     try:
         app()
