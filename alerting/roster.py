@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from contract.db import Base, Store
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -92,12 +93,11 @@ class ShiftIn(_In):
     @field_validator("days", mode="before")
     @classmethod
     def _days(cls, days: Any) -> list[str]:
-        items = days.split(",") if isinstance(days, str) else list(days)
-        out = [str(d).strip().lower()[:3] for d in items]
-        bad = [d for d in out if d not in DAYS]
+        items = [str(d).strip().lower() for d in (days.split(",") if isinstance(days, str) else days)]
+        bad = [d for d in items if d not in DAYS and d not in DAY_NAMES]
         if bad:
             raise ValueError(f"unknown day {bad}; use {list(DAYS)}")
-        return out
+        return [d[:3] for d in items]
 
 
 class RosterIn(_In):
@@ -270,3 +270,26 @@ async def resolve_targets(
             for p in duty.groups.get(name, []):
                 found.setdefault(p.id, p)
     return list(found.values())
+
+
+async def load_file(store_url: str, path: Path) -> RosterIn:
+    """`firewatch roster load`: open the store, replace the roster, close."""
+    from contract.db import open_store
+
+    store = await open_store(store_url)
+    try:
+        return await load_yaml(store, path)
+    finally:
+        await store.aclose()
+
+
+async def duty_now(store_url: str, now_ms: int, zone: ZoneInfo) -> tuple[Duty, Duty | None]:
+    """`firewatch roster now`: who is on duty, and the next handover."""
+    from contract.db import open_store
+
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s:
+            return await on_duty(s, now_ms, zone), await next_handover(s, now_ms, zone)
+    finally:
+        await store.aclose()

@@ -6,8 +6,8 @@ Time is the test's clock: the escalation's timers only move when the test turns 
 from __future__ import annotations
 
 import json
-from email.header import decode_header, make_header
 from collections.abc import AsyncIterator, Iterator
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
