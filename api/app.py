@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from alerting import config as alerting_config
 from api import alerts, auth, devices, errors, health, readings, roster, silences, stats, stream
 from api.auth import Authenticator
 from api.context import Context
@@ -30,7 +31,9 @@ STATIC = Path(str(files("api") / "static"))
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """Raises SettingsError (exit 2 from the CLI) when the [alerting] thresholds are wrong."""
     metrics = Metrics()
+    thresholds = alerting_config.load(settings.alerting)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         influx = Influx(settings.influx)
         feed = Feed(store)
         listener = Listener(settings.mqtt, store, feed)
-        app.state.ctx = Context(settings, store, influx, feed, listener, metrics)
+        app.state.ctx = Context(settings, store, influx, feed, listener, metrics, thresholds)
         app.state.auth = Authenticator(store)
         feed.last_id = await feed.head()
         tasks = [asyncio.create_task(t) for t in (feed.run(), listener.run(), listener.record_statuses())]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from alerting.config import AlertingConfig
 from contract.db import Store
 from contract.influx import Influx
 from contract.settings import Settings
@@ -24,6 +25,8 @@ class Context:
     feed: Feed
     listener: Listener
     metrics: Metrics
+    alerting: AlertingConfig
+    """Alerting's thresholds, so charts draw the levels alerting judges by."""
 
 
 def _context(request: Request) -> Context:

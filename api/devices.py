@@ -13,29 +13,40 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
 from api.auth import Admin, Viewer
 from api.context import Ctx
-from api.errors import ApiError, conflict, not_found
+from alerting import config as alerting_config
+from alerting.rules import RULES
+from api.errors import ApiError, conflict, invalid, not_found
 from api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
 from api.tables import DeviceState
 from contract.db import Device, now_ms
+from contract.settings import SettingsError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 MAX_CSV_BYTES = 20 * 1024 * 1024
 CSV_COLUMNS = ("id", "kind", "district", "site", "address", "latitude", "longitude", "thresholds")
-Thresholds = dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], float]
+Thresholds = Annotated[
+    dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], dict[str, float | bool | None]],
+    Field(max_length=100, description='per rule, e.g. {"overcurrent": {"alarm": 63}}; wins over [alerting] settings'),
+]
 
 
-def _finite(v: dict[str, float]) -> dict[str, float]:
-    for name, value in v.items():
-        if not math.isfinite(value):
-            raise ValueError(f"threshold {name} must be a finite number")
-    if len(v) > 100:
-        raise ValueError("at most 100 thresholds")
-    return v
+def check_thresholds(kind: str, thresholds: dict[str, Any], where: str = "body.thresholds") -> None:
+    """Refuse what alerting would refuse: unknown rules for the kind, bad fields, unreachable levels."""
+    rules = RULES.get(kind, {})
+    for name, values in thresholds.items():
+        if name not in rules:
+            raise invalid(f"{kind} has no rule {name!r} (rules: {', '.join(rules)})", where)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values.values()):
+            raise invalid(f"thresholds.{name}: values must be finite numbers", where)
+    try:
+        alerting_config.load({kind: thresholds})
+    except SettingsError as exc:
+        raise invalid(str(exc).replace(f"alerting.{kind}.", "thresholds."), where) from None
 
 
 class _Place(BaseModel):
@@ -48,7 +59,6 @@ class _Place(BaseModel):
     thresholds: Thresholds = Field(default_factory=dict, description="overrides of the alerting defaults")
     report_interval_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = None
 
-    _check_thresholds = field_validator("thresholds")(_finite)
 
 
 class DeviceIn(_Place):
@@ -67,8 +77,6 @@ class DevicePatch(BaseModel):
     longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
     thresholds: Thresholds | None = None
     report_interval_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = None
-
-    _check_thresholds = field_validator("thresholds")(lambda v: v if v is None else _finite(v))
 
 
 class Status(BaseModel):
@@ -176,6 +184,7 @@ async def get_device(device_id: DevicePath, c: Ctx, _: Viewer) -> DeviceOut:
 
 @router.post("/devices", response_model=DeviceOut, status_code=201, summary="Register a device")
 async def create_device(body: DeviceIn, c: Ctx, who: Admin) -> DeviceOut:
+    check_thresholds(body.kind, body.thresholds)
     async with c.store.session() as s, s.begin():
         if await s.get(Device, body.id) is not None:
             raise conflict(f"device {body.id} already exists (retired ids are never reused)")
@@ -197,6 +206,8 @@ async def update_device(device_id: DevicePath, body: DevicePatch, c: Ctx, who: A
             raise not_found(f"device {device_id}")
         if d.retired_ms is not None:
             raise conflict(f"device {device_id} is retired")
+        if "thresholds" in changes:
+            check_thresholds(d.kind, changes["thresholds"])
         for key, value in changes.items():
             setattr(d, key, value)
         await c.store.audit(s, who.name, "update", f"device:{device_id}", **changes)
@@ -236,11 +247,16 @@ def _csv_row(raw: dict[str, str | None]) -> DeviceIn:
     except orjson.JSONDecodeError:
         raise ValueError("thresholds is not JSON (expected an object like {\"residual_ma\": 300})") from None
     try:
-        return DeviceIn(**fields)
+        device = DeviceIn(**fields)
     except ValidationError as exc:
         raise ValueError(
             "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         ) from None
+    try:
+        check_thresholds(device.kind, device.thresholds)
+    except ApiError as exc:
+        raise ValueError(exc.message) from None
+    return device
 
 
 @router.post(

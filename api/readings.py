@@ -21,6 +21,7 @@ from api.devices import load_device
 from api.errors import ApiError, not_found
 from api.fields import MAX_MS, MIN_MS, DevicePath, SitePath
 from contract.db import Device, now_ms
+from alerting.rules import RULES
 from contract.kinds import SPECS
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
@@ -49,11 +50,19 @@ class PanelEventOut(BaseModel):
     component: str | None = None
 
 
+class Level(BaseModel):
+    rule: str
+    level: Literal["warning", "alarm"]
+    value: float
+    label: str
+
+
 class SeriesOut(BaseModel):
     device_id: str
     kind: str
     metrics: list[MetricOut]
-    thresholds: dict[str, Any]
+    levels: dict[str, list[Level]]
+    """Per metric, the warning and alarm levels in force for this device (defaults, settings, registry)."""
     times: list[int]
     values: dict[str, list[float | None]]
     events: list[PanelEventOut]
@@ -101,6 +110,22 @@ def _check_metrics(kinds: set[str], wanted: list[str] | None) -> None:
     unknown = [m for m in wanted or [] if m not in catalog]
     if unknown:
         raise ApiError(422, f"no metric {unknown[0]!r} here; known: {', '.join(sorted(catalog)) or 'none'}")
+
+
+def levels(c: Context, d: Device) -> dict[str, list[Level]]:
+    """The levels of the device's plain-value rules, as alerting would judge this device now."""
+    out: dict[str, list[Level]] = {}
+    params = c.alerting.params(d.kind, d.district, d.site, d.id, registry=d.thresholds or {})
+    for name, rule in RULES.get(d.kind, {}).items():
+        p = params[name]
+        if rule.feature != "value" or not p.enabled:
+            continue
+        for level in ("warning", "alarm"):
+            value = getattr(p, level)
+            if value is not None:
+                for metric in rule.metrics:
+                    out.setdefault(metric, []).append(Level(rule=name, level=level, value=value, label=rule.label))
+    return out
 
 
 def _device_filter(devices: list[Device]) -> tuple[str, dict[str, Any]]:
@@ -185,7 +210,7 @@ async def readings(
                     device_id=d.id,
                     kind=kind,
                     metrics=[MetricOut(name=m, unit=spec.metrics[m].unit, label=spec.metrics[m].label) for m in metrics],
-                    thresholds=d.thresholds or {},
+                    levels={m: v for m, v in levels(c, d).items() if m in metrics},
                     times=times,
                     values=values,
                     events=events.get(d.id, []),

@@ -86,7 +86,7 @@ def write_lines(settings: Settings, lines: list[str]) -> None:
 
 
 HYDRANT = {"id": "H-1", "kind": "hydrant", "district": "510104", "site": "Jinjiang Park",
-           "latitude": 30.65, "longitude": 104.08, "thresholds": {"pressure_low_mpa": 0.14}}
+           "latitude": 30.65, "longitude": 104.08, "thresholds": {"pressure_low": {"alarm": 0.12}}}
 
 
 # --- auth and errors ---------------------------------------------------------
@@ -141,9 +141,14 @@ def test_device_lifecycle_is_validated_and_audited(admin: httpx.Client, api: Api
     bad = admin.post("/api/v1/devices", json=HYDRANT | {"id": "H 2", "kind": "toaster", "latitude": 91})
     assert bad.status_code == 422
     assert {e["loc"] for e in bad.json()["errors"]} == {"body.id", "body.kind", "body.latitude"}
-    r = admin.patch("/api/v1/devices/H-1", json={"site": "Wangjiang", "thresholds": {"pressure_low_mpa": 0.2}})
+    r = admin.patch("/api/v1/devices/H-1", json={"site": "Wangjiang", "thresholds": {"pressure_low": {"alarm": 0.11}}})
     assert r.json()["site"] == "Wangjiang"
     assert admin.patch("/api/v1/devices/H-1", json={"kind": "pump"}).status_code == 422
+    for thresholds, says in (({"residual_current": {"alarm": 300}}, "no rule"),
+                             ({"pressure_low": {"warning": 0.05, "alarm": 0.12}}, "must not be below"),
+                             ({"pressure_low": {"alarm": 9}}, "outside")):
+        r = admin.patch("/api/v1/devices/H-1", json={"thresholds": thresholds})
+        assert r.status_code == 422 and says in r.json()["message"], r.text
     assert admin.get("/api/v1/devices", params={"site": "Wangjiang"}).json()["total"] == 1
     assert admin.delete("/api/v1/devices/H-1").status_code == 200
     assert admin.get("/api/v1/devices").json()["total"] == 0
@@ -158,7 +163,7 @@ def test_csv_import_reports_each_rejected_row(admin: httpx.Client) -> None:
     admin.post("/api/v1/devices", json=HYDRANT)
     csv_text = (
         "id,kind,district,site,address,latitude,longitude,thresholds\n"
-        'E-1,electrical,510104,Mall,1 Road,30.6,104.1,"{""residual_ma"": 300}"\n'
+        'E-1,electrical,510104,Mall,1 Road,30.6,104.1,"{""residual_current"": {""alarm"": 300}}"\n'
         "E-2,microwave,510104,Mall,,30.6,104.1,\n"
         "E 3,electrical,510104,Mall,,30.6,104.1,\n"
         "E-4,electrical,510104,Mall,,north,104.1,\n"
@@ -176,7 +181,7 @@ def test_csv_import_reports_each_rejected_row(admin: httpx.Client) -> None:
     assert "kind" in reasons[(3, "E-2")] and "latitude" in reasons[(5, "E-4")]
     assert "JSON" in reasons[(6, "E-5")] and "duplicate of line 2" in reasons[(7, "E-1")]
     assert "missing id" in reasons[(9, "")]
-    assert admin.get("/api/v1/devices/E-1").json()["thresholds"] == {"residual_ma": 300}
+    assert admin.get("/api/v1/devices/E-1").json()["thresholds"] == {"residual_current": {"alarm": 300}}
     assert admin.get("/api/v1/devices/H-1").json()["district"] == "510105"
     r = admin.post("/api/v1/devices/import", content=b"\xff\xfe", headers={"content-type": "text/csv"})
     assert r.status_code == 422
@@ -201,7 +206,8 @@ def test_readings_are_aggregated_per_window_and_identifiers_are_checked(admin: h
     (series,) = r.json()["series"]
     assert series["times"] == [t0, t0 + 600_000]
     assert series["values"]["pressure_mpa"] == pytest.approx([0.345, 0.445])
-    assert series["thresholds"] == {"pressure_low_mpa": 0.14}
+    assert {(t["rule"], t["level"], t["value"]) for t in series["levels"]["pressure_mpa"]} == {
+        ("pressure_low", "warning", 0.14), ("pressure_low", "alarm", 0.12), ("pressure_high", "warning", 1.0)}
     r = admin.get("/api/v1/sites/Jinjiang Park/readings", params={"start": t0, "window": "1h", "agg": "max"})
     assert {s["device_id"]: s["values"]["pressure_mpa"] for s in r.json()["series"]} == {
         "H-1": pytest.approx([0.49]), "H-2": [0.5]}
