@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import niquests
 from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from grafana_client.client import GrafanaClientError, GrafanaException
 
 from dashboards.boards import all_dashboards
 from dashboards.grafana import FOLDER_UID, INFLUX_UID, REGISTRY_UID, Json
@@ -119,10 +120,20 @@ def export(folder: Path) -> list[Path]:
     return written
 
 
-def connect(url: str, token: str, timeout_s: float = 10.0) -> GrafanaApi:
-    """A Grafana API client; `token` is a service-account token, or `user:password`."""
+class PushError(RuntimeError):
+    """Grafana could not be reached or refused; the message says which and why."""
+
+
+def install(url: str, token: str, sources: list[Json], timeout_s: float = 10.0) -> list[str]:
+    """Push to the Grafana at `url`; `token` is a service-account token, or `user:password`."""
     credential: str | tuple[str, str] = token
     if ":" in token:
         user, _, password = token.partition(":")
         credential = (user, password)
-    return GrafanaApi.from_url(url, credential=credential, timeout=timeout_s)
+    api = GrafanaApi.from_url(url, credential=credential, timeout=timeout_s)
+    try:
+        return push(api, sources)
+    except GrafanaException as exc:
+        raise PushError(f"Grafana at {url} refused: {exc}") from None
+    except niquests.exceptions.RequestException as exc:
+        raise PushError(f"Grafana at {url} not reachable: {exc}") from None

@@ -243,7 +243,7 @@ def dashboards_push(
     ] = None,
 ) -> None:
     """Install or update the data sources and dashboards in a running Grafana (idempotent)."""
-    from dashboards.push import InfluxSource, RegistrySource, connect, push
+    from dashboards.push import InfluxSource, PushError, RegistrySource, install
 
     s = settings()
     sources = [InfluxSource(influx_url or s.influx.url, s.influx.database, influx_user, influx_password).datasource()]
@@ -252,8 +252,12 @@ def dashboards_push(
             sources.append(RegistrySource(registry_url).datasource())
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--registry-url") from None
-    for done in push(connect(url, token), sources):
-        print(done)
+    try:
+        report = install(url, token, sources)
+    except PushError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    print("\n".join(report))
     if not registry_url:
         err.print("no --registry-url: the two maps of the city overview stay empty until one is given")
 
