@@ -1,0 +1,240 @@
+"""The `[alerting]` settings: thresholds per kind with overrides per district, site and device.
+
+    [alerting.electrical.residual_current]        # every electrical detector
+    warning = 200
+    alarm = 300
+    [alerting.districts.510104.hydrant.pressure_low]
+    alarm = 0.12
+    [alerting.sites."Mall-3".electrical.cable_temp]
+    alarm = 80
+    [alerting.devices.E1001.overcurrent]          # a device's own circuit
+    alarm = 63
+
+A device's `thresholds` column in the registry (same shape as a devices entry:
+`{"overcurrent": {"alarm": 63}}`) wins over all of these. The most specific
+setting wins key by key. A bad value is refused with its key, e.g.
+`alerting.electrical.residual_current.alarm: must be > 0`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alerting.rules import RULES, Params, Rule
+from contract.kinds import SPECS
+from contract.settings import SettingsError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleOverride(_Model):
+    warning: float | None = None
+    alarm: float | None = None
+    deadband: float | None = Field(None, ge=0)
+    for_s: float | None = Field(None, ge=0)
+    window_s: float | None = Field(None, gt=0)
+    warmup_s: float | None = Field(None, ge=0)
+    enabled: bool | None = None
+
+    def over(self, p: Params) -> Params:
+        return replace(p, **self.model_dump(exclude_none=True))
+
+
+class Correlation(_Model):
+    probable_score: float = Field(0.6, gt=0, le=1)
+    """A panel fire alarm at or above this score is marked probable."""
+    zone_window_s: float = Field(300, gt=0)
+    """Other points of the same zone in alarm within this time count as confirmation."""
+    site_window_s: float = Field(1800, gt=0)
+    """Electrical alerts at the same site this close to a fire alarm count as confirmation."""
+    quick_reset_s: float = Field(60, gt=0)
+    """A fire alarm reset this soon is ranked down."""
+    unreset_s: float = Field(300, gt=0)
+    """A fire alarm still not reset after this long is ranked up."""
+    history_s: float = Field(7 * 86400, gt=0)
+    """How far back a point's false alarms count against it."""
+    water_main_hydrants: int = Field(5, ge=2)
+    """This many hydrants of one district losing pressure together make a water-main alert."""
+    water_main_window_s: float = Field(900, gt=0)
+
+
+class Flap(_Model):
+    changes: int = Field(3, ge=2)
+    """An alert that fired this many times within `window_s` is flapping..."""
+    window_s: float = Field(3600, gt=0)
+    hold_s: float = Field(900, ge=0)
+    """...and then resolves only after its condition stayed clear this long."""
+
+
+class KindOptions(_Model):
+    report_interval_s: int | None = Field(None, gt=0)
+    """Expected period between reports (default: the kind's); offline after `offline.warning` missed."""
+
+
+class AlertingConfig(_Model):
+    clock: Literal["wall", "event"] = "wall"
+    """wall: timers (heartbeats, minimum durations) follow the wall clock, for live service;
+    event: they follow the newest device timestamp seen, for replays and evaluations."""
+    lateness_s: float = Field(5, ge=0)
+    """Event clock: how far behind the newest timestamp timers run, for messages arriving out of order."""
+    max_clock_skew_s: float = Field(300, gt=0)
+    """Wall clock: a device timestamp further ahead than this is replaced by the receive time."""
+    baseline_save_s: float = Field(300, gt=0)
+    batch_s: float = Field(0.02, gt=0, le=5)
+    """How long the service gathers messages before one detection pass."""
+    correlation: Correlation = Correlation()
+    flap: Flap = Flap()
+    kinds: dict[str, KindOptions] = Field(default_factory=dict)
+    rules: dict[str, dict[str, RuleOverride]] = Field(default_factory=dict)
+    districts: dict[str, dict[str, dict[str, RuleOverride]]] = Field(default_factory=dict)
+    sites: dict[str, dict[str, dict[str, RuleOverride]]] = Field(default_factory=dict)
+    devices: dict[str, dict[str, RuleOverride]] = Field(default_factory=dict)
+
+    def report_interval_ms(self, kind: str) -> int:
+        opt = self.kinds.get(kind)
+        s = opt.report_interval_s if opt and opt.report_interval_s else SPECS[kind].report_interval_s
+        return s * 1000
+
+    def params(self, kind: str, district: str = "", site: str = "", device_id: str = "",
+               registry: dict[str, Any] | None = None) -> dict[str, Params]:
+        """Effective parameters of every rule of `kind` for one device, most specific last."""
+        return _resolve(self, kind, district, site, device_id, _freeze(registry or {}))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def _freeze(d: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in d.items()))
+
+
+@lru_cache(maxsize=4096)
+def _resolve(cfg: AlertingConfig, kind: str, district: str, site: str, device_id: str,
+             registry: tuple) -> dict[str, Params]:
+    out = {}
+    layers = [
+        cfg.rules.get(kind, {}),
+        cfg.districts.get(district, {}).get(kind, {}),
+        cfg.sites.get(site, {}).get(kind, {}),
+        cfg.devices.get(device_id, {}),
+    ]
+    reg = {}
+    for name, values in registry:
+        if name in RULES[kind] and isinstance(values, tuple):
+            try:
+                reg[name] = RuleOverride(**dict(values))
+            except ValidationError:
+                continue
+    layers.append(reg)
+    for name, rule in RULES[kind].items():
+        p = rule.defaults
+        for layer in layers:
+            if name in layer:
+                p = layer[name].over(p)
+        out[name] = p
+    return out
+
+
+_TOP = {"clock", "lateness_s", "max_clock_skew_s", "baseline_save_s", "batch_s", "correlation", "flap"}
+
+
+def load(raw: dict[str, Any]) -> AlertingConfig:
+    """Validate `settings().alerting`; raises SettingsError naming the first bad key."""
+    top = {k: v for k, v in raw.items() if k in _TOP}
+    kinds: dict[str, Any] = {}
+    rules: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _TOP or key in ("districts", "sites", "devices"):
+            continue
+        if key not in RULES:
+            raise SettingsError(f"alerting.{key}: not a setting nor a device kind ({', '.join(sorted(RULES))})")
+        opts, rules[key] = _split_kind(value, f"alerting.{key}", key)
+        try:
+            kinds[key] = KindOptions(**opts)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            raise SettingsError(f"alerting.{key}.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    try:
+        cfg = AlertingConfig(**top, kinds=kinds)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise SettingsError(f"alerting.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    cfg.rules = rules
+    for scope in ("districts", "sites"):
+        for name, per_kind in _table(raw.get(scope, {}), f"alerting.{scope}").items():
+            out = {}
+            for kind, value in _table(per_kind, f"alerting.{scope}.{name}").items():
+                if kind not in RULES:
+                    raise SettingsError(f"alerting.{scope}.{name}.{kind}: not a device kind")
+                out[kind] = _rule_table(value, f"alerting.{scope}.{name}.{kind}", kind, rules.get(kind, {}))
+            getattr(cfg, scope)[name] = out
+    for device, value in _table(raw.get("devices", {}), "alerting.devices").items():
+        names = {n for k in RULES for n in RULES[k]}
+        table = _table(value, f"alerting.devices.{device}")
+        for name in table:
+            if name not in names:
+                raise SettingsError(f"alerting.devices.{device}.{name}: no rule of that name")
+        cfg.devices[device] = {n: _override(v, f"alerting.devices.{device}.{n}") for n, v in table.items()}
+    return cfg
+
+
+def _table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SettingsError(f"{key}: must be a table")
+    return value
+
+
+def _split_kind(value: Any, key: str, kind: str) -> tuple[dict[str, Any], dict[str, RuleOverride]]:
+    table = _table(value, key)
+    opts = {k: v for k, v in table.items() if k in KindOptions.model_fields}
+    rules = {k: v for k, v in table.items() if k not in KindOptions.model_fields}
+    return opts, _rule_table(rules, key, kind, {})
+
+
+def _rule_table(value: Any, key: str, kind: str, base: dict[str, RuleOverride]) -> dict[str, RuleOverride]:
+    out = {}
+    for name, v in _table(value, key).items():
+        rule = RULES[kind].get(name)
+        if rule is None:
+            raise SettingsError(f"{key}.{name}: {kind} has no rule of that name ({', '.join(RULES[kind])})")
+        o = _override(v, f"{key}.{name}")
+        p = o.over(base[name].over(rule.defaults) if name in base else rule.defaults)
+        _check(rule, p, kind, f"{key}.{name}")
+        out[name] = o
+    return out
+
+
+def _override(value: Any, key: str) -> RuleOverride:
+    try:
+        return RuleOverride(**_table(value, key))
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise SettingsError(f"{key}.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+
+
+def _check(rule: Rule, p: Params, kind: str, key: str) -> None:
+    """Refuse levels that can never be reached or that contradict each other."""
+    for level in ("warning", "alarm"):
+        v = getattr(p, level)
+        if v is None:
+            continue
+        if not math.isfinite(v):
+            raise SettingsError(f"{key}.{level}: must be a finite number")
+        if rule.feature == "value":
+            m = SPECS[kind].metrics[rule.metrics[0]]
+            if not m.low <= v <= m.high:
+                raise SettingsError(
+                    f"{key}.{level}: {v} is outside what a {m.name} sensor reports ({m.low}..{m.high} {m.unit})"
+                )
+        elif v <= 0:
+            raise SettingsError(f"{key}.{level}: must be > 0")
+    if p.warning is not None and p.alarm is not None and (p.warning - p.alarm) * rule.direction > 0:
+        word = "above" if rule.direction > 0 else "below"
+        raise SettingsError(f"{key}.warning: {p.warning} must not be {word} the alarm level {p.alarm}")

@@ -1,0 +1,130 @@
+"""What is normal for this device: a learned baseline and slow drifts, vectorised across devices.
+
+`baseline` rules keep, per device, an exponentially weighted mean and mean
+absolute deviation of a metric (time constant `window_s`); the feature is how
+many deviations a reading lies from the mean, in the rule's direction. The
+update clips each residual at four deviations, so one wild reading or a fault
+in progress barely moves what is normal. Until `warmup_s` of history (and ten
+readings) exist the feature is NaN: a baseline does not speak before it knows.
+
+`drift` rules compare a fast average (window/24) with a slow one (window) of a
+metric: residual current creeping up over days (insulation ageing), pressure
+sinking over hours (a slow leak). Both remain far under any fixed threshold
+while a device is healthy, and both survive restarts (`export`/`restore`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alerting.detect.arrays import grown
+from alerting.rules import Params, Rule
+from contract.kinds import SPECS
+
+CLIP = 4.0
+MIN_READINGS = 10
+
+
+class _Learned:
+    """Reduction of a rule's metrics to one value, and per-device time bookkeeping."""
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
+        self.rules = rules
+        self.cols = [np.array([columns[m] for m in r.metrics]) for r in rules]
+        self.reduce = [np.fmin if r.reduce == "min" else np.fmax for r in rules]
+        self.sign = np.array([float(r.direction) for r in rules])
+        k = len(rules)
+        self.tau_ms = np.zeros((0, k))
+        self.warmup_ms = np.zeros((0, k))
+        self.first_ts = np.zeros((0, k), dtype=np.int64)
+        self.last_ts = np.zeros((0, k), dtype=np.int64)
+        for name in self.state_names:
+            setattr(self, name, np.zeros((0, k)))
+
+    def grow(self, n: int) -> None:
+        for name in ("tau_ms", "warmup_ms", "first_ts", "last_ts", *self.state_names):
+            setattr(self, name, grown(getattr(self, name), n, 0))
+
+    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+        for i, r in enumerate(self.rules):
+            self.tau_ms[slot, i] = max(params[r.name].window_s, 1) * 1000
+            self.warmup_ms[slot, i] = params[r.name].warmup_s * 1000
+
+    def values(self, v: np.ndarray) -> np.ndarray:
+        x = np.empty((v.shape[0], len(self.rules)))
+        for i, cols in enumerate(self.cols):
+            x[:, i] = v[:, cols[0]] if len(cols) == 1 else self.reduce[i].reduce(v[:, cols], axis=1)
+        return x
+
+    def export(self, slot: int) -> dict[str, list[float]]:
+        names = ("first_ts", "last_ts", *self.state_names)
+        return {
+            r.name: [float(getattr(self, n)[slot, i]) for n in names]
+            for i, r in enumerate(self.rules)
+            if self.first_ts[slot, i] > 0
+        }
+
+    def restore(self, slot: int, saved: dict[str, list[float]]) -> None:
+        names = ("first_ts", "last_ts", *self.state_names)
+        for i, r in enumerate(self.rules):
+            row = saved.get(r.name)
+            if row and len(row) == len(names):
+                for n, value in zip(names, row):
+                    getattr(self, n)[slot, i] = value
+
+
+class Baseline(_Learned):
+    state_names = ("mean", "dev", "count")
+
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
+        super().__init__(kind, rules, columns)
+        metrics = SPECS[kind].metrics
+        self.floor = np.array([(metrics[r.metrics[0]].high - metrics[r.metrics[0]].low) / 100 for r in rules])
+
+    def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
+        x = self.values(v)
+        t = ts[:, None]
+        mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
+        first, last = self.first_ts[slots], self.last_ts[slots]
+        scale = np.maximum(dev, self.floor)
+        ready = (count >= MIN_READINGS) & (t - first >= self.warmup_ms[slots])
+        with np.errstate(invalid="ignore"):
+            z = np.where(ready, (x - mean) / scale * self.sign, np.nan)
+        have = ~np.isnan(x)
+        new = have & (first == 0)
+        dt = np.maximum(t - last, 0)
+        alpha = np.maximum(1 - np.exp(-dt / self.tau_ms[slots]), 1 / (count + 1))
+        resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
+        resid = np.where(new, 0, resid)
+        self.mean[slots] = np.where(new, x, np.where(have, mean + alpha * resid, mean))
+        self.dev[slots] = np.where(have & ~new, dev + alpha * (np.abs(resid) - dev), dev)
+        self.count[slots] = count + have
+        self.first_ts[slots] = np.where(new, t, first)
+        self.last_ts[slots] = np.where(have, t, last)
+        return z
+
+
+class Drift(_Learned):
+    state_names = ("fast", "slow")
+
+    def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
+        x = self.values(v)
+        t = ts[:, None]
+        fast, slow = self.fast[slots], self.slow[slots]
+        first, last = self.first_ts[slots], self.last_ts[slots]
+        tau = self.tau_ms[slots]
+        have = ~np.isnan(x)
+        new = have & (first == 0)
+        dt = np.maximum(t - last, 0)
+        a_fast = 1 - np.exp(-dt / (tau / 24))
+        a_slow = 1 - np.exp(-dt / tau)
+        fast = np.where(new, x, np.where(have, fast + a_fast * (x - fast), fast))
+        slow = np.where(new, x, np.where(have, slow + a_slow * (x - slow), slow))
+        self.fast[slots], self.slow[slots] = fast, slow
+        self.first_ts[slots] = np.where(new, t, first)
+        self.last_ts[slots] = np.where(have, t, last)
+        first = self.first_ts[slots]
+        ready = have & (t - first >= self.warmup_ms[slots])
+        return np.where(ready, (fast - slow) * self.sign, np.nan)

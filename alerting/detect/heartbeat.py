@@ -1,0 +1,54 @@
+"""Missing heartbeats: a device that misses `offline.warning` reporting periods (default 2) is offline.
+
+Any message from the device counts as a sign of life (telemetry, an event, a
+panel's link inspection, a status); a retained `online: false` status (the
+device's last will) takes it offline at once. Recovery is the next sign of life.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alerting.detect.arrays import grown
+from alerting.rules import Params
+
+
+class Heartbeats:
+    def __init__(self) -> None:
+        self.last_seen = np.zeros(0, dtype=np.int64)
+        self.limit_ms = np.zeros(0, dtype=np.int64)
+        self.offline = np.zeros(0, dtype=bool)
+
+    def grow(self, n: int) -> None:
+        self.last_seen = grown(self.last_seen, n, 0)
+        self.limit_ms = grown(self.limit_ms, n, 0)
+        self.offline = grown(self.offline, n, False)
+
+    def set_params(self, slot: int, interval_ms: int, p: Params) -> None:
+        periods = p.warning if p.enabled and p.warning else 0
+        self.limit_ms[slot] = int(interval_ms * periods)
+
+    def seen(self, slots: np.ndarray, ts: np.ndarray) -> list[int]:
+        """Note signs of life (slots unique); returns the slots that came back online."""
+        self.last_seen[slots] = np.maximum(self.last_seen[slots], ts)
+        back = slots[self.offline[slots]]
+        self.offline[back] = False
+        return back.tolist()
+
+    def went_offline(self, slot: int, ts: int) -> bool:
+        """The device said it is offline (last will); True if that is news."""
+        self.last_seen[slot] = max(self.last_seen[slot], ts)
+        news = not self.offline[slot]
+        self.offline[slot] = True
+        return bool(news)
+
+    def tick(self, now_ms: int, n: int) -> list[int]:
+        """Slots whose silence has just exceeded their limit."""
+        seen, limit = self.last_seen[:n], self.limit_ms[:n]
+        due = ~self.offline[:n] & (seen > 0) & (limit > 0) & (now_ms - seen > limit)
+        slots = np.nonzero(due)[0]
+        self.offline[slots] = True
+        return slots.tolist()
+
+    def restore(self, slot: int) -> None:
+        self.offline[slot] = True

@@ -1,0 +1,210 @@
+"""Detection over the telemetry of one device kind: rules in, signals out, one pass per batch.
+
+Every device of the kind has a slot; its state lives in the numpy arrays of
+the feature stages (thresholds, rates, baseline, sensor faults), the level
+engine and the heartbeat tracker, all indexed by slot. A batch of readings
+becomes a matrix (one row per reading, one column per metric) and every stage
+works on whole columns. A device with several readings in one batch (a
+gateway's backlog, a replay) is handled in rounds of at most one reading per
+device, in timestamp order, so state advances exactly as if they came one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from alerting.config import AlertingConfig
+from alerting.detect.arrays import grown
+from alerting.detect.baseline import Baseline, Drift
+from alerting.detect.heartbeat import Heartbeats
+from alerting.detect.levels import Change, LevelEngine
+from alerting.detect.rates import Rates
+from alerting.detect.sensor import Frozen, Jumps
+from alerting.detect.thresholds import Thresholds
+from alerting.registry import DeviceInfo, Registry
+from alerting.rules import READING_RULES, RULES
+from alerting.signal import Signal
+from contract.kinds import SPECS
+from contract.payload import Reading
+
+NAN = float("nan")
+
+
+class ReadingDetector:
+    def __init__(self, kind: str, config: AlertingConfig, registry: Registry) -> None:
+        self.kind = kind
+        self.config = config
+        self.registry = registry
+        self.metrics = list(SPECS[kind].metrics)
+        self.units = {m.name: m.unit for m in SPECS[kind].metrics.values()}
+        columns = {m: i for i, m in enumerate(self.metrics)}
+        by = {f: [r for r in READING_RULES[kind] if r.feature in f] for f in
+              (("value", "spread"), ("rate",), ("drift",), ("baseline",), ("frozen",), ("jump",))}
+        self.stages = [
+            Thresholds(by[("value", "spread")], columns),
+            Rates(by[("rate",)], columns),
+            Drift(kind, by[("drift",)], columns),
+            Baseline(kind, by[("baseline",)], columns),
+            Frozen(kind, by[("frozen",)], columns),
+            Jumps(kind, by[("jump",)], columns),
+        ]
+        self.rules = [r for s in self.stages for r in s.rules]
+        self.rule_index = {r.name: i for i, r in enumerate(self.rules)}
+        self.levels = LevelEngine(self.rules)
+        self.heartbeats = Heartbeats()
+        self.index: dict[str, int] = {}
+        self.devices: list[DeviceInfo] = []
+        self.last_ts = np.zeros(0, dtype=np.int64)
+        self.bad_ts = np.zeros(0, dtype=np.int64)
+        self.bad_window_ms = np.zeros(0, dtype=np.int64)
+        self.stale = 0
+        """Readings older than the newest one already seen from their device (redeliveries)."""
+
+    @property
+    def learned(self) -> list[Baseline | Drift]:
+        return [s for s in self.stages if isinstance(s, Baseline | Drift)]
+
+    def slot(self, device_id: str, district: str) -> int:
+        s = self.index.get(device_id)
+        if s is None:
+            s = self._add(self.registry.get(device_id, self.kind, district))
+        return s
+
+    def _add(self, info: DeviceInfo) -> int:
+        s = len(self.devices)
+        self.index[info.id] = s
+        self.devices.append(info)
+        n = s + 1
+        for stage in (*self.stages, self.levels, self.heartbeats):
+            stage.grow(n)
+        self.last_ts = grown(self.last_ts, n, 0)
+        self.bad_ts = grown(self.bad_ts, n, 0)
+        self.bad_window_ms = grown(self.bad_window_ms, n, 0)
+        self.configure(s)
+        return s
+
+    def configure(self, s: int) -> None:
+        """(Re)apply the settings and registry thresholds of the device in slot `s`."""
+        info = self.devices[s]
+        params = self.config.params(self.kind, info.district, info.site, info.id, info.thresholds)
+        for stage in (*self.stages, self.levels):
+            stage.set_params(s, params)
+        interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms(self.kind)
+        self.heartbeats.set_params(s, interval, params["offline"])
+        self.bad_window_ms[s] = int(params["sensor_impossible"].window_s * 1000)
+
+    def detect(self, readings: Sequence[Reading]) -> list[Signal]:
+        slots = np.fromiter((self.slot(r.device_id, r.district) for r in readings), np.int64, len(readings))
+        ts = np.fromiter((r.ts_ms for r in readings), np.int64, len(readings))
+        metrics = self.metrics
+        v = np.array([[r.metrics.get(m, NAN) for m in metrics] for r in readings], dtype=float)
+        return self.detect_arrays(slots, ts, v)
+
+    def detect_arrays(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> list[Signal]:
+        """Readings as arrays: device slots, event times (ms) and a [n, metrics] matrix with NaN gaps."""
+        out: list[Signal] = []
+        for rows in _rounds(slots, ts):
+            s, t, x = slots[rows], ts[rows], v[rows]
+            fresh = t > self.last_ts[s]
+            if not fresh.all():
+                self.stale += int((~fresh).sum())
+                s, t, x = s[fresh], t[fresh], x[fresh]
+                if not len(s):
+                    continue
+            self.last_ts[s] = t
+            for back in self.heartbeats.seen(s, t):
+                out.append(self._heartbeat(back, int(self.last_ts[back]), None))
+            f = np.concatenate([stage.compute(s, t, x) for stage in self.stages], axis=1)
+            for c in self.levels.step(s, t, f):
+                out.append(self._signal(c, int(t[c.row]), x[c.row]))
+        return out
+
+    def tick(self, now_ms: int) -> list[Signal]:
+        n = len(self.devices)
+        out = [self._signal(c, now_ms, None) for c in self.levels.tick(now_ms, n)]
+        out += [self._heartbeat(s, now_ms, "warning") for s in self.heartbeats.tick(now_ms, n)]
+        bad = self.bad_ts[:n]
+        for s in np.nonzero((bad > 0) & (now_ms - bad > self.bad_window_ms[:n]))[0]:
+            self.bad_ts[s] = 0
+            out.append(self._impossible(int(s), now_ms, None))
+        return out
+
+    def seen(self, device_id: str, district: str, ts_ms: int) -> list[Signal]:
+        """A sign of life without readings (a status message)."""
+        s = self.slot(device_id, district)
+        return [self._heartbeat(b, ts_ms, None) for b in self.heartbeats.seen(np.array([s]), np.array([ts_ms]))]
+
+    def offline(self, device_id: str, district: str, ts_ms: int) -> list[Signal]:
+        s = self.slot(device_id, district)
+        return [self._heartbeat(s, ts_ms, "warning")] if self.heartbeats.went_offline(s, ts_ms) else []
+
+    def impossible(self, device_id: str, district: str, ts_ms: int, detail: str) -> list[Signal]:
+        """A message from this device was refused as physically impossible."""
+        s = self.slot(device_id, district)
+        news = self.bad_ts[s] == 0
+        self.bad_ts[s] = ts_ms
+        return [self._impossible(s, ts_ms, detail)] if news else []
+
+    def restore(self, device_id: str, district: str, rule: str, severity: str) -> None:
+        """Remember an open alert (after a restart) so it is neither raised twice nor left open forever."""
+        s = self.slot(device_id, district)
+        if rule == "offline":
+            self.heartbeats.restore(s)
+        elif rule == "sensor_impossible":
+            self.bad_ts[s] = max(int(self.last_ts[s]), 1)
+        elif rule in self.rule_index:
+            j = self.rule_index[rule]
+            sev = self.rules[j].severities
+            self.levels.restore(s, j, 2 if severity == sev[1] and sev[0] != sev[1] else 1)
+
+    def _base(self, s: int, rule: str, ts_ms: int, severity: str | None) -> Signal:
+        d = self.devices[s]
+        return Signal(rule, d.id, d.district, ts_ms, severity, kind=self.kind, site=d.site, zone=d.zone)
+
+    def _signal(self, c: Change, ts_ms: int, row: np.ndarray | None) -> Signal:
+        rule = self.rules[c.rule]
+        sig = self._base(c.slot, rule.name, ts_ms, rule.severities[c.new - 1] if c.new else None)
+        metric = rule.metrics[0]
+        if row is not None and len(rule.metrics) > 1:
+            values = [row[self.metrics.index(m)] for m in rule.metrics]
+            pick = np.nanargmin if rule.reduce == "min" else np.nanargmax
+            metric = rule.metrics[int(pick(values))]
+        sig.metric = metric if rule.feature == "value" else rule.metrics[0] if len(rule.metrics) == 1 else ""
+        sig.value = round(c.value, 4)
+        sig.threshold = self.levels.threshold(c.slot, c.rule, c.new or c.old)
+        sig.unit = rule.unit
+        where = f" ({metric})" if len(rule.metrics) > 1 and rule.feature == "value" else ""
+        if c.new:
+            sig.summary = f"{rule.label}{where}: {c.value:.4g} {rule.unit}, level {sig.threshold:g}"
+        else:
+            sig.summary = f"{rule.label}: back to {c.value:.4g} {rule.unit}"
+        return sig
+
+    def _heartbeat(self, s: int, ts_ms: int, severity: str | None) -> Signal:
+        sig = self._base(s, "offline", ts_ms, severity)
+        last = int(self.heartbeats.last_seen[s])
+        sig.summary = (f"{RULES[self.kind]['offline'].label}: silent since {last} ms"
+                       if severity else "back online")
+        return sig
+
+    def _impossible(self, s: int, ts_ms: int, detail: str | None) -> Signal:
+        sig = self._base(s, "sensor_impossible", ts_ms, "warning" if detail else None)
+        sig.summary = f"impossible sensor value: {detail}" if detail else "sensor values plausible again"
+        return sig
+
+
+def _rounds(slots: np.ndarray, ts: np.ndarray) -> list[np.ndarray]:
+    """Row indices split so that each round holds a device at most once, in event-time order."""
+    n = len(slots)
+    if n == 0:
+        return []
+    order = np.lexsort((ts, slots))
+    s = slots[order]
+    start = np.r_[True, s[1:] != s[:-1]]
+    if start.all():
+        return [np.arange(n)]
+    group_start = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    rank = np.arange(n) - group_start
+    return [np.sort(order[rank == k]) for k in range(int(rank.max()) + 1)]

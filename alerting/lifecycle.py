@@ -1,0 +1,224 @@
+"""Lifecycle: one alert per fingerprint, from firing through acknowledged to resolved, kept in SQL.
+
+Signals from detection and correlation become changes of `contract.db.Alert`
+rows, each with an audit row (actor `alerting`, subject `alert:{id}`) in the
+same transaction; the audit ids are the change feed the api's live stream
+resumes from. The SQL row is the truth and other parts write it too (the api
+acknowledges and resolves), so this stage only ever issues targeted UPDATEs of
+the columns it owns, never writes `state` except to resolve an alert that is
+still open, and picks up operators' changes from the audit trail (`sync`).
+
+- A fingerprint has at most one open alert; a restart reloads the open ones
+  (`load`) so nothing is raised twice or left open forever.
+- Flap damping: an alert that fired `flap.changes` times within
+  `flap.window_s` resolves only after its condition stayed clear `flap.hold_s`.
+- An alert an operator resolved while its condition persists is not raised
+  again until the condition clears and returns (or gets worse).
+- Silences mute notification, never recording: the alert is stored, streamed
+  and published as usual, with `AlertChange.silenced` set for the notify stages.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from alerting.changes import OPEN_STATES, AlertChange, ChangeKind, snapshot
+from alerting.config import Flap
+from alerting.signal import Signal
+from contract.db import Alert, AuditEntry, Silence, Store, now_ms
+
+ACTOR = "alerting"
+
+
+@dataclass(slots=True)
+class _Op:
+    kind: ChangeKind
+    alert: Alert
+    values: dict[str, Any] = field(default_factory=dict)
+    parent: Alert | None = None
+    why: str = ""
+    snap: Alert | None = None
+    """The alert as this change left it (later ops of the same batch may change it again)."""
+
+
+class Lifecycle:
+    def __init__(self, store: Store, flap: Flap) -> None:
+        self.store = store
+        self.flap = flap
+        self.open: dict[str, Alert] = {}
+        self.fired_at: dict[str, deque[int]] = {}
+        self.held: dict[str, int] = {}
+        self.silences: list[Silence] = []
+        self.audit_cursor = 0
+
+    async def load(self) -> list[Alert]:
+        """Reload the open alerts (newest per fingerprint) and the audit position; returns them."""
+        async with self.store.session() as s:
+            rows = (await s.execute(
+                select(Alert).where(Alert.state.in_(OPEN_STATES)).order_by(Alert.id)
+            )).scalars().all()
+            self.audit_cursor = (await s.execute(select(func.max(AuditEntry.id)))).scalar() or 0
+        self.open = {a.fingerprint: a for a in rows}
+        await self._load_silences()
+        return list(self.open.values())
+
+    async def apply(self, signals: list[Signal]) -> list[AlertChange]:
+        ops: list[_Op] = []
+        for s in signals:
+            op = self._plan(s)
+            if op is not None:
+                op.snap = snapshot(op.alert)
+                ops.append(op)
+        return await self._commit(ops) if ops else []
+
+    def _plan(self, s: Signal) -> _Op | None:
+        fp = s.fingerprint
+        alert = self.open.get(fp)
+        if s.annotate:
+            return self._update(alert, s, "evidence") if alert is not None else None
+        if s.severity is None:
+            if alert is None:
+                return None
+            fired = self.fired_at.get(fp, ())
+            if len(fired) >= self.flap.changes and self.flap.hold_s > 0:
+                self.held[fp] = s.ts_ms + int(self.flap.hold_s * 1000)
+                return None
+            return self._resolve(fp, s.ts_ms, s.summary)
+        self.held.pop(fp, None)
+        if alert is not None:
+            return self._update(alert, s, "level")
+        times = self.fired_at.setdefault(fp, deque(maxlen=self.flap.changes))
+        times.append(s.ts_ms)
+        while times and s.ts_ms - times[0] > self.flap.window_s * 1000:
+            times.popleft()
+        alert = Alert(
+            fingerprint=fp, rule=s.rule, severity=s.severity, state="firing", kind=s.kind, device_id=s.device_id,
+            district=s.district, site=s.site, zone=s.zone, metric=s.metric, value=s.value, threshold=s.threshold,
+            unit=s.unit, summary=s.summary, probable=bool(s.probable), score=s.score or 0.0,
+            reasons=list(s.reasons or []), started_ms=s.ts_ms, last_seen_ms=s.ts_ms,
+        )
+        self.open[fp] = alert
+        return _Op("fired", alert, parent=self.open.get(s.group) if s.group else None)
+
+    def _update(self, alert: Alert, s: Signal, why: str) -> _Op | None:
+        values: dict[str, Any] = {}
+        if not s.annotate and s.severity != alert.severity:
+            values.update(severity=s.severity, value=s.value, threshold=s.threshold, summary=s.summary,
+                          metric=s.metric or alert.metric)
+        if s.score is not None and (s.score != alert.score or s.reasons != alert.reasons):
+            values.update(score=s.score, probable=bool(s.probable), reasons=list(s.reasons or []))
+        parent = self.open.get(s.group) if s.group else None
+        if parent is not None and (parent.id is None or parent.id != alert.parent_id):
+            values["parent_id"] = parent.id
+        if not values:
+            return None
+        values["last_seen_ms"] = max(alert.last_seen_ms, s.ts_ms)
+        for k, v in values.items():
+            setattr(alert, k, v)
+        return _Op("updated", alert, values, parent, why)
+
+    def _resolve(self, fp: str, ts_ms: int, why: str) -> _Op:
+        alert = self.open.pop(fp)
+        self.held.pop(fp, None)
+        alert.state, alert.resolved_ms, alert.last_seen_ms = "resolved", ts_ms, max(alert.last_seen_ms, ts_ms)
+        return _Op("resolved", alert, {"state": "resolved", "resolved_ms": ts_ms, "last_seen_ms": alert.last_seen_ms},
+                   why=why)
+
+    async def tick(self, now_ms: int) -> list[AlertChange]:
+        """Resolve flapping alerts whose condition stayed clear through the hold time."""
+        due = [fp for fp, t in self.held.items() if t <= now_ms and fp in self.open]
+        if not due:
+            return []
+        ops = [self._resolve(fp, self.held[fp], "clear through the flap hold") for fp in due]
+        for op in ops:
+            op.snap = snapshot(op.alert)
+        return await self._commit(ops)
+
+    async def _commit(self, ops: list[_Op]) -> list[AlertChange]:
+        audits: list[tuple[_Op, AuditEntry]] = []
+        async with self.store.session() as s, s.begin():
+            for op in ops:
+                a = op.alert
+                if op.kind == "fired":
+                    if op.parent is not None:
+                        a.parent_id = op.parent.id
+                    s.add(a)
+                    await s.flush()
+                else:
+                    if "parent_id" in op.values and op.parent is not None:
+                        op.values["parent_id"] = a.parent_id = op.parent.id
+                    stmt = (update(Alert).where(Alert.id == a.id, Alert.state.in_(OPEN_STATES))
+                            .values(**op.values, updated_ms=now_ms()))
+                    if (await s.execute(stmt)).rowcount == 0:
+                        self._closed_elsewhere(a)
+                        continue
+                snap = op.snap or snapshot(a)
+                snap.id, snap.parent_id = a.id, a.parent_id if op.kind == "fired" else snap.parent_id
+                if op.parent is not None and "parent_id" in op.values:
+                    snap.parent_id = op.parent.id
+                detail = {k: getattr(snap, k) for k in ("severity", "value", "threshold", "score", "probable")}
+                detail.update(rule=a.rule, fingerprint=a.fingerprint, summary=snap.summary, why=op.why or op.kind)
+                if op.kind != "fired":
+                    detail["changed"] = sorted(op.values)
+                entry = AuditEntry(actor=ACTOR, action=op.kind, subject=f"alert:{a.id}", detail=detail)
+                s.add(entry)
+                audits.append((op, entry))
+            await s.flush()
+            self.audit_cursor = max([self.audit_cursor, *(e.id for _, e in audits)])
+        return [AlertChange(op.kind, op.snap, e.id, ACTOR, self.silenced(op.alert)) for op, e in audits]
+
+    def _closed_elsewhere(self, alert: Alert) -> None:
+        """An operator resolved the row meanwhile: forget it here too."""
+        if self.open.get(alert.fingerprint) is alert:
+            del self.open[alert.fingerprint]
+
+    async def sync(self) -> list[AlertChange]:
+        """Pick up what operators did to open alerts (acknowledge, resolve) since the last look."""
+        async with self.store.session() as s:
+            entries = (await s.execute(
+                select(AuditEntry).where(AuditEntry.id > self.audit_cursor, AuditEntry.actor != ACTOR,
+                                         AuditEntry.subject.like("alert:%")).order_by(AuditEntry.id)
+            )).scalars().all()
+            if entries:
+                self.audit_cursor = entries[-1].id
+            by_id = {a.id: a for a in self.open.values()}
+            changes = []
+            for e in entries:
+                try:
+                    alert = by_id.get(int(e.subject.split(":", 1)[1]))
+                except ValueError:
+                    continue
+                if alert is None:
+                    continue
+                row = await s.get(Alert, alert.id)
+                if row is None:
+                    continue
+                for k in ("state", "acknowledged_ms", "acknowledged_by", "resolved_ms"):
+                    setattr(alert, k, getattr(row, k))
+                if row.state == "resolved":
+                    self._closed_elsewhere(alert)
+                    by_id.pop(alert.id, None)
+                kind: ChangeKind = "resolved" if row.state == "resolved" else (
+                    "acknowledged" if row.state == "acknowledged" else "updated")
+                changes.append(AlertChange(kind, snapshot(alert), e.id, e.actor, self.silenced(alert)))
+        await self._load_silences()
+        return changes
+
+    async def _load_silences(self) -> None:
+        async with self.store.session() as s:
+            self.silences = list((await s.execute(select(Silence).where(Silence.ends_ms > now_ms()))).scalars())
+
+    def silenced(self, a: Alert) -> bool:
+        t = now_ms()
+        return any(
+            x.starts_ms <= t < x.ends_ms
+            and (not x.device_id or x.device_id == a.device_id)
+            and (not x.site or x.site == a.site)
+            and (not x.district or x.district == a.district)
+            and (not x.rule or x.rule == a.rule)
+            for x in self.silences
+        )

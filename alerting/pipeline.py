@@ -1,0 +1,183 @@
+"""The alerting pipeline: detect → correlate → lifecycle → change feed, composed in this one place.
+
+    pipeline = Pipeline(config, store, registry)
+    await pipeline.start()                        # reload open alerts and baselines
+    changes = pipeline.feed.subscribe()           # outputs and notify stages attach here
+    await pipeline.process(records, now_ms=...)   # parsed records from contract.payload.parse
+    await pipeline.tick(now_ms)                   # timers: heartbeats, minimum durations, hazards
+    await pipeline.sync()                         # operators' acknowledgements and resolutions
+
+Time is event time. With `clock = "event"` (replay, evaluation) the pipeline's
+clock is the newest device timestamp seen less `lateness_s`, and timers run
+after every batch; with `clock = "wall"` (live) the service calls `tick` with
+the wall clock, and a device timestamp more than `max_clock_skew_s` ahead of
+the receive time is replaced by the receive time (counted as `clock_ahead`).
+Each stage is its own module and can be tested alone; this class only routes
+records to them and signals between them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from alerting.changes import AlertChange, ChangeFeed
+from alerting.config import AlertingConfig
+from alerting.correlate import Correlator
+from alerting.detect.panel import PanelDetector
+from alerting.detect.readings import ReadingDetector
+from alerting.lifecycle import Lifecycle
+from alerting.registry import Registry
+from alerting.rules import READING_RULES
+from alerting.signal import Signal
+from alerting.state import load_baselines, save_baselines
+from contract.db import Store
+from contract.payload import DeviceStatus, PanelEvent, Reading, Record
+
+
+class Pipeline:
+    def __init__(self, config: AlertingConfig, store: Store, registry: Registry | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.registry = registry or Registry()
+        self.readings = {k: ReadingDetector(k, config, self.registry) for k in READING_RULES}
+        self.panels = PanelDetector(config, self.registry)
+        self.correlator = Correlator(config.correlation)
+        self.lifecycle = Lifecycle(store, config.flap)
+        self.feed = ChangeFeed()
+        self.clock_ms = 0
+        self.counts: Counter[str] = Counter()
+        """readings, events, statuses, clock_ahead, unknown_status, impossible, signals, changes."""
+
+    async def start(self) -> None:
+        """Restore open alerts into the detectors and learned baselines, so a restart changes nothing."""
+        for b in await load_baselines(self.store):
+            det = self.readings.get(b.kind)
+            if det is not None:
+                s = det.slot(b.device_id, b.district)
+                for stage in det.learned:
+                    stage.restore(s, b.state)
+        for a in await self.lifecycle.load():
+            self.clock_ms = max(self.clock_ms, a.last_seen_ms)
+            if a.rule == "water_main" or (a.kind == "hydrant" and a.rule in ("pressure_low", "pressure_drop")):
+                self.correlator.restore(a.rule, a.device_id, a.district, a.started_ms)
+            if not a.device_id:
+                continue
+            if a.kind == "panel":
+                self.panels.restore(a.device_id, a.district, a.rule, a.severity, a.started_ms)
+            elif a.kind in self.readings:
+                self.readings[a.kind].restore(a.device_id, a.district, a.rule, a.severity)
+
+    def detect(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str]] = (),
+               now_ms: int | None = None) -> list[Signal]:
+        """Run the detectors; `impossible` lists (district, device_id, detail) of refused readings."""
+        by_kind: dict[str, list[Reading]] = defaultdict(list)
+        events: list[PanelEvent] = []
+        statuses: list[DeviceStatus] = []
+        skew = int(self.config.max_clock_skew_s * 1000)
+        for r in records:
+            if now_ms is not None and r.ts_ms > now_ms + skew:
+                r.ts_ms = now_ms
+                self.counts["clock_ahead"] += 1
+            if isinstance(r, Reading):
+                by_kind[r.kind].append(r)
+            elif isinstance(r, PanelEvent):
+                events.append(r)
+            else:
+                statuses.append(r)
+        signals: list[Signal] = []
+        for kind, rs in by_kind.items():
+            self.counts["readings"] += len(rs)
+            signals += self.readings[kind].detect(rs)
+            self._observe(max(r.ts_ms for r in rs))
+        if events:
+            self.counts["events"] += len(events)
+            signals += self.panels.detect(sorted(events, key=lambda e: e.ts_ms))
+            self._observe(max(e.ts_ms for e in events))
+        for st in statuses:
+            signals += self._status(st)
+        for district, device_id, detail in impossible:
+            det = self._detector_of(device_id)
+            if isinstance(det, ReadingDetector):
+                self.counts["impossible"] += 1
+                signals += det.impossible(device_id, district, now_ms or self.clock_ms, detail)
+        return signals
+
+    def _observe(self, ts_ms: int) -> None:
+        if self.config.clock == "event":
+            self.clock_ms = max(self.clock_ms, ts_ms - int(self.config.lateness_s * 1000))
+
+    def _detector_of(self, device_id: str) -> ReadingDetector | PanelDetector | None:
+        for det in self.readings.values():
+            if device_id in det.index:
+                return det
+        if device_id in self.panels.panels:
+            return self.panels
+        info = self.registry.devices.get(device_id)
+        if info is not None:
+            return self.panels if info.kind == "panel" else self.readings.get(info.kind)
+        return None
+
+    def _status(self, st: DeviceStatus) -> list[Signal]:
+        self.counts["statuses"] += 1
+        det = self._detector_of(st.device_id)
+        if det is None:
+            self.counts["unknown_status"] += 1
+            return []
+        if st.online:
+            return det.seen(st.device_id, st.district, st.ts_ms)
+        return det.offline(st.device_id, st.district, st.ts_ms)
+
+    def timers(self, now_ms: int) -> list[Signal]:
+        self.clock_ms = max(self.clock_ms, now_ms)
+        out: list[Signal] = []
+        for det in self.readings.values():
+            out += det.tick(self.clock_ms)
+        out += self.panels.tick(self.clock_ms)
+        return out
+
+    async def process(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str]] = (),
+                      now_ms: int | None = None) -> list[AlertChange]:
+        signals = self.detect(records, impossible, now_ms)
+        if self.config.clock == "event":
+            signals += self.timers(self.clock_ms)
+        return await self._apply(signals, self.clock_ms)
+
+    async def tick(self, now_ms: int) -> list[AlertChange]:
+        return await self._apply(self.timers(now_ms), now_ms)
+
+    async def _apply(self, signals: list[Signal], now_ms: int) -> list[AlertChange]:
+        changes = []
+        if signals:
+            self.counts["signals"] += len(signals)
+            changes = await self.lifecycle.apply(self.correlator.correlate(signals))
+        changes += await self.lifecycle.tick(now_ms)
+        if changes:
+            self.counts["changes"] += len(changes)
+            self.feed.publish(changes)
+        return changes
+
+    async def sync(self) -> list[AlertChange]:
+        changes = await self.lifecycle.sync()
+        self.feed.publish(changes)
+        return changes
+
+    async def save_baselines(self) -> None:
+        for kind, det in self.readings.items():
+            rows = []
+            for s, d in enumerate(det.devices):
+                state = {}
+                for stage in det.learned:
+                    state.update(stage.export(s))
+                if state:
+                    rows.append((d.id, d.district, state))
+            await save_baselines(self.store, kind, rows)
+
+    def reconfigure(self) -> None:
+        """Re-apply thresholds after the registry changed (new sites, device thresholds)."""
+        for det in self.readings.values():
+            for s, d in enumerate(det.devices):
+                info = self.registry.devices.get(d.id)
+                if info is not None and info != d:
+                    det.devices[s] = info
+                    det.configure(s)

@@ -1,0 +1,53 @@
+"""The device registry as alerting needs it: where a device is and its own thresholds.
+
+Loaded from the SQL store's `devices` table at start and refreshed now and then.
+A device that is not registered still gets detection with its kind's defaults
+(a monitoring center would rather see an alarm from an unknown device than
+miss it); it is counted so the installer can register it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from contract.db import Device, Store
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    id: str
+    kind: str
+    district: str
+    site: str = ""
+    zone: str = ""
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    report_interval_s: int | None = None
+
+
+class Registry:
+    def __init__(self, devices: list[DeviceInfo] | None = None) -> None:
+        self.devices: dict[str, DeviceInfo] = {d.id: d for d in devices or ()}
+        self.unknown: set[str] = set()
+
+    def get(self, device_id: str, kind: str, district: str) -> DeviceInfo:
+        d = self.devices.get(device_id)
+        if d is None:
+            self.unknown.add(device_id)
+            d = DeviceInfo(device_id, kind, district)
+        return d
+
+    def replace(self, devices: list[DeviceInfo]) -> None:
+        self.devices = {d.id: d for d in devices}
+        self.unknown -= self.devices.keys()
+
+
+async def load_registry(store: Store) -> list[DeviceInfo]:
+    async with store.session() as s:
+        rows = (await s.execute(select(Device).where(Device.retired_ms.is_(None)))).scalars().all()
+    return [
+        DeviceInfo(d.id, d.kind, d.district, d.site or "", "", dict(d.thresholds or {}), d.report_interval_s)
+        for d in rows
+    ]
