@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from alerting import config as alerting_config
-from api import alerts, auth, devices, errors, health, readings, roster, silences, stats, stream
+from api import ack, alerts, auth, devices, errors, health, readings, roster, silences, stats, stream
 from api.auth import Authenticator
 from api.context import Context
 from api.health import Metrics, RequestMetrics
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (auth, devices, readings, alerts, silences, roster, stream, stats, health):
+    for module in (auth, devices, readings, alerts, silences, roster, stream, stats, health, ack):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

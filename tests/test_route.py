@@ -1,0 +1,165 @@
+"""Routing: which route, grouping a storm into one message, inhibition, parents, silences; fire never waits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from alerting.changes import AlertChange
+from alerting.escalation import Escalator
+from alerting.notify.config import NotifyConfig, Route, Step
+from alerting.roster import load_yaml
+from alerting.route import Router
+from contract.db import AuditEntry, Store, open_store
+from tests.notify_servers import Clock, HttpSink, add_alert
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    s = HttpSink()
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, sink: HttpSink) -> AsyncIterator[Store]:
+    st = await open_store(f"sqlite:///{tmp_path}/fw.db")
+    await load_yaml(st, f"""
+people:
+  - {{id: duty1, channels: ["webhook+{sink.base}/duty1"]}}
+  - {{id: water, channels: ["webhook+{sink.base}/water"]}}
+groups:
+  - {{id: duty, members: [duty1]}}
+  - {{id: water, members: [water]}}
+""")
+    yield st
+    await st.aclose()
+
+
+ROUTES = [
+    Route(name="hydrants", kind=["hydrant"], district=["510104"], steps=[Step(notify=["group:water"])],
+          group_by=["district", "rule"], group_wait_s=60),
+    Route(name="all", severity=["warning", "critical", "fire"], steps=[Step(notify=["group:duty"])],
+          group_by=["district", "rule"], group_wait_s=60),
+]
+
+
+def escalator(store: Store, clock: Clock) -> Escalator:
+    return Escalator(store, NotifyConfig(routes=ROUTES, secret="s", public_url="https://fw", backoff_s=0.01), clock)
+
+
+def texts(sink: HttpSink, who: str) -> list[dict[str, object]]:
+    return [json.loads(r.body) for r in sink.at(f"/{who}")]
+
+
+async def test_routes_match_in_order_and_unmatched_alerts_are_not_paged(store: Store) -> None:
+    router = Router(NotifyConfig(routes=ROUTES, secret="s"))
+    hydrant = await add_alert(store, 0, kind="hydrant", rule="pressure_low", severity="warning", device_id="H1")
+    elsewhere = await add_alert(store, 0, kind="hydrant", rule="pressure_low", severity="warning",
+                                device_id="H2", district="510105")
+    info = await add_alert(store, 0, kind="electrical", rule="baseline", severity="info", device_id="E1")
+    assert router.match(hydrant).name == "hydrants"
+    assert router.match(elsewhere).name == "all"
+    assert router.match(info) is None
+
+
+async def test_a_storm_becomes_one_message_with_a_count(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = escalator(store, clock)
+    for i in range(12):
+        a = await add_alert(store, clock.now, kind="electrical", rule="residual_current", severity="warning",
+                            device_id=f"E{i}", summary="剩余电流超限")
+        await esc.handle(AlertChange("fired", a, None))
+        clock.advance(seconds=2)
+    await esc.tick()
+    await esc.drain()
+    assert texts(sink, "duty1") == [], "non-fire alerts wait for their group"
+
+    clock.advance(seconds=60)
+    await esc.tick()
+    await esc.drain()
+    [msg] = texts(sink, "duty1")
+    assert "另有 11 条同类告警" in str(msg["text"])
+
+
+async def test_a_fire_never_waits_for_grouping(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = escalator(store, clock)
+    warning = await add_alert(store, clock.now, kind="panel", rule="panel_fault", severity="warning", device_id="P9")
+    await esc.handle(AlertChange("fired", warning, None))
+    fire = await add_alert(store, clock.now, device_id="P9")
+    await esc.handle(AlertChange("fired", fire, None))
+    await esc.drain()
+    [msg] = texts(sink, "duty1")
+    assert msg["severity"] == "fire"
+
+
+async def test_panel_offline_inhibits_its_faults_but_never_its_fire_alarms(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = escalator(store, clock)
+    offline = await add_alert(store, clock.now, rule="offline", severity="critical", device_id="P7",
+                              summary="控制器离线")
+    await esc.handle(AlertChange("fired", offline, None))
+    fault = await add_alert(store, clock.now, rule="panel_fault", severity="warning", device_id="P7")
+    await esc.handle(AlertChange("fired", fault, None))
+    other = await add_alert(store, clock.now, rule="panel_fault", severity="warning", device_id="P8",
+                            district="510199")
+    await esc.handle(AlertChange("fired", other, None))
+    fire = await add_alert(store, clock.now, device_id="P7")
+    await esc.handle(AlertChange("fired", fire, None))
+    clock.advance(minutes=2)
+    await esc.tick()
+    await esc.drain()
+    about = sorted(m["alert"]["id"] for m in texts(sink, "duty1"))  # type: ignore[index]
+    assert about == sorted([offline.id, other.id, fire.id])
+    async with store.session() as s:
+        why = (await s.scalars(select(AuditEntry).where(AuditEntry.subject == f"alert:{fault.id}"))).one()
+    assert why.action == "not_paged" and why.detail["reason"] == f"alert:{offline.id}"
+
+
+async def test_a_water_main_alert_stands_for_its_hydrants(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = escalator(store, clock)
+    early = await add_alert(store, clock.now, kind="hydrant", rule="pressure_low", severity="critical",
+                            device_id="H0", summary="消火栓压力低")
+    await esc.handle(AlertChange("fired", early, None))
+    main = await add_alert(store, clock.now, kind="hydrant", rule="water_main", severity="critical",
+                           device_id="", fingerprint="510104:water_main", summary="市政供水管网压力下降")
+    await esc.handle(AlertChange("fired", main, None))
+    early.parent_id = main.id
+    await _set_parent(store, early.id, main.id)
+    await esc.handle(AlertChange("updated", early, None))
+    for i in range(1, 6):
+        h = await add_alert(store, clock.now, kind="hydrant", rule="pressure_low", severity="critical",
+                            device_id=f"H{i}", parent_id=main.id)
+        await esc.handle(AlertChange("fired", h, None))
+    clock.advance(minutes=2)
+    await esc.tick()
+    await esc.drain()
+    [msg] = texts(sink, "water")
+    assert msg["alert"]["id"] == main.id  # type: ignore[index]
+    assert "另有 6 条同类告警" in str(msg["text"])
+
+
+async def _set_parent(store: Store, alert_id: int, parent_id: int) -> None:
+    from contract.db import Alert
+
+    async with store.session() as s, s.begin():
+        (await s.get(Alert, alert_id)).parent_id = parent_id
+
+
+async def test_silenced_alerts_are_not_paged_and_say_why(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = escalator(store, clock)
+    fire = await add_alert(store, clock.now, device_id="P3")
+    await esc.handle(AlertChange("fired", fire, None, silenced=True))
+    await esc.drain()
+    assert texts(sink, "duty1") == []
+    async with store.session() as s:
+        why = (await s.scalars(select(AuditEntry).where(AuditEntry.subject == f"alert:{fire.id}"))).one()
+    assert why.detail["reason"] == "silence"
