@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -107,7 +107,7 @@ class Escalator:
         alert = change.alert
         if change.kind in ("fired", "updated"):
             if alert.state == "firing":
-                due = await self._open(alert, change.silenced)
+                due = await self._open(alert, change.silenced, explain=change.kind == "fired")
                 if due is not None:
                     await self._run([due])
             elif alert.state == "acknowledged":
@@ -116,6 +116,37 @@ class Escalator:
             await self._acknowledged(alert.id)
         elif change.kind == "resolved":
             self._send(await self._resolved(alert.id))
+
+    async def serve(self, changes: AsyncIterable[Change]) -> None:
+        """The notify stage of the alerting service: consume the change feed and keep the timers, until cancelled.
+
+            escalator = Escalator(store, notify_config(settings))
+            task = asyncio.create_task(escalator.serve(pipeline.feed.subscribe()))
+        """
+        stop = asyncio.Event()
+        timers = asyncio.create_task(self.run(stop))
+        try:
+            async for change in changes:
+                await self._handle_patiently(change)
+        finally:
+            stop.set()
+            await asyncio.gather(timers, return_exceptions=True)
+            await self.drain()
+
+    async def _handle_patiently(self, change: Change) -> None:
+        """A change is never dropped for a passing database error: a lost change can be a fire nobody hears of."""
+        wait = 0.5
+        for attempt in range(1, 8):
+            try:
+                await self.handle(change)
+                return
+            except Exception:
+                log.exception("notify could not handle %s of alert %s (attempt %d)", change.kind, change.alert.id,
+                              attempt)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 10)
+        log.error("notify gave up on %s of alert %s after 7 attempts; it is not paged", change.kind,
+                  change.alert.id)
 
     async def drain(self) -> None:
         """Wait for the sends under way (tests, shutdown)."""
@@ -180,8 +211,12 @@ class Escalator:
                 log.info("escalation %s changed under a tick (acknowledged?); re-read next tick", esc_id)
         self._send(message_ids)
 
-    async def _open(self, alert: Alert, silenced: bool) -> int | None:
-        """Start or join an escalation for a firing alert; returns its id when it is due now."""
+    async def _open(self, alert: Alert, silenced: bool, explain: bool) -> int | None:
+        """Start or join an escalation for a firing alert; returns its id when it is due now.
+
+        An update of an alert that was not paged is routed again (its inhibitor may be gone);
+        only the first decision is audited, since every audit entry comes back as an update.
+        """
         now = self.clock()
         async with self._lock, self.store.session() as s, s.begin():
             member = await s.get(EscalationMember, alert.id)
@@ -199,7 +234,8 @@ class Escalator:
             decision = await self.router.decide(s, alert)
             reason = "silence" if silenced else decision.suppressed_by
             if decision.route is None or reason:
-                await self.store.audit(s, "notify", "not_paged", f"alert:{alert.id}", reason=reason)
+                if explain:
+                    await self.store.audit(s, "notify", "not_paged", f"alert:{alert.id}", reason=reason)
                 return None
             route = decision.route
             if decision.parent_id is not None:

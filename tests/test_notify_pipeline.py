@@ -1,0 +1,104 @@
+"""A simulated panel fire alarm through the real alerting pipeline pages the duty officer, and nobody else.
+
+Detect → correlate → lifecycle → change feed → route → escalation → e-mail (real SMTP) and ntfy (real HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from alerting.config import load as alerting_config
+from alerting.escalation import Escalator, acknowledge
+from alerting.notify.config import NotifyConfig, Route, Step
+from alerting.pipeline import Pipeline
+from alerting.roster import load_yaml
+from contract.db import Store, open_store
+from contract.payload import parse
+from tests.notify_servers import Clock, HttpSink, SmtpInbox, ntfy_posts
+
+
+@pytest.fixture
+def inbox() -> Iterator[SmtpInbox]:
+    box = SmtpInbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    s = HttpSink()
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    st = await open_store(f"sqlite:///{tmp_path}/fw.db")
+    yield st
+    await st.aclose()
+
+
+async def until(check: object, timeout_s: float = 20) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+async def test_panel_fire_event_pages_on_duty_officer_escalates_and_stops_on_ack(
+    store: Store, inbox: SmtpInbox, sink: HttpSink
+) -> None:
+    await load_yaml(store, f"""
+people:
+  - {{id: zhang, name: 张伟, channels: ["{inbox.url('zhang@example.org')}", "ntfy://127.0.0.1:{sink.port}/zhang"]}}
+  - {{id: boss, name: 刘主任, channels: ["{inbox.url('boss@example.org')}"]}}
+groups:
+  - {{id: duty, members: [zhang]}}
+  - {{id: leaders, members: [boss]}}
+""")
+    clock = Clock()
+    config = NotifyConfig(
+        routes=[Route(name="fire", severity=["fire"], steps=[Step(notify=["group:duty"], wait_min=3),
+                                                               Step(notify=["group:leaders"], wait_min=10)])],
+        secret="s", public_url="https://fw.example.org", backoff_s=0.01,
+    )
+    pipeline = Pipeline(alerting_config({}), store)
+    await pipeline.start()
+    escalator = Escalator(store, config, clock)
+    task = asyncio.create_task(escalator.serve(pipeline.feed.subscribe()))
+    try:
+        event = {"ts": clock.now, "seq": 1, "kind": "panel", "event": "fire", "loop": 1, "point": 23,
+                 "zone": "3F east", "component": "smoke"}
+        parsed = parse("fire/v1/510104/P1/event", json.dumps(event).encode(), clock.now)
+        assert not parsed.rejections
+        changes = await pipeline.process(parsed.records, now_ms=clock.now)
+        [fired] = [c for c in changes if c.kind == "fired"]
+        assert fired.alert.severity == "fire"
+
+        await until(lambda: inbox.to("zhang@example.org") and ntfy_posts(sink, "zhang"))
+        assert "3F east" in inbox.to("zhang@example.org")[0]["Subject"] + inbox.to("zhang@example.org")[0].get_body(
+            preferencelist=("plain",)).get_content()
+        assert inbox.to("boss@example.org") == []
+
+        clock.advance(minutes=3)
+        await escalator.tick()
+        await escalator.drain()
+        assert len(inbox.to("boss@example.org")) == 1, "ignored for 3 minutes, the leader is paged"
+
+        await acknowledge(store, config, fired.alert.id, "boss", "on_way", "", clock.now)
+        for _ in range(3):
+            clock.advance(minutes=10)
+            await escalator.tick()
+        await escalator.drain()
+        assert len(inbox.to("zhang@example.org")) == 1, "the chain stopped at the acknowledgement"
+        later = [m["Subject"] for m in inbox.to("boss@example.org")[1:]]
+        assert len(later) == 1 and "提醒" in later[0], "only the 30-minute reminder to whoever took it"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
