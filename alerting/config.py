@@ -56,11 +56,13 @@ class Correlation(_Model):
     """Electrical alerts at the same site this close to a fire alarm count as confirmation."""
     quick_reset_s: float = Field(60, gt=0)
     """A fire alarm reset this soon is ranked down."""
+    false_reset_s: float = Field(600, gt=0)
+    """A single-point fire alarm reset this soon counts as a false alarm in the point's history."""
     unreset_s: float = Field(300, gt=0)
     """A fire alarm still not reset after this long is ranked up."""
     history_s: float = Field(7 * 86400, gt=0)
     """How far back a point's false alarms count against it."""
-    water_main_hydrants: int = Field(5, ge=2)
+    water_main_hydrants: int = Field(3, ge=2)
     """This many hydrants of one district losing pressure together make a water-main alert."""
     water_main_window_s: float = Field(900, gt=0)
 

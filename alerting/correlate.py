@@ -78,7 +78,7 @@ def rank(inc: Incident, panel: PanelState, site_evidence: list[tuple[int, str]],
     history = max((panel.false_alarms(p, since) for p in points), default=0)
     if history:
         score -= min(0.1 * history, 0.3)
-        reasons.append(f"point reset quickly {history} times in {cfg.history_s / 86400:g} days")
+        reasons.append(f"point false-alarmed {history} times in {cfg.history_s / 86400:g} days")
     return round(min(max(score, 0.0), 1.0), 3), reasons
 
 

@@ -18,6 +18,7 @@ records to them and signals between them.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
@@ -46,6 +47,8 @@ class Pipeline:
         self.lifecycle = Lifecycle(store, config.flap)
         self.feed = ChangeFeed()
         self.clock_ms = 0
+        self._lock = asyncio.Lock()
+        """Lifecycle changes commit one batch at a time (a tick must not interleave with a batch)."""
         self.counts: Counter[str] = Counter()
         """readings, events, statuses, clock_ahead, unknown_status, impossible, signals, changes."""
 
@@ -147,6 +150,10 @@ class Pipeline:
         return await self._apply(self.timers(now_ms), now_ms)
 
     async def _apply(self, signals: list[Signal], now_ms: int) -> list[AlertChange]:
+        async with self._lock:
+            return await self._apply_locked(signals, now_ms)
+
+    async def _apply_locked(self, signals: list[Signal], now_ms: int) -> list[AlertChange]:
         changes = []
         if signals:
             self.counts["signals"] += len(signals)
@@ -158,7 +165,8 @@ class Pipeline:
         return changes
 
     async def sync(self) -> list[AlertChange]:
-        changes = await self.lifecycle.sync()
+        async with self._lock:
+            changes = await self.lifecycle.sync()
         self.feed.publish(changes)
         return changes
 

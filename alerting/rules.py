@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Feature = Literal["value", "spread", "rate", "drift", "baseline", "frozen", "jump", "event"]
+Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "frozen", "jump", "event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +62,11 @@ ELECTRICAL: tuple[Rule, ...] = (
          reduce="min"),
     Rule("overcurrent", "value", AMPS, Params(None, None, 5, for_s=60), "overcurrent", "A"),
     Rule("temp_rise", "rate", TEMPS, Params(5, 15, 2, window_s=600), "cable temperature rise", "°C/min"),
-    Rule("temp_imbalance", "spread", TEMPS, Params(15, 25, 3, for_s=120), "one cable hotter than its siblings",
+    Rule("temp_imbalance", "spread", TEMPS, Params(8, 20, 2, for_s=120), "one cable hotter than its siblings",
          "°C"),
-    Rule("current_imbalance", "spread", AMPS, Params(None, None, 5, for_s=300),
-         "one phase carrying more than its siblings", "A"),
-    Rule("residual_creep", "drift", ("residual_ma",), Params(40, None, 10, window_s=86400, warmup_s=43200),
+    Rule("current_imbalance", "unbalance", AMPS, Params(0.35, None, 0.05, for_s=300),
+         "phase current unbalance (max - mean) / mean", ""),
+    Rule("residual_creep", "drift", ("residual_ma",), Params(40, None, 10, window_s=259200, warmup_s=43200),
          "residual current creeping up", "mA"),
     Rule("residual_abnormal", "baseline", ("residual_ma",), Params(7, None, 2, for_s=60, window_s=86400,
          warmup_s=21600), "residual current abnormal for this device", "dev"),
@@ -91,10 +91,10 @@ HYDRANT: tuple[Rule, ...] = (
          severities=("info", "warning")),
     Rule("pressure_drop", "rate", ("pressure_mpa",), Params(0.05, 0.2, 0.02, window_s=1800),
          "water pressure dropping", "MPa/min", direction=-1),
-    Rule("pressure_leak", "drift", ("pressure_mpa",), Params(0.05, None, 0.01, window_s=86400, warmup_s=43200),
+    Rule("pressure_leak", "drift", ("pressure_mpa",), Params(0.05, None, 0.01, window_s=259200, warmup_s=43200),
          "water pressure sinking slowly (leak?)", "MPa", direction=-1),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=600, window_s=86400,
-         warmup_s=43200), "water pressure abnormal for this hydrant", "dev"),
+         warmup_s=43200), "water pressure abnormally low for this hydrant", "dev", direction=-1),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=("warning", "warning")),
     Rule("sensor_jump", "jump", ("pressure_mpa",), Params(3, None, 2, window_s=3600), "sensor value jumping",
@@ -117,9 +117,7 @@ PUMP: tuple[Rule, ...] = (
     Rule("vibration_abnormal", "baseline", ("vibration_mm_s",), Params(7, None, 2, for_s=120, window_s=86400,
          warmup_s=21600), "vibration abnormal for this pump", "dev"),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
-         warmup_s=21600), "outlet pressure abnormal for this pump", "dev"),
-    Rule("current_abnormal", "baseline", ("current_a",), Params(7, None, 2, for_s=120, window_s=86400,
-         warmup_s=21600), "motor current abnormal for this pump", "dev"),
+         warmup_s=21600), "standby pressure abnormally low for this pump", "dev", direction=-1),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=("warning", "warning")),
 )
@@ -134,7 +132,7 @@ PANEL: tuple[Rule, ...] = (
          severities=("warning", "warning")),
     Rule("main_power", "event", (), Params(), "main power fault", "", severities=("critical", "critical")),
     Rule("backup_power", "event", (), Params(), "backup power fault", "", severities=("warning", "warning")),
-    Rule("false_alarm_repeated", "event", (), Params(warning=3, window_s=86400), "a point false-alarms repeatedly",
+    Rule("false_alarm_repeated", "event", (), Params(warning=3, window_s=7 * 86400), "a point false-alarms repeatedly",
          "alarms", severities=("warning", "warning")),
 )
 """Panel rules are a state machine over GB 26875 events (alerting/detect/panel.py), not features."""

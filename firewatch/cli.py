@@ -342,6 +342,114 @@ def device_list() -> None:
 # --- end dashboards and devices ---
 
 
+# --- simulators (simulators/) ---
+@app.command("simulate")
+def simulate(
+    devices: Annotated[int, typer.Option(help="Devices in the city.")] = 200,
+    seed: Annotated[int, typer.Option(help="Same seed, same city and same messages.")] = 1,
+    districts: Annotated[int, typer.Option(help="Districts the devices spread over.")] = 5,
+    rate: Annotated[float, typer.Option(help="Messages/s in total (event time); 0: each kind's own period.")] = 0.0,
+    duration: Annotated[Optional[str], typer.Option(help="Event time to run: 90s, 10m, 2h, 3d; 0 publishes nothing. Default: until Ctrl-C (live), 1d (--start).")] = None,
+    start: Annotated[Optional[str], typer.Option(help="Accelerated mode from this event time: ISO time or offset from now (-3d).")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="Event seconds per wall second; 0: as fast as the broker takes. Default 1 live, 0 with --start.")] = None,
+    scenario: Annotated[Optional[Path], typer.Option(help="Scenario YAML with incidents to inject.")] = None,
+    truth: Annotated[Optional[Path], typer.Option(help="Write the scenario's ground truth here (JSON lines).")] = None,
+    registry_csv: Annotated[Optional[Path], typer.Option(help="Write the device registry here (CSV).")] = None,
+    register: Annotated[bool, typer.Option("--register", help="Upsert the devices into the SQL store's registry.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write the messages to this JSON-lines file instead of publishing.")] = None,
+    qos: Annotated[int, typer.Option(help="MQTT QoS, 0 or 1.")] = 1,
+    connections: Annotated[Optional[int], typer.Option(help="MQTT connections; 0: one per device with its last will (default up to 200 devices, else 4).")] = None,
+    malformed: Annotated[float, typer.Option(help="Chaos: share of messages followed by an invalid one.")] = 0.0,
+    duplicates: Annotated[float, typer.Option(help="Chaos: share of messages sent twice.")] = 0.0,
+    out_of_order: Annotated[float, typer.Option(help="Chaos: share held back 2-60 s.")] = 0.0,
+    late: Annotated[float, typer.Option(help="Chaos: share held back 10 min - 2 h.")] = 0.0,
+    skew: Annotated[float, typer.Option(help="Chaos: share of devices with a clock off by up to --skew-s.")] = 0.0,
+    skew_s: Annotated[float, typer.Option(help="Chaos: largest clock skew in seconds.")] = 600.0,
+    batch: Annotated[int, typer.Option(help="Chaos: readings per telemetry message (gateway JSON arrays).")] = 1,
+    chaos_seed: Annotated[int, typer.Option(help="Seed of the chaos choices.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print the tally as one JSON object.")] = False,
+) -> None:
+    """Run a simulated city over MQTT: electrical, hydrant, panel and pump devices, incidents and chaos."""
+    from simulators.chaos import Chaos
+    from simulators.command import Options, UsageError, run
+    from simulators.scenario import ScenarioError
+
+    chaos = Chaos(malformed, duplicates, out_of_order, late, skew, skew_s, max(1, batch), chaos_seed)
+    options = Options(devices, seed, districts, rate, duration, start, speed, scenario, truth, registry_csv,
+                      register, out, qos, connections, chaos, json)
+    try:
+        raise typer.Exit(run(settings(), options))
+    except (UsageError, ScenarioError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+# --- end simulators ---
+
+
+# --- alerting (alerting/, bench/alerting.py) ---
+@app.command("alerting")
+def alerting_cmd(
+    districts: Annotated[
+        Optional[str], typer.Option(help="Only these districts, comma-separated (workers split a city).")
+    ] = None,
+    clock: Annotated[Optional[str], typer.Option(help="wall (live, default) or event: what drives timers.")] = None,
+) -> None:
+    """Detect, correlate and keep alerts from the broker's device messages."""
+    import asyncio
+    import logging
+
+    from alerting import service
+
+    s = settings()
+    if clock:
+        s.alerting = {**s.alerting, "clock": clock}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(service.run(s, [d for d in (districts or "").split(",") if d]))
+
+
+@app.command("replay")
+def replay_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV of recorded readings, any separator, with a time column.")],
+    device: Annotated[str, typer.Option(help="Device id the readings belong to.")],
+    kind: Annotated[str, typer.Option(help="Device kind: electrical, hydrant or pump.")],
+    map_: Annotated[
+        Optional[list[str]], typer.Option("--map", help="column=metric, when a column is not named as the metric.")
+    ] = None,
+    time_column: Annotated[Optional[str], typer.Option(help="Time column (ISO-8601, epoch s or ms).")] = None,
+    district: Annotated[str, typer.Option(help="District the device is in (for district overrides).")] = "replay",
+    site: Annotated[str, typer.Option(help="Site of the device (for site overrides).")] = "",
+) -> None:
+    """Replay recorded readings through the detectors in event time; alerts as JSON lines."""
+    from alerting import replay
+
+    replay.main(settings(), file, device, kind, map_ or [], time_column, district, site)
+
+
+@app.command("eval")
+def eval_cmd(
+    scenario: Annotated[Path, typer.Option(help="Labelled scenario YAML (see alerting/scenarios/).")],
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a labelled scenario through broker, ingest and alerting; score alerts against the truth."""
+    from alerting import evaluate
+
+    raise typer.Exit(evaluate.main(scenario, json))
+
+
+@bench_app.command("alerting")
+def bench_alerting(
+    readings: Annotated[int, typer.Option(help="Readings for the in-process throughput run.")] = 400_000,
+    devices: Annotated[int, typer.Option(help="Devices publishing in the end-to-end run.")] = 20_000,
+    rate: Annotated[int, typer.Option(help="Messages per second in the end-to-end run.")] = 2_000,
+    seconds: Annotated[float, typer.Option(help="Length of the end-to-end run.")] = 20.0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Readings/s through detect+correlate+lifecycle, and device-publish-to-alert-stored latency."""
+    from bench import alerting as bench
+
+    bench.main(readings, devices, rate, seconds, json)
+# --- end alerting ---
+
+
 def main() -> None:
     try:
         app()

@@ -40,7 +40,7 @@ class LevelEngine:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
         r = len(rules)
-        self.sign = np.array([float(x.direction) if x.feature in ("value", "spread") else 1.0 for x in rules])
+        self.sign = np.array([float(x.direction) if x.feature in ("value", "spread", "unbalance") else 1.0 for x in rules])
         self.warn = np.full((0, r), NAN)
         self.alarm = np.full((0, r), NAN)
         self.dead = np.zeros((0, r))

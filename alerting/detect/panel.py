@@ -7,7 +7,7 @@
   (24 h) becomes a hazard (critical) until it is cleared.
 - points shielded longer than `shield_left_on.for_s`; main and backup power
   faults until `power_restored`; `supervisory` until `reset`.
-- a point whose fire alarms keep being reset within `quick_reset_s` is a
+- a point whose fire alarms keep being reset soon is a
   false-alarm point: `false_alarm_repeated` when it did so `warning` times in
   `window_s` (work for the maintenance company, and a GB 50440 handling plan).
 Events arrive rarely (a panel reports changes, not periods), so this is plain Python.
@@ -169,17 +169,18 @@ class PanelDetector:
         inc = p.incident
         if inc is not None:
             inc.reset_ms = ts
-            quick = self.config.correlation.quick_reset_s * 1000
+            false_ms = self.config.correlation.false_reset_s * 1000
             rep = p.params["false_alarm_repeated"]
-            for a in inc.alarms:
-                if ts - a.ts_ms <= quick:
+            single = len({a.point for a in inc.alarms}) == 1
+            for a in inc.alarms[:1] if single else ():
+                if ts - a.ts_ms <= false_ms:
                     q = p.quick_resets.setdefault(a.point, deque(maxlen=64))
                     q.append(ts)
                     n = p.false_alarms(a.point, ts - int(rep.window_s * 1000))
                     if rep.enabled and rep.warning and n >= rep.warning and "false_alarm_repeated" not in p.active:
                         out.append(self._signal(p, "false_alarm_repeated", ts, True,
-                                                f"loop {a.point[0]} point {a.point[1]} reset within a minute "
-                                                f"{n} times in {rep.window_s / 3600:g} h", a.zone))
+                                                f"loop {a.point[0]} point {a.point[1]}: {n} false alarms "
+                                                f"in {rep.window_s / 3600:g} h", a.zone))
             cleared = self._signal(p, "fire", ts, False, "panel reset")
             cleared.extra["incident"] = inc
             out.insert(0, cleared)

@@ -41,9 +41,9 @@ class ReadingDetector:
         self.units = {m.name: m.unit for m in SPECS[kind].metrics.values()}
         columns = {m: i for i, m in enumerate(self.metrics)}
         by = {f: [r for r in READING_RULES[kind] if r.feature in f] for f in
-              (("value", "spread"), ("rate",), ("drift",), ("baseline",), ("frozen",), ("jump",))}
+              (("value", "spread", "unbalance"), ("rate",), ("drift",), ("baseline",), ("frozen",), ("jump",))}
         self.stages = [
-            Thresholds(by[("value", "spread")], columns),
+            Thresholds(by[("value", "spread", "unbalance")], columns),
             Rates(by[("rate",)], columns),
             Drift(kind, by[("drift",)], columns),
             Baseline(kind, by[("baseline",)], columns),

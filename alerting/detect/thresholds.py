@@ -4,6 +4,7 @@
 lowest) of their metrics: the hottest of four cable sensors, the lowest phase
 voltage. `spread` rules take how far the worst sensor stands out from the next
 one: one terminal much hotter than its siblings is a loose connection.
+`unbalance` rules take (max - mean) / mean of the phases (NEMA's definition).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Thresholds:
                 out[:, i] = v[:, cols[0]]
             elif self.ops[i] == "spread":
                 out[:, i] = spread(v[:, cols])
+            elif self.ops[i] == "unbalance":
+                out[:, i] = unbalance(v[:, cols])
             else:
                 out[:, i] = self.reduce[i].reduce(v[:, cols], axis=1)
         return out
@@ -44,3 +47,12 @@ def spread(v: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         d = s[:, -1] - s[:, -2]
     return np.where(np.isfinite(d), d, np.nan)
+
+
+def unbalance(v: np.ndarray) -> np.ndarray:
+    """(max - mean) / mean of each row's present values; NaN when nothing flows."""
+    present = (~np.isnan(v)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(v, axis=1) / present
+        u = (np.fmax.reduce(v, axis=1) - mean) / mean
+    return np.where(mean > 1e-6, u, np.nan)

@@ -1,0 +1,195 @@
+"""`firewatch alerting`: the pipeline on a live broker.
+
+Subscribes to `fire/v1/+/+/+` (or only some districts, so workers can split a
+city), parses every message with the shared contract (a bad one is counted by
+reason and skipped, never a crash), and feeds the pipeline in adaptive
+batches: whatever arrived while the previous batch was being processed. Around
+it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
+registry refreshes, baseline saves, and the InfluxDB and MQTT outputs.
+The MQTT session is persistent (fixed client id, clean_session off), so
+messages published while the service restarts are delivered when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import time
+from collections import Counter
+from typing import Any
+
+import aiomqtt
+
+from alerting.config import AlertingConfig, load
+from alerting.outputs import to_influx, to_mqtt
+from alerting.pipeline import Pipeline
+from alerting.registry import Registry, load_registry
+from contract.db import Store, open_store
+from contract.influx import Influx
+from contract.payload import Reason, parse
+from contract.settings import Settings
+from contract.topics import TopicError, parse_topic, subscription
+
+log = logging.getLogger("alerting")
+TICK_S = 1.0
+SYNC_S = 1.0
+REGISTRY_S = 60.0
+REPORT_S = 60.0
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AlertingService:
+    def __init__(self, settings: Settings, districts: list[str] | None = None,
+                 config: AlertingConfig | None = None) -> None:
+        self.settings = settings
+        self.districts = districts or []
+        self.config = config or load(settings.alerting)
+        self.rejected: Counter[str] = Counter()
+        self.received = 0
+        self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
+        self._pending: list[Any] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = asyncio.Event()
+        self.idle = asyncio.Event()
+        """Set whenever every received message has been processed."""
+
+    async def start(self) -> None:
+        self.store = await open_store(self.settings.store.url)
+        registry = Registry(await load_registry(self.store))
+        self.pipeline = Pipeline(self.config, self.store, registry)
+        await self.pipeline.start()
+        influx = Influx(self.settings.influx)
+        self._influx = influx
+        to_influx_sub = self.pipeline.feed.subscribe()
+        to_mqtt_sub = self.pipeline.feed.subscribe()
+        self._tasks = [
+            asyncio.create_task(self._mqtt(to_mqtt_sub), name="alerting-mqtt"),
+            asyncio.create_task(self._process(), name="alerting-process"),
+            asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),
+            asyncio.create_task(to_influx(to_influx_sub, influx), name="alerting-influx"),
+        ]
+        log.info("alerting: %d devices registered, %d open alerts, clock %s, districts %s",
+                 len(registry.devices), len(self.pipeline.lifecycle.open), self.config.clock,
+                 ",".join(self.districts) or "all")
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.pipeline is not None:
+            await self._drain()
+            await self.pipeline.save_baselines()
+        if self.store is not None:
+            await self.store.aclose()
+        with contextlib.suppress(Exception):
+            await self._influx.aclose()
+
+    def _client(self) -> aiomqtt.Client:
+        m = self.settings.mqtt
+        suffix = "-".join(self.districts) or "all"
+        tls = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None) if m.tls else None
+        return aiomqtt.Client(
+            m.host, m.port, username=m.username, password=m.password, keepalive=m.keepalive_s,
+            identifier=f"{m.client_id_prefix}-alerting-{socket.gethostname()}-{suffix}"[:128],
+            clean_session=False, tls_context=tls, max_queued_incoming_messages=0,
+        )
+
+    async def _mqtt(self, changes: Any) -> None:
+        delay = 1.0
+        while True:
+            try:
+                async with self._client() as client:
+                    for f in subscription(self.districts):
+                        await client.subscribe(f, qos=1)
+                    self.ready.set()
+                    delay = 1.0
+                    publisher = asyncio.create_task(to_mqtt(changes, client))
+                    try:
+                        async for message in client.messages:
+                            self._pending.append((message.topic.value, message.payload, wall_ms()))
+                            self.idle.clear()
+                            self._wake.set()
+                    finally:
+                        publisher.cancel()
+            except aiomqtt.MqttError as exc:
+                log.warning("broker unreachable (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    async def _process(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        assert self.pipeline is not None
+        while self._pending:
+            batch, self._pending = self._pending, []
+            records, impossible = [], []
+            now = wall_ms()
+            for topic, payload, received in batch:
+                parsed = parse(topic, bytes(payload), received)
+                records += parsed.records
+                for r in parsed.rejections:
+                    self.rejected[r.reason.value] += 1
+                    if r.reason is Reason.OUT_OF_RANGE:
+                        with contextlib.suppress(TopicError):
+                            t = parse_topic(topic)
+                            impossible.append((t.district, t.device_id, r.detail))
+            self.received += len(batch)
+            try:
+                await self.pipeline.process(records, impossible, now if self.config.clock == "wall" else None)
+            except Exception:  # noqa: BLE001 - one bad batch (a database hiccup) must not end the service
+                log.exception("alerting: a batch of %d messages failed", len(batch))
+        self.idle.set()
+
+    async def _housekeeping(self) -> None:
+        assert self.pipeline is not None and self.store is not None
+        last = {"registry": time.monotonic(), "baselines": time.monotonic(), "report": time.monotonic()}
+        while True:
+            await asyncio.sleep(min(TICK_S, SYNC_S))
+            now = time.monotonic()
+            try:
+                if self.config.clock == "wall":
+                    await self.pipeline.tick(wall_ms())
+                await self.pipeline.sync()
+                if now - last["registry"] >= REGISTRY_S:
+                    last["registry"] = now
+                    self.pipeline.registry.replace(await load_registry(self.store))
+                    self.pipeline.reconfigure()
+                if now - last["baselines"] >= self.config.baseline_save_s:
+                    last["baselines"] = now
+                    await self.pipeline.save_baselines()
+                if now - last["report"] >= REPORT_S:
+                    last["report"] = now
+                    log.info("alerting: %d messages, %s, rejected %s, %d unknown devices", self.received,
+                             dict(self.pipeline.counts), dict(self.rejected), len(self.pipeline.registry.unknown))
+            except Exception:  # noqa: BLE001 - housekeeping retries next round
+                log.exception("alerting housekeeping failed")
+
+
+async def run(settings: Settings, districts: list[str] | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or `stop`)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    service = AlertingService(settings, districts)
+    await service.start()
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
