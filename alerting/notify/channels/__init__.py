@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import apprise
+
 from alerting.notify.channels.base import Channel, ChannelError, Outgoing
 from alerting.notify.channels.gateway import GatewayChannel, load_gateway
 from alerting.notify.channels.phone import AppriseChannel
@@ -42,9 +44,14 @@ class Channels:
 
 
 def redact(url: str) -> str:
-    """Scheme and host only: channel URLs carry tokens and passwords that a log must not keep."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}"
-    except ValueError:
-        return url.split("://", 1)[0] + "://"
+    """A channel URL fit for a log: Apprise masks its tokens and passwords, webhooks keep only their host."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("webhook+http", "webhook+https", "gateway"):
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return scheme + "://"
+        tail = parts.path.strip("/")
+        return f"{scheme}://{parts.hostname or ''}" + (f"/...{tail[-4:]}" if scheme == "gateway" else "")
+    plugin = apprise.Apprise.instantiate(url)
+    return plugin.url(privacy=True).split("?", 1)[0] if plugin else scheme + "://"
