@@ -1,0 +1,29 @@
+# One image for every firewatch service: ingest, alerting, api, the dashboards
+# export, the metrics relay, the simulator and the `device` commands.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY contract contract
+COPY ingest ingest
+COPY alerting alerting
+COPY api api
+COPY dashboards dashboards
+COPY simulators simulators
+COPY bench bench
+COPY firewatch firewatch
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
+
+FROM python:3.11-slim
+# uid/gid 1883 is the `mosquitto` user of the eclipse-mosquitto image: the two
+# containers share the broker's password file, which `firewatch device add` writes.
+RUN groupadd --gid 1883 firewatch \
+    && useradd --uid 1883 --gid 1883 --no-create-home --home-dir /data firewatch \
+    && mkdir -p /data /dashboards /mosquitto/auth \
+    && chown firewatch:firewatch /data /dashboards /mosquitto/auth
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "firewatch[postgres]" && rm -rf /wheels
+USER firewatch
+WORKDIR /data
+ENV PYTHONUNBUFFERED=1
+ENTRYPOINT ["firewatch"]
+CMD ["--help"]

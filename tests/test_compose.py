@@ -1,0 +1,219 @@
+"""The docker-compose deployment, checked without Docker: every command, file, secret and mount.
+
+No Docker engine runs here or in CI, so the compose file is parsed and checked
+against the repository and the real `firewatch` CLI; the broker configuration it
+mounts is started with the real Mosquitto.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import typer
+import yaml
+
+from contract.credentials import new_credentials, write_password_line
+from dashboards.boards import all_dashboards
+from dashboards.grafana import INFLUX_UID, REGISTRY_UID
+from dashboards.push import InfluxSource, RegistrySource
+from firewatch.cli import app
+from firewatch.services import Mosquitto, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+OWN_IMAGE = [name for name, s in SERVICES.items() if "build" in s]
+
+
+def _host_path(source: str) -> str:
+    """`${VAR:-./default}` is the default the repository ships; anything else as written."""
+    m = re.fullmatch(r"\$\{\w+:-([^}]*)\}", source)
+    return m.group(1) if m else source
+
+
+_VOLUME = re.compile(r"(\$\{[^}]*\}|[^:]+):([^:]+)(?::(?:ro|rw))?")
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host path or volume name, container path) of each short-syntax volume."""
+    out = []
+    for v in service.get("volumes", []):
+        m = _VOLUME.fullmatch(v)
+        assert m, f"volume {v!r} is not in short syntax"
+        out.append((_host_path(m.group(1)), m.group(2)))
+    return out
+
+
+def _resolve(command: list[str]) -> tuple[Any, list[str]]:
+    """Walk the real CLI (as it is at test time) down the command's words.
+
+    Returns the command reached and the words left over; Typer's click groups
+    are told apart by having subcommands, since Typer may vendor its own click.
+    """
+    cmd = typer.main.get_command(app)
+    words = list(command)
+    while words and words[0] in getattr(cmd, "commands", {}):
+        cmd = cmd.commands[words.pop(0)]
+    return cmd, words
+
+
+@pytest.mark.parametrize("name", [n for n in OWN_IMAGE if "command" in SERVICES[n]])
+def test_every_firewatch_service_runs_a_command_the_cli_has(name: str) -> None:
+    command = SERVICES[name]["command"]
+    shown = "firewatch " + " ".join(command)
+    cmd, rest = _resolve(command)
+    assert len(rest) < len(command), f"{name}: `{shown}`: {command[0]} is no command of the CLI"
+    if getattr(cmd, "commands", None) and not cmd.invoke_without_command:
+        assert not rest or rest[0].startswith("-"), f"{name}: `{shown}`: no such subcommand {rest[0]}"
+        pytest.fail(f"{name}: `{shown}` needs a subcommand")
+    options = {opt for p in cmd.params for opt in p.opts}
+    for word in rest:
+        if word.startswith("--"):
+            assert word in options, f"{name}: `{shown}` has no option {word}"
+
+
+def test_every_mounted_file_and_build_input_exists() -> None:
+    for name, service in SERVICES.items():
+        for source, _ in _mounts(service):
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+            else:
+                assert source in COMPOSE["volumes"], f"{name} uses volume {source}, not declared"
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+
+
+def test_every_secret_is_in_env_example_and_nothing_stale() -> None:
+    example = dict(
+        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", COMPOSE_TEXT))
+    required = set(re.findall(r"(?<!\$)\$\{(\w+):\?", COMPOSE_TEXT))
+    assert required <= set(example), f"secrets missing from .env.example: {required - set(example)}"
+    assert set(example) <= used, f".env.example names what compose never reads: {set(example) - used}"
+    assert all(not example[k] for k in required), ".env.example must not ship a secret's value"
+
+
+def test_services_restart_and_are_health_checked() -> None:
+    for name, service in SERVICES.items():
+        assert "restart" in service, f"{name} has no restart policy"
+        if service["restart"] != "no" and "profiles" not in service and name not in ("alerting", "metrics"):
+            assert "healthcheck" in service, f"{name} has no health check"
+    for name, service in SERVICES.items():
+        for dep, how in (service.get("depends_on") or {}).items():
+            if how["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep} to be healthy, which it never is"
+
+
+def test_grafana_provisioning_points_at_the_exported_dashboards_and_known_sources() -> None:
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "firewatch.yaml").read_text())["datasources"]
+    by_uid = {s["uid"]: s for s in sources}
+    assert set(by_uid) == {INFLUX_UID, REGISTRY_UID}
+    pushed = [InfluxSource("http://x:8086", "firewatch").datasource(),
+              RegistrySource("postgresql://u:p@x/firewatch").datasource()]
+    for ds in pushed:
+        assert by_uid[ds["uid"]]["type"] == ds["type"], "provisioning and push must define the same data source"
+    assert by_uid[INFLUX_UID]["jsonData"]["dbName"] == "firewatch"
+
+    provider = yaml.safe_load((provisioning / "dashboards" / "firewatch.yaml").read_text())["providers"][0]
+    grafana_mounts = dict((t, s) for s, t in _mounts(SERVICES["grafana"]))
+    folder = provider["options"]["path"]
+    volume = grafana_mounts[folder]
+    exporter = SERVICES["dashboards"]
+    target = dict(_mounts(exporter))[volume]
+    assert exporter["command"] == ["dashboards", "export", target], "the export must write into the volume Grafana reads"
+    home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert Path(home).parent == Path(folder)
+    assert Path(home).stem in {b["uid"] for b in all_dashboards()}
+    assert grafana_mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+
+
+def test_firewatch_services_reach_each_other_by_compose_names() -> None:
+    env = SERVICES["ingest"]["environment"]
+    assert env["FIREWATCH_MQTT__HOST"] in SERVICES and env["FIREWATCH_MQTT__USERNAME"] == "firewatch"
+    assert env["FIREWATCH_INFLUX__URL"].split("//")[1].split(":")[0] in SERVICES
+    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    assert "user firewatch" in acl and "user simulator" in acl
+    assert SERVICES["simulator"]["environment"]["FIREWATCH_MQTT__USERNAME"] == "simulator"
+    password_file = Path(SERVICES["firewatch"]["environment"]["FIREWATCH_BROKER_PASSWORD_FILE"])
+    tools = {t: s for s, t in _mounts(SERVICES["firewatch"])}
+    broker = {t: s for s, t in _mounts(SERVICES["mosquitto"])}
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    assert f"password_file {password_file}" in conf
+    assert tools[str(password_file.parent)] == broker[str(password_file.parent)], (
+        "`device add` must write the password file the broker reads"
+    )
+
+
+class ShippedMosquitto(Mosquitto):
+    """The compose broker's mosquitto.conf and ACL, with its container paths moved under a test folder."""
+
+    def __init__(self, data_dir: Path, tls_port: int | None) -> None:
+        super().__init__(data_dir)
+        self.tls_port = tls_port
+
+    def _configure(self) -> None:
+        root = self.dir
+        for sub in ("auth/conf.d", "data", "config"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+        conf = conf.replace("/mosquitto/", f"{root}/").replace("listener 1883", f"listener {self.port} 127.0.0.1")
+        (root / "config" / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n{conf}")
+        (root / "config" / "acl").write_text((ROOT / "deploy" / "mosquitto" / "acl").read_text())
+        if self.tls_port:
+            (root / "auth" / "conf.d" / "tls.conf").write_text(
+                f"listener {self.tls_port} 127.0.0.1\ncertfile {root}/certs/server.crt\n"
+                f"keyfile {root}/certs/server.key\ntls_version tlsv1.2\n"
+            )
+
+    def _command(self) -> list[str]:
+        return ["mosquitto", "-c", str(self.dir / "config" / "mosquitto.conf")]
+
+
+def _connects(port: int, username: str, password: str, ca: Path | None = None) -> bool:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    if ca:
+        client.tls_set(ca_certs=str(ca))
+    answered, result = threading.Event(), []
+    client.on_connect = lambda _c, _u, _f, reason, _p: (result.append(reason.value), answered.set())
+    client.connect("localhost", port)
+    client.loop_start()
+    try:
+        assert answered.wait(10)
+        return result[0] == 0
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_shipped_broker_config_authenticates_on_plain_and_tls_listeners(tmp_path: Path) -> None:
+    broker = ShippedMosquitto(tmp_path / "broker", tls_port=free_port())
+    certs = broker.dir / "certs"
+    certs.mkdir(parents=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(certs / "server.key"), "-out", str(certs / "server.crt")],
+        check=True, capture_output=True,
+    )
+    device = new_credentials("HY-510104-0001")
+    write_password_line(broker.dir / "auth" / "passwd", device.username, device.hash)
+    broker.start()
+    try:
+        assert _connects(broker.port, device.username, device.password)
+        assert not _connects(broker.port, device.username, "wrong")
+        assert _connects(broker.tls_port, device.username, device.password, ca=certs / "server.crt")
+    finally:
+        broker.stop()
