@@ -5,7 +5,8 @@ city), parses every message with the shared contract (a bad one is counted by
 reason and skipped, never a crash), and feeds the pipeline in adaptive
 batches: whatever arrived while the previous batch was being processed. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
-registry refreshes, baseline saves, and the InfluxDB and MQTT outputs.
+registry refreshes, baseline saves, the InfluxDB and MQTT outputs, and the
+notify stage (alerting/escalation.py) on the change feed.
 The MQTT session is persistent (fixed client id, clean_session off), so
 messages published while the service restarts are delivered when it is back.
 """
@@ -25,6 +26,8 @@ from typing import Any
 import aiomqtt
 
 from alerting.config import AlertingConfig, load
+from alerting.escalation import Escalator
+from alerting.notify.config import notify_config
 from alerting.outputs import to_influx, to_mqtt
 from alerting.pipeline import Pipeline
 from alerting.registry import Registry, load_registry
@@ -71,7 +74,9 @@ class AlertingService:
         self._influx = influx
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
+        escalator = Escalator(self.store, notify_config(self.settings))
         self._tasks = [
+            asyncio.create_task(escalator.serve(self.pipeline.feed.subscribe()), name="alerting-notify"),
             asyncio.create_task(self._mqtt(to_mqtt_sub), name="alerting-mqtt"),
             asyncio.create_task(self._process(), name="alerting-process"),
             asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),

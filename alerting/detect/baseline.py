@@ -81,7 +81,7 @@ class Baseline(_Learned):
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
         super().__init__(kind, rules, columns)
         metrics = SPECS[kind].metrics
-        self.floor = np.array([(metrics[r.metrics[0]].high - metrics[r.metrics[0]].low) / 100 for r in rules])
+        self.floor = np.array([(metrics[r.metrics[0]].high - metrics[r.metrics[0]].low) / 1000 for r in rules])
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         x = self.values(v)
