@@ -168,7 +168,6 @@ class Lifecycle:
                 s.add(entry)
                 audits.append((op, entry))
             await s.flush()
-            self.audit_cursor = max([self.audit_cursor, *(e.id for _, e in audits)])
         return [AlertChange(op.kind, op.snap, e.id, ACTOR, self.silenced(op.alert)) for op, e in audits]
 
     def _closed_elsewhere(self, alert: Alert) -> None:
