@@ -202,6 +202,20 @@ def roster_now() -> None:
         print(f"next handover {at}:")
         for group, people in handover.groups.items():
             print(f"  {group}: {', '.join(p.name or p.id for p in people) or '-'}")
+
+
+@bench_app.command("notify")
+def bench_notify(
+    devices: Annotated[int, typer.Option(help="Electrical detectors sending background telemetry.")] = 20_000,
+    rate: Annotated[float, typer.Option(help="Background messages per second.")] = 2_000.0,
+    fires: Annotated[float, typer.Option(help="Panel fire alarms per second (each from a new panel).")] = 5.0,
+    seconds: Annotated[float, typer.Option(help="How long to publish.")] = 30.0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fire alarm published on MQTT -> first page handed to a channel: p50/p99 under city load."""
+    from bench import notify as bench
+
+    bench.main(devices, rate, fires, seconds, json)
 # --- end notify ---
 
 

@@ -1,0 +1,55 @@
+"""Simulated city: a fleet of electrical, hydrant, panel and pump devices speaking the wire contract.
+
+Public surface (stable; other parts import it):
+
+    Fleet.build(devices, seed=1, districts=5, mix=None, intervals_s=None) -> Fleet
+        Same arguments, same city. `fleet.devices` (Device: id, kind, district, site,
+        address, latitude, longitude, report_interval_s, fw), `fleet.write_csv(path)`,
+        `await fleet.register(store_url)` (contract.db Device rows).
+    Scenario.load(path) / Scenario.from_dict(doc) -> Scenario
+        `scenario.resolve(fleet, start_ms, end_ms) -> list[Incident]`; `write_truth(incidents, path)`.
+        INCIDENTS names every incident type with its kind, severity and signature.
+    generate(fleet, scenario=None, start_ms=None, end_ms=None, chaos=None, *, rate=0.0,
+             status=True, incidents=None) -> Iterator[Message]
+        Offline, no broker: messages in wire order. Message(topic, payload, ts_ms, kind,
+        retain, invalid, records, duplicate); `Tally` counts a stream.
+    Chaos(malformed, duplicates, out_of_order, late, skew, skew_s, batch, seed)
+    await publish(settings, fleet, messages, Pace(start_ms, speed), qos=1, connections=None,
+                  on_progress=None, stop=None) -> Tally
+        Over MQTT to settings.mqtt; live (speed 1) or accelerated (speed N, 0 = flat out).
+    parse_duration("2h") -> ms, parse_time("2h" | ISO, start_ms) -> ms
+
+`firewatch simulate` (simulators.command) wires these to the terminal.
+"""
+
+from simulators.chaos import Chaos
+from simulators.fleet import Device, Fleet
+from simulators.publisher import Pace, publish
+from simulators.scenario import (
+    INCIDENTS,
+    Incident,
+    Scenario,
+    ScenarioError,
+    parse_duration,
+    parse_time,
+    write_truth,
+)
+from simulators.stream import Message, Tally, generate
+
+__all__ = [
+    "INCIDENTS",
+    "Chaos",
+    "Device",
+    "Fleet",
+    "Incident",
+    "Message",
+    "Pace",
+    "Scenario",
+    "ScenarioError",
+    "Tally",
+    "generate",
+    "parse_duration",
+    "parse_time",
+    "publish",
+    "write_truth",
+]

@@ -1,0 +1,156 @@
+"""`firewatch simulate`: build the city, write its registry and truth, publish it with a progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from contract.settings import Settings
+from simulators.chaos import Chaos
+from simulators.fleet import Fleet
+from simulators.publisher import Pace, publish
+from simulators.scenario import Scenario, parse_duration, parse_time, write_truth
+from simulators.stream import Message, Tally, generate
+
+
+class UsageError(ValueError):
+    """A bad command-line value; the message names the option."""
+
+
+@dataclass(slots=True)
+class Options:
+    devices: int = 200
+    seed: int = 1
+    districts: int = 5
+    rate: float = 0.0
+    duration: str | None = None
+    start: str | None = None
+    speed: float | None = None
+    scenario: Path | None = None
+    truth: Path | None = None
+    registry_csv: Path | None = None
+    register: bool = False
+    out: Path | None = None
+    qos: int = 1
+    connections: int | None = None
+    chaos: Chaos = field(default_factory=Chaos)
+    json: bool = False
+
+
+def _range(o: Options) -> tuple[int, int | None, float]:
+    """Start, end (None: until stopped) and speed, from --start, --duration and --speed."""
+    now = int(time.time() * 1000)
+    try:
+        start = parse_time(o.start, now) if o.start else now
+    except ValueError as exc:
+        raise UsageError(f"--start: {exc}") from None
+    try:
+        length = parse_duration(o.duration) if o.duration is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--duration: {exc}") from None
+    if o.start and length is None:
+        length = parse_duration("1d")
+    speed = o.speed if o.speed is not None else (0.0 if o.start else 1.0)
+    if speed < 0:
+        raise UsageError("--speed must be >= 0 (0: as fast as the broker takes it)")
+    return start, (start + length if length is not None else None), speed
+
+
+def run(settings: Settings, o: Options) -> int:
+    """The whole command; returns the exit code."""
+    console = Console(stderr=True)
+    if o.qos not in (0, 1):
+        raise UsageError("--qos must be 0 or 1")
+    if o.rate < 0:
+        raise UsageError("--rate must be >= 0")
+    fleet = Fleet.build(o.devices, o.seed, o.districts)
+    if o.rate > len(fleet.devices) * 1000:
+        raise UsageError(f"--rate: at most 1000 msgs/s per device ({len(fleet.devices) * 1000} for this fleet)")
+    start, end, speed = _range(o)
+    scenario = Scenario.load(o.scenario) if o.scenario else None
+    incidents = scenario.resolve(fleet, start, end) if scenario else []
+    if o.registry_csv:
+        fleet.write_csv(o.registry_csv)
+    if o.register:
+        n = asyncio.run(fleet.register(settings.store.url))
+        console.print(f"registered {n} devices in {settings.store.url}", highlight=False)
+    if o.truth:
+        write_truth(incidents, o.truth)
+    if end == start:
+        return 0
+    messages = generate(fleet, None, start, end, o.chaos, rate=o.rate, incidents=incidents)
+    if o.out:
+        tally = _write(messages, o.out)
+    else:
+        tally = asyncio.run(_publish(settings, fleet, messages, Pace(start, speed), o, start, end, console))
+    if o.json:
+        sys.stdout.write(orjson.dumps(tally.as_dict()).decode() + "\n")
+    else:
+        console.print(_summary(tally), highlight=False)
+    return 0
+
+
+def _write(messages: Iterator[Message], path: Path) -> Tally:
+    """Messages as JSON lines (topic, payload text, ts_ms, retain, invalid), for replays without a broker."""
+    tally = Tally()
+    with open(path, "wb") as f:
+        for m in messages:
+            tally.add(m)
+            f.write(orjson.dumps({
+                "topic": m.topic, "payload": m.payload.decode(errors="replace"), "ts_ms": m.ts_ms,
+                "retain": m.retain, "invalid": m.invalid,
+            }) + b"\n")
+    return tally
+
+
+def _summary(t: Tally) -> str:
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(t.by_kind.items()))
+    bad = ", ".join(f"{r} {n}" for r, n in sorted(t.invalid.items())) or "none"
+    return (f"published {t.published} messages ({kinds}); {t.records} valid records, "
+            f"{t.duplicates} duplicates, invalid: {bad}")
+
+
+async def _publish(settings: Settings, fleet: Fleet, messages: Iterator[Message], pace: Pace, o: Options, start: int,
+                   end: int | None, console: Console) -> Tally:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if end is not None:
+        columns += [BarColumn(), TaskProgressColumn()]
+    columns += [TimeElapsedColumn(), TextColumn("{task.fields[stats]}")]
+    began = time.monotonic()
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task("simulating", total=(end - start) if end is not None else None, stats="")
+
+        def show(t: Tally) -> None:
+            rate = t.published / max(time.monotonic() - began, 1e-6)
+            kinds = " ".join(f"{k}:{n}" for k, n in sorted(t.by_kind.items()))
+            bad = sum(t.invalid.values())
+            progress.update(task, completed=max(0, t.last_ts_ms - start),
+                            stats=f"{rate:,.0f}/s  {kinds}" + (f"  invalid:{bad}" if bad else ""))
+
+        try:
+            return await publish(settings, fleet, messages, pace, qos=o.qos, connections=o.connections,
+                                 on_progress=show, stop=stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+

@@ -1,0 +1,176 @@
+"""Publishing a generated stream over MQTT, paced in live or accelerated event time.
+
+Live: event time is wall time, one device report after the other as their
+periods come due. Accelerated: event time starts where you say and runs
+`speed` times faster than the wall clock, or as fast as the broker acknowledges
+(speed 0), so days of drift replay in minutes.
+
+Connections: with one connection per device (the default for small fleets)
+each device carries its own retained `status` and a last will `online: false`,
+as a real device does; larger fleets share a few connections (a gateway's view)
+and mark their devices offline explicitly when the simulator stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from contract.settings import Settings
+from contract.topics import Channel, device_topic
+from simulators.fleet import Fleet
+from simulators.mqttlink import Link, Will
+from simulators.stream import Message, Tally, status_payload
+
+PER_DEVICE_LIMIT = 200
+"""Up to this many devices, each gets its own connection and last will by default."""
+_SLICE = 500
+
+
+@dataclass(slots=True)
+class Pace:
+    """How event time maps to wall time: speed 1 is live, 0 is as fast as the broker goes."""
+
+    start_ms: int
+    speed: float = 1.0
+
+    def due(self, wall_start: float, ts_ms: int) -> float:
+        """Seconds to wait before a message of event time `ts_ms` may go."""
+        if self.speed <= 0:
+            return 0.0
+        return wall_start + (ts_ms - self.start_ms) / 1000.0 / self.speed - time.monotonic()
+
+
+def _tls(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.mqtt.tls:
+        return None
+    return ssl.create_default_context(cafile=str(settings.mqtt.ca_file) if settings.mqtt.ca_file else None)
+
+
+class Links:
+    """The connections of one simulator run, and which device goes over which."""
+
+    def __init__(self, settings: Settings, fleet: Fleet, connections: int | None) -> None:
+        m = settings.mqtt
+        per_device = connections == 0 or (connections is None and len(fleet.devices) <= PER_DEVICE_LIMIT)
+        self.per_device = per_device
+        prefix = f"{m.client_id_prefix}-sim{fleet.seed}"
+        common = {"password": m.password, "keepalive_s": m.keepalive_s, "tls": _tls(settings)}
+        if per_device:
+            self.links = [
+                Link(m.host, m.port, f"{prefix}-{d.id}", username=m.username or d.id,
+                     will=Will(device_topic(d.district, d.id, Channel.STATUS), status_payload(d, False, None)),
+                     window=200, **common)
+                for d in fleet.devices
+            ]
+            self._route = {device_topic(d.district, d.id, ch): i
+                           for i, d in enumerate(fleet.devices) for ch in Channel}
+        else:
+            count = max(1, connections or 4)
+            self.links = [Link(m.host, m.port, f"{prefix}-gw{n}", username=m.username, **common)
+                          for n in range(count)]
+            self._route = {}
+
+    def of(self, topic: str) -> Link:
+        i = self._route.get(topic)
+        if i is None:
+            i = zlib.crc32(topic.encode()) % len(self.links)
+        return self.links[i]
+
+    async def connect(self) -> None:
+        await asyncio.gather(*(link.connect() for link in self.links))
+
+    async def drain(self) -> None:
+        await asyncio.gather(*(link.drain() for link in self.links))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self.links), return_exceptions=True)
+
+    def abort(self) -> None:
+        for link in self.links:
+            link.abort()
+
+    @property
+    def acked(self) -> int:
+        return sum(link.acked for link in self.links)
+
+
+async def publish(
+    settings: Settings,
+    fleet: Fleet,
+    messages: Iterator[Message],
+    pace: Pace,
+    *,
+    qos: int = 1,
+    connections: int | None = None,
+    on_progress: Callable[[Tally], None] | None = None,
+    stop: asyncio.Event | None = None,
+    offline_at_end: bool = True,
+) -> Tally:
+    """Publish `messages` (from `generate`) to the broker in `settings.mqtt`; returns what was sent.
+
+    Returns after every QoS-1 message is acknowledged, so the tally is what the
+    broker accepted. Setting `stop` ends the run early (Ctrl-C). With
+    `offline_at_end` every device then publishes a retained `online: false`.
+    """
+    links = Links(settings, fleet, connections)
+    await links.connect()
+    tally = Tally()
+    wall_start = time.monotonic()
+    last_ts = pace.start_ms
+    last_report = 0.0
+    try:
+        while stop is None or not stop.is_set():
+            batch = await asyncio.to_thread(_take, messages, _SLICE)
+            if not batch:
+                break
+            for m in batch:
+                wait = pace.due(wall_start, m.ts_ms)
+                if wait > 0.002:
+                    await links.drain()
+                    await _sleep(wait, stop)
+                    if stop is not None and stop.is_set():
+                        break
+                links.of(m.topic).publish(m.topic, m.payload, qos, m.retain)
+                tally.add(m)
+                last_ts = m.ts_ms
+            await links.drain()
+            if on_progress is not None and time.monotonic() - last_report > 0.2:
+                last_report = time.monotonic()
+                on_progress(tally)
+        if offline_at_end:
+            for d in fleet.devices:
+                bye = Message(device_topic(d.district, d.id, Channel.STATUS), status_payload(d, False, last_ts),
+                              last_ts, d.kind.value, retain=True)
+                links.of(bye.topic).publish(bye.topic, bye.payload, qos, True)
+                tally.add(bye)
+        await links.close()
+    except BaseException:
+        links.abort()
+        raise
+    if on_progress is not None:
+        on_progress(tally)
+    return tally
+
+
+def _take(messages: Iterator[Message], n: int) -> list[Message]:
+    out = []
+    for m in messages:
+        out.append(m)
+        if len(out) >= n:
+            break
+    return out
+
+
+async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
