@@ -71,9 +71,9 @@ class Pipeline:
             elif a.kind in self.readings:
                 self.readings[a.kind].restore(a.device_id, a.district, a.rule, a.severity)
 
-    def detect(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str]] = (),
+    def detect(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str, str]] = (),
                now_ms: int | None = None) -> list[Signal]:
-        """Run the detectors; `impossible` lists (district, device_id, detail) of refused readings."""
+        """Run the detectors; `impossible` lists (district, device_id, kind, detail) of refused readings."""
         by_kind: dict[str, list[Reading]] = defaultdict(list)
         events: list[PanelEvent] = []
         statuses: list[DeviceStatus] = []
@@ -99,8 +99,8 @@ class Pipeline:
             self._observe(max(e.ts_ms for e in events))
         for st in statuses:
             signals += self._status(st)
-        for district, device_id, detail in impossible:
-            det = self._detector_of(device_id)
+        for district, device_id, kind, detail in impossible:
+            det = self.readings.get(kind) or self._detector_of(device_id)
             if isinstance(det, ReadingDetector):
                 self.counts["impossible"] += 1
                 signals += det.impossible(device_id, district, now_ms or self.clock_ms, detail)
@@ -139,7 +139,7 @@ class Pipeline:
         out += self.panels.tick(self.clock_ms)
         return out
 
-    async def process(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str]] = (),
+    async def process(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str, str]] = (),
                       now_ms: int | None = None) -> list[AlertChange]:
         signals = self.detect(records, impossible, now_ms)
         if self.config.clock == "event":

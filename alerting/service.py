@@ -24,6 +24,7 @@ from collections import Counter
 from typing import Any
 
 import aiomqtt
+import orjson
 
 from alerting.config import AlertingConfig, load
 from alerting.escalation import Escalator
@@ -42,6 +43,16 @@ TICK_S = 1.0
 SYNC_S = 1.0
 REGISTRY_S = 60.0
 REPORT_S = 60.0
+
+
+def _kind_of(payload: bytes) -> str:
+    """The `kind` a refused telemetry message claimed, to know which detector counts it."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ""
+    first = doc[0] if isinstance(doc, list) and doc else doc
+    return str(first.get("kind", "")) if isinstance(first, dict) else ""
 
 
 def wall_ms() -> int:
@@ -152,7 +163,7 @@ class AlertingService:
                     if r.reason is Reason.OUT_OF_RANGE:
                         with contextlib.suppress(TopicError):
                             t = parse_topic(topic)
-                            impossible.append((t.district, t.device_id, r.detail))
+                            impossible.append((t.district, t.device_id, _kind_of(payload), r.detail))
             self.received += len(batch)
             try:
                 await self.pipeline.process(records, impossible, now if self.config.clock == "wall" else None)

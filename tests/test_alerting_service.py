@@ -1,0 +1,74 @@
+"""`firewatch alerting` end to end on a real broker, SQL store and InfluxDB: a device publishes, the alert
+is stored, published on MQTT and written to InfluxDB; bad messages are counted and cost nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiomqtt
+import orjson
+from sqlalchemy import select
+
+from alerting.service import AlertingService
+from contract.db import Alert
+from contract.influx import Influx
+from contract.settings import Settings
+
+
+async def wait_for(predicate, timeout: float = 15.0):  # noqa: ANN001, ANN201 - a test helper
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_device_message_to_stored_published_and_recorded_alert(settings: Settings) -> None:
+    service = AlertingService(settings)
+    await service.start()
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        now = int(time.time() * 1000)
+        async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as client:
+            await client.subscribe("fire/v1/_alerts/#", qos=1)
+            await client.publish("fire/v1/510104/E1/telemetry", b"{not json", qos=1)
+            await client.publish("fire/v1/510104/E1/telemetry", orjson.dumps(
+                {"ts": now - 1000, "kind": "electrical", "m": {"residual_ma": 5000}}), qos=1)
+            await client.publish("fire/v1/510104/E1/telemetry", orjson.dumps(
+                {"ts": now, "kind": "electrical", "m": {"residual_ma": 420.0, "temp1_c": 35.0}}), qos=1)
+            await client.publish("fire/v1/510104/P7/event", orjson.dumps(
+                {"ts": now, "kind": "panel", "event": "fire", "loop": 1, "point": 3, "zone": "2F",
+                 "component": "smoke"}), qos=1)
+            got = {}
+            async with asyncio.timeout(15):
+                async for m in client.messages:
+                    doc = orjson.loads(m.payload)
+                    got[doc["rule"]] = (m.topic.value, doc)
+                    if {"residual_current", "fire"} <= got.keys():
+                        break
+        topic, doc = got["residual_current"]
+        assert topic == "fire/v1/_alerts/510104/E1/residual_current"
+        assert (doc["change"], doc["severity"], doc["value"], doc["started_ms"]) == ("fired", "critical", 420.0, now)
+        assert got["fire"][1]["severity"] == "fire"
+
+        async def stored() -> list[Alert]:
+            async with service.store.session() as s:  # type: ignore[union-attr]
+                return list((await s.execute(select(Alert).order_by(Alert.rule))).scalars())
+
+        alerts = await wait_for(stored)
+        assert {(a.rule, a.device_id, a.state) for a in alerts} >= {
+            ("residual_current", "E1", "firing"), ("fire", "P7", "firing"), ("sensor_impossible", "E1", "firing")}
+        assert service.rejected == {"bad_json": 1, "out_of_range": 1}
+
+        async def points() -> list:
+            async with Influx(settings.influx) as influx:
+                series = await influx.query('SELECT * FROM "alert" WHERE "rule" = $rule', {"rule": "residual_current"})
+            return [r for s in series for r in s.rows()]
+
+        (point,) = await wait_for(points)
+        assert (point["device_id"], point["severity"], point["state"], point["time"]) == ("E1", "critical", "firing", now)
+    finally:
+        await service.stop()
