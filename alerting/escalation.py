@@ -107,9 +107,7 @@ class Escalator:
         alert = change.alert
         if change.kind in ("fired", "updated"):
             if alert.state == "firing":
-                due = await self._open(alert, change.silenced, explain=change.kind == "fired")
-                if due is not None:
-                    await self._run([due])
+                self._send(await self._open(alert, change.silenced, explain=change.kind == "fired"))
             elif alert.state == "acknowledged":
                 await self._acknowledged(alert.id)
         elif change.kind == "acknowledged":
@@ -132,6 +130,7 @@ class Escalator:
             stop.set()
             await asyncio.gather(timers, return_exceptions=True)
             await self.drain()
+            await self.dispatcher.aclose()
 
     async def _handle_patiently(self, change: Change) -> None:
         """A change is never dropped for a passing database error: a lost change can be a fire nobody hears of."""
@@ -153,10 +152,10 @@ class Escalator:
         while self._sending:
             await asyncio.gather(*self._sending)
 
-    def _send(self, message_ids: list[int]) -> None:
+    def _send(self, messages: list[Message]) -> None:
         """Sends run beside the pipeline: a slow channel never holds up the next alert or timer."""
-        if message_ids:
-            task = asyncio.create_task(self.dispatcher.deliver(message_ids))
+        if messages:
+            task = asyncio.create_task(self.dispatcher.deliver(messages))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
@@ -203,16 +202,16 @@ class Escalator:
                     log.exception("escalation tick failed; retrying next tick")
 
     async def _run(self, escalation_ids: list[int]) -> None:
-        message_ids: list[int] = []
+        messages: list[Message] = []
         for esc_id in escalation_ids:
             try:
-                message_ids += await self._step(esc_id)
+                messages += await self._step(esc_id)
             except StaleDataError:
                 log.info("escalation %s changed under a tick (acknowledged?); re-read next tick", esc_id)
-        self._send(message_ids)
+        self._send(messages)
 
-    async def _open(self, alert: Alert, silenced: bool, explain: bool) -> int | None:
-        """Start or join an escalation for a firing alert; returns its id when it is due now.
+    async def _open(self, alert: Alert, silenced: bool, explain: bool) -> list[Message]:
+        """Start or join an escalation for a firing alert; a fire's first step is recorded in the same transaction.
 
         An update of an alert that was not paged is routed again (its inhibitor may be gone);
         only the first decision is audited, since every audit entry comes back as an update.
@@ -222,35 +221,31 @@ class Escalator:
             member = await s.get(EscalationMember, alert.id)
             if member is not None:
                 esc = await s.get(Escalation, member.escalation_id)
-                if esc is not None and esc.state == "grouping" and alert.severity == "fire":
-                    esc.next_ms = now
-                    return esc.id
-                if alert.parent_id is not None:
-                    parent = await s.get(EscalationMember, alert.parent_id)
-                    parent_esc = await s.get(Escalation, parent.escalation_id) if parent else None
-                    if parent_esc is not None and parent_esc.state in OPEN:
-                        await self._absorb_children(s, alert.parent_id, parent_esc)
-                return None
+                if esc is None or not (esc.state == "grouping" and alert.severity == "fire"):
+                    await self._join_parent(s, alert)
+                    return []
+                await self._leave(s, member, esc)
             decision = await self.router.decide(s, alert)
             reason = "silence" if silenced else decision.suppressed_by
             if decision.route is None or reason:
                 if explain:
                     await self.store.audit(s, "notify", "not_paged", f"alert:{alert.id}", reason=reason)
-                return None
+                return []
             route = decision.route
             if decision.parent_id is not None:
                 parent = await s.get(EscalationMember, decision.parent_id)
                 if parent is not None:
                     s.add(EscalationMember(alert_id=alert.id, escalation_id=parent.escalation_id))
-                    return None
+                    return []
             key = self.router.group_key(route, alert)
-            esc = (await s.scalars(
-                select(Escalation).where(Escalation.group_key == key, Escalation.state.in_(("grouping", "active")))
-            )).first()
-            if esc is not None:
-                s.add(EscalationMember(alert_id=alert.id, escalation_id=esc.id))
-                return None
             grouping = alert.severity != "fire" and route.group_wait_s > 0
+            if grouping:
+                esc = (await s.scalars(
+                    select(Escalation).where(Escalation.group_key == key, Escalation.state.in_(("grouping", "active")))
+                )).first()
+                if esc is not None:
+                    s.add(EscalationMember(alert_id=alert.id, escalation_id=esc.id))
+                    return []
             esc = Escalation(
                 alert_id=alert.id, route=route.name, group_key=key, created_ms=now,
                 state="grouping" if grouping else "active",
@@ -259,8 +254,32 @@ class Escalator:
             s.add(esc)
             await s.flush()
             s.add(EscalationMember(alert_id=alert.id, escalation_id=esc.id))
-            await self._absorb_children(s, alert.id, esc)
-            return None if grouping else esc.id
+            if not alert.device_id:
+                await self._absorb_children(s, alert.id, esc)
+            if grouping:
+                return []
+            return await self._page(s, esc, alert, route, now, members=1 if alert.device_id else None)
+
+    async def _join_parent(self, s: AsyncSession, alert: Alert) -> None:
+        """An alert paged on its own whose parent (a water main) is now known joins the parent's messages."""
+        if alert.parent_id is None or alert.severity == "fire":
+            return
+        parent = await s.get(EscalationMember, alert.parent_id)
+        parent_esc = await s.get(Escalation, parent.escalation_id) if parent else None
+        if parent_esc is not None and parent_esc.state in OPEN:
+            await self._absorb_children(s, alert.parent_id, parent_esc)
+
+    async def _leave(self, s: AsyncSession, member: EscalationMember, esc: Escalation) -> None:
+        """A grouped alert that became a fire leaves its group to be paged at once on its own."""
+        await s.delete(member)
+        await s.flush()
+        left = (await s.scalars(
+            select(EscalationMember.alert_id).where(EscalationMember.escalation_id == esc.id)
+        )).first()
+        if left is None:
+            esc.state, esc.next_ms = "merged", None
+        elif esc.alert_id == member.alert_id:
+            esc.alert_id = left
 
     async def _absorb_children(self, s: AsyncSession, parent_id: int, esc: Escalation) -> None:
         """Alerts paged before their parent (a water main) was known count in the parent's messages from now on."""
@@ -280,10 +299,10 @@ class Escalator:
             )).first()
             if left is None:
                 old.state, old.next_ms = "merged", None
-            else:
+            elif old.alert_id != left:
                 old.alert_id = left
 
-    async def _step(self, esc_id: int) -> list[int]:
+    async def _step(self, esc_id: int) -> list[Message]:
         now = self.clock()
         async with self._lock, self.store.session() as s, s.begin():
             esc = await s.get(Escalation, esc_id)
@@ -304,13 +323,15 @@ class Escalator:
                 return []
             return await self._page(s, esc, alert, route, now)
 
-    async def _page(self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int) -> list[int]:
+    async def _page(
+        self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int, members: int | None = None,
+    ) -> list[Message]:
         step = route.steps[esc.step % len(route.steps)]
         people = await resolve_targets(s, step.notify, now, self.config.zone)
         if not people and not any(t.startswith("channel:") for t in step.notify):
             log.warning("escalation %s step %s: nobody on duty for %s", esc.id, esc.step, step.notify)
         prefix = f"esc{esc.id}:c{esc.cycle}:s{esc.step}"
-        ids = await self._messages(s, esc, alert, Purpose.PAGE, prefix, people, step.notify, now)
+        sent = await self._messages(s, esc, alert, Purpose.PAGE, prefix, people, step.notify, now, members)
         esc.state = "active"
         esc.next_ms = now + int(step.wait_min * 60_000)
         esc.step += 1
@@ -318,21 +339,21 @@ class Escalator:
             esc.step, esc.cycle = 0, esc.cycle + 1
             if esc.cycle >= route.repeat:
                 esc.state = "exhausted"
-        return ids
+        return sent
 
-    async def _remind(self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int) -> list[int]:
+    async def _remind(self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int) -> list[Message]:
         people: list[Person] = []
         taker = await s.get(Person, alert.acknowledged_by) if alert.acknowledged_by else None
         if taker is not None:
             people = [taker]
         else:
             people = await self._told(s, esc.id)
-        ids = await self._messages(
+        sent = await self._messages(
             s, esc, alert, Purpose.REMINDER, f"esc{esc.id}:r{esc.reminders}", people, [], now
         )
         esc.reminders += 1
         esc.next_ms = now + int(route.reminder_min * 60_000)
-        return ids
+        return sent
 
     async def _acknowledged(self, alert_id: int) -> None:
         async with self.store.session() as s:
@@ -351,7 +372,7 @@ class Escalator:
         )).all()
         return [p for p in [await s.get(Person, i) for i in ids] if p is not None]
 
-    async def _resolved(self, alert_id: int) -> list[int]:
+    async def _resolved(self, alert_id: int) -> list[Message]:
         """When every alert of an escalation is resolved, tell everyone who was told."""
         now = self.clock()
         async with self._lock, self.store.session() as s, s.begin():
@@ -373,16 +394,19 @@ class Escalator:
             )).all()
             if alert is None or not told:
                 return []
+            languages = dict((await s.execute(
+                select(Person.id, Person.language).where(Person.id.in_({pid for pid, _ in told}))
+            )).all())
             return await self._write(
                 s, esc, alert, Purpose.ALL_CLEAR, f"esc{esc.id}:clear",
-                [(pid, url) for pid, url in told], now,
+                [(pid, url, languages.get(pid, "")) for pid, url in told], now,
             )
 
     async def _messages(
         self, s: AsyncSession, esc: Escalation, alert: Alert, purpose: Purpose, prefix: str,
-        people: list[Person], targets: list[str], now: int,
-    ) -> list[int]:
-        pairs = [(p.id, url) for p in people for url in p.channels]
+        people: list[Person], targets: list[str], now: int, members: int | None = None,
+    ) -> list[Message]:
+        pairs = [(p.id, url, p.language) for p in people for url in p.channels]
         for t in targets:
             kind, _, name = t.partition(":")
             if kind == "channel":
@@ -390,28 +414,32 @@ class Escalator:
                 if url is None:
                     log.warning("escalation %s: no channel named %r in [notify.channels]", esc.id, name)
                 else:
-                    pairs.append(("", url))
-        return await self._write(s, esc, alert, purpose, prefix, pairs, now)
+                    pairs.append(("", url, ""))
+        return await self._write(s, esc, alert, purpose, prefix, pairs, now, members)
 
     async def _write(
         self, s: AsyncSession, esc: Escalation, alert: Alert, purpose: Purpose, prefix: str,
-        pairs: list[tuple[str, str]], now: int,
-    ) -> list[int]:
-        """Record one message per (person, channel URL); held back (never for a fire) past the rate limit."""
+        targets: list[tuple[str, str, str]], now: int, members: int | None = None,
+    ) -> list[Message]:
+        """Record one message per (person, channel URL, language); past the rate limit held back, never a fire.
+
+        `members` (how many alerts this escalation pages for) is counted here unless the caller knows it.
+        """
         device = await s.get(Device, alert.device_id) if alert.device_id else None
-        members = (await s.scalars(
-            select(EscalationMember.alert_id).where(EscalationMember.escalation_id == esc.id)
-        )).all()
+        if members is None:
+            members = len((await s.scalars(
+                select(EscalationMember.alert_id).where(EscalationMember.escalation_id == esc.id)
+            )).all())
+        done = set((await s.scalars(
+            select(Message.key).where(Message.escalation_id == esc.id, Message.key.startswith(prefix + ":"))
+        )).all())
         snapshot = alert_dict(alert)
-        languages = {p.id: p.language for p in (await s.scalars(
-            select(Person).where(Person.id.in_({pid for pid, _ in pairs}))
-        )).all()}
         written: list[Message] = []
-        for n, (pid, url) in enumerate(pairs):
+        for n, (pid, url, language) in enumerate(targets):
             key = f"{prefix}:{pid or 'channel'}:{n}"
-            if (await s.scalars(select(Message.id).where(Message.key == key))).first() is not None:
+            if key in done:
                 continue
-            language = languages.get(pid) or self.config.language
+            language = language or self.config.language
             link, actions = "", []
             if pid and purpose is not Purpose.ALL_CLEAR:
                 claim = Claim(alert.id, pid, now + int(self.config.link_expiry_h * 3_600_000))
@@ -419,7 +447,7 @@ class Escalator:
                 actions = [(word(language, a), self.signer.action_url(claim, a)) for a in ("ack", "on_way")]
             text = render(
                 alert, purpose, language, self.config.zone,
-                address=device.address if device else "", link=link, more=max(0, len(members) - 1),
+                address=device.address if device else "", link=link, more=max(0, members - 1),
             )
             state = PENDING
             if pid and alert.severity != "fire" and await self._over_limit(s, pid, now):
@@ -432,7 +460,7 @@ class Escalator:
             s.add(msg)
             written.append(msg)
         await s.flush()
-        return [m.id for m in written if m.state == PENDING]
+        return [m for m in written if m.state == PENDING]
 
     async def _over_limit(self, s: AsyncSession, person_id: str, now: int) -> bool:
         since = now - int(self.config.rate_limit.window_s * 1000)

@@ -205,7 +205,7 @@ async def test_restart_mid_escalation_loses_no_step_and_doubles_none(
 class _DiesBeforeSending(Dispatcher):
     """The process dies right after the step was recorded, before any channel was called."""
 
-    async def deliver(self, ids: list[int]) -> None:
+    async def deliver(self, messages: list[Message]) -> None:
         return None
 
 

@@ -78,24 +78,23 @@ class Dispatcher:
         self.on_handed: Callable[[Message], None] | None = None
         """Called when a channel accepted a message (the benchmark measures with it)."""
 
-    async def deliver(self, ids: list[int]) -> None:
-        """Send these messages concurrently; returns when each is sent or out of attempts."""
-        await asyncio.gather(*(self._one(i) for i in ids if i not in self._in_flight))
+    async def aclose(self) -> None:
+        await self.channels.aclose()
 
-    async def pending(self) -> list[int]:
+    async def deliver(self, messages: list[Message]) -> None:
+        """Send these recorded, pending messages concurrently; returns when each is sent or out of attempts."""
+        await asyncio.gather(*(self._one(m) for m in messages if m.id not in self._in_flight))
+
+    async def pending(self) -> list[Message]:
         async with self.store.session() as s:
-            return list((await s.scalars(select(Message.id).where(Message.state == PENDING))).all())
+            return list((await s.scalars(select(Message).where(Message.state == PENDING))).all())
 
-    async def _one(self, message_id: int) -> None:
-        self._in_flight.add(message_id)
+    async def _one(self, msg: Message) -> None:
+        self._in_flight.add(msg.id)
         try:
-            async with self.store.session() as s:
-                msg = await s.get(Message, message_id)
-            if msg is None or msg.state != PENDING:
-                return
             await self._attempts(msg)
         finally:
-            self._in_flight.discard(message_id)
+            self._in_flight.discard(msg.id)
 
     async def _attempts(self, msg: Message) -> None:
         out = Outgoing(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import apprise
+import httpx
 
 from alerting.notify.channels.base import Channel, ChannelError, Outgoing
 from alerting.notify.channels.gateway import GatewayChannel, load_gateway
@@ -21,16 +22,24 @@ __all__ = ["Channel", "ChannelError", "Channels", "Outgoing", "redact"]
 
 
 class Channels:
-    """Turns channel URLs into channels; gateway adapters are built once and shared."""
+    """Turns channel URLs into channels; gateway adapters and the webhooks' HTTP client are made once and shared."""
 
     def __init__(self, config: NotifyConfig) -> None:
         self._config = config
         self._gateways: dict[str, object] = {}
+        self._http: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def get(self, url: str) -> Channel:
         scheme = url.split("://", 1)[0].lower()
         if scheme in ("webhook+http", "webhook+https"):
-            return WebhookChannel(url.removeprefix("webhook+"))
+            if self._http is None:
+                self._http = httpx.AsyncClient(timeout=self._config.send_timeout_s)
+            return WebhookChannel(url.removeprefix("webhook+"), self._http)
         if scheme == "gateway":
             parts = urlsplit(url)
             name, to = parts.hostname or "", parts.path.strip("/")

@@ -8,8 +8,9 @@ from alerting.notify.channels.base import ChannelError, Outgoing
 
 
 class WebhookChannel:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, http: httpx.AsyncClient) -> None:
         self.url = url
+        self.http = http
 
     async def send(self, out: Outgoing) -> None:
         body = {
@@ -21,8 +22,7 @@ class WebhookChannel:
             "alert": out.alert,
         }
         try:
-            async with httpx.AsyncClient() as client:
-                resp = await client.post(self.url, json=body)
+            resp = await self.http.post(self.url, json=body)
         except httpx.HTTPError as exc:
             raise ChannelError(f"webhook unreachable: {exc!r}") from None
         if resp.status_code >= 300:
