@@ -122,8 +122,12 @@ def device_variables(measurements: str = "") -> list[Json]:
 
 
 def alert_annotations(filtered: bool) -> Json:
-    """Alerts as they fire, marked on every time series of the dashboard (and its filter)."""
-    query = 'SELECT "summary", "rule", "severity" FROM "alert" WHERE $timeFilter AND "state" = \'firing\''
+    """Alerts as they fire, marked on every time series of the dashboard (and its filter).
+
+    alerting writes one `alert` point per change (fired, updated, acknowledged,
+    resolved); only `fired` is marked, once per alert.
+    """
+    query = 'SELECT "summary", "rule", "severity" FROM "alert" WHERE $timeFilter AND "change" = \'fired\''
     if filtered:
         query += " AND " + FILTER
     return {

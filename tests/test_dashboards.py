@@ -1,9 +1,9 @@
 """Every dashboard query, substituted as Grafana would, runs against a real InfluxDB and returns data.
 
-The city written here is shaped like the simulator's: the contract's records
-through `contract.lineproto`, alerts as alerting writes them, the registry rows
-`contract.db.Device`, and platform metrics relayed from ingest's real
-Prometheus registry. Grafana itself does not run here: transformations
+The city is the simulator's (fleet, registry and incidents), parsed by the
+contract and written as ingest writes it; alerts are lines from alerting's own
+InfluxDB output, and platform metrics are relayed from ingest's real Prometheus
+registry. Grafana itself does not run here: transformations
 (joins, sorting) and rendering are not exercised, only the queries they feed.
 """
 
@@ -22,16 +22,21 @@ import pytest
 from prometheus_client import start_http_server
 from sqlalchemy import text
 
-from contract.db import Device, open_store
+from alerting.changes import AlertChange
+from alerting.outputs import change_line
+from contract.db import Alert, Device, open_store
 from contract.influx import Influx, Series
-from contract.lineproto import line, record_line
-from contract.payload import DeviceStatus, PanelEvent, Reading
+from contract.lineproto import record_line
+from contract.payload import parse
 from contract.settings import InfluxSettings
 from dashboards.boards import all_dashboards
 from dashboards.grafana import INFLUX_UID, REGISTRY_UID
 from dashboards.platform import Target, scrape_once
 from firewatch.services import InfluxD, free_port
 from ingest.metrics import Metrics
+from simulators.fleet import Fleet
+from simulators.scenario import Scenario
+from simulators.stream import generate
 
 NOW_MS = int(time.time() * 1000)
 MIN = 60_000
@@ -45,61 +50,59 @@ class City:
     store_url: str
 
 
-def _city_lines() -> tuple[list[str], list[Device]]:
-    """Two districts of two sites, each site with one device of every kind, and their troubles."""
+RUN_MS = 30 * HOUR
+SCENARIO = [
+    # (incident, hours after the run's start, extra keys): every one in every district,
+    # placed so that each panel has something to show at the end of the run.
+    ("panel_fault", 1, {}),
+    ("residual_creep", 0, {"duration": "30h"}),
+    ("false_alarm", 10, {"days": 1}),
+    ("panel_fault", 25, {}),
+    ("water_theft", 26, {}),
+    ("knocked_over", 27, {"duration": "1h"}),
+    ("pressure_drop", 28, {"duration": "3h"}),
+    ("panel_fire", 28, {}),
+    ("cable_overheat", 29, {}),
+    ("pump_failure", 29, {}),
+    ("arc_fault", 29.5, {}),
+]
+
+
+def _simulated_city() -> tuple[list[str], list[Device]]:
+    """The simulator's city over the last 30 h with incidents, parsed and stored as ingest stores it."""
+    fleet = Fleet.build(60, seed=3, districts=len(DISTRICTS))
+    assert sorted({d.code for d in fleet.districts}) == list(DISTRICTS)
+    incidents = [
+        {"type": kind, "district": district, "at": f"{int(hours * 60)}m", **extra}
+        for district in DISTRICTS for kind, hours, extra in SCENARIO
+    ]
+    start = NOW_MS - RUN_MS
+    sites = {d.id: d.site for d in fleet.devices}
     lines: list[str] = []
-    devices: list[Device] = []
-    for d_index, district in enumerate(DISTRICTS):
-        for s in range(2):
-            site = f"{district}-b{s + 1:02d}"
-            ids = {k: f"{p}-{district}-{s + 1}" for k, p in
-                   (("electrical", "EL"), ("hydrant", "HY"), ("pump", "PU"), ("panel", "FP"))}
-            for kind, dev in ids.items():
-                devices.append(Device(id=dev, kind=kind, district=district, site=site, address=f"{s} Renmin Rd",
-                                      latitude=30.6 + d_index / 10 + s / 100, longitude=104.0 + s / 100))
-                online = not (kind == "hydrant" and s == 1)
-                lines.append(record_line(DeviceStatus(district, dev, NOW_MS - 3 * HOUR, online, "1.0"), site))
-            trouble = s == 0
-            for k, ts in enumerate(range(NOW_MS - 3 * HOUR, NOW_MS, MIN)):
-                late = ts > NOW_MS - 20 * MIN
-                lines.append(record_line(Reading(district, ids["electrical"], "electrical", ts, k, {
-                    "residual_ma": 350.0 if trouble and late else 120.0 + k % 7,
-                    **{f"temp{i}_c": (76.0 if trouble and late and i == 2 else 31.0 + i) for i in range(1, 5)},
-                    **{f"current_{p}_a": 40.0 + i for i, p in enumerate("abc")},
-                    **{f"voltage_{p}_v": 221.0 - i for i, p in enumerate("abc")},
-                    "arc_count": 15.0 if trouble and late else 0.0,
-                }), site))
-                lines.append(record_line(Reading(district, ids["pump"], "pump", ts, k, {
-                    "pressure_mpa": 0.7, "flow_lps": 30.0 if k % 30 < 3 else 0.0, "current_a": 55.0,
-                    "voltage_v": 380.0, "temp_c": 22.0, "vibration_mm_s": 1.5,
-                }), site))
-                if k % 5 == 0:
-                    low = 0.08 if trouble else 0.12
-                    lines.append(record_line(Reading(district, ids["hydrant"], "hydrant", ts, k, {
-                        "pressure_mpa": low if late else 0.32,
-                        "tilt_deg": 35.0 if trouble and k == 100 else 1.5,
-                        "cover_open": trouble and k == 110,
-                        "water_flow": trouble and k in (120, 125),
-                        "temp_c": 12.0, "battery_pct": 80.0, "rssi_dbm": -90.0,
-                    }), site))
-                    lines.append(record_line(PanelEvent(district, ids["panel"], ts, k, "heartbeat"), site))
-            panel_events = [("fire", 2 * HOUR), ("reset", 2 * HOUR - 3 * MIN), ("fire", HOUR),
-                            ("start", HOUR - MIN), ("feedback", HOUR - MIN // 2), ("supervisory", 90 * MIN)]
-            panel_events += [("fault", 3 * 24 * HOUR)] if trouble else [("main_power_fault", 2 * HOUR),
-                                                                        ("fault_cleared", HOUR)]
-            for n, (event, ago) in enumerate(panel_events):
-                lines.append(record_line(PanelEvent(district, ids["panel"], NOW_MS - ago, 10_000 + n, event,
-                                                    loop=1, point=20 + n, zone="3F east", component="smoke"), site))
-            alert_tags = {"device_id": ids["electrical"], "district": district, "site": site,
-                          "rule": "residual_current", "severity": "warning"}
-            lines.append(line("alert", alert_tags, {"state": "firing", "value": 350.0, "threshold": 300.0,
-                                                    "score": 0.4, "summary": "residual current 350 mA"},
-                              NOW_MS - 15 * MIN))
-            if not trouble:
-                lines.append(line("alert", alert_tags, {"state": "resolved", "value": 120.0, "threshold": 300.0,
-                                                        "score": 0.0, "summary": "residual current back"},
-                                  NOW_MS - 5 * MIN))
-    return lines, devices
+    for m in generate(fleet, Scenario.from_dict({"seed": 3, "incidents": incidents}), start, NOW_MS):
+        parsed = parse(m.topic, m.payload, NOW_MS)
+        assert not parsed.rejections, parsed.rejections
+        lines += [record_line(r, sites[r.device_id]) for r in parsed.records]
+    devices = [Device(**d.registry_row()) for d in fleet.devices]
+    return lines + _alert_lines(fleet), devices
+
+
+def _alert_lines(fleet: Fleet) -> list[str]:
+    """Alert changes in alerting's own line format: one still firing and one resolved per district."""
+    out = []
+    for n, district in enumerate(DISTRICTS):
+        detectors = [d for d in fleet.of_kind("electrical") if d.district == district]
+        for k, (device, resolved) in enumerate(((detectors[0], False), (detectors[1], True))):
+            alert = Alert(id=10 * n + k, fingerprint=f"{device.id}:residual_current", rule="residual_current",
+                          severity="critical", state="firing", kind="electrical", device_id=device.id,
+                          district=district, site=device.site, value=320.0, threshold=300.0,
+                          summary=f"{device.id} residual current 320 mA", score=0.5, probable=False,
+                          started_ms=NOW_MS - (2 * HOUR if resolved else 20 * MIN), last_seen_ms=NOW_MS)
+            out.append(change_line(AlertChange("fired", alert, None)))
+            if resolved:
+                alert.state, alert.resolved_ms = "resolved", NOW_MS - HOUR
+                out.append(change_line(AlertChange("resolved", alert, None)))
+    return out
 
 
 async def _relay_ingest_metrics(influx: Influx) -> None:
@@ -136,7 +139,7 @@ async def _fill(city: City, devices: list[Device], lines: list[str]) -> None:
 def city(influxd: InfluxD, tmp_path_factory: pytest.TempPathFactory) -> City:
     folder = tmp_path_factory.mktemp("dashboards")
     c = City(InfluxSettings(url=influxd.url, database="dashboards"), f"sqlite:///{folder}/firewatch.db")
-    lines, devices = _city_lines()
+    lines, devices = _simulated_city()
     asyncio.run(_fill(c, devices, lines))
     return c
 
