@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import getpass
+import re
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -119,3 +121,66 @@ def test_real_broker_admits_devices_by_their_own_credentials_and_topics(tmp_path
             c.loop_stop()
             c.disconnect()
         broker.stop()
+
+
+def _cli(*args: str, store_url: str) -> Any:
+    from typer.testing import CliRunner
+
+    from firewatch.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"FIREWATCH_STORE__URL": store_url, "FIREWATCH_CONFIG": ""})
+
+
+def test_device_add_registers_the_device_and_its_broker_login(tmp_path: Path) -> None:
+    import asyncio
+
+    from contract.db import Device, open_store
+
+    store_url = f"sqlite:///{tmp_path}/firewatch.db"
+    pw_file = tmp_path / "auth" / "passwd"
+    args = ["device", "add", "HY-510104-0042", "--kind", "hydrant", "--district", "510104", "--site", "510104-st03",
+            "--address", "Renmin Rd hydrant 42", "--lat", "30.65", "--lon", "104.07", "--password-file", str(pw_file)]
+    first = _cli(*args, store_url=store_url)
+    assert first.exit_code == 0, first.output
+    password = re.search(r"password: (\S+)", first.output).group(1)  # type: ignore[union-attr]
+    again = _cli(*args, store_url=store_url)
+    new_password = re.search(r"password: (\S+)", again.output).group(1)  # type: ignore[union-attr]
+    assert new_password != password
+    assert len(pw_file.read_text().splitlines()) == 1, "re-adding replaces the device's line"
+
+    async def row() -> Device | None:
+        store = await open_store(store_url)
+        async with store.session() as s:
+            d = await s.get(Device, "HY-510104-0042")
+        await store.aclose()
+        return d
+
+    device = asyncio.run(row())
+    assert device is not None and device.kind == "hydrant" and device.latitude == 30.65
+    assert verify_password(new_password, device.mqtt_password_hash)
+    listed = _cli("device", "list", store_url=store_url)
+    assert "HY-510104-0042\thydrant\t510104\t510104-st03\t30.65,104.07\tcredentials" in listed.output
+
+    broker = AuthMosquitto(tmp_path / "broker", pw_file)
+    broker.start()
+    try:
+        for pw, accepted in ((new_password, True), (password, False)):
+            client, code = _connect(broker.port, "HY-510104-0042", pw)
+            client.loop_stop()
+            client.disconnect()
+            assert (code == 0) is accepted
+    finally:
+        broker.stop()
+
+
+def test_device_add_refuses_bad_input_by_name(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/firewatch.db"
+    base = ["device", "add", "EL-1", "--district", "510104"]
+    bad_kind = _cli(*base, "--kind", "toaster", store_url=store_url)
+    assert bad_kind.exit_code == 2 and "kind" in bad_kind.output
+    bad_district = _cli("device", "add", "EL-1", "--kind", "electrical", "--district", "Jin Jiang",
+                        store_url=store_url)
+    assert bad_district.exit_code == 2 and "district" in bad_district.output
+    bad_id = _cli("device", "add", "EL/1", "--kind", "electrical", "--district", "510104", store_url=store_url)
+    assert bad_id.exit_code == 2 and "device id" in bad_id.output
+    assert not (tmp_path / "passwd").exists()
