@@ -258,3 +258,31 @@ def test_dashboards_are_json_with_unique_uids_and_panel_ids(tmp_path: Path) -> N
             assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
             assert {t["datasource"]["uid"] for t in p["targets"]} <= {INFLUX_UID, REGISTRY_UID}
             assert len({t["refId"] for t in p["targets"]}) == len(p["targets"])
+
+
+async def test_relay_writes_what_answered_and_survives_a_dead_target(settings: Any) -> None:
+    metrics = Metrics()
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    metrics.rejected.labels(reason="bad_topic").inc(2)
+    live = Target("ingest", f"http://127.0.0.1:{port}/metrics")
+    dead = Target("alerting", f"http://127.0.0.1:{free_port()}/metrics")
+    try:
+        async with Influx(settings.influx) as influx, httpx.AsyncClient(timeout=2) as http:
+            assert await scrape_once([dead, live], http, influx, NOW_MS) > 0
+            rows = await influx.query(
+                'SELECT "firewatch_ingest_rejected_total" FROM "platform" WHERE "reason" = \'bad_topic\' '
+                'GROUP BY "service", "instance"'
+            )
+    finally:
+        server.shutdown()
+    assert [(s.tags["service"], s.tags["instance"], s.values[0][1]) for s in rows] == [
+        ("ingest", f"127.0.0.1:{port}", 2.0)
+    ]
+
+
+def test_relay_targets_are_checked() -> None:
+    assert Target.parse("api=http://api:8080/metrics") == Target("api", "http://api:8080/metrics")
+    for bad in ("http://api:8080/metrics", "api=", "api=ftp://x", "=http://x"):
+        with pytest.raises(ValueError):
+            Target.parse(bad)
