@@ -28,7 +28,7 @@ from contract.settings import SettingsError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 MAX_CSV_BYTES = 20 * 1024 * 1024
-CSV_COLUMNS = ("id", "kind", "district", "site", "address", "latitude", "longitude", "thresholds")
+CSV_COLUMNS = ("id", "kind", "district", "site", "address", "latitude", "longitude", "thresholds", "report_interval_s")
 Thresholds = Annotated[
     dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], dict[str, float | bool | None]],
     Field(max_length=100, description='per rule, e.g. {"overcurrent": {"alarm": 63}}; wins over [alerting] settings'),
@@ -236,9 +236,9 @@ def _csv_row(raw: dict[str, str | None]) -> DeviceIn:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     fields: dict[str, Any] = {k: (raw.get(k) or "").strip() for k in CSV_COLUMNS}
-    for key in ("latitude", "longitude"):
+    for key, number in (("latitude", float), ("longitude", float), ("report_interval_s", int)):
         try:
-            fields[key] = float(fields[key]) if fields[key] else None
+            fields[key] = number(fields[key]) if fields[key] else None
         except ValueError:
             raise ValueError(f"{key} {fields[key]!r} is not a number") from None
     text = fields["thresholds"]
@@ -263,7 +263,8 @@ def _csv_row(raw: dict[str, str | None]) -> DeviceIn:
     "/devices/import",
     response_model=ImportReport,
     summary="Import devices from CSV; existing ids are updated",
-    description="Columns: " + ", ".join(CSV_COLUMNS) + " (thresholds as a JSON object). "
+    description="Columns: " + ", ".join(CSV_COLUMNS) + " (thresholds as a JSON object; "
+    "only id, kind and district are required). "
     "Each row stands alone: a bad row is reported with its line and reason, the others are imported.",
     openapi_extra={
         "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}

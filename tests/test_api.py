@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from contract.db import Alert, AuditEntry, open_store
 from contract.influx import Influx
 from contract.settings import Settings
 from tests.conftest import wait_for
-from tests.test_api_server import ApiThread, api, client, read_events, tokens  # noqa: F401 - api is a fixture
+from tests.test_api_server import ApiThread, api, client, read_events, run, tokens  # noqa: F401 - api is a fixture
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def insert_alerts(settings: Settings, *alerts: dict[str, Any]) -> list[int]:
         await store.aclose()
         return ids
 
-    return asyncio.run(go())
+    return run(go())
 
 
 def audit_rows(settings: Settings, subject: str) -> list[AuditEntry]:
@@ -74,7 +73,7 @@ def audit_rows(settings: Settings, subject: str) -> list[AuditEntry]:
         await store.aclose()
         return rows
 
-    return asyncio.run(go())
+    return run(go())
 
 
 def write_lines(settings: Settings, lines: list[str]) -> None:
@@ -82,7 +81,7 @@ def write_lines(settings: Settings, lines: list[str]) -> None:
         async with Influx(settings.influx) as influx:
             await influx.write("\n".join(lines))
 
-    asyncio.run(go())
+    run(go())
 
 
 HYDRANT = {"id": "H-1", "kind": "hydrant", "district": "510104", "site": "Jinjiang Park",

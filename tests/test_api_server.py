@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -21,6 +21,8 @@ from api import create_app
 from api.auth import issue
 from contract.settings import Settings
 from firewatch.services import free_port
+
+T = TypeVar("T")
 
 
 class ApiThread:
@@ -37,7 +39,8 @@ class ApiThread:
 
     def start(self) -> ApiThread:
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.settings.api.port, log_level="warning"
+            create_app(self.settings), host="127.0.0.1", port=self.settings.api.port, log_level="warning",
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -55,9 +58,20 @@ class ApiThread:
             self.thread.join(10)
 
 
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end in a thread of its own, so it works beside Playwright's loop too."""
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(asyncio.run(coro)))
+    thread.start()
+    thread.join()
+    if not out:
+        raise RuntimeError("coroutine failed; see the thread's traceback above")
+    return out[0]
+
+
 def tokens(settings: Settings) -> dict[str, str]:
     return {
-        role: asyncio.run(issue(settings.store.url, f"{role}-tester", role))  # type: ignore[arg-type]
+        role: run(issue(settings.store.url, f"{role}-tester", role))  # type: ignore[arg-type]
         for role in ("viewer", "operator", "admin")
     }
 

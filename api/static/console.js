@@ -1,0 +1,529 @@
+// The monitoring-center console: city map, live alarm queue, drill-down, one-click handling.
+// Plain ES modules, no build step, no network beyond this server.
+
+import { ago, language, setLanguage, t } from "./i18n.js";
+import { CityMap, COLOURS } from "./map.js";
+import { drawChart } from "./chart.js";
+
+const $ = (sel) => document.querySelector(sel);
+const SEVERITY_RANK = { fire: 0, critical: 1, warning: 2, info: 3 };
+const state = {
+  me: null,
+  alerts: new Map(),        // open alerts by id
+  byDevice: new Map(),      // device id -> Set of open alert ids
+  filter: { district: "", kind: "" },
+  notes: new Map(),         // alert id -> draft note while its note box is open
+  cursor: 0,
+  source: null,
+  started: false,
+};
+let map;
+
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+async function api(path, { method = "GET", body } = {}) {
+  const res = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (res.status === 401) {
+    showLogin();
+    throw new Error(t("bad_token"));
+  }
+  const data = res.status === 204 ? null : await res.json();
+  if (!res.ok) throw new Error(data?.message || res.statusText);
+  return data;
+}
+
+// --- login -------------------------------------------------------------------
+
+function showLogin(message = "") {
+  state.source?.close();
+  $("#login-error").textContent = message;
+  if (!$("#login").open) $("#login").showModal();
+}
+
+async function login(event) {
+  event.preventDefault();
+  unlockSound();
+  const res = await fetch("/api/v1/session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: $("#token").value.trim() }),
+  });
+  if (!res.ok) {
+    $("#login-error").textContent = t("bad_token");
+    return;
+  }
+  $("#token").value = "";
+  $("#login").close();
+  start(await res.json());
+}
+
+// --- sound and flash ---------------------------------------------------------
+
+let audio = null;
+
+function unlockSound() {
+  audio = audio || new AudioContext();
+  if (audio.state === "suspended") audio.resume();
+  $("#sound").textContent = t("sound_off");
+  $("#sound").classList.add("on");
+}
+
+function beep() {
+  if (!audio || audio.state !== "running") return;
+  const t0 = audio.currentTime;
+  for (let k = 0; k < 6; k++) {
+    const osc = audio.createOscillator(), gain = audio.createGain();
+    osc.type = "square";
+    osc.frequency.value = k % 2 ? 660 : 990;
+    gain.gain.setValueAtTime(0.0001, t0 + k * 0.25);
+    gain.gain.exponentialRampToValueAtTime(0.25, t0 + k * 0.25 + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t0 + k * 0.25 + 0.22);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t0 + k * 0.25);
+    osc.stop(t0 + k * 0.25 + 0.24);
+  }
+}
+
+function fireAlarm(alert) {
+  beep();
+  const flash = $("#flash");
+  flash.classList.remove("on");
+  void flash.offsetWidth;
+  flash.classList.add("on");
+  map.flash();
+  document.title = `🔥 ${alert.site || alert.device_id} · ${t("title")}`;
+}
+
+// --- state -------------------------------------------------------------------
+
+function visibleAlert(a) {
+  const f = state.filter;
+  return (!f.district || a.district === f.district) && (!f.kind || a.kind === f.kind);
+}
+
+function worstSeverity(deviceId) {
+  let best = "";
+  for (const id of state.byDevice.get(deviceId) || []) {
+    const s = state.alerts.get(id)?.severity;
+    if (s && (best === "" || SEVERITY_RANK[s] < SEVERITY_RANK[best])) best = s;
+  }
+  return best;
+}
+
+function putAlert(a) {
+  const before = state.alerts.get(a.id);
+  const open = a.state === "firing" || a.state === "acknowledged";
+  if (before) state.byDevice.get(before.device_id)?.delete(a.id);
+  if (open) {
+    state.alerts.set(a.id, a);
+    if (a.device_id) {
+      if (!state.byDevice.has(a.device_id)) state.byDevice.set(a.device_id, new Set());
+      state.byDevice.get(a.device_id).add(a.id);
+    }
+  } else {
+    state.alerts.delete(a.id);
+    state.notes.delete(a.id);
+  }
+  if (a.device_id) map.setSeverity(a.device_id, worstSeverity(a.device_id));
+  if (before?.device_id && before.device_id !== a.device_id) map.setSeverity(before.device_id, worstSeverity(before.device_id));
+  scheduleQueue();
+  return { before, open };
+}
+
+function sortedAlerts() {
+  return [...state.alerts.values()].filter(visibleAlert).sort((a, b) =>
+    (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) ||
+    Number(b.probable) - Number(a.probable) || b.score - a.score || b.started_ms - a.started_ms || b.id - a.id);
+}
+
+// --- queue -------------------------------------------------------------------
+
+let queueQueued = false;
+
+function scheduleQueue() {
+  if (queueQueued) return;
+  queueQueued = true;
+  requestAnimationFrame(() => {
+    queueQueued = false;
+    renderQueue();
+  });
+}
+
+function actions(a) {
+  if (!state.me || state.me.role === "viewer") return "";
+  const b = (act, label, cls = "") => `<button type="button" data-act="${act}" class="${cls}">${esc(t(label))}</button>`;
+  const out = [];
+  if (a.state === "firing") out.push(b("ack", "ack", "primary"));
+  if (a.severity === "fire") out.push(b("real", "real_fire", "danger"), b("false", "false_alarm"));
+  else out.push(b("resolve", "resolve"));
+  out.push(b("note", "note"));
+  return `<div class="actions">${out.join("")}</div>`;
+}
+
+function renderQueue() {
+  const list = $("#queue");
+  const focused = document.activeElement?.closest?.("li[data-id]")?.dataset.id;
+  const items = sortedAlerts();
+  $("#queue-count").textContent = items.length ? `(${items.length})` : "";
+  if (!items.length) {
+    list.innerHTML = `<li class="empty">${esc(t("empty_queue"))}</li>`;
+    return;
+  }
+  list.innerHTML = items.map((a) => {
+    const where = [a.site, a.zone, a.device_id, a.district].filter(Boolean).map(esc).join(" · ");
+    const reasons = (a.reasons || []).map((r) => `<li>${esc(r)}</li>`).join("");
+    const note = state.notes.has(a.id)
+      ? `<input class="note" placeholder="${esc(t("note_placeholder"))}" value="${esc(state.notes.get(a.id))}">` : "";
+    const score = a.score ? `<div class="score"><span style="width:${Math.round(Math.min(1, a.score) * 100)}%"></span><em>${esc(t("score"))} ${Math.round(a.score * 100)}%${a.probable ? " · " + esc(t("probable")) : ""}</em></div>` : "";
+    const acked = a.state === "acknowledged" ? `<div class="acked">${esc(t("acknowledged_by"))}${esc(a.acknowledged_by)}</div>` : "";
+    return `<li data-id="${a.id}" class="alert sev-${esc(a.severity)} state-${esc(a.state)}">
+      <div class="head"><span class="sev">${esc(t("sev." + a.severity))}</span>
+        <b class="what">${esc(a.summary || a.rule)}</b><span class="age">${esc(ago(a.started_ms))}</span></div>
+      <div class="where">${where}</div>${score}${reasons ? `<ul class="reasons">${reasons}</ul>` : ""}${acked}
+      ${actions(a)}${note}</li>`;
+  }).join("");
+  if (focused) list.querySelector(`li[data-id="${focused}"] input.note`)?.focus();
+}
+
+async function act(a, what) {
+  const path = `/api/v1/alerts/${a.id}`;
+  try {
+    if (what === "ack") putAlert(await api(`${path}/acknowledge`, { method: "POST", body: {} }));
+    else if (what === "resolve") putAlert(await api(`${path}/resolve`, { method: "POST", body: {} }));
+    else if (what === "real") putAlert(await api(`${path}/resolve`, { method: "POST", body: { outcome: "real_fire" } }));
+    else if (what === "false") putAlert(await api(`${path}/resolve`, { method: "POST", body: { outcome: "false_alarm" } }));
+  } catch (err) {
+    toast(`${t("failed")}${err.message}`);
+  }
+}
+
+function wireQueue() {
+  const list = $("#queue");
+  list.addEventListener("click", (e) => {
+    const li = e.target.closest("li[data-id]");
+    if (!li) return;
+    const a = state.alerts.get(Number(li.dataset.id));
+    if (!a) return;
+    const button = e.target.closest("button[data-act]");
+    if (button) {
+      e.stopPropagation();
+      if (button.dataset.act === "note") {
+        if (!state.notes.has(a.id)) state.notes.set(a.id, "");
+        renderQueue();
+        li.ownerDocument.querySelector(`li[data-id="${a.id}"] input.note`)?.focus();
+      } else {
+        act(a, button.dataset.act);
+      }
+      return;
+    }
+    if (e.target.closest("input")) return;
+    if (a.device_id) map.focus(a.device_id);
+    showAlert(a.id);
+  });
+  list.addEventListener("input", (e) => {
+    const li = e.target.closest("li[data-id]");
+    if (li && e.target.matches("input.note")) state.notes.set(Number(li.dataset.id), e.target.value);
+  });
+  list.addEventListener("keydown", async (e) => {
+    const li = e.target.closest("li[data-id]");
+    if (!li || !e.target.matches("input.note")) return;
+    const id = Number(li.dataset.id);
+    if (e.key === "Escape") { state.notes.delete(id); renderQueue(); }
+    if (e.key !== "Enter" || !e.target.value.trim()) return;
+    try {
+      await api(`/api/v1/alerts/${id}/comments`, { method: "POST", body: { text: e.target.value.trim() } });
+      state.notes.delete(id);
+      renderQueue();
+    } catch (err) {
+      toast(`${t("failed")}${err.message}`);
+    }
+  });
+}
+
+function toast(text) {
+  const el = document.createElement("div");
+  el.className = "toast";
+  el.textContent = text;
+  document.body.append(el);
+  setTimeout(() => el.remove(), 5000);
+}
+
+// --- online rate and filters -------------------------------------------------
+
+let rateQueued = false;
+
+function scheduleRate() {
+  if (rateQueued) return;
+  rateQueued = true;
+  setTimeout(() => {
+    rateQueued = false;
+    let on = 0, off = 0, total = 0;
+    for (let i = 0; i < map.n; i++) {
+      if (!map.kinds[i] || !map.visible(i)) continue;
+      total += 1;
+      if (map.status[i] === 1) on += 1; else if (map.status[i] === 2) off += 1;
+    }
+    $("#online-rate").textContent = on + off ? `${((100 * on) / (on + off)).toFixed(1)}%` : "–";
+    $("#online-count").textContent = `${on.toLocaleString()}/${total.toLocaleString()}`;
+  }, 300);
+}
+
+function fillFilters(cols) {
+  const districts = [...new Set(cols.district)].sort();
+  const kinds = [...new Set(cols.kind)].sort();
+  const opts = (sel, values, label) => {
+    const el = $(sel);
+    el.length = 1;
+    for (const v of values) el.add(new Option(label(v), v));
+  };
+  opts("#f-district", districts, (d) => d);
+  opts("#f-kind", kinds, (k) => t("kind." + k));
+}
+
+function applyFilter() {
+  state.filter = { district: $("#f-district").value, kind: $("#f-kind").value };
+  const { district, kind } = state.filter;
+  map.setFilter((i) => (!district || map.districts[i] === district) && (!kind || map.kinds[i] === kind));
+  scheduleQueue();
+  scheduleRate();
+}
+
+function renderLegend() {
+  const items = ["fire", "critical", "warning", "online", "offline", "unknown"];
+  $("#legend").innerHTML = items.map((k) =>
+    `<span><i style="background:${COLOURS[k]}"></i>${esc(k in SEVERITY_RANK ? t("sev." + k) : t(k))}</span>`).join("");
+}
+
+// --- drill-down ----------------------------------------------------------------
+
+const HOUR = 3600000;
+let drillRange = 6 * HOUR;
+
+function openDrill(html) {
+  $("#drill-body").innerHTML = html;
+  $("#drill").hidden = false;
+}
+
+function table(rows) {
+  return `<table class="facts">${rows.filter(([, v]) => v !== "" && v != null)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join("")}</table>`;
+}
+
+function rangeButtons() {
+  return `<div class="ranges">${[[6 * HOUR, "range_6h"], [24 * HOUR, "range_24h"], [168 * HOUR, "range_7d"]]
+    .map(([ms, k]) => `<button type="button" data-range="${ms}" class="${ms === drillRange ? "on" : ""}">${esc(t(k))}</button>`).join("")}</div>`;
+}
+
+function chartsFor(readings) {
+  const parts = [];
+  for (const s of readings.series) {
+    if (!s.metrics.length) {
+      const rows = s.events.slice(0, 50).map((e) =>
+        `<tr><td>${esc(new Date(e.t).toLocaleString())}</td><td>${esc(e.event)}</td><td>${esc([e.loop, e.point].filter((x) => x != null).join("-"))}</td><td>${esc(e.zone || "")}</td></tr>`).join("");
+      parts.push(`<h3>${esc(t("events"))} · ${esc(s.device_id)}</h3>${rows ? `<table class="events">${rows}</table>` : `<p>${esc(t("no_data"))}</p>`}`);
+      continue;
+    }
+    for (const m of s.metrics) {
+      if (!s.values[m.name]?.some((v) => v != null)) continue;
+      parts.push({ s, m });
+    }
+  }
+  return parts;
+}
+
+function renderCharts(container, readings, extraLevel) {
+  const parts = chartsFor(readings);
+  container.innerHTML = parts.map((p, k) => typeof p === "string" ? p
+    : `<h3>${esc(p.m.label)} (${esc(p.m.unit)}) · ${esc(p.s.device_id)}</h3><canvas class="chart" data-k="${k}"></canvas>`).join("")
+    || `<p>${esc(t("no_data"))}</p>`;
+  parts.forEach((p, k) => {
+    if (typeof p === "string") return;
+    const levels = (p.s.levels[p.m.name] || []).map((l) => ({
+      level: l.level, value: l.value, label: `${t(l.level === "alarm" ? "alarm_level" : "warning_level")}`,
+    }));
+    if (extraLevel && extraLevel.metric === p.m.name && !levels.some((l) => l.value === extraLevel.value)) levels.push(extraLevel);
+    drawChart(container.querySelector(`canvas[data-k="${k}"]`), {
+      lines: [{ label: p.s.device_id, times: p.s.times, values: p.s.values[p.m.name] }],
+      levels, unit: p.m.unit, start: readings.start_ms, end: readings.end_ms,
+    });
+  });
+}
+
+async function showDevice(id) {
+  const [d, readings] = await Promise.all([
+    api(`/api/v1/devices/${encodeURIComponent(id)}`),
+    api(`/api/v1/devices/${encodeURIComponent(id)}/readings?start=${Date.now() - drillRange}`),
+  ]);
+  const status = d.status ? `${t(d.status.online ? "online" : "offline")} · ${ago(d.status.ts_ms)}` : t("unknown");
+  const open = [...(state.byDevice.get(id) || [])].map((aid) => state.alerts.get(aid)).filter(Boolean);
+  openDrill(`<h2>${esc(d.id)} <small>${esc(t("kind." + d.kind))}</small></h2>
+    ${table([[t("district"), esc(d.district)], [t("site"), d.site ? `<a href="#" data-site="${esc(d.site)}">${esc(d.site)}</a>` : ""],
+      [t("address"), esc(d.address)], [t("status"), esc(status)], [t("fw"), esc(d.status?.fw || "")]])}
+    ${open.length ? `<h3>${esc(t("open_alerts"))}</h3><ul class="mini">${open.map((a) =>
+      `<li><a href="#" data-alert="${a.id}">${esc(t("sev." + a.severity))} · ${esc(a.summary || a.rule)}</a></li>`).join("")}</ul>` : ""}
+    <h3>${esc(t("readings"))}</h3>${rangeButtons()}<div class="charts"></div>`);
+  $("#drill").dataset.view = `device:${id}`;
+  renderCharts($("#drill .charts"), readings);
+}
+
+async function showSite(site) {
+  const [devices, readings] = await Promise.all([
+    api(`/api/v1/devices?site=${encodeURIComponent(site)}&limit=500`),
+    api(`/api/v1/sites/${encodeURIComponent(site)}/readings?start=${Date.now() - drillRange}`),
+  ]);
+  openDrill(`<h2>${esc(site)}</h2><h3>${esc(t("devices"))} (${devices.total})</h3>
+    <ul class="mini">${devices.items.map((d) => `<li><a href="#" data-device="${esc(d.id)}">${esc(d.id)}</a> ${esc(t("kind." + d.kind))} ·
+      ${esc(d.status ? t(d.status.online ? "online" : "offline") : t("unknown"))}${worstSeverity(d.id) ? ` · <b class="sev-${esc(worstSeverity(d.id))}">${esc(t("sev." + worstSeverity(d.id)))}</b>` : ""}</li>`).join("")}</ul>
+    <h3>${esc(t("readings"))}</h3>${rangeButtons()}<div class="charts"></div>`);
+  $("#drill").dataset.view = `site:${site}`;
+  renderCharts($("#drill .charts"), readings);
+}
+
+async function showAlert(id) {
+  const { alert: a, history, readings } = await api(`/api/v1/alerts/${id}`);
+  openDrill(`<h2 class="sev-${esc(a.severity)}">${esc(t("sev." + a.severity))} · ${esc(a.summary || a.rule)}</h2>
+    ${table([[t("status"), esc(t(a.state))], [t("site"), a.site ? `<a href="#" data-site="${esc(a.site)}">${esc(a.site)}</a>` : ""],
+      ["ID", a.device_id ? `<a href="#" data-device="${esc(a.device_id)}">${esc(a.device_id)}</a>` : ""],
+      [t("district"), esc(a.district)], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
+    ${(a.reasons || []).length ? `<ul class="reasons">${a.reasons.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}
+    <h3>${esc(t("history"))}</h3><ul class="history">${history.map((h) =>
+      `<li><time>${esc(new Date(h.at_ms).toLocaleString())}</time> <b>${esc(h.actor)}</b> ${esc(h.action)} ${esc(h.detail.note || h.detail.text || h.detail.outcome || "")}</li>`).join("")}</ul>
+    <h3>${esc(t("readings"))}</h3><div class="charts"></div>`);
+  $("#drill").dataset.view = `alert:${id}`;
+  if (readings) {
+    const extra = a.metric && a.threshold != null ? { metric: a.metric, value: a.threshold, level: "alarm", label: a.rule } : null;
+    renderCharts($("#drill .charts"), readings, extra);
+  } else {
+    $("#drill .charts").innerHTML = `<p>${esc(t("no_data"))}</p>`;
+  }
+}
+
+function wireDrill() {
+  $("#drill-close").addEventListener("click", () => { $("#drill").hidden = true; });
+  $("#drill").addEventListener("click", (e) => {
+    const link = e.target.closest("[data-device],[data-site],[data-alert],[data-range]");
+    if (!link) return;
+    e.preventDefault();
+    const fail = (err) => toast(`${t("failed")}${err.message}`);
+    if (link.dataset.device) { map.focus(link.dataset.device); showDevice(link.dataset.device).catch(fail); }
+    else if (link.dataset.site) showSite(link.dataset.site).catch(fail);
+    else if (link.dataset.alert) showAlert(Number(link.dataset.alert)).catch(fail);
+    else if (link.dataset.range) {
+      drillRange = Number(link.dataset.range);
+      const [kind, ...rest] = $("#drill").dataset.view.split(":");
+      (kind === "site" ? showSite : showDevice)(rest.join(":")).catch(fail);
+    }
+  });
+}
+
+// --- live stream ---------------------------------------------------------------
+
+function connect() {
+  state.source?.close();
+  const source = new EventSource(`/api/v1/stream?since=${state.cursor}`);
+  state.source = source;
+  source.addEventListener("open", () => { $("#link").className = "link live"; $("#link").title = t("live"); });
+  source.addEventListener("error", async () => {
+    $("#link").className = "link down";
+    $("#link").title = t("reconnecting");
+    if (source.readyState === EventSource.CLOSED) {
+      try {
+        await api("/api/v1/session");
+        setTimeout(connect, 2000);
+      } catch { /* showLogin already */ }
+    }
+  });
+  source.addEventListener("alert", (e) => {
+    const { alert } = JSON.parse(e.data);
+    state.cursor = Number(e.lastEventId) || state.cursor;
+    const { before, open } = putAlert(alert);
+    if (open && alert.severity === "fire" && alert.state === "firing" && before?.severity !== "fire") fireAlarm(alert);
+  });
+  source.addEventListener("device", (e) => {
+    const { device, device_id: id, online } = JSON.parse(e.data);
+    state.cursor = Number(e.lastEventId) || state.cursor;
+    if (device) map.upsertDevice(device, online ?? undefined);
+    else map.setOnline(id, online);
+    scheduleRate();
+  });
+  source.addEventListener("cursor", (e) => { state.cursor = Number(e.lastEventId) || state.cursor; });
+}
+
+// --- start ---------------------------------------------------------------------
+
+async function start(me) {
+  state.me = me;
+  $("#who").textContent = `${me.name} (${me.role})`;
+  const snap = await api("/api/v1/console/snapshot");
+  state.cursor = snap.cursor;
+  if (!state.started) {
+    map = new CityMap($("#map"), {
+      tileUrl: snap.map_tile_url,
+      onPick: (id) => showDevice(id).catch((err) => toast(`${t("failed")}${err.message}`)),
+      onHover: (id, x, y) => {
+        const tip = $("#tip");
+        if (!id) { tip.hidden = true; return; }
+        const i = map.index.get(id);
+        tip.hidden = false;
+        tip.style.left = `${x + 12}px`;
+        tip.style.top = `${y + 12}px`;
+        tip.textContent = `${id} · ${t("kind." + map.kinds[i])} · ${map.sites[i] || map.districts[i]}`;
+      },
+    });
+    wireQueue();
+    wireDrill();
+    state.started = true;
+  }
+  map.setDevices(snap.devices);
+  state.alerts.clear();
+  state.byDevice.clear();
+  for (const a of snap.alerts) putAlert(a);
+  fillFilters(snap.devices);
+  applyFilter();
+  renderLegend();
+  map.draw();
+  renderQueue();
+  performance.mark("fw-first-render");
+  document.body.dataset.ready = "1";
+  connect();
+}
+
+function init() {
+  setLanguage(language());
+  $("#lang").textContent = language() === "zh" ? "English" : "中文";
+  $("#lang").addEventListener("click", () => {
+    setLanguage(language() === "zh" ? "en" : "zh");
+    $("#lang").textContent = language() === "zh" ? "English" : "中文";
+    if (audio?.state === "running") $("#sound").textContent = t("sound_off");
+    if (state.started) {
+      fillFiltersKeep();
+      renderLegend();
+      renderQueue();
+    }
+  });
+  $("#sound").addEventListener("click", unlockSound);
+  document.addEventListener("pointerdown", () => { if (audio?.state === "suspended") audio.resume(); }, { once: false });
+  $("#login-form").addEventListener("submit", login);
+  $("#logout").addEventListener("click", async () => {
+    await fetch("/api/v1/session", { method: "DELETE" });
+    showLogin();
+  });
+  $("#f-district").addEventListener("change", applyFilter);
+  $("#f-kind").addEventListener("change", applyFilter);
+  setInterval(() => state.alerts.size && scheduleQueue(), 15000);
+  api("/api/v1/session").then(start).catch(() => showLogin());
+}
+
+function fillFiltersKeep() {
+  const keep = { ...state.filter };
+  fillFilters({ district: map.districts.slice(0, map.n), kind: map.kinds.slice(0, map.n) });
+  $("#f-district").value = keep.district;
+  $("#f-kind").value = keep.kind;
+}
+
+init();

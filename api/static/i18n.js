@@ -1,0 +1,57 @@
+// Chinese by default, English as a switch; the choice is kept in localStorage.
+const TEXT = {
+  zh: {
+    title: "城市火灾预警监控中心", online_rate: "在线率", district: "区域", kind: "类型", all: "全部",
+    sound_on: "开启声音", sound_off: "声音已开", logout: "退出", queue: "报警队列", token: "API 令牌",
+    login: "登录", bad_token: "令牌无效或已吊销", ack: "确认", resolve: "处置完成", false_alarm: "误报",
+    real_fire: "真实火警", note: "备注", note_placeholder: "输入备注后回车", acknowledged_by: "已确认：",
+    firing: "未确认", acknowledged: "已确认", resolved: "已处置", online: "在线", offline: "离线",
+    unknown: "未上报", score: "火警概率", site: "单位", address: "地址", status: "状态", fw: "固件",
+    open_alerts: "当前报警", readings: "近期数据", events: "近期事件", devices: "设备", no_data: "暂无数据",
+    ago_s: "秒前", ago_m: "分钟前", ago_h: "小时前", ago_d: "天前", live: "实时连接", reconnecting: "重新连接中…",
+    history: "处理记录", warning_level: "预警", alarm_level: "报警", empty_queue: "暂无报警", failed: "操作失败：",
+    range_6h: "6小时", range_24h: "24小时", range_7d: "7天", probable: "疑似真实火警",
+    "kind.electrical": "电气火灾", "kind.hydrant": "消火栓", "kind.panel": "火灾报警控制器", "kind.pump": "消防泵房",
+    "sev.fire": "火警", "sev.critical": "严重", "sev.warning": "警告", "sev.info": "提示",
+  },
+  en: {
+    title: "City Fire Warning Center", online_rate: "Online", district: "District", kind: "Kind", all: "All",
+    sound_on: "Enable sound", sound_off: "Sound on", logout: "Log out", queue: "Alarm queue", token: "API token",
+    login: "Log in", bad_token: "Unknown or revoked token", ack: "Acknowledge", resolve: "Resolve",
+    false_alarm: "False alarm", real_fire: "Real fire", note: "Note", note_placeholder: "Type a note, press Enter",
+    acknowledged_by: "Acknowledged by ", firing: "new", acknowledged: "acknowledged", resolved: "resolved",
+    online: "online", offline: "offline", unknown: "never reported", score: "fire likelihood", site: "Site",
+    address: "Address", status: "Status", fw: "Firmware", open_alerts: "Open alerts", readings: "Recent readings",
+    events: "Recent events", devices: "Devices", no_data: "No data", ago_s: "s ago", ago_m: "min ago",
+    ago_h: "h ago", ago_d: "d ago", live: "live", reconnecting: "reconnecting…", history: "History",
+    warning_level: "warning", alarm_level: "alarm", empty_queue: "No alarms", failed: "Failed: ",
+    range_6h: "6 h", range_24h: "24 h", range_7d: "7 d", probable: "probably a real fire",
+    "kind.electrical": "Electrical", "kind.hydrant": "Hydrant", "kind.panel": "Alarm panel", "kind.pump": "Pump room",
+    "sev.fire": "FIRE", "sev.critical": "critical", "sev.warning": "warning", "sev.info": "info",
+  },
+};
+
+let lang = localStorage.getItem("firewatch.lang") === "en" ? "en" : "zh";
+
+export function t(key) {
+  return TEXT[lang][key] ?? TEXT.zh[key] ?? key;
+}
+
+export function language() {
+  return lang;
+}
+
+export function setLanguage(next) {
+  lang = next === "en" ? "en" : "zh";
+  localStorage.setItem("firewatch.lang", lang);
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+}
+
+export function ago(ms) {
+  const s = Math.max(0, (Date.now() - ms) / 1000);
+  if (s < 60) return `${Math.floor(s)}${lang === "en" ? " " : ""}${t("ago_s")}`;
+  if (s < 3600) return `${Math.floor(s / 60)}${lang === "en" ? " " : ""}${t("ago_m")}`;
+  if (s < 86400) return `${Math.floor(s / 3600)}${lang === "en" ? " " : ""}${t("ago_h")}`;
+  return `${Math.floor(s / 86400)}${lang === "en" ? " " : ""}${t("ago_d")}`;
+}
