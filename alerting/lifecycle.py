@@ -45,6 +45,11 @@ class _Op:
     """The alert as this change left it (later ops of the same batch may change it again)."""
 
 
+def _row(alert: Alert) -> Alert:
+    """A new row to insert with the values of `alert`; unset columns take their defaults."""
+    return Alert(**{c.key: v for c in Alert.__table__.columns if (v := getattr(alert, c.key)) is not None})
+
+
 class Lifecycle:
     def __init__(self, store: Store, flap: Flap) -> None:
         self.store = store
@@ -144,10 +149,11 @@ class Lifecycle:
             for op in ops:
                 a = op.alert
                 if op.kind == "fired":
-                    if op.parent is not None:
-                        a.parent_id = op.parent.id
-                    s.add(a)
+                    row = _row(op.snap or a)  # as fired: later ops of this batch may resolve `a` already
+                    row.parent_id = a.parent_id = op.parent.id if op.parent is not None else None
+                    s.add(row)
                     await s.flush()
+                    a.id = row.id
                 else:
                     if "parent_id" in op.values and op.parent is not None:
                         op.values["parent_id"] = a.parent_id = op.parent.id
@@ -157,9 +163,9 @@ class Lifecycle:
                         self._closed_elsewhere(a)
                         continue
                 snap = op.snap or snapshot(a)
-                snap.id, snap.parent_id = a.id, a.parent_id if op.kind == "fired" else snap.parent_id
-                if op.parent is not None and "parent_id" in op.values:
-                    snap.parent_id = op.parent.id
+                snap.id = a.id
+                if op.kind == "fired" or (op.parent is not None and "parent_id" in op.values):
+                    snap.parent_id = a.parent_id
                 detail = {k: getattr(snap, k) for k in ("severity", "value", "threshold", "score", "probable")}
                 detail.update(rule=a.rule, fingerprint=a.fingerprint, summary=snap.summary, why=op.why or op.kind)
                 if op.kind != "fired":

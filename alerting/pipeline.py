@@ -12,7 +12,9 @@ clock is the newest device timestamp seen less `lateness_s`, and timers run
 after every batch; with `clock = "wall"` (live) the service calls `tick` with
 the wall clock, and a device timestamp more than `max_clock_skew_s` ahead of
 the receive time is replaced by the receive time (counted as `clock_ahead`).
-Each stage is its own module and can be tested alone; this class only routes
+In event mode a batch is cut into slices of `SLICE_MS` of event time and the
+timers run after each, so how messages happen to be batched does not change
+the alerts. Each stage is its own module and can be tested alone; this class only routes
 records to them and signals between them.
 """
 
@@ -34,6 +36,22 @@ from alerting.signal import Signal
 from alerting.state import load_baselines, save_baselines
 from contract.db import Store
 from contract.payload import DeviceStatus, PanelEvent, Reading, Record
+
+
+SLICE_MS = 10_000
+
+
+def _slices(records: Iterable[Record]) -> list[list[Record]]:
+    """Records in event-time order, cut where the `SLICE_MS` grid is crossed."""
+    ordered = sorted(records, key=lambda r: r.ts_ms)
+    out: list[list[Record]] = []
+    edge = -1
+    for r in ordered:
+        if r.ts_ms >= edge:
+            out.append([])
+            edge = (r.ts_ms // SLICE_MS + 1) * SLICE_MS
+        out[-1].append(r)
+    return out
 
 
 class Pipeline:
@@ -141,8 +159,11 @@ class Pipeline:
 
     async def process(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str, str]] = (),
                       now_ms: int | None = None) -> list[AlertChange]:
-        signals = self.detect(records, impossible, now_ms)
-        if self.config.clock == "event":
+        if self.config.clock == "wall":
+            return await self._apply(self.detect(records, impossible, now_ms), now_ms or self.clock_ms)
+        signals = self.detect([], impossible, now_ms)
+        for part in _slices(records):
+            signals += self.detect(part)
             signals += self.timers(self.clock_ms)
         return await self._apply(signals, self.clock_ms)
 
