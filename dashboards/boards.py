@@ -71,6 +71,7 @@ def _marker_layer(name: str, color_field: str) -> Json:
             "style": {
                 "color": {"field": color_field, "fixed": "green"},
                 "size": {"fixed": 6},
+                "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
                 "opacity": 0.8,
             },
         },
