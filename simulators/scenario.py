@@ -394,6 +394,8 @@ def _panel(inc: Incident, spec: dict[str, Any], end_ms: int, rng: np.random.Gene
 
 def panel_events(inc: Incident, rng: np.random.Generator) -> list[tuple[int, dict[str, Any]]]:
     """The GB 26875 events an incident on a panel sends, as (event time, payload fields)."""
+    if inc.type not in ("panel_fire", "false_alarm", "panel_fault"):
+        return []
     loop, point, zone = inc.params["loop"], inc.params["point"], inc.zone
     s = inc.start_ms
 
@@ -415,6 +417,4 @@ def panel_events(inc: Incident, rng: np.random.Generator) -> list[tuple[int, dic
         ]
     if inc.type == "false_alarm":
         return [ev(0, "fire", "smoke", point), (inc.end_ms, {"event": "reset"})]
-    if inc.type == "panel_fault":
-        return [ev(0, "fault", "detector", point)]
-    return []
+    return [ev(0, "fault", "detector", point)]

@@ -1,0 +1,115 @@
+"""The simulator against a real Mosquitto: what it says it sent arrives, statuses and last wills behave."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import aiomqtt
+import orjson
+
+from contract.settings import Settings
+from simulators import Chaos, Fleet, Pace, generate, publish
+
+T0 = 1_763_800_000_000
+HOUR = 3_600_000
+
+
+async def _until(check, timeout_s: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def _collect(client: aiomqtt.Client, into: list[tuple[str, bytes]]) -> None:
+    async for m in client.messages:
+        if not m.retain:  # retained leftovers of earlier tests on the shared broker are not ours
+            into.append((str(m.topic), bytes(m.payload)))
+
+
+async def test_everything_the_simulator_counts_arrives_at_a_subscriber(settings: Settings) -> None:
+    fleet = Fleet.build(30, seed=21)
+    chaos = Chaos(malformed=0.03, duplicates=0.02, out_of_order=0.02, batch=2, seed=3)
+    expected = list(generate(fleet, None, T0, T0 + 2 * HOUR, chaos))
+    received: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port, identifier="sim-test-sub") as sub:
+        await sub.subscribe("fire/v1/#", qos=1)
+        reader = asyncio.create_task(_collect(sub, received))
+        tally = await publish(settings, fleet, iter(expected), Pace(T0, speed=0), connections=3)
+        await _until(lambda: len(received) >= tally.published)
+        reader.cancel()
+    statuses = {f"fire/v1/{d.district}/{d.id}/status" for d in fleet.devices}
+    goodbyes = [t for t, p in received if t in statuses and not orjson.loads(p)["online"]]
+    rest = [(t, p) for t, p in received if not (t in statuses and not orjson.loads(p)["online"])]
+    assert tally.published == len(expected) + len(statuses) == len(received)
+    assert tally.invalid and tally.duplicates
+    assert Counter(rest) == Counter((m.topic, m.payload) for m in expected)
+    assert sorted(goodbyes) == sorted(statuses)
+
+
+def _simulator(settings: Settings, tmp_path: Path, seed: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "FIREWATCH_MQTT__PORT": str(settings.mqtt.port),
+        "FIREWATCH_MQTT__CLIENT_ID_PREFIX": f"{settings.mqtt.client_id_prefix}x{seed}",
+    }
+    env.pop("FIREWATCH_CONFIG", None)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "firewatch"), "simulate", "--devices", "4", "--seed", str(seed), "--rate", "8",
+         "--connections", "0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+async def _statuses(settings: Settings, fleet: Fleet, stop_process) -> tuple[dict, dict]:
+    """Status payloads per device while the simulator runs, and after `stop_process` ends it."""
+    topics = {f"fire/v1/{d.district}/{d.id}/status": d.id for d in fleet.devices}
+    live: dict[str, dict] = {}
+    after: dict[str, dict] = {}
+    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port, identifier=f"st{fleet.seed}") as sub:
+        for t in topics:
+            await sub.subscribe(t, qos=1)
+
+        async def read() -> None:
+            async for m in sub.messages:
+                doc = orjson.loads(bytes(m.payload))
+                (after if stopped.is_set() else live)[topics[str(m.topic)]] = doc
+
+        stopped = asyncio.Event()
+        reader = asyncio.create_task(read())
+        await _until(lambda: len(live) == len(topics) and all(s["online"] for s in live.values()))
+        stopped.set()
+        stop_process()
+        await _until(lambda: len(after) == len(topics) and not any(s["online"] for s in after.values()))
+        reader.cancel()
+    return live, after
+
+
+async def test_each_device_has_a_retained_status_and_a_last_will(settings: Settings, tmp_path: Path) -> None:
+    proc = _simulator(settings, tmp_path, seed=31)
+    try:
+        live, after = await _statuses(settings, Fleet.build(4, seed=31), proc.kill)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert all(s["fw"] and "ts" in s for s in live.values())
+    assert all("ts" not in s for s in after.values())  # the broker sent each device's will
+
+
+async def test_a_stopped_simulator_marks_its_devices_offline(settings: Settings, tmp_path: Path) -> None:
+    proc = _simulator(settings, tmp_path, seed=32)
+    try:
+        _, after = await _statuses(settings, Fleet.build(4, seed=32), lambda: proc.send_signal(signal.SIGINT))
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert all("ts" in s for s in after.values())  # a clean goodbye, not the will
+    out = proc.stdout.read().decode() + proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert "published" in out
