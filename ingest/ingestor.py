@@ -41,10 +41,13 @@ _BAD_POINT_STATUS = frozenset({400, 413, 422})
 """Answers that blame the body, so splitting it finds the culprit; any other refusal
 (missing database, credentials) is InfluxDB's state, and the batch waits in the spool."""
 SITES_REFRESH_S = 60.0
+WRITES_IN_FLIGHT = 2
+"""Batches written at once: InfluxDB spends part of each write waiting on its WAL fsync."""
 
 
 @dataclass(slots=True)
 class _Batch:
+    number: int = 0
     conn: mqtt.Connection | None = None
     lines: list[str] = field(default_factory=list)
     acks: list[bytes] = field(default_factory=list)
@@ -74,6 +77,8 @@ class Ingestor:
         self._last_seq: dict[str, int] = {}
         self._batch = _Batch()
         self._sealed: asyncio.Queue[_Batch] = asyncio.Queue()
+        self._stored: dict[int, _Batch] = {}
+        self._next_ack = 0
         self._spooled = asyncio.Event()
         self._conn: mqtt.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,7 +91,8 @@ class Ingestor:
         if len(self._spool):
             log.info("spool holds %d records from before; replaying", self._spool.records)
             self._spooled.set()
-        for job in (self._connect_loop, self._commit_loop, self._replay_loop, self._flush_loop, self._sites_loop):
+        jobs = [self._connect_loop, self._replay_loop, self._flush_loop, self._sites_loop]
+        for job in jobs + [self._commit_loop] * WRITES_IN_FLIGHT:
             self._tasks.append(asyncio.create_task(job(), name=f"ingest{job.__name__}"))
 
     async def stop(self) -> None:
@@ -155,7 +161,7 @@ class Ingestor:
         batch = self._batch
         if batch.lines or batch.acks or batch.dead:
             self._sealed.put_nowait(batch)
-            self._batch = _Batch(conn=batch.conn)
+            self._batch = _Batch(number=batch.number + 1, conn=batch.conn)
 
     async def _flush_loop(self) -> None:
         interval = self.settings.ingest.flush_interval_s
@@ -168,12 +174,17 @@ class Ingestor:
     async def _commit_loop(self) -> None:
         while True:
             batch = await self._sealed.get()
-            try:
-                await self._commit(batch)
-            finally:
-                self._sealed.task_done()
+            while True:
+                try:
+                    await self._store(batch)
+                    break
+                except Exception:  # noqa: BLE001 - e.g. a full disk: hold the acks and retry
+                    log.exception("cannot store a batch of %d records; retrying", len(batch.lines))
+                    await asyncio.sleep(1.0)
+            self._acknowledge(batch)
+            self._sealed.task_done()
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _store(self, batch: _Batch) -> None:
         if batch.lines:
             body = "\n".join(batch.lines).encode()
             if len(self._spool) or not await self._write(body, len(batch.lines)):
@@ -183,8 +194,15 @@ class Ingestor:
                 self._spooled.set()
         if batch.dead:
             await asyncio.to_thread(self._dead.write, batch.dead)
-        if batch.conn is not None:
-            batch.conn.ack(batch.acks)
+
+    def _acknowledge(self, batch: _Batch) -> None:
+        """Acks go out in batch order, as MQTT requires, whichever write finished first."""
+        self._stored[batch.number] = batch
+        while self._next_ack in self._stored:
+            done = self._stored.pop(self._next_ack)
+            self._next_ack += 1
+            if done.conn is not None:
+                done.conn.ack(done.acks)
 
     async def _write(self, body: bytes, records: int) -> bool:
         """True once InfluxDB holds every line it will ever accept; False: try again later.
