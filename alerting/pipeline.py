@@ -8,7 +8,7 @@
     await pipeline.sync()                         # operators' acknowledgements and resolutions
 
 Time is event time. With `clock = "event"` (replay, evaluation) the pipeline's
-clock is the newest device timestamp seen less `lateness_s`, and timers run
+clock follows the devices' timestamps (see `_advance`), and timers run
 after every batch; with `clock = "wall"` (live) the service calls `tick` with
 the wall clock, and a device timestamp more than `max_clock_skew_s` ahead of
 the receive time is replaced by the receive time (counted as `clock_ahead`).
@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+
+import numpy as np
 
 from alerting.changes import AlertChange, ChangeFeed
 from alerting.config import AlertingConfig
@@ -110,11 +112,9 @@ class Pipeline:
         for kind, rs in by_kind.items():
             self.counts["readings"] += len(rs)
             signals += self.readings[kind].detect(rs)
-            self._observe(max(r.ts_ms for r in rs))
         if events:
             self.counts["events"] += len(events)
             signals += self.panels.detect(sorted(events, key=lambda e: e.ts_ms))
-            self._observe(max(e.ts_ms for e in events))
         for st in statuses:
             signals += self._status(st)
         for district, device_id, kind, detail in impossible:
@@ -124,9 +124,19 @@ class Pipeline:
                 signals += det.impossible(device_id, district, now_ms or self.clock_ms, detail)
         return signals
 
-    def _observe(self, ts_ms: int) -> None:
-        if self.config.clock == "event":
-            self.clock_ms = max(self.clock_ms, ts_ms - int(self.config.lateness_s * 1000))
+    def _advance(self) -> None:
+        """Event clock: the 90th percentile of the devices' latest timestamps, less the lateness.
+
+        A percentile rather than the newest timestamp, so a few devices with clocks
+        running ahead cannot fire everyone else's timers early.
+        """
+        seen = [det.heartbeats.last_seen[: len(det.devices)] for det in self.readings.values()]
+        seen.append(self.panels.heartbeats.last_seen[: len(self.panels.panels)])
+        ts = np.concatenate(seen)
+        ts = ts[ts > 0]
+        if len(ts):
+            mark = int(np.percentile(ts, 90, method="lower")) - int(self.config.lateness_s * 1000)
+            self.clock_ms = max(self.clock_ms, mark)
 
     def _detector_of(self, device_id: str) -> ReadingDetector | PanelDetector | None:
         for det in self.readings.values():
@@ -164,6 +174,7 @@ class Pipeline:
         signals = self.detect([], impossible, now_ms)
         for part in _slices(records):
             signals += self.detect(part)
+            self._advance()
             signals += self.timers(self.clock_ms)
         return await self._apply(signals, self.clock_ms)
 

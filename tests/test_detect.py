@@ -154,7 +154,7 @@ def test_missing_heartbeat_goes_offline_after_two_periods_and_recovers() -> None
     d = det("electrical")  # 60 s period
     feed(d, [(T0, {"residual_ma": 50})])
     assert not verdicts(d.tick(T0 + 120_000), "offline")
-    assert verdicts(d.tick(T0 + 120_001), "offline") == [(T0 + 120_001, "warning")]
+    assert verdicts(d.tick(T0 + 120_001), "offline") == [(T0 + 120_000, "warning")]  # when it became overdue
     assert not d.tick(T0 + 500_000)
     assert verdicts(feed(d, [(T0 + 600_000, {"residual_ma": 50})]), "offline") == [(T0 + 600_000, None)]
 

@@ -42,13 +42,13 @@ class Heartbeats:
         self.offline[slot] = True
         return bool(news)
 
-    def tick(self, now_ms: int, n: int) -> list[int]:
-        """Slots whose silence has just exceeded their limit."""
+    def tick(self, now_ms: int, n: int) -> list[tuple[int, int]]:
+        """(slot, event time it went offline) for slots whose silence has just exceeded their limit."""
         seen, limit = self.last_seen[:n], self.limit_ms[:n]
         due = ~self.offline[:n] & (seen > 0) & (limit > 0) & (now_ms - seen > limit)
         slots = np.nonzero(due)[0]
         self.offline[slots] = True
-        return slots.tolist()
+        return [(int(s), int(seen[s] + limit[s])) for s in slots]
 
     def restore(self, slot: int) -> None:
         self.offline[slot] = True

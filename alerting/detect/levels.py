@@ -34,6 +34,8 @@ class Change:
     value: float
     row: int = -1
     """Row of the batch that moved the level; -1 when the clock did."""
+    at_ms: int = 0
+    """When the clock did: the event time the minimum duration was complete."""
 
 
 class LevelEngine:
@@ -105,10 +107,12 @@ class LevelEngine:
         out = []
         for s, j in zip(*np.nonzero(due)):
             old, new = int(self.level[s, j]), int(self.pend_level[s, j])
+            since = int(ps[s, j])
             self.pend_since[s, j] = 0
             if new > old:
                 self.level[s, j] = new
-                out.append(Change(int(s), int(j), old, new, float(self.last[s, j])))
+                out.append(Change(int(s), int(j), old, new, float(self.last[s, j]),
+                                  at_ms=since + int(self.for_ms[s, j])))
         return out
 
     def restore(self, slot: int, rule: int, level: int) -> None:

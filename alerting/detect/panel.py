@@ -77,6 +77,7 @@ class PanelDetector:
         self.config = config
         self.registry = registry
         self.panels: dict[str, PanelState] = {}
+        self.by_slot: list[PanelState] = []
         self.heartbeats = Heartbeats()
         self.watch: set[str] = set()
         """Panels with an open incident, fault or shield: the only ones a tick looks at."""
@@ -88,6 +89,7 @@ class PanelDetector:
             params = self.config.params("panel", info.district, info.site, info.id, info.thresholds)
             p = PanelState(info, len(self.panels), params)
             self.panels[device_id] = p
+            self.by_slot.append(p)
             self.heartbeats.grow(p.slot + 1)
             interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms("panel")
             self.heartbeats.set_params(p.slot, interval, params["offline"])
@@ -191,27 +193,24 @@ class PanelDetector:
 
     def tick(self, now_ms: int) -> list[Signal]:
         out = []
-        for s in self.heartbeats.tick(now_ms, len(self.panels)):
-            p = self._by_slot(s)
-            out.append(self._signal(p, "offline", now_ms, True, "panel link silent: missed its inspections"))
+        for s, at in self.heartbeats.tick(now_ms, len(self.panels)):
+            out.append(self._signal(self.by_slot[s], "offline", at, True, "panel link silent: missed its inspections"))
         unreset = self.config.correlation.unreset_s * 1000
         for device_id in list(self.watch):
             p = self.panels[device_id]
             inc = p.incident
             if inc is not None and not inc.ranked_unreset and now_ms - inc.started_ms >= unreset:
                 inc.ranked_unreset = True
-                out.append(self._signal(p, "fire", now_ms, True, "not reset", annotate=True))
+                out.append(self._signal(p, "fire", inc.started_ms + unreset, True, "not reset", annotate=True))
             for rule, since in (("fault_unrepaired", p.faults), ("shield_left_on", p.shields)):
                 par = p.params[rule]
-                if since and par.enabled and rule not in p.active and now_ms - min(since.values()) >= par.for_s * 1000:
-                    out.append(self._signal(p, rule, now_ms, True, f"{len(since)} point(s) for over "
-                                                                   f"{par.for_s / 3600:g} h"))
+                due = min(since.values()) + int(par.for_s * 1000) if since else None
+                if due is not None and par.enabled and rule not in p.active and now_ms >= due:
+                    out.append(self._signal(p, rule, due, True, f"{len(since)} point(s) for over "
+                                                                f"{par.for_s / 3600:g} h"))
             if inc is None and not p.faults and not p.shields:
                 self.watch.discard(device_id)
         return out
-
-    def _by_slot(self, slot: int) -> PanelState:
-        return next(p for p in self.panels.values() if p.slot == slot)
 
     def seen(self, device_id: str, district: str, ts_ms: int) -> list[Signal]:
         p = self.state(device_id, district)

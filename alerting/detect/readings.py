@@ -123,12 +123,13 @@ class ReadingDetector:
 
     def tick(self, now_ms: int) -> list[Signal]:
         n = len(self.devices)
-        out = [self._signal(c, now_ms, None) for c in self.levels.tick(now_ms, n)]
-        out += [self._heartbeat(s, now_ms, "warning") for s in self.heartbeats.tick(now_ms, n)]
+        out = [self._signal(c, c.at_ms, None) for c in self.levels.tick(now_ms, n)]
+        out += [self._heartbeat(s, at, "warning") for s, at in self.heartbeats.tick(now_ms, n)]
         bad = self.bad_ts[:n]
         for s in np.nonzero((bad > 0) & (now_ms - bad > self.bad_window_ms[:n]))[0]:
+            at = int(bad[s] + self.bad_window_ms[s])
             self.bad_ts[s] = 0
-            out.append(self._impossible(int(s), now_ms, None))
+            out.append(self._impossible(int(s), at, None))
         return out
 
     def seen(self, device_id: str, district: str, ts_ms: int) -> list[Signal]:
