@@ -63,7 +63,9 @@ class Ingestor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         s = settings.ingest
-        self.client_id = s.client_id or f"{settings.mqtt.client_id_prefix}-ingest-{socket.gethostname()}"
+        self.client_id = (
+            s.client_id or f"{settings.mqtt.client_id_prefix}-ingest-{socket.gethostname()}"
+        )
         self.topic_filter = f"$share/{s.share_group}/{subscription()[0]}"
         self.metrics = Metrics()
         self.ready = asyncio.Event()
@@ -113,7 +115,9 @@ class Ingestor:
 
     # -- receiving: the hot path -------------------------------------------------
 
-    def _on_messages(self, conn: mqtt.Connection, messages: list[tuple[str, bytes, bytes | None, bool]]) -> None:
+    def _on_messages(
+        self, conn: mqtt.Connection, messages: list[tuple[str, bytes, bytes | None, bool]]
+    ) -> None:
         batch = self._batch
         if batch.conn is not conn:
             if batch.acks:
@@ -129,7 +133,13 @@ class Ingestor:
         for topic, payload, packet_id, dup in messages:
             redelivered += dup
             if len(payload) > self._max_payload:
-                self._reject(topic, Reason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}", now_ms, payload)
+                self._reject(
+                    topic,
+                    Reason.OVERSIZED,
+                    f"{len(payload)} bytes > {self._max_payload}",
+                    now_ms,
+                    payload,
+                )
             else:
                 parsed = parse(topic, payload, now_ms)
                 for record in parsed.records:
@@ -178,7 +188,7 @@ class Ingestor:
                 try:
                     await self._store(batch)
                     break
-                except Exception:  # noqa: BLE001 - e.g. a full disk: hold the acks and retry
+                except Exception:
                     log.exception("cannot store a batch of %d records; retrying", len(batch.lines))
                     await asyncio.sleep(1.0)
             self._acknowledge(batch)
@@ -285,7 +295,9 @@ class Ingestor:
             try:
                 conn = await mqtt.connect(session, self.topic_filter, self._on_messages, tls)
             except (OSError, TimeoutError, mqtt.MqttError) as exc:
-                log.warning("broker %s:%d: %s; retrying in %.1f s", session.host, session.port, exc, delay)
+                log.warning(
+                    "broker %s:%d: %s; retrying in %.1f s", session.host, session.port, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -312,7 +324,9 @@ class Ingestor:
         try:
             self._sites = await load_sites(self.settings.store.url)
         except Exception as exc:  # noqa: BLE001 - a registry outage must not stop recording
-            log.warning("device registry unavailable (%s); keeping %d known sites", exc, len(self._sites))
+            log.warning(
+                "device registry unavailable (%s); keeping %d known sites", exc, len(self._sites)
+            )
 
     async def _sites_loop(self) -> None:
         while True:

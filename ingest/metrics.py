@@ -23,7 +23,9 @@ class Metrics:
         )
         self.spool_bytes = Gauge(p + "spool_bytes", "Bytes waiting in the spool", registry=r)
         self.spool_records = Gauge(p + "spool_records", "Records waiting in the spool", registry=r)
-        self.connected = Gauge(p + "broker_connected", "1 while subscribed to the broker", registry=r)
+        self.connected = Gauge(
+            p + "broker_connected", "1 while subscribed to the broker", registry=r
+        )
         self.write_seconds = Histogram(
             p + "batch_write_seconds",
             "InfluxDB write latency per batch",

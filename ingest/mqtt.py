@@ -61,7 +61,9 @@ def _packet(first: int, body: bytes) -> bytes:
 def connect_packet(s: Session) -> bytes:
     flags = 0x80 if s.username is not None else 0
     flags |= 0x40 if s.password is not None else 0  # clean start stays 0: resume the session
-    props = struct.pack("!BIBH", _PROP_SESSION_EXPIRY, s.session_expiry_s, _PROP_RECEIVE_MAXIMUM, s.receive_maximum)
+    props = struct.pack(
+        "!BIBH", _PROP_SESSION_EXPIRY, s.session_expiry_s, _PROP_RECEIVE_MAXIMUM, s.receive_maximum
+    )
     body = _string(b"MQTT") + bytes([5, flags]) + struct.pack("!H", s.keepalive_s)
     body += _varint(len(props)) + props + _string(s.client_id.encode())
     if s.username is not None:
@@ -175,7 +177,9 @@ class Connection(asyncio.Protocol):
         props, pos = _read_varint(body, 2)
         code = body[pos + props]
         if code >= 0x80:
-            raise MqttError(f"broker refused the subscription {topic_filter!r} (reason 0x{code:02x})")
+            raise MqttError(
+                f"broker refused the subscription {topic_filter!r} (reason 0x{code:02x})"
+            )
 
     async def keepalive(self, interval_s: float) -> None:
         """Ping every interval; a missing answer means a dead link, so close and reconnect."""

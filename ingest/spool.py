@@ -34,7 +34,10 @@ class Spool:
         for partial in self.dir.glob("*.tmp"):
             partial.unlink()  # never acknowledged: the broker redelivers those messages
         self._segments = sorted(
-            (Segment(p, int(p.stem.split("-")[1]), p.stat().st_size) for p in self.dir.glob("*.lp")),
+            (
+                Segment(p, int(p.stem.split("-")[1]), p.stat().st_size)
+                for p in self.dir.glob("*.lp")
+            ),
             key=lambda s: s.path.name,
         )
         self._next = int(self._segments[-1].path.stem.split("-")[0]) + 1 if self._segments else 0

@@ -5,25 +5,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
 
+from bench.ingest import IngestProcess
 from contract.db import Device, open_store
 from contract.influx import Influx
 from contract.settings import Settings
 from ingest import Ingestor
-from firewatch.services import free_port
 from tests.conftest import OwnServices
 
 NOW = int(time.time() * 1000) - 3_600_000
@@ -39,7 +35,9 @@ class Publisher:
 
     def __init__(self, settings: Settings) -> None:
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=f"testpub{next(_publishers)}", protocol=paho.MQTTv5
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"testpub{next(_publishers)}",
+            protocol=paho.MQTTv5,
         )
         self.client.max_inflight_messages_set(1000)
         self.client.connect(settings.mqtt.host, settings.mqtt.port)
@@ -54,7 +52,7 @@ class Publisher:
             info.wait_for_publish(10)
         self.sent.clear()
 
-    def __enter__(self) -> Publisher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -91,7 +89,9 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
     await ing.stop()
 
 
-async def test_every_message_becomes_one_point_with_tags_fields_and_time(settings: Settings) -> None:
+async def test_every_message_becomes_one_point_with_tags_fields_and_time(
+    settings: Settings,
+) -> None:
     store = await open_store(settings.store.url)
     async with store.session() as s:
         s.add(Device(id="E1", kind="electrical", district="510104", site="mall-7"))
@@ -103,16 +103,42 @@ async def test_every_message_becomes_one_point_with_tags_fields_and_time(setting
     n = 300
     with Publisher(settings) as pub:
         for i in range(n):
-            pub.send("fire/v1/510104/E1/telemetry", telemetry("electrical", NOW + i, i, temp1_c=20.0 + i / 10, residual_ma=i))
-            pub.send(f"fire/v1/510105/H{i % 7}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3, cover_open=i % 2 == 0))
-        pub.send("fire/v1/510104/P1/event", orjson.dumps({"ts": NOW, "seq": 1, "kind": "panel", "event": "fire", "loop": 1, "point": 23, "zone": "3F east", "component": "smoke"}))
-        pub.send("fire/v1/510104/P1/status", orjson.dumps({"ts": NOW, "online": True, "fw": "2.1.0"}))
+            pub.send(
+                "fire/v1/510104/E1/telemetry",
+                telemetry("electrical", NOW + i, i, temp1_c=20.0 + i / 10, residual_ma=i),
+            )
+            pub.send(
+                f"fire/v1/510105/H{i % 7}/telemetry",
+                telemetry("hydrant", NOW + i, i, pressure_mpa=0.3, cover_open=i % 2 == 0),
+            )
+        pub.send(
+            "fire/v1/510104/P1/event",
+            orjson.dumps(
+                {
+                    "ts": NOW,
+                    "seq": 1,
+                    "kind": "panel",
+                    "event": "fire",
+                    "loop": 1,
+                    "point": 23,
+                    "zone": "3F east",
+                    "component": "smoke",
+                }
+            ),
+        )
+        pub.send(
+            "fire/v1/510104/P1/status", orjson.dumps({"ts": NOW, "online": True, "fw": "2.1.0"})
+        )
         pub.wait()
     async with Influx(settings.influx) as influx:
         await eventually(lambda: count_points(influx, "electrical", "residual_ma"), n)
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), n)
         await eventually(lambda: count_points(influx, "device_status", "online"), 1)
-        rows = (await influx.query('SELECT * FROM electrical WHERE time = $t', {"t": (NOW + 42) * 1_000_000}))[0].rows()
+        rows = (
+            await influx.query(
+                "SELECT * FROM electrical WHERE time = $t", {"t": (NOW + 42) * 1_000_000}
+            )
+        )[0].rows()
         assert rows == [
             {
                 "time": NOW + 42,
@@ -124,13 +150,24 @@ async def test_every_message_becomes_one_point_with_tags_fields_and_time(setting
                 "seq": 42,
             }
         ]
-        hydrant = (await influx.query('SELECT * FROM hydrant WHERE device_id = $d LIMIT 1', {"d": "H2"}))[0].rows()
+        hydrant = (
+            await influx.query("SELECT * FROM hydrant WHERE device_id = $d LIMIT 1", {"d": "H2"})
+        )[0].rows()
         assert "site" not in hydrant[0] and hydrant[0]["district"] == "510105"
         assert hydrant[0]["cover_open"] == 1.0
         event = (await influx.query("SELECT * FROM panel_event"))[0].rows()
         assert event == [
-            {"time": NOW, "device_id": "P1", "district": "510104", "event": "fire", "loop": 1,
-             "point": 23, "zone": "3F east", "component": "smoke", "seq": 1}
+            {
+                "time": NOW,
+                "device_id": "P1",
+                "district": "510104",
+                "event": "fire",
+                "loop": 1,
+                "point": 23,
+                "zone": "3F east",
+                "component": "smoke",
+                "seq": 1,
+            }
         ]
         status = (await influx.query("SELECT online, fw FROM device_status"))[0].rows()
         assert status == [{"time": NOW, "online": True, "fw": "2.1.0"}]
@@ -145,7 +182,9 @@ async def test_a_redelivered_message_is_stored_once(settings: Settings, ingestor
             pub.send("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 7, pressure_mpa=0.31))
         pub.wait()
     async with Influx(settings.influx) as influx:
-        await eventually(lambda: ingestor.metrics.value("firewatch_ingest_messages_received_total"), 3)
+        await eventually(
+            lambda: ingestor.metrics.value("firewatch_ingest_messages_received_total"), 3
+        )
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 1)
     assert ingestor.metrics.value("firewatch_ingest_duplicates_total") == 2
 
@@ -157,15 +196,33 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
     ("fire/v1/d1/H1/telemetry", b"\xff\xfe\x00garbage", "bad_json"),
     ("fire/v1/d1/H1/telemetry", b'{"kind": "hydrant"}', "bad_schema"),
     ("fire/v1/d1/H1/telemetry", telemetry("toaster", NOW, 1, crumbs=3), "unknown_kind"),
-    ("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 1, flux_capacitor=1.21), "unknown_metric"),
+    (
+        "fire/v1/d1/H1/telemetry",
+        telemetry("hydrant", NOW, 1, flux_capacitor=1.21),
+        "unknown_metric",
+    ),
     ("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 1, pressure_mpa=99.0), "out_of_range"),
-    ("fire/v1/d1/H1/telemetry", telemetry("hydrant", 1_700_000_000, 1, pressure_mpa=0.3), "bad_timestamp"),
-    ("fire/v1/d1/P1/event", orjson.dumps({"ts": NOW, "kind": "panel", "event": "explode"}), "unknown_event"),
-    ("fire/v1/d1/H1/telemetry", b'{"kind": "hydrant", "m": {"temp_c": 1.0}, "pad": "' + b"x" * 2000 + b'"}', "oversized"),
+    (
+        "fire/v1/d1/H1/telemetry",
+        telemetry("hydrant", 1_700_000_000, 1, pressure_mpa=0.3),
+        "bad_timestamp",
+    ),
+    (
+        "fire/v1/d1/P1/event",
+        orjson.dumps({"ts": NOW, "kind": "panel", "event": "explode"}),
+        "unknown_event",
+    ),
+    (
+        "fire/v1/d1/H1/telemetry",
+        b'{"kind": "hydrant", "m": {"temp_c": 1.0}, "pad": "' + b"x" * 2000 + b'"}',
+        "oversized",
+    ),
 ]
 
 
-async def test_bad_input_is_rejected_with_its_reason_and_never_blocks_good_messages(settings: Settings) -> None:
+async def test_bad_input_is_rejected_with_its_reason_and_never_blocks_good_messages(
+    settings: Settings,
+) -> None:
     settings = settings.model_copy(
         update={"ingest": settings.ingest.model_copy(update={"max_payload_bytes": 1024})}
     )
@@ -178,28 +235,48 @@ async def test_bad_input_is_rejected_with_its_reason_and_never_blocks_good_messa
         good = 0
         with Publisher(settings) as pub:
             for topic, payload, _ in BAD_INPUTS:
-                pub.send("fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good, good, pressure_mpa=0.3))
+                pub.send(
+                    "fire/v1/d1/G1/telemetry",
+                    telemetry("hydrant", NOW + good, good, pressure_mpa=0.3),
+                )
                 good += 1
                 pub.send(topic, payload)
-            pub.send("fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good, good, battery_pct=50.0))
-            pub.send("fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good + 1, good + 1, pressure_mpa=0.3))
+            pub.send(
+                "fire/v1/d1/G1/telemetry", telemetry("hydrant", NOW + good, good, battery_pct=50.0)
+            )
+            pub.send(
+                "fire/v1/d1/G1/telemetry",
+                telemetry("hydrant", NOW + good + 1, good + 1, pressure_mpa=0.3),
+            )
             good += 1
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), good)
         await ing.stop()
     reasons = [reason for _, _, reason in BAD_INPUTS] + ["influx_refused"]
     for reason in set(reasons):
-        assert ing.metrics.value("firewatch_ingest_rejected_total", reason=reason) == reasons.count(reason), reason
-    dead = [orjson.loads(line) for line in settings.ingest.dead_letter_file.read_bytes().splitlines()]
+        assert ing.metrics.value("firewatch_ingest_rejected_total", reason=reason) == reasons.count(
+            reason
+        ), reason
+    dead = [
+        orjson.loads(line) for line in settings.ingest.dead_letter_file.read_bytes().splitlines()
+    ]
     assert sorted(d["reason"] for d in dead) == sorted(reasons)
     by_reason = {d["reason"]: d for d in dead}
     assert by_reason["out_of_range"]["topic"] == "fire/v1/d1/H1/telemetry"
     assert "pressure_mpa" in by_reason["out_of_range"]["detail"]
-    assert by_reason["out_of_range"]["payload"] == telemetry("hydrant", NOW, 1, pressure_mpa=99.0).decode()
+    assert (
+        by_reason["out_of_range"]["payload"]
+        == telemetry("hydrant", NOW, 1, pressure_mpa=99.0).decode()
+    )
     assert any("payload_b64" in d for d in dead if d["reason"] == "bad_json")
-    assert by_reason["oversized"]["payload_bytes"] > 2000 and "G1" in by_reason["influx_refused"]["payload"]
+    assert (
+        by_reason["oversized"]["payload_bytes"] > 2000
+        and "G1" in by_reason["influx_refused"]["payload"]
+    )
 
 
-async def test_influxdb_down_mid_stream_loses_nothing(tmp_path: Path, own_services: OwnServices) -> None:
+async def test_influxdb_down_mid_stream_loses_nothing(
+    tmp_path: Path, own_services: OwnServices
+) -> None:
     broker, influxd = own_services.mosquitto(), own_services.influxd()
     settings = own_services.settings(tmp_path, broker, influxd)
     ing = Ingestor(settings)
@@ -208,11 +285,17 @@ async def test_influxdb_down_mid_stream_loses_nothing(tmp_path: Path, own_servic
     async with Influx(settings.influx) as influx:
         with Publisher(settings) as pub:
             for i in range(200):
-                pub.send(f"fire/v1/d1/H{i % 10}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+                pub.send(
+                    f"fire/v1/d1/H{i % 10}/telemetry",
+                    telemetry("hydrant", NOW + i, i, pressure_mpa=0.3),
+                )
             await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 200)
             await asyncio.to_thread(influxd.stop)
             for i in range(200, 500):
-                pub.send(f"fire/v1/d1/H{i % 10}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+                pub.send(
+                    f"fire/v1/d1/H{i % 10}/telemetry",
+                    telemetry("hydrant", NOW + i, i, pressure_mpa=0.3),
+                )
             await asyncio.to_thread(pub.wait)
         await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 300)
         assert list((settings.ingest.spool_dir / ing.client_id).glob("*.lp"))
@@ -225,7 +308,10 @@ async def test_influxdb_down_mid_stream_loses_nothing(tmp_path: Path, own_servic
         await asyncio.to_thread(influxd.stop)
         with Publisher(settings) as pub:
             for i in range(500, 600):
-                pub.send(f"fire/v1/d1/H{i % 10}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+                pub.send(
+                    f"fire/v1/d1/H{i % 10}/telemetry",
+                    telemetry("hydrant", NOW + i, i, pressure_mpa=0.3),
+                )
         await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 100)
         await ing.stop()
         await asyncio.to_thread(influxd.start)
@@ -234,56 +320,6 @@ async def test_influxdb_down_mid_stream_loses_nothing(tmp_path: Path, own_servic
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 600)
         await eventually(lambda: ing.metrics.value("firewatch_ingest_spool_records"), 0)
         await ing.stop()
-
-
-class IngestProcess:
-    """`firewatch ingest` as a real child process, configured only through FIREWATCH_* variables."""
-
-    def __init__(self, settings: Settings, client_id: str, cwd: Path) -> None:
-        self.metrics_port = free_port()
-        s = settings
-        self.env = {
-            **os.environ,
-            "FIREWATCH_MQTT__HOST": s.mqtt.host,
-            "FIREWATCH_MQTT__PORT": str(s.mqtt.port),
-            "FIREWATCH_INFLUX__URL": s.influx.url,
-            "FIREWATCH_INFLUX__DATABASE": s.influx.database,
-            "FIREWATCH_INGEST__SHARE_GROUP": s.ingest.share_group,
-            "FIREWATCH_INGEST__CLIENT_ID": client_id,
-            "FIREWATCH_INGEST__SPOOL_DIR": str(s.ingest.spool_dir),
-            "FIREWATCH_INGEST__DEAD_LETTER_FILE": str(s.ingest.dead_letter_file),
-            "FIREWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
-            "FIREWATCH_STORE__URL": s.store.url,
-        }
-        self.env.pop("FIREWATCH_CONFIG", None)
-        self.cwd = cwd
-        self.log = cwd / f"{client_id}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", "ingest"], env=self.env, cwd=self.cwd, stdout=log, stderr=log
-            )
-
-    def metric(self, name: str) -> float:
-        """A counter from the process's /metrics; -1 while it is not serving yet."""
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1).text
-        except httpx.HTTPError:
-            return -1
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return -1
-
-    async def subscribed(self) -> None:
-        await eventually(lambda: asyncio.to_thread(self.metric, "firewatch_ingest_broker_connected"), 1.0)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(15)
 
 
 @pytest.fixture
@@ -302,14 +338,17 @@ async def test_ingest_killed_mid_stream_loses_nothing(
     ingest = IngestProcess(settings, "killme", tmp_path)
     processes.append(ingest)
     ingest.start()
-    await ingest.subscribed()
+    await asyncio.to_thread(ingest.wait_subscribed)
     n = 6000
     received = "firewatch_ingest_messages_received_total"
 
     def publish_steadily() -> None:
         with Publisher(settings) as pub:
             for i in range(n):
-                pub.send(f"fire/v1/d2/E{i % 50}/telemetry", telemetry("electrical", NOW + i, i, temp1_c=25.0))
+                pub.send(
+                    f"fire/v1/d2/E{i % 50}/telemetry",
+                    telemetry("electrical", NOW + i, i, temp1_c=25.0),
+                )
                 if i % 20 == 0:
                     time.sleep(0.002)
 
@@ -332,18 +371,27 @@ async def test_ingest_killed_mid_stream_loses_nothing(
 async def test_two_ingest_processes_share_the_stream_and_store_each_message_once(
     settings: Settings, tmp_path: Path, processes: list[IngestProcess]
 ) -> None:
-    processes += [IngestProcess(settings, "one", tmp_path), IngestProcess(settings, "two", tmp_path)]
+    processes += [
+        IngestProcess(settings, "one", tmp_path),
+        IngestProcess(settings, "two", tmp_path),
+    ]
     for p in processes:
         p.start()
     for p in processes:
-        await p.subscribed()
+        await asyncio.to_thread(p.wait_subscribed)
     n = 4000
     with Publisher(settings) as pub:
         for i in range(n):
-            pub.send(f"fire/v1/d3/H{i % 100}/telemetry", telemetry("hydrant", NOW + i, i, pressure_mpa=0.3))
+            pub.send(
+                f"fire/v1/d3/H{i % 100}/telemetry",
+                telemetry("hydrant", NOW + i, i, pressure_mpa=0.3),
+            )
     async with Influx(settings.influx) as influx:
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), n)
-    received = [await asyncio.to_thread(p.metric, "firewatch_ingest_messages_received_total") for p in processes]
+    received = [
+        await asyncio.to_thread(p.metric, "firewatch_ingest_messages_received_total")
+        for p in processes
+    ]
     assert sum(received) == n and min(received) > 0, received
     for p in processes:
         assert p.stop() == 0

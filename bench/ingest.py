@@ -1,0 +1,358 @@
+"""`firewatch bench ingest`: how many messages a second end up in InfluxDB, against this machine's ceiling.
+
+One stream of QoS 1 telemetry from many simulated devices is encoded up front,
+so the publisher costs next to nothing while it runs. The same bytes are
+published twice in one run: first to `mosquitto_sub -q 1` (the broker's own C
+client: the most this broker can hand a QoS 1 subscriber here), then to
+`firewatch ingest` processes on the shared subscription, timed until their
+points are in InfluxDB and counted there with InfluxQL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+
+from contract.settings import Settings
+from firewatch.services import InfluxD, Mosquitto, free_port
+
+FILTER = "fire/v1/+/+/+"
+
+
+class IngestProcess:
+    """`firewatch ingest` as a child process, configured only through FIREWATCH_* variables."""
+
+    def __init__(self, settings: Settings, client_id: str, folder: Path) -> None:
+        self.metrics_port = free_port()
+        s = settings
+        self.env = {
+            **os.environ,
+            "FIREWATCH_MQTT__HOST": s.mqtt.host,
+            "FIREWATCH_MQTT__PORT": str(s.mqtt.port),
+            "FIREWATCH_INFLUX__URL": s.influx.url,
+            "FIREWATCH_INFLUX__DATABASE": s.influx.database,
+            "FIREWATCH_INGEST__SHARE_GROUP": s.ingest.share_group,
+            "FIREWATCH_INGEST__CLIENT_ID": client_id,
+            "FIREWATCH_INGEST__BATCH_SIZE": str(s.ingest.batch_size),
+            "FIREWATCH_INGEST__FLUSH_INTERVAL_S": str(s.ingest.flush_interval_s),
+            "FIREWATCH_INGEST__SPOOL_DIR": str(s.ingest.spool_dir),
+            "FIREWATCH_INGEST__DEAD_LETTER_FILE": str(s.ingest.dead_letter_file),
+            "FIREWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
+            "FIREWATCH_STORE__URL": s.store.url,
+        }
+        self.env.pop("FIREWATCH_CONFIG", None)
+        self.folder = folder
+        self.log = folder / f"ingest-{client_id}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "firewatch", "ingest"],
+                env=self.env,
+                cwd=self.folder,
+                stdout=log,
+                stderr=log,
+            )
+
+    def metric(self, name: str) -> float:
+        """A sample from the process's /metrics; -1 while it is not serving yet."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return -1
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return -1
+
+    def wait_subscribed(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.metric("firewatch_ingest_broker_connected") != 1:
+            if time.monotonic() > deadline or (
+                self.proc is not None and self.proc.poll() is not None
+            ):
+                raise RuntimeError(f"ingest did not subscribe; see {self.log}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = 15) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(30)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t + packet_id.to_bytes(2, "big") + payload
+    return b"\x32" + _varint(len(body)) + body
+
+
+def stream(messages: int, devices: int, seed: int = 1) -> bytes:
+    """QoS 1 PUBLISH packets from `devices` devices in turn, one reading each a minute apart."""
+    rng = random.Random(seed)
+    start_ms = int(time.time() * 1000) - 20 * 3600 * 1000
+    kinds = ["electrical"] * 5 + ["hydrant"] * 4 + ["pump"]
+    fleet = []
+    for d in range(devices):
+        kind = kinds[d % len(kinds)]
+        fleet.append(
+            (
+                f"fire/v1/{510100 + d % 12}/{kind[0].upper()}{d:06d}/telemetry",
+                kind,
+                rng.uniform(0.8, 1.2),
+            )
+        )
+    packets = []
+    for i in range(messages):
+        topic, kind, base = fleet[i % devices]
+        seq = i // devices
+        m: dict[str, float]
+        if kind == "electrical":
+            m = {"residual_ma": round(120 * base + rng.random() * 5, 1), "arc_count": 0.0}
+            for p in "abc":
+                m[f"current_{p}_a"] = round(40 * base + rng.random(), 2)
+                m[f"voltage_{p}_v"] = round(220 + rng.random() * 4, 1)
+            for t in range(1, 5):
+                m[f"temp{t}_c"] = round(30 * base + rng.random(), 2)
+        elif kind == "hydrant":
+            m = {
+                "pressure_mpa": round(0.3 * base, 3),
+                "tilt_deg": 0.5,
+                "cover_open": False,
+                "temp_c": 12.0,
+                "battery_pct": 87.0,
+                "rssi_dbm": -85.0,
+            }
+        else:
+            m = {
+                "pressure_mpa": round(0.6 * base, 3),
+                "flow_lps": 0.0,
+                "current_a": 0.0,
+                "voltage_v": 380.0,
+                "temp_c": 18.0,
+                "vibration_mm_s": 0.2,
+            }
+        payload = orjson.dumps({"ts": start_ms + seq * 60_000, "seq": seq, "kind": kind, "m": m})
+        packets.append(_publish_packet(topic, payload, i % 65535 + 1))
+    return b"".join(packets)
+
+
+def publish(host: str, port: int, data: bytes, messages: int, window: int = 20_000) -> float:
+    """Send the stream over MQTT 3.1.1, at most `window` unacknowledged; seconds until all acked."""
+    sock = socket.create_connection((host, port))
+    cid = b"bench-publisher"
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+    sock.sendall(b"\x10" + _varint(len(body)) + body)
+    if sock.recv(4)[:1] != b"\x20":
+        raise RuntimeError("broker refused the publisher")
+    acked = [0]
+
+    def count_acks() -> None:
+        got = 0
+        while got < 4 * messages:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+            acked[0] = got // 4
+
+    reader = threading.Thread(target=count_acks, daemon=True)
+    reader.start()
+    started = time.perf_counter()
+    view, sent, step = memoryview(data), 0, 1 << 18
+    per_byte = messages / len(data)
+    for offset in range(0, len(data), step):
+        while sent - acked[0] > window:
+            time.sleep(0.0005)
+        sock.sendall(view[offset : offset + step])
+        sent = int((offset + step) * per_byte)
+    reader.join(600)
+    elapsed = time.perf_counter() - started
+    sock.close()
+    return elapsed
+
+
+@dataclass
+class Services:
+    host: str
+    port: int
+    influx_url: str
+    own: list[Mosquitto | InfluxD]
+
+
+def _services(folder: Path, mqtt: str | None, influx: str | None) -> Services:
+    own: list[Mosquitto | InfluxD] = []
+    if mqtt:
+        host, _, port = mqtt.rpartition(":")
+        host, mqtt_port = host or "127.0.0.1", int(port)
+    else:
+        broker = Mosquitto(folder / "mosquitto")
+        broker.start()
+        own.append(broker)
+        host, mqtt_port = broker.host, broker.port
+    if not influx:
+        db = InfluxD(folder / "influxd")
+        db.start()
+        own.append(db)
+        influx = db.url
+    return Services(host, mqtt_port, influx, own)
+
+
+def _query(url: str, q: str, db: str | None = None) -> dict:
+    data = {"q": q, **({"db": db} if db else {})}
+    resp = httpx.post(f"{url}/query", data=data, timeout=60)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _count(url: str, db: str) -> int:
+    doc = _query(url, 'SELECT count("seq") FROM "electrical", "hydrant", "pump"', db)
+    return sum(s["values"][0][1] for r in doc["results"] for s in r.get("series", []))
+
+
+def ceiling(services: Services, data: bytes, messages: int) -> float:
+    """Messages/s that mosquitto_sub receives at QoS 1; its session is made first, so none is missed."""
+    base = ["mosquitto_sub", "-h", services.host, "-p", str(services.port), "-q", "1", "-t", FILTER]
+    subprocess.run([*base, "-c", "-i", "bench-ceiling", "-E"], check=True, timeout=30)
+    sub = subprocess.Popen(
+        [*base, "-c", "-i", "bench-ceiling", "-C", str(messages)], stdout=subprocess.DEVNULL
+    )
+    started = time.perf_counter()
+    publish(services.host, services.port, data, messages)
+    sub.wait(600)
+    elapsed = time.perf_counter() - started
+    _forget_session(services, "bench-ceiling")
+    return messages / elapsed
+
+
+def _forget_session(services: Services, client_id: str) -> None:
+    """A clean-session connect drops what the broker kept for this client id."""
+    subprocess.run(
+        [
+            "mosquitto_sub",
+            "-h",
+            services.host,
+            "-p",
+            str(services.port),
+            "-i",
+            client_id,
+            "-t",
+            FILTER,
+            "-E",
+        ],
+        timeout=30,
+        check=False,
+    )
+
+
+def run(
+    messages: int, devices: int, processes: int, mqtt: str | None = None, influx: str | None = None
+) -> dict[str, object]:
+    folder = Path(tempfile.mkdtemp(prefix="firewatch-bench-"))
+    services = _services(folder, mqtt, influx)
+    db = f"bench_ingest_{int(time.time())}"
+    workers: list[IngestProcess] = []
+    try:
+        _query(services.influx_url, f'CREATE DATABASE "{db}"')
+        data = stream(messages, devices)
+        ceiling_rate = ceiling(services, data, messages)
+
+        settings = Settings(
+            mqtt={"host": services.host, "port": services.port},
+            influx={"url": services.influx_url, "database": db},
+            ingest={
+                "share_group": f"bench{int(time.time())}",
+                "spool_dir": folder / "spool",
+                "dead_letter_file": folder / "dead-letter.jsonl",
+            },
+            store={"url": f"sqlite:///{folder}/firewatch.db"},
+        )
+        workers = [IngestProcess(settings, f"bench-ingest-{k}", folder) for k in range(processes)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_subscribed()
+        ps = [psutil.Process(w.proc.pid) for w in workers if w.proc is not None]
+        peak_rss = 0
+        started = time.perf_counter()
+        publisher = threading.Thread(
+            target=publish, args=(services.host, services.port, data, messages)
+        )
+        publisher.start()
+        written, last_progress, done_at = 0.0, time.monotonic(), None
+        while time.monotonic() - last_progress < 15:
+            peak_rss = max(peak_rss, sum(p.memory_info().rss for p in ps))
+            now_written = sum(
+                w.metric("firewatch_ingest_records_written_total")
+                + w.metric("firewatch_ingest_records_spooled_total")
+                for w in workers
+            )
+            if now_written > written:
+                written, last_progress = now_written, time.monotonic()
+            if written >= messages:
+                done_at = time.perf_counter()
+                break
+            time.sleep(0.1)
+        publisher.join()
+        elapsed = (done_at or time.perf_counter()) - started
+        spooled = sum(w.metric("firewatch_ingest_records_spooled_total") for w in workers)
+        for w in workers:
+            w.stop()
+            _forget_session(services, w.env["FIREWATCH_INGEST__CLIENT_ID"])
+        stored = _count(services.influx_url, db)
+        rate = stored / elapsed
+        return {
+            "msgs_per_s": round(rate),
+            "ceiling_msgs_per_s": round(ceiling_rate),
+            "ratio": round(rate / ceiling_rate, 3),
+            "published": messages,
+            "stored": stored,
+            "lost": messages - stored,
+            "spooled": int(spooled),
+            "ingest_peak_rss_mb": round(peak_rss / 2**20, 1),
+            "ingest_processes": processes,
+            "devices": devices,
+            "seconds": round(elapsed, 2),
+        }
+    finally:
+        for w in workers:
+            if w.proc is not None and w.proc.poll() is None:
+                w.proc.kill()
+        if influx:
+            _query(services.influx_url, f'DROP DATABASE "{db}"')
+        for s in services.own:
+            s.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(
+    messages: int, devices: int, processes: int, mqtt: str | None, influx: str | None, as_json: bool
+) -> None:
+    result = run(messages, devices, processes, mqtt, influx)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}  {value}")
