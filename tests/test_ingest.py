@@ -221,7 +221,7 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
 
 
 async def test_bad_input_is_rejected_with_its_reason_and_never_blocks_good_messages(
-    settings: Settings,
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings.model_copy(
         update={"ingest": settings.ingest.model_copy(update={"max_payload_bytes": 1024})}
@@ -252,6 +252,10 @@ async def test_bad_input_is_rejected_with_its_reason_and_never_blocks_good_messa
         await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), good)
         await ing.stop()
     reasons = [reason for _, _, reason in BAD_INPUTS] + ["influx_refused"]
+    summaries = [
+        r for r in caplog.records if r.name == "firewatch.ingest" and "rejected" in r.message
+    ]
+    assert 1 <= len(summaries) <= 3, "rejections are summarised, not logged one by one"
     for reason in set(reasons):
         assert ing.metrics.value("firewatch_ingest_rejected_total", reason=reason) == reasons.count(
             reason
@@ -395,3 +399,25 @@ async def test_two_ingest_processes_share_the_stream_and_store_each_message_once
     assert sum(received) == n and min(received) > 0, received
     for p in processes:
         assert p.stop() == 0
+
+
+async def test_sigterm_stores_what_is_buffered_before_exiting(
+    settings: Settings, tmp_path: Path, processes: list[IngestProcess]
+) -> None:
+    patient = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"flush_interval_s": 60})}
+    )
+    ingest = IngestProcess(patient, "patient", tmp_path)
+    processes.append(ingest)
+    ingest.start()
+    await asyncio.to_thread(ingest.wait_subscribed)
+    with Publisher(settings) as pub:
+        for i in range(100):
+            pub.send(f"fire/v1/d4/H{i % 5}/telemetry", telemetry("hydrant", NOW + i, i, temp_c=3.5))
+    await eventually(
+        lambda: asyncio.to_thread(ingest.metric, "firewatch_ingest_messages_received_total"), 100
+    )
+    async with Influx(settings.influx) as influx:
+        assert await count_points(influx, "hydrant", "temp_c") == 0
+        assert await asyncio.to_thread(ingest.stop, signal.SIGTERM) == 0
+        assert await count_points(influx, "hydrant", "temp_c") == 100
