@@ -301,6 +301,19 @@ def dashboards_relay(
     asyncio.run(run())
 
 
+@bench_app.command("dashboards")
+def bench_dashboards(
+    devices: Annotated[int, typer.Option(help="Devices in the simulated city.")] = 1_000,
+    hours: Annotated[float, typer.Option(min=1, help="Hours of history before now.")] = 30.0,
+    districts: Annotated[int, typer.Option(min=1, help="Districts of the city.")] = 5,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Time every dashboard query on a simulated city, as Grafana sends it on first load."""
+    from bench import dashboards as bench
+
+    bench.main(devices, hours, districts, json)
+
+
 @device_app.command("add")
 def device_add(
     device_id: Annotated[str, typer.Argument(help="Device id, also its MQTT username.")],
@@ -382,6 +395,7 @@ def simulate(
     batch: Annotated[int, typer.Option(help="Chaos: readings per telemetry message (gateway JSON arrays).")] = 1,
     chaos_seed: Annotated[int, typer.Option(help="Seed of the chaos choices.")] = 0,
     json: Annotated[bool, typer.Option("--json", help="Print the tally as one JSON object.")] = False,
+    interval: Annotated[Optional[list[str]], typer.Option(help="KIND=SECONDS reporting period (repeatable), e.g. hydrant=60.")] = None,
 ) -> None:
     """Run a simulated city over MQTT: electrical, hydrant, panel and pump devices, incidents and chaos."""
     from simulators.chaos import Chaos
@@ -390,7 +404,7 @@ def simulate(
 
     chaos = Chaos(malformed, duplicates, out_of_order, late, skew, skew_s, max(1, batch), chaos_seed)
     options = Options(devices, seed, districts, rate, duration, start, speed, scenario, truth, registry_csv,
-                      register, out, qos, connections, chaos, json)
+                      register, out, qos, connections, chaos, json, interval or [])
     try:
         raise typer.Exit(run(settings(), options))
     except (UsageError, ScenarioError, ValueError) as exc:

@@ -21,9 +21,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from contract.kinds import SPECS
 from contract.settings import Settings
 from simulators.chaos import Chaos
 from simulators.fleet import Fleet
+from simulators.mqttlink import LinkError
 from simulators.publisher import Pace, publish
 from simulators.scenario import Scenario, parse_duration, parse_time, write_truth
 from simulators.stream import Message, Tally, generate
@@ -51,6 +53,18 @@ class Options:
     connections: int | None = None
     chaos: Chaos = field(default_factory=Chaos)
     json: bool = False
+    intervals: list[str] = field(default_factory=list)
+    """`kind=seconds` overrides of the reporting periods."""
+
+
+def _intervals(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        kind, _, seconds = item.partition("=")
+        if kind not in SPECS or not seconds.isdigit() or int(seconds) < 1:
+            raise UsageError(f"--interval: {item!r} is not KIND=SECONDS with KIND one of {', '.join(SPECS)}")
+        out[kind] = int(seconds)
+    return out
 
 
 def _range(o: Options) -> tuple[int, int | None, float]:
@@ -79,7 +93,7 @@ def run(settings: Settings, o: Options) -> int:
         raise UsageError("--qos must be 0 or 1")
     if o.rate < 0:
         raise UsageError("--rate must be >= 0")
-    fleet = Fleet.build(o.devices, o.seed, o.districts)
+    fleet = Fleet.build(o.devices, o.seed, o.districts, intervals_s=_intervals(o.intervals))
     if o.rate > len(fleet.devices) * 1000:
         raise UsageError(f"--rate: at most 1000 msgs/s per device ({len(fleet.devices) * 1000} for this fleet)")
     start, end, speed = _range(o)
@@ -98,7 +112,11 @@ def run(settings: Settings, o: Options) -> int:
     if o.out:
         tally = _write(messages, o.out)
     else:
-        tally = asyncio.run(_publish(settings, fleet, messages, Pace(start, speed), o, start, end, console))
+        try:
+            tally = asyncio.run(_publish(settings, fleet, messages, Pace(start, speed), o, start, end, console))
+        except LinkError as exc:
+            console.print(f"[red]{exc}[/red]", highlight=False)
+            return 1
     if o.json:
         sys.stdout.write(orjson.dumps(tally.as_dict()).decode() + "\n")
     else:

@@ -38,6 +38,8 @@ _CONNACK_CODES = {
 
 
 def _varint(n: int) -> bytes:
+    if n < 128:
+        return bytes((n,))
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -97,6 +99,7 @@ class Link:
         self._window = min(window, 60000)
         self._next_id = 0
         self._buf = bytearray()
+        self._topics: dict[str, bytes] = {}
         self._inflight: set[int] = set()
         self._room = asyncio.Event()
         self._done = asyncio.Event()
@@ -128,22 +131,29 @@ class Link:
         """Queue one message on the socket; call `drain` often so the window is respected."""
         if self._error is not None:
             raise LinkError(f"{self.client_id}: connection lost: {self._error!r}")
-        t = topic.encode()
-        header = 0x30 | (qos << 1) | (1 if retain else 0)
+        name = self._topics.get(topic)
+        if name is None:
+            name = self._topics[topic] = _str(topic)
+        buf = self._buf
+        buf.append(0x30 | (qos << 1) | (1 if retain else 0))
         if qos:
-            self._next_id = self._next_id % 65535 + 1
-            while self._next_id in self._inflight:
-                self._next_id = self._next_id % 65535 + 1
-            self._inflight.add(self._next_id)
-            var = struct.pack("!H", len(t)) + t + struct.pack("!H", self._next_id)
+            mid = self._next_id % 65535 + 1
+            while mid in self._inflight:
+                mid = mid % 65535 + 1
+            self._next_id = mid
+            self._inflight.add(mid)
             if len(self._inflight) >= self._window:
                 self._room.clear()
+            buf += _varint(len(name) + 2 + len(payload))
+            buf += name
+            buf += mid.to_bytes(2, "big")
         else:
-            var = struct.pack("!H", len(t)) + t
+            buf += _varint(len(name) + len(payload))
+            buf += name
             self.acked += 1
-        self._buf += bytes([header]) + _varint(len(var) + len(payload)) + var + payload
+        buf += payload
         self.sent += 1
-        if len(self._buf) > 65536:
+        if len(buf) > 65536:
             self._send()
 
     def _send(self) -> None:

@@ -67,19 +67,19 @@ class Links:
                      window=200, **common)
                 for d in fleet.devices
             ]
-            self._route = {device_topic(d.district, d.id, ch): i
+            self._route = {device_topic(d.district, d.id, ch): self.links[i]
                            for i, d in enumerate(fleet.devices) for ch in Channel}
         else:
             count = max(1, connections or 4)
             self.links = [Link(m.host, m.port, f"{prefix}-gw{n}", username=m.username, **common)
                           for n in range(count)]
-            self._route = {}
+            self._route: dict[str, Link] = {}
 
     def of(self, topic: str) -> Link:
-        i = self._route.get(topic)
-        if i is None:
-            i = zlib.crc32(topic.encode()) % len(self.links)
-        return self.links[i]
+        link = self._route.get(topic)
+        if link is None:
+            link = self._route[topic] = self.links[zlib.crc32(topic.encode()) % len(self.links)]
+        return link
 
     async def connect(self) -> None:
         await asyncio.gather(*(link.connect() for link in self.links))
@@ -123,25 +123,31 @@ async def publish(
     wall_start = time.monotonic()
     last_ts = pace.start_ms
     last_report = 0.0
+    # The next slice is generated in a thread while this one goes out, so numpy work overlaps socket waits.
+    upcoming = asyncio.ensure_future(asyncio.to_thread(_take, messages, _SLICE))
     try:
         while stop is None or not stop.is_set():
-            batch = await asyncio.to_thread(_take, messages, _SLICE)
+            batch = await upcoming
             if not batch:
                 break
+            upcoming = asyncio.ensure_future(asyncio.to_thread(_take, messages, _SLICE))
+            paced = pace.speed > 0
             for m in batch:
-                wait = pace.due(wall_start, m.ts_ms)
-                if wait > 0.002:
-                    await links.drain()
-                    await _sleep(wait, stop)
-                    if stop is not None and stop.is_set():
-                        break
+                if paced:
+                    wait = pace.due(wall_start, m.ts_ms)
+                    if wait > 0.002:
+                        await links.drain()
+                        await _sleep(wait, stop)
+                        if stop is not None and stop.is_set():
+                            break
                 links.of(m.topic).publish(m.topic, m.payload, qos, m.retain)
                 tally.add(m)
-                last_ts = m.ts_ms
+            last_ts = tally.last_ts_ms or last_ts
             await links.drain()
             if on_progress is not None and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 on_progress(tally)
+        await upcoming
         if offline_at_end:
             for d in fleet.devices:
                 bye = Message(device_topic(d.district, d.id, Channel.STATUS), status_payload(d, False, last_ts),
