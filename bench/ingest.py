@@ -268,7 +268,12 @@ def _forget_session(services: Services, client_id: str) -> None:
 
 
 def run(
-    messages: int, devices: int, processes: int, mqtt: str | None = None, influx: str | None = None
+    messages: int,
+    devices: int,
+    processes: int,
+    batch_size: int | None = None,
+    mqtt: str | None = None,
+    influx: str | None = None,
 ) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="firewatch-bench-"))
     services = _services(folder, mqtt, influx)
@@ -286,6 +291,7 @@ def run(
                 "share_group": f"bench{int(time.time())}",
                 "spool_dir": folder / "spool",
                 "dead_letter_file": folder / "dead-letter.jsonl",
+                **({"batch_size": batch_size} if batch_size else {}),
             },
             store={"url": f"sqlite:///{folder}/firewatch.db"},
         )
@@ -333,6 +339,7 @@ def run(
             "spooled": int(spooled),
             "ingest_peak_rss_mb": round(peak_rss / 2**20, 1),
             "ingest_processes": processes,
+            "batch_size": settings.ingest.batch_size,
             "devices": devices,
             "seconds": round(elapsed, 2),
         }
@@ -348,9 +355,15 @@ def run(
 
 
 def main(
-    messages: int, devices: int, processes: int, mqtt: str | None, influx: str | None, as_json: bool
+    messages: int,
+    devices: int,
+    processes: int,
+    batch_size: int | None,
+    mqtt: str | None,
+    influx: str | None,
+    as_json: bool,
 ) -> None:
-    result = run(messages, devices, processes, mqtt, influx)
+    result = run(messages, devices, processes, batch_size, mqtt, influx)
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
     else:

@@ -79,6 +79,7 @@ def bench_ingest(
     messages: Annotated[int, typer.Option(help="Messages to publish.")] = 400_000,
     devices: Annotated[int, typer.Option(help="Simulated devices sending them.")] = 5_000,
     processes: Annotated[int, typer.Option(help="Ingest processes on the shared subscription.")] = 2,
+    batch_size: Annotated[Optional[int], typer.Option(help="Lines per InfluxDB write (default: the setting).")] = None,
     mqtt: Annotated[Optional[str], typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
     influx: Annotated[Optional[str], typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -86,7 +87,7 @@ def bench_ingest(
     """Messages/s from MQTT into InfluxDB, against what mosquitto_sub receives (the ceiling)."""
     from bench import ingest as bench
 
-    bench.main(messages, devices, processes, mqtt, influx, json)
+    bench.main(messages, devices, processes, batch_size, mqtt, influx, json)
 # --- end ingest ---
 
 
