@@ -179,6 +179,14 @@ def _pump(v: dict, i: np.ndarray, t: np.ndarray, inc: Incident, r: np.ndarray) -
     v["voltage_v"][i] -= 6
 
 
+def _fire_heat(v: dict, i: np.ndarray, t: np.ndarray, inc: Incident, r: np.ndarray) -> None:
+    warm = _frac(t, inc, 0.5)
+    for n in range(1, 5):
+        m = f"temp{n}_c"
+        v[m][i] += (np.minimum(v[m][i] + 25.0, 65.0) - v[m][i]) * warm
+    v["residual_ma"][i] += 100.0 * warm
+
+
 INCIDENTS: dict[str, IncidentType] = {
     "cable_overheat": IncidentType(
         Kind.ELECTRICAL, "critical", "40m",
@@ -237,6 +245,11 @@ INCIDENTS: dict[str, IncidentType] = {
         Kind.PANEL, "warning", "",
         "one `fault` event (component detector) and no fault_cleared: the fault stands until the end "
         "of the run (end_ms is the run's end)"),
+    "fire_heat": IncidentType(
+        Kind.ELECTRICAL, "warning", "30m",
+        "added by panel_fire to every electrical detector of the burning building, from 60 s after the "
+        "first alarm: all four cable temperatures rise by up to 25 °C (capped at 65 °C, so below 70) and "
+        "residual current by 100 mA (stays below 300) over the first half of the window, then hold", _fire_heat),
     "silent": IncidentType(
         None, "warning", "2h",
         "the device sends nothing (no telemetry, heartbeat or status) during the window, without a "
@@ -345,7 +358,7 @@ def _resolve(spec: dict[str, Any], fleet: Fleet, start_ms: int, end_ms: int, rng
     elif kind_name == "freeze_risk":
         inc.params.setdefault("low_c", -4.0)
     elif kind_name in ("panel_fire", "panel_fault", "false_alarm"):
-        return _panel(inc, spec, end_ms, rng)
+        return _panel(inc, spec, fleet, end_ms, rng)
     return [inc]
 
 
@@ -371,7 +384,8 @@ def _water_main(spec: dict[str, Any], fleet: Fleet, itype: IncidentType, start_m
     return out
 
 
-def _panel(inc: Incident, spec: dict[str, Any], end_ms: int, rng: np.random.Generator) -> list[Incident]:
+def _panel(inc: Incident, spec: dict[str, Any], fleet: Fleet, end_ms: int,
+           rng: np.random.Generator) -> list[Incident]:
     zones = inc.device.zones
     if inc.type == "false_alarm" and "zone" not in spec and "1F kitchen" in zones:
         inc.zone = "1F kitchen"
@@ -380,6 +394,10 @@ def _panel(inc: Incident, spec: dict[str, Any], end_ms: int, rng: np.random.Gene
     z = zones.index(inc.zone) if inc.zone in zones else 0
     inc.params["loop"] = 1 + z % int(inc.device.params.get("loops", 1))
     inc.params["point"] = 10 + 20 * z + int(rng.integers(0, 8))
+    if inc.type == "panel_fire":
+        heated = [Incident("fire_heat", d, inc.start_ms + MINUTE, inc.end_ms, INCIDENTS["fire_heat"].severity)
+                  for d in fleet.devices if d.kind is Kind.ELECTRICAL and d.site == inc.device.site]
+        return [inc, *heated]
     if inc.type != "false_alarm":
         return [inc]
     out = []

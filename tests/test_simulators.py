@@ -327,3 +327,21 @@ def test_simulate_rejects_a_bad_option_with_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", "--duration", "soon"],
                                 env={"FIREWATCH_CONFIG": str(tmp_path / "none.toml")})
     assert result.exit_code == 2 and "--duration" in result.output
+
+
+def test_a_panel_fire_warms_the_cables_of_its_building_without_crossing_their_alarms() -> None:
+    fleet = Fleet.build(40, seed=13, districts=1, mix={"panel": 0.3, "electrical": 0.7})
+    panel = next(p for p in fleet.of_kind(Kind.PANEL)
+                 if any(e.site == p.site for e in fleet.of_kind(Kind.ELECTRICAL)))
+    scenario = Scenario.from_dict({"incidents": [{"type": "panel_fire", "device": panel.id, "at": "2h"}]})
+    found = scenario.resolve(fleet, T0, T0 + 6 * HOUR)
+    heated = [i for i in found if i.type == "fire_heat"]
+    assert heated and {i.device.site for i in heated} == {panel.site}
+    assert {i.device.id for i in heated} == {e.id for e in fleet.of_kind(Kind.ELECTRICAL) if e.site == panel.site}
+    readings = _readings(generate(fleet, None, T0, T0 + 6 * HOUR, incidents=found))
+    for inc in heated:
+        before = [r for r in readings[inc.device.id] if r.ts_ms < inc.start_ms][-1].metrics
+        inside = _inside(readings[inc.device.id], inc)
+        assert inside[-1].metrics["temp1_c"] > before["temp1_c"] + 10
+        assert all(r.metrics["temp1_c"] < 70 and r.metrics["residual_ma"] < 300 for r in inside)
+        assert inside[-1].metrics["residual_ma"] > before["residual_ma"] + 60
