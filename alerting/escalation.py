@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
+from alerting.changes import Subscription
 from alerting.notify.acklink import AckSigner, Claim
 from alerting.notify.config import NotifyConfig, Route
 from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
@@ -115,17 +116,22 @@ class Escalator:
         elif change.kind == "resolved":
             self._send(await self._resolved(alert.id))
 
-    async def serve(self, changes: AsyncIterable[Change]) -> None:
+    async def serve(self, changes: Subscription) -> None:
         """The notify stage of the alerting service: consume the change feed and keep the timers, until cancelled.
 
             escalator = Escalator(store, notify_config(settings))
             task = asyncio.create_task(escalator.serve(pipeline.feed.subscribe()))
+
+        When changes pile up (a storm), the fires among them are handled first.
         """
         stop = asyncio.Event()
         timers = asyncio.create_task(self.run(stop))
         try:
-            async for change in changes:
-                await self._handle_patiently(change)
+            while True:
+                waiting = [await changes.get(), *changes.drain()]
+                waiting.sort(key=lambda c: c.alert.severity != "fire")
+                for change in waiting:
+                    await self._handle_patiently(change)
         finally:
             stop.set()
             await asyncio.gather(timers, return_exceptions=True)
