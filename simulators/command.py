@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import sys
 import time
@@ -96,6 +97,10 @@ def run(settings: Settings, o: Options) -> int:
     fleet = Fleet.build(o.devices, o.seed, o.districts, intervals_s=_intervals(o.intervals))
     if o.rate > len(fleet.devices) * 1000:
         raise UsageError(f"--rate: at most 1000 msgs/s per device ({len(fleet.devices) * 1000} for this fleet)")
+    if o.rate > 0:  # the registry tells alerting how often to expect each device
+        every_s = max(1, math.ceil(len(fleet.devices) / o.rate))
+        for d in fleet.devices:
+            d.report_interval_s = every_s
     start, end, speed = _range(o)
     scenario = Scenario.load(o.scenario) if o.scenario else None
     incidents = scenario.resolve(fleet, start, end) if scenario else []

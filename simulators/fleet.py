@@ -217,15 +217,31 @@ class Fleet:
             w.writerows(d.registry_row() for d in self.devices)
 
     async def register(self, store_url: str) -> int:
-        """Upsert every device into the SQL store's registry; returns how many rows it wrote."""
+        """Upsert every device into the SQL store's registry; returns how many rows it wrote.
+
+        Only the registry columns change on a device that exists, so thresholds and
+        broker credentials set by operators survive a restarted simulator.
+        """
+        from sqlalchemy import select
+
         from contract.db import Device as DeviceRow
         from contract.db import open_store
 
         store = await open_store(store_url)
         try:
             async with store.session() as s, s.begin():
-                for d in self.devices:
-                    await s.merge(DeviceRow(**d.registry_row()))
+                for n in range(0, len(self.devices), 500):
+                    part = self.devices[n:n + 500]
+                    query = select(DeviceRow).where(DeviceRow.id.in_([d.id for d in part]))
+                    rows = {row.id: row for row in (await s.execute(query)).scalars()}
+                    for d in part:
+                        values = d.registry_row()
+                        row = rows.get(d.id)
+                        if row is None:
+                            s.add(DeviceRow(**values))
+                        else:
+                            for key, value in values.items():
+                                setattr(row, key, value)
         finally:
             await store.aclose()
         return len(self.devices)

@@ -156,6 +156,8 @@ def _clean(
     devices = fleet.devices
     every = intervals_ms(fleet, rate)
     groups = [g for g in (_Group(k, fleet, every) for k in Kind) if len(g.index)]
+    if not groups:
+        return
     position = {d.id: i for i, d in enumerate(devices)}
     group_of = {g.kind: g for g in groups}
     silent: dict[int, list[tuple[int, int]]] = {}

@@ -345,3 +345,24 @@ def test_a_panel_fire_warms_the_cables_of_its_building_without_crossing_their_al
         assert inside[-1].metrics["temp1_c"] > before["temp1_c"] + 10
         assert all(r.metrics["temp1_c"] < 70 and r.metrics["residual_ma"] < 300 for r in inside)
         assert inside[-1].metrics["residual_ma"] > before["residual_ma"] + 60
+
+
+async def test_registering_again_keeps_what_operators_set(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from contract.db import Device, open_store
+
+    url = f"sqlite:///{tmp_path}/fw.db"
+    fleet = Fleet.build(12, seed=9)
+    assert await fleet.register(url) == 12
+    store = await open_store(url)
+    async with store.session() as s, s.begin():
+        row = (await s.execute(select(Device).where(Device.id == fleet.devices[0].id))).scalar_one()
+        row.thresholds, row.mqtt_password_hash, row.site = {"temp_c": 60}, "$7$hash", "moved"
+    await fleet.register(url)
+    async with store.session() as s:
+        rows = {d.id: d for d in (await s.execute(select(Device))).scalars()}
+    await store.aclose()
+    first = rows[fleet.devices[0].id]
+    assert len(rows) == 12 and first.thresholds == {"temp_c": 60} and first.mqtt_password_hash == "$7$hash"
+    assert first.site == fleet.devices[0].site  # registry columns follow the simulated city
