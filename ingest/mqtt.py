@@ -128,7 +128,7 @@ class Connection(asyncio.Protocol):
             stop = i + length
             if first >> 4 == PUBLISH:
                 topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
-                topic = buf[i + 2 : topic_end].decode()
+                topic = buf[i + 2 : topic_end].decode(errors="replace")  # parse rejects it
                 packet_id = None
                 if first & 0x06:
                     packet_id = bytes(buf[topic_end : topic_end + 2])

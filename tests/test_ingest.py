@@ -421,3 +421,26 @@ async def test_sigterm_stores_what_is_buffered_before_exiting(
         assert await count_points(influx, "hydrant", "temp_c") == 0
         assert await asyncio.to_thread(ingest.stop, signal.SIGTERM) == 0
         assert await count_points(influx, "hydrant", "temp_c") == 100
+
+
+async def test_gateway_arrays_and_publish_properties_arrive_whole(
+    settings: Settings, ingestor: Ingestor
+) -> None:
+    """A 100 kB gateway batch spans many socket reads; user properties make a long header."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("gateway", "g" * 200), ("site", "x" * 100)]
+    batch = [
+        {"ts": NOW + i, "seq": i, "kind": "pump", "m": {"pressure_mpa": 0.6, "flow_lps": 12.5}}
+        for i in range(2000)
+    ]
+    with Publisher(settings) as pub:
+        pub.sent.append(
+            pub.client.publish(
+                "fire/v1/d5/PUMP1/telemetry", orjson.dumps(batch), qos=1, properties=props
+            )
+        )
+    async with Influx(settings.influx) as influx:
+        await eventually(lambda: count_points(influx, "pump", "flow_lps"), 2000)
