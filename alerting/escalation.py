@@ -326,6 +326,7 @@ class Escalator:
                 return await self._remind(s, esc, alert, route, now)
             if esc.state == "exhausted":
                 esc.next_ms = None
+                await self.store.audit(s, "notify", "not_acknowledged", f"alert:{alert.id}", rounds=route.repeat)
                 return []
             return await self._page(s, esc, alert, route, now)
 

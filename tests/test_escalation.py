@@ -18,8 +18,9 @@ from alerting.escalation import Escalation, Escalator, acknowledge
 from alerting.notify.config import NotifyConfig, Route, Step
 from alerting.notify.delivery import Delivery, Dispatcher, Message
 from alerting.roster import load_yaml
-from contract.db import Device, Store, open_store
+from contract.db import AuditEntry, Device, Store, open_store
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, add_alert, ntfy_posts, set_state
+from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
 
 
 @pytest.fixture
@@ -38,11 +39,16 @@ def sink() -> Iterator[HttpSink]:
     s.stop()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    st = await open_store(f"sqlite:///{tmp_path}/fw.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = f"sqlite:///{tmp_path}/fw.db" if request.param == "sqlite" else _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
+    st = await open_store(url)
     yield st
     await st.aclose()
+    if request.param == "postgres":
+        _drop_postgres(url)
 
 
 def roster_yaml(inbox: SmtpInbox, sink: HttpSink) -> str:
@@ -147,6 +153,8 @@ async def test_unanswered_alert_climbs_the_chain_repeats_then_stops(
     assert len(inbox.to("li@example.org")) == 2
     async with store.session() as s:
         assert (await s.scalar(select(Escalation.state))) == "exhausted"
+        gave_up = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "not_acknowledged"))).all()
+    assert [(a.subject, a.detail["rounds"]) for a in gave_up] == [(f"alert:{alert.id}", 2)]
 
 
 async def test_ack_stops_paging_reminds_then_all_clear_to_everyone_told(
@@ -181,7 +189,7 @@ async def test_ack_stops_paging_reminds_then_all_clear_to_everyone_told(
 
 
 async def test_restart_mid_escalation_loses_no_step_and_doubles_none(
-    store: Store, inbox: SmtpInbox, sink: HttpSink, tmp_path: Path
+    store: Store, inbox: SmtpInbox, sink: HttpSink
 ) -> None:
     await setup(store, inbox, sink)
     clock = Clock()
@@ -192,7 +200,7 @@ async def test_restart_mid_escalation_loses_no_step_and_doubles_none(
     await store.aclose()
 
     clock.advance(minutes=7)
-    reopened = await open_store(f"sqlite:///{tmp_path}/fw.db")
+    reopened = await open_store(store.url)
     second = Escalator(reopened, config(sink), clock)
     await second.resume()
     await second.tick()

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import apprise
 import pytest
 from typer.testing import CliRunner
 
@@ -121,3 +122,16 @@ def test_cli_loads_a_roster_file_and_tells_who_is_on_duty(tmp_path: Path) -> Non
     roster.write_text("people: [{id: a}]\ngroups: [{id: g, members: [b]}]\n")
     bad = runner.invoke(app, ["--config", str(cfg), "roster", "load", str(roster)])
     assert bad.exit_code == 2 and "member 'b'" in bad.output
+
+
+async def test_the_example_roster_in_the_docs_loads(tmp_path: Path) -> None:
+    st = await open_store(f"sqlite:///{tmp_path}/example.db")
+    try:
+        roster = await load_yaml(st, Path(__file__).parent.parent / "docs" / "examples" / "roster.yaml")
+        assert {g.id for g in roster.groups} == {"duty", "leaders"}
+        urls = [u for p in roster.people for u in p.channels if not u.startswith("gateway://")]
+        assert urls and all(apprise.Apprise.instantiate(u) for u in urls), "Apprise understands every example URL"
+        async with st.session() as s:
+            assert [p.id for p in (await on_duty(s, at("2026-11-28 12:00"), SHANGHAI)).groups["duty"]] == ["chen"]
+    finally:
+        await st.aclose()
