@@ -280,6 +280,9 @@ class Ingestor:
             username=m.username,
             password=m.password,
             keepalive_s=m.keepalive_s,
+            # Room for a batch filling, two being written and one waiting: more would only
+            # hold memory while InfluxDB is the slower side, less would idle the writers.
+            receive_maximum=min(65535, max(1000, 4 * self._batch_size)),
         )
 
     def _tls(self) -> ssl.SSLContext | None:
