@@ -118,6 +118,13 @@ async def _language(c: Context, config: NotifyConfig, person: str) -> str:
     return (p.language if p and p.language else "") or config.language
 
 
+async def _names(c: Context, *ids: str) -> dict[str, str]:
+    """Roster names for person ids; an id not in the roster (a console user) stands for itself."""
+    async with c.store.session() as s:
+        found = dict((await s.execute(select(Person.id, Person.name).where(Person.id.in_(set(ids))))).all())
+    return {i: found.get(i) or i for i in ids}
+
+
 async def _sparkline(c: Context, alert: Alert, device: Device | None) -> str:
     """An inline SVG of the alert's metric around its start, threshold dashed; empty when there is nothing to draw."""
     if device is None or device.kind not in SPECS or alert.metric not in SPECS[device.kind].metrics:
@@ -176,9 +183,10 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, token
     facts += f"<dt>{t['since']}</dt><dd>{_clock(alert.started_ms, zone)}</dd>"
     if alert.probable or alert.score:
         facts += f"<dt>{t['score']}</dt><dd>{alert.score:.0f} · {e('; '.join(alert.reasons))}</dd>"
+    names = await _names(c, claim.person, alert.acknowledged_by)
     state = t.get(f"state_{alert.state}", alert.state)
     if alert.state == "acknowledged":
-        state += " · " + t["by"].format(by=e(alert.acknowledged_by), at=_clock(alert.acknowledged_ms, zone))
+        state += " · " + t["by"].format(by=e(names[alert.acknowledged_by]), at=_clock(alert.acknowledged_ms, zone))
     chart = await _sparkline(c, alert, device)
     chart_card = f'<div class="card"><dt>{t["chart"]}</dt>{chart}</div>' if chart else ""
     more = f"<p>{t['more'].format(n=group - 1)}</p>" if group > 1 else ""
@@ -198,7 +206,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, token
         f'<div class="card"><span class="sev {e(alert.severity)}">{e(_severity(lang, alert.severity))}</span>'
         f' <span class="state" id="state">{state}</span>'
         f"<h1>{e(alert.summary or alert.rule)}</h1><dl>{facts}</dl>"
-        f'<p class="state">{t["you"]}: {e(claim.person)}</p></div>'
+        f'<p class="state">{t["you"]}: {e(names[claim.person])}</p></div>'
     )
     return _page(lang, head + action + chart_card)
 
@@ -248,7 +256,7 @@ async def _act(request: Request, c: Context, alert_id: int, token: str, how: str
     result = await acknowledge(c.store, config, alert_id, claim.person, how, note, now_ms())
     message = t[f"done_{how}"]
     if result.already_by and result.already_by != claim.person:
-        message = t["already"].format(by=result.already_by)
+        message = t["already"].format(by=(await _names(c, result.already_by))[result.already_by])
     await _tell_others(c, alert_id, claim.person, how)
     return await _view(c, config, claim, lang, token, result=message)
 
