@@ -157,7 +157,7 @@ async def _publish(settings: Settings, fleet: Fleet, messages: Iterator[Message]
         loop.add_signal_handler(sig, stop.set)
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
     if end is not None:
-        columns += [BarColumn(), TaskProgressColumn()]
+        columns += [BarColumn(bar_width=24), TaskProgressColumn()]
     columns += [TimeElapsedColumn(), TextColumn("{task.fields[stats]}")]
     began = time.monotonic()
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
@@ -171,8 +171,11 @@ async def _publish(settings: Settings, fleet: Fleet, messages: Iterator[Message]
                             stats=f"{rate:,.0f}/s  {kinds}" + (f"  invalid:{bad}" if bad else ""))
 
         try:
-            return await publish(settings, fleet, messages, pace, qos=o.qos, connections=o.connections,
-                                 on_progress=show, stop=stop)
+            tally = await publish(settings, fleet, messages, pace, qos=o.qos, connections=o.connections,
+                                  on_progress=show, stop=stop)
+            if not stop.is_set() and end is not None:
+                progress.update(task, completed=end - start)
+            return tally
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

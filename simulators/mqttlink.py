@@ -75,8 +75,11 @@ def _connect_packet(
 class Link:
     """One MQTT connection that publishes; `publish` buffers, `drain` sends and applies back-pressure.
 
-    At most `window` QoS-1 messages are unacknowledged at a time; `acked` counts
-    the ones the broker confirmed (QoS 0 counts as confirmed once written).
+    At most about `window` QoS-1 messages are unacknowledged at a time; `acked`
+    counts the ones the broker confirmed (QoS 0 counts once written). If the
+    broker goes away, `reconnect` opens a new connection and sends every
+    unacknowledged QoS-1 message again with the DUP flag: at least once, as a
+    device with a persistent outbox would.
     """
 
     def __init__(
@@ -100,7 +103,7 @@ class Link:
         self._next_id = 0
         self._buf = bytearray()
         self._topics: dict[str, bytes] = {}
-        self._inflight: set[int] = set()
+        self._unacked: dict[int, bytes] = {}
         self._room = asyncio.Event()
         self._done = asyncio.Event()
         self._reader: asyncio.StreamReader | None = None
@@ -109,6 +112,10 @@ class Link:
         self._error: BaseException | None = None
         self.sent = 0
         self.acked = 0
+
+    @property
+    def broken(self) -> bool:
+        return self._error is not None
 
     async def connect(self, timeout_s: float = 10.0) -> None:
         try:
@@ -121,68 +128,77 @@ class Link:
         try:
             head = await asyncio.wait_for(self._reader.readexactly(4), timeout_s)
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            self.abort()
             raise LinkError(f"no CONNACK from {self.host}:{self.port}: {exc!r}") from None
         if head[0] != 0x20 or head[3] != 0:
+            self.abort()
             raise LinkError(f"broker refused {self.client_id}: {_CONNACK_CODES.get(head[3], head[3])}")
+        self._error = None
         self._room.set()
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
 
+    async def reconnect(self) -> None:
+        """A new connection; unacknowledged QoS-1 messages go again, QoS-0 ones still buffered are lost."""
+        self.abort()
+        await self.connect()
+        self._buf = bytearray(b"".join(bytes((p[0] | 0x08,)) + p[1:] for p in self._unacked.values()))
+        if len(self._unacked) < self._window:
+            self._room.set()
+        else:
+            self._room.clear()
+
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Queue one message on the socket; call `drain` often so the window is respected."""
-        if self._error is not None:
-            raise LinkError(f"{self.client_id}: connection lost: {self._error!r}")
+        """Queue one message; call `drain` often so the window is respected."""
         name = self._topics.get(topic)
         if name is None:
             name = self._topics[topic] = _str(topic)
-        buf = self._buf
-        buf.append(0x30 | (qos << 1) | (1 if retain else 0))
+        first = 0x30 | (qos << 1) | (1 if retain else 0)
         if qos:
             mid = self._next_id % 65535 + 1
-            while mid in self._inflight:
+            while mid in self._unacked:
                 mid = mid % 65535 + 1
             self._next_id = mid
-            self._inflight.add(mid)
-            if len(self._inflight) >= self._window:
+            packet = bytes((first,)) + _varint(len(name) + 2 + len(payload)) + name + mid.to_bytes(2, "big") + payload
+            self._unacked[mid] = packet
+            if len(self._unacked) >= self._window:
                 self._room.clear()
-            buf += _varint(len(name) + 2 + len(payload))
-            buf += name
-            buf += mid.to_bytes(2, "big")
         else:
-            buf += _varint(len(name) + len(payload))
-            buf += name
+            packet = bytes((first,)) + _varint(len(name) + len(payload)) + name + payload
             self.acked += 1
-        buf += payload
+        self._buf += packet
         self.sent += 1
-        if len(buf) > 65536:
+        if len(self._buf) > 65536:
             self._send()
 
     def _send(self) -> None:
         """Hand the buffered packets to the socket in one write: one system call for many messages."""
-        if self._buf and self._writer is not None:
+        if self._buf and self._writer is not None and self._error is None:
             self._writer.write(bytes(self._buf))
             self._buf.clear()
 
     async def drain(self) -> None:
-        """Wait until the socket buffer drains and the broker has room for more."""
-        assert self._writer is not None
+        """Send what is buffered; wait until the socket drains and the broker has room for more."""
+        self._raise()
         self._send()
+        assert self._writer is not None
         await self._writer.drain()
         if not self._room.is_set():
             await self._wait(self._room)
 
     async def flush(self) -> None:
         """Wait until every QoS-1 message sent so far is acknowledged."""
-        assert self._writer is not None
-        self._send()
-        await self._writer.drain()
-        if self._inflight:
+        await self.drain()
+        if self._unacked:
             self._done.clear()
             await self._wait(self._done)
 
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise LinkError(f"{self.client_id}: connection lost: {self._error!r}")
+
     async def _wait(self, event: asyncio.Event) -> None:
         while True:
-            if self._error is not None:
-                raise LinkError(f"{self.client_id}: connection lost: {self._error!r}")
+            self._raise()
             if event.is_set():
                 return
             try:
@@ -195,10 +211,10 @@ class Link:
         if self._writer is None:
             return
         try:
-            if self._error is None:
-                await asyncio.wait_for(self.flush(), 30)
-                self._writer.write(b"\xe0\x00")
-                await self._writer.drain()
+            await asyncio.wait_for(self.flush(), 30)
+            assert self._writer is not None
+            self._writer.write(b"\xe0\x00")
+            await self._writer.drain()
         finally:
             self.abort()
 
@@ -206,6 +222,7 @@ class Link:
         """Drop the connection without DISCONNECT, like a device losing power: the will fires."""
         for t in self._tasks:
             t.cancel()
+        self._tasks = []
         if self._writer is not None:
             self._writer.close()
         self._writer = None
@@ -243,16 +260,15 @@ class Link:
             self._done.set()
 
     def _settle(self, mid: int) -> None:
-        if mid in self._inflight:
-            self._inflight.discard(mid)
+        if self._unacked.pop(mid, None) is not None:
             self.acked += 1
-            if len(self._inflight) < self._window:
+            if len(self._unacked) < self._window:
                 self._room.set()
-            if not self._inflight:
+            if not self._unacked:
                 self._done.set()
 
     async def _ping(self) -> None:
         while self._writer is not None:
             await asyncio.sleep(self._keepalive_s / 2)
-            if self._writer is not None:
+            if self._writer is not None and self._error is None:
                 self._writer.write(b"\xc0\x00")

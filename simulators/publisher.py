@@ -14,17 +14,20 @@ and mark their devices offline explicitly when the simulator stops.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from contract.settings import Settings
 from contract.topics import Channel, device_topic
 from simulators.fleet import Fleet
-from simulators.mqttlink import Link, Will
+from simulators.mqttlink import Link, LinkError, Will
 from simulators.stream import Message, Tally, status_payload
+
+log = logging.getLogger("simulators")
 
 PER_DEVICE_LIMIT = 200
 """Up to this many devices, each gets its own connection and last will by default."""
@@ -84,11 +87,39 @@ class Links:
     async def connect(self) -> None:
         await asyncio.gather(*(link.connect() for link in self.links))
 
-    async def drain(self) -> None:
-        await asyncio.gather(*(link.drain() for link in self.links))
+    async def drain(self, stop: asyncio.Event | None) -> None:
+        await self._all(lambda link: link.drain(), stop)
 
-    async def close(self) -> None:
+    async def close(self, stop: asyncio.Event | None) -> None:
+        """Every QoS-1 message acknowledged (across reconnects), then a clean DISCONNECT."""
+        await self._all(lambda link: link.flush(), stop)
         await asyncio.gather(*(link.close() for link in self.links), return_exceptions=True)
+
+    async def _all(self, step: Callable[[Link], Awaitable[None]], stop: asyncio.Event | None) -> None:
+        """Run `step` on every link; reconnect the ones that lost the broker and run it again."""
+        while True:
+            results = await asyncio.gather(*(step(link) for link in self.links), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if not errors:
+                return
+            lost = [e for e in errors if isinstance(e, LinkError)]
+            if len(lost) < len(errors):
+                raise next(e for e in errors if not isinstance(e, LinkError))
+            await self._recover(lost[0], stop)
+
+    async def _recover(self, error: LinkError, stop: asyncio.Event | None) -> None:
+        log.warning("%s; reconnecting", error)
+        delay = 0.2
+        for link in self.links:
+            while link.broken:
+                if stop is not None and stop.is_set():
+                    raise error
+                try:
+                    await link.reconnect()
+                except LinkError:
+                    await _sleep(delay, stop)
+                    delay = min(2 * delay, 5.0)
+        log.warning("reconnected to %s:%s", self.links[0].host, self.links[0].port)
 
     def abort(self) -> None:
         for link in self.links:
@@ -136,14 +167,14 @@ async def publish(
                 if paced:
                     wait = pace.due(wall_start, m.ts_ms)
                     if wait > 0.002:
-                        await links.drain()
+                        await links.drain(stop)
                         await _sleep(wait, stop)
                         if stop is not None and stop.is_set():
                             break
                 links.of(m.topic).publish(m.topic, m.payload, qos, m.retain)
                 tally.add(m)
             last_ts = tally.last_ts_ms or last_ts
-            await links.drain()
+            await links.drain(stop)
             if on_progress is not None and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 on_progress(tally)
@@ -154,7 +185,7 @@ async def publish(
                               last_ts, d.kind.value, retain=True)
                 links.of(bye.topic).publish(bye.topic, bye.payload, qos, True)
                 tally.add(bye)
-        await links.close()
+        await links.close(stop)
     except BaseException:
         links.abort()
         raise

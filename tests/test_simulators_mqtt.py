@@ -113,3 +113,39 @@ async def test_a_stopped_simulator_marks_its_devices_offline(settings: Settings,
     assert all("ts" in s for s in after.values())  # a clean goodbye, not the will
     out = proc.stdout.read().decode() + proc.stderr.read().decode()  # type: ignore[union-attr]
     assert "published" in out
+
+
+def _persistent_subscriber(port: int, out) -> subprocess.Popen[bytes]:
+    """The broker's own client with a persistent session: it resumes after a broker restart."""
+    return subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "fire/v1/#", "-q", "1",
+                             "-c", "-i", "restart-sub", "-v"], stdout=out)
+
+
+async def test_a_broker_restart_mid_stream_loses_nothing(own_services, tmp_path: Path, caplog) -> None:
+    """The simulator reconnects and resends what the broker had not acknowledged (QoS 1, at least once)."""
+    broker = own_services.mosquitto()
+    settings = Settings(mqtt={"host": "127.0.0.1", "port": broker.port, "client_id_prefix": "restart"})
+    out = (tmp_path / "received.txt").open("wb")
+    sub = _persistent_subscriber(broker.port, out)
+    try:
+        await asyncio.sleep(0.5)
+        fleet = Fleet.build(20, seed=41)
+        expected = list(generate(fleet, None, T0, T0 + 200_000, rate=150))
+        publishing = asyncio.create_task(
+            publish(settings, fleet, iter(expected), Pace(T0, speed=40), connections=2))
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(broker.restart)
+        tally = await asyncio.wait_for(publishing, 60)
+
+        def received() -> set[tuple[str, str]]:
+            lines = (tmp_path / "received.txt").read_bytes().decode().splitlines()
+            return {tuple(line.split(" ", 1)) for line in lines}  # type: ignore[misc]
+
+        wanted = {(m.topic, m.payload.decode()) for m in expected}
+        await _until(lambda: wanted <= received(), timeout_s=30)
+    finally:
+        sub.kill()
+        sub.wait()
+        out.close()
+    assert tally.published == len(expected) + len(fleet.devices)
+    assert "reconnected" in caplog.text
