@@ -97,7 +97,7 @@ def malformed(m: Message, reason: Reason) -> Message:
     return Message(topic, payload, m.ts_ms, m.kind, invalid=reason.value, records=0)
 
 
-def disorder(messages: Iterator[Message], chaos: Chaos, fleet: Fleet) -> Iterator[Message]:
+def disorder(messages: Iterator[Message], chaos: Chaos) -> Iterator[Message]:
     """Inject malformed messages, duplicates and delays into a clean stream (retained status exempt)."""
     rng = np.random.default_rng(chaos.seed + 202)
     held: list[tuple[int, int, Message]] = []

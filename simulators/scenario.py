@@ -115,6 +115,8 @@ class IncidentType:
     duration: str
     signature: str
     effect: Effect | None = None
+    params: tuple[str, ...] = ()
+    """Keys a scenario may set besides type, device, district, at and duration."""
 
 
 def _frac(t: np.ndarray, inc: Incident, share: float = 1.0) -> np.ndarray:
@@ -191,18 +193,19 @@ INCIDENTS: dict[str, IncidentType] = {
     "cable_overheat": IncidentType(
         Kind.ELECTRICAL, "critical", "40m",
         "one cable temperature (temp1..3, `phase`) climbs linearly to `peak_c` (95) over the first "
-        "75 % of the window and holds; crosses 70 °C about 55-65 % into the window", _overheat),
+        "75 % of the window and holds; crosses 70 °C about 55-65 % into the window", _overheat, ("phase", "peak_c")),
     "residual_creep": IncidentType(
         Kind.ELECTRICAL, "critical", "4d",
         "residual current creeps linearly from its baseline (25-160 mA) to `peak_ma` (450) over 90 % "
-        "of the window, daily load ripple on top; crosses 300 mA about 60-75 % into the window", _residual),
+        "of the window, daily load ripple on top; crosses 300 mA about 60-75 % into the window", _residual,
+        ("peak_ma",)),
     "arc_fault": IncidentType(
         Kind.ELECTRICAL, "critical", "5m",
         "arc_count 14-33 arcing half-cycles/s in every report of the window (healthy: 0, rarely 1-3)", _arc),
     "phase_imbalance": IncidentType(
         Kind.ELECTRICAL, "warning", "3h",
         "one phase (`phase`) carries 1.8x its current, the other two 0.6x; that phase's cable is "
-        "12 °C hotter than its siblings (stays below 70 °C)", _imbalance),
+        "12 °C hotter than its siblings (stays below 70 °C)", _imbalance, ("phase",)),
     "pressure_drop": IncidentType(
         Kind.HYDRANT, "critical", "1h",
         "pressure falls at once to 0.03-0.06 MPa (below 0.10) for the whole window, then recovers",
@@ -210,7 +213,7 @@ INCIDENTS: dict[str, IncidentType] = {
     "slow_leak": IncidentType(
         Kind.HYDRANT, "warning", "2d",
         "pressure slides linearly from normal to `floor_mpa` (0.12) over the window: below 0.14 "
-        "(warning) in its last part, never below 0.10", _leak),
+        "(warning) in its last part, never below 0.10", _leak, ("floor_mpa",)),
     "knocked_over": IncidentType(
         Kind.HYDRANT, "critical", "3h",
         "tilt 60-85° (>= 30), water_flow true, pressure 0.01-0.04 MPa (broken off, water gushing)",
@@ -222,11 +225,11 @@ INCIDENTS: dict[str, IncidentType] = {
     "water_main": IncidentType(
         Kind.HYDRANT, "critical", "2h",
         "`count` hydrants of one district (default 60 %, at least 3) drop to 0.05-0.09 MPa, their "
-        "onsets staggered over 4 minutes; one truth line per hydrant", _main),
+        "onsets staggered over 4 minutes; one truth line per hydrant", _main, ("count",)),
     "freeze_risk": IncidentType(
         Kind.HYDRANT, "warning", "12h",
         "temp_c falls linearly to `low_c` (-4 °C) over the first 40 % of the window and holds; "
-        "crosses 2 °C about 25-35 % into it", _freeze),
+        "crosses 2 °C about 25-35 % into it", _freeze, ("low_c",)),
     "pump_failure": IncidentType(
         Kind.PUMP, "critical", "20m",
         "motor running at rated current (30-90 A), vibration 6-9 mm/s, but outlet pressure 0.03-0.06 "
@@ -235,16 +238,16 @@ INCIDENTS: dict[str, IncidentType] = {
         Kind.PANEL, "fire", "30m",
         "in one zone: smoke point at 0 s, a second smoke point at 30-70 s, linkage start/feedback of "
         "the smoke exhaust fan at 95/105 s, a heat detector at 130-190 s, a manual call point at 230 s, "
-        "fire pump start/feedback at 250/265 s; no reset"),
+        "fire pump start/feedback at 250/265 s; no reset", params=("zone",)),
     "false_alarm": IncidentType(
         Kind.PANEL, "fire", "6m",
         "one smoke point (the same every day, kitchen zone when there is one) goes to fire and the "
         "panel is reset 2-6 minutes later; repeats `days` days (3) at the same hour +-15 min; "
-        "one truth line per day"),
+        "one truth line per day", params=("zone", "days")),
     "panel_fault": IncidentType(
         Kind.PANEL, "warning", "",
         "one `fault` event (component detector) and no fault_cleared: the fault stands until the end "
-        "of the run (end_ms is the run's end)"),
+        "of the run (end_ms is the run's end)", params=("zone",)),
     "fire_heat": IncidentType(
         Kind.ELECTRICAL, "warning", "30m",
         "added by panel_fire to every electrical detector of the burning building, from 60 s after the "
@@ -255,6 +258,9 @@ INCIDENTS: dict[str, IncidentType] = {
         "the device sends nothing (no telemetry, heartbeat or status) during the window, without a "
         "will: its connection looks alive; offline after 2 missed reporting periods"),
 }
+
+
+_COMMON_KEYS = {"type", "device", "district", "at", "duration"}
 
 
 @dataclass(slots=True)
@@ -282,6 +288,11 @@ class Scenario:
             if not isinstance(spec, dict) or spec.get("type") not in INCIDENTS:
                 got = spec.get("type") if isinstance(spec, dict) else spec
                 raise ScenarioError(f"incidents[{n}].type: {got!r} is not one of {sorted(INCIDENTS)}")
+            allowed = _COMMON_KEYS | set(INCIDENTS[spec["type"]].params)
+            for key in spec:
+                if key not in allowed:
+                    raise ScenarioError(f"incidents[{n}].{key}: not a key of {spec['type']} "
+                                        f"(one of {', '.join(sorted(allowed))})")
         return cls(list(specs), doc.get("seed"), name)
 
     def resolve(self, fleet: Fleet, start_ms: int, end_ms: int | None) -> list[Incident]:
@@ -341,22 +352,28 @@ def _resolve(spec: dict[str, Any], fleet: Fleet, start_ms: int, end_ms: int, rng
              used: set[str]) -> list[Incident]:
     kind_name = spec["type"]
     itype = INCIDENTS[kind_name]
-    params = {k: v for k, v in spec.items() if k not in {"type", "device", "district", "at", "duration"}}
+    params = {k: v for k, v in spec.items() if k not in _COMMON_KEYS}
     if kind_name == "water_main":
         return _water_main(spec, fleet, itype, start_ms, end_ms, rng, used)
     device = _pick(spec, fleet, itype.kind, rng, used)
     at, end = _window(spec, itype, start_ms, end_ms, rng)
     inc = Incident(kind_name, device, at, end, itype.severity, params=params)
-    if kind_name in ("cable_overheat", "phase_imbalance"):
-        default = int(rng.integers(1, 4)) if kind_name == "cable_overheat" else "abc"[int(rng.integers(3))]
-        inc.params.setdefault("phase", default)
-        inc.params.setdefault("peak_c", 95.0)
+    p = inc.params
+    if kind_name == "cable_overheat":
+        p["phase"] = int(p.get("phase", rng.integers(1, 4)))
+        p["peak_c"] = float(p.get("peak_c", 95.0))
+        if p["phase"] not in (1, 2, 3):
+            raise ValueError("phase must be 1, 2 or 3 (temp1_c..temp3_c)")
+    elif kind_name == "phase_imbalance":
+        p["phase"] = str(p.get("phase", "abc"[int(rng.integers(3))]))
+        if p["phase"] not in ("a", "b", "c"):
+            raise ValueError("phase must be a, b or c")
     elif kind_name == "residual_creep":
-        inc.params.setdefault("peak_ma", 450.0)
+        p["peak_ma"] = float(p.get("peak_ma", 450.0))
     elif kind_name == "slow_leak":
-        inc.params.setdefault("floor_mpa", 0.12)
+        p["floor_mpa"] = float(p.get("floor_mpa", 0.12))
     elif kind_name == "freeze_risk":
-        inc.params.setdefault("low_c", -4.0)
+        p["low_c"] = float(p.get("low_c", -4.0))
     elif kind_name in ("panel_fire", "panel_fault", "false_alarm"):
         return _panel(inc, spec, fleet, end_ms, rng)
     return [inc]

@@ -147,7 +147,7 @@ def generate(
     clean = _clean(fleet, start, end_ms, incidents, chaos or Chaos(), rate, status)
     if chaos is None or not chaos.disorders():
         return clean
-    return disorder(clean, chaos, fleet)
+    return disorder(clean, chaos)
 
 
 def _clean(

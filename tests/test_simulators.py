@@ -273,6 +273,12 @@ def test_a_bad_scenario_names_the_incident_and_the_key(tmp_path: Path) -> None:
     bad.write_text("incidents:\n  - {type: meteor}\n")
     with pytest.raises(ValueError, match=r"incidents\[0\]\.type: 'meteor'"):
         Scenario.load(bad)
+    bad.write_text("incidents:\n  - {type: arc_fault}\n  - {type: slow_leak, durration: 2h}\n")
+    with pytest.raises(ValueError, match=r"incidents\[1\]\.durration: not a key of slow_leak"):
+        Scenario.load(bad)
+    bad.write_text("incidents:\n  - {type: water_main, district: '999999'}\n")
+    with pytest.raises(ValueError, match=r"district 999999 has no hydrants"):
+        Scenario.load(bad).resolve(fleet, T0, T0 + DAY)
 
 
 def test_simulate_writes_registry_truth_and_messages_without_a_broker(tmp_path: Path) -> None:
