@@ -33,7 +33,7 @@ from alerting.notify.config import NotifyConfig, Route
 from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
 from alerting.notify.templates import Purpose, render, word
 from alerting.roster import Person, resolve_targets
-from alerting.route import Router
+from alerting.route import Router, covering_silence
 from contract.db import Alert, Base, Device, Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 OPEN = ("grouping", "active", "acknowledged", "exhausted")
 REMIND_SEVERITIES = ("critical", "fire")
 ACK_HOWS = ("ack", "on_way", "false_alarm")
+SILENCE_RECHECK_MS = 60_000
+"""A silence set while an escalation runs pauses it; paging goes on this soon after the silence ends."""
 
 
 class Escalation(Base):
@@ -324,6 +326,9 @@ class Escalator:
                 return []
             if esc.state == "acknowledged":
                 return await self._remind(s, esc, alert, route, now)
+            if esc.state in ("grouping", "active") and await covering_silence(s, alert, now) is not None:
+                esc.next_ms = now + SILENCE_RECHECK_MS
+                return []
             if esc.state == "exhausted":
                 esc.next_ms = None
                 await self.store.audit(s, "notify", "not_acknowledged", f"alert:{alert.id}", rounds=route.repeat)

@@ -1,7 +1,8 @@
 """Routing: which route an alert takes, and whether it is paged at all.
 
-Silences are judged by the lifecycle (`AlertChange.silenced`); here an alert is
-not paged while an inhibiting alert stands for it (the panel is offline, so its points' faults say
+Whether a silence covers a new alert is judged by the lifecycle
+(`AlertChange.silenced`); a silence set while an escalation runs pauses it
+(`covering_silence`). Here an alert is also not paged while an inhibiting alert stands for it (the panel is offline, so its points' faults say
 nothing new), or while its parent (a district water-main alert) is open and is
 paged instead. A fire is never inhibited and never folded into a parent: every
 panel fire alarm reaches a person.
@@ -12,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.notify.config import Inhibit, NotifyConfig, Route
-from contract.db import Alert
+from contract.db import Alert, Silence
 
 OPEN_STATES = ("firing", "acknowledged")
 
@@ -81,3 +82,16 @@ async def _inhibitor(session: AsyncSession, alert: Alert, rule: Inhibit) -> Aler
         if any(fnmatchcase(source.rule, p) for p in rule.source_rules):
             return source
     return None
+
+
+async def covering_silence(session: AsyncSession, alert: Alert, now_ms: int) -> Silence | None:
+    """A silence covering `alert` now (an empty field matches anything), for escalations already running."""
+    q = select(Silence).where(
+        Silence.starts_ms <= now_ms,
+        Silence.ends_ms > now_ms,
+        or_(Silence.device_id == "", Silence.device_id == alert.device_id),
+        or_(Silence.site == "", Silence.site == alert.site),
+        or_(Silence.district == "", Silence.district == alert.district),
+        or_(Silence.rule == "", Silence.rule == alert.rule),
+    ).limit(1)
+    return (await session.scalars(q)).first()

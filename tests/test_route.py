@@ -14,7 +14,7 @@ from alerting.escalation import Escalator
 from alerting.notify.config import NotifyConfig, Route, Step
 from alerting.roster import load_yaml
 from alerting.route import Router
-from contract.db import AuditEntry, Store, open_store
+from contract.db import AuditEntry, Silence, Store, open_store
 from tests.notify_servers import Clock, HttpSink, add_alert
 
 
@@ -163,3 +163,24 @@ async def test_silenced_alerts_are_not_paged_and_say_why(store: Store, sink: Htt
     async with store.session() as s:
         why = (await s.scalars(select(AuditEntry).where(AuditEntry.subject == f"alert:{fire.id}"))).one()
     assert why.detail["reason"] == "silence"
+
+
+async def test_a_silence_set_while_paging_pauses_it_until_it_ends(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = Escalator(store, NotifyConfig(
+        routes=[Route(name="all", steps=[Step(notify=["group:duty"], wait_min=5)], repeat=10)],
+        secret="s", public_url="https://fw", backoff_s=0.01), clock)
+    fire = await add_alert(store, clock.now, device_id="P4", site="Tower")
+    await esc.handle(AlertChange("fired", fire, None))
+    async with store.session() as s, s.begin():
+        s.add(Silence(site="Tower", starts_ms=clock.now, ends_ms=clock.now + 30 * 60_000, created_by="ops",
+                      reason="maintenance"))
+    for _ in range(5):
+        clock.advance(minutes=5)
+        await esc.tick()
+    await esc.drain()
+    assert len(texts(sink, "duty1")) == 1, "paged during the maintenance window"
+    clock.advance(minutes=6)
+    await esc.tick()
+    await esc.drain()
+    assert len(texts(sink, "duty1")) == 2, "paging goes on once the silence ends"
