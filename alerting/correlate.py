@@ -165,8 +165,8 @@ class Correlator:
             return [s]
         self.mains.add(district)
         s.group = main
-        out = [s, Signal("water_main", "", district, s.ts_ms, "critical", kind="hydrant", value=len(recent),
-                         threshold=self.cfg.water_main_hydrants, unit="hydrants",
+        out = [s, Signal("water_main", "", district, s.ts_ms, "critical", kind="hydrant", value=float(len(recent)),
+                         threshold=float(self.cfg.water_main_hydrants), unit="hydrants",
                          summary=f"{len(recent)} hydrants of district {district} losing pressure together: "
                                  "water main?")]
         for device in members:

@@ -50,12 +50,17 @@ def change_dict(c: AlertChange) -> dict[str, Any]:
     }
 
 
+def _float(v: float | None) -> float | None:
+    """InfluxDB fixes a field's type at its first point: numbers are always floats here."""
+    return None if v is None else float(v)
+
+
 def change_line(c: AlertChange) -> str:
     a = c.alert
     tags = {"device_id": a.device_id, "district": a.district, "site": a.site, "rule": a.rule,
             "severity": a.severity}
-    fields = {"state": a.state, "change": c.kind, "value": a.value, "threshold": a.threshold, "score": a.score,
-              "probable": a.probable, "summary": a.summary, "alert_id": a.id}
+    fields = {"state": a.state, "change": c.kind, "value": _float(a.value), "threshold": _float(a.threshold),
+              "score": _float(a.score), "probable": a.probable, "summary": a.summary, "alert_id": a.id}
     return line(ALERT_MEASUREMENT, tags, fields, change_time(c))
 
 

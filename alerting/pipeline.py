@@ -14,7 +14,8 @@ the wall clock, and a device timestamp more than `max_clock_skew_s` ahead of
 the receive time is replaced by the receive time (counted as `clock_ahead`).
 In event mode a batch is cut into slices of `SLICE_MS` of event time and the
 timers run after each, so how messages happen to be batched does not change
-the alerts. Each stage is its own module and can be tested alone; this class only routes
+the alerts (timer alerts carry the event time their condition matured; a
+device back within one slice of being overdue is not reported offline). Each stage is its own module and can be tested alone; this class only routes
 records to them and signals between them.
 """
 
@@ -40,7 +41,7 @@ from contract.db import Store
 from contract.payload import DeviceStatus, PanelEvent, Reading, Record
 
 
-SLICE_MS = 10_000
+SLICE_MS = 60_000
 
 
 def _slices(records: Iterable[Record]) -> list[list[Record]]:

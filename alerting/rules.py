@@ -112,10 +112,6 @@ PUMP: tuple[Rule, ...] = (
     Rule("overvoltage", "value", ("voltage_v",), Params(418, 456, 5, for_s=30), "supply over-voltage", "V"),
     Rule("undervoltage", "value", ("voltage_v",), Params(342, 304, 5, for_s=30), "supply under-voltage", "V",
          direction=-1),
-    Rule("pressure_drop", "rate", ("pressure_mpa",), Params(0.1, None, 0.03, window_s=600),
-         "outlet pressure dropping", "MPa/min", direction=-1),
-    Rule("vibration_abnormal", "baseline", ("vibration_mm_s",), Params(7, None, 2, for_s=120, window_s=86400,
-         warmup_s=21600), "vibration abnormal for this pump", "dev"),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
          warmup_s=21600), "standby pressure abnormally low for this pump", "dev", direction=-1),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
@@ -140,10 +136,11 @@ PANEL: tuple[Rule, ...] = (
 COMMON: tuple[Rule, ...] = (
     Rule("offline", "event", (), Params(warning=2), "offline (missed reporting periods)", "periods",
          severities=("warning", "warning")),
-    Rule("sensor_impossible", "event", (), Params(warning=1, window_s=3600), "impossible sensor values", "",
+    Rule("sensor_impossible", "event", (), Params(warning=3, window_s=3600), "impossible sensor values", "",
          severities=("warning", "warning")),
 )
-"""Rules every kind has: missing heartbeats, and values outside the sensor's physical range."""
+"""Rules every kind has: missing heartbeats, and values outside the sensor's physical range
+(`warning` of them within `window_s`; one garbled message is not yet a broken sensor)."""
 
 READING_RULES: dict[str, tuple[Rule, ...]] = {"electrical": ELECTRICAL, "hydrant": HYDRANT, "pump": PUMP}
 RULES: dict[str, dict[str, Rule]] = {

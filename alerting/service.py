@@ -43,6 +43,8 @@ TICK_S = 1.0
 SYNC_S = 1.0
 REGISTRY_S = 60.0
 REPORT_S = 60.0
+MAX_BATCH = 5000
+"""Messages per detection pass at most, so a backlog never holds the event loop for long."""
 
 
 def _kind_of(payload: bytes) -> str:
@@ -61,8 +63,9 @@ def wall_ms() -> int:
 
 class AlertingService:
     def __init__(self, settings: Settings, districts: list[str] | None = None,
-                 config: AlertingConfig | None = None) -> None:
+                 config: AlertingConfig | None = None, notify: bool = True) -> None:
         self.settings = settings
+        self.notify = notify
         self.districts = districts or []
         self.config = config or load(settings.alerting)
         self.rejected: Counter[str] = Counter()
@@ -85,9 +88,10 @@ class AlertingService:
         self._influx = influx
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
-        escalator = Escalator(self.store, notify_config(self.settings))
-        self._tasks = [
-            asyncio.create_task(escalator.serve(self.pipeline.feed.subscribe()), name="alerting-notify"),
+        self._tasks = [] if not self.notify else [asyncio.create_task(
+            Escalator(self.store, notify_config(self.settings)).serve(self.pipeline.feed.subscribe()),
+            name="alerting-notify")]
+        self._tasks += [
             asyncio.create_task(self._mqtt(to_mqtt_sub), name="alerting-mqtt"),
             asyncio.create_task(self._process(), name="alerting-process"),
             asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),
@@ -152,7 +156,7 @@ class AlertingService:
     async def _drain(self) -> None:
         assert self.pipeline is not None
         while self._pending:
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             records, impossible = [], []
             now = wall_ms()
             for topic, payload, received in batch:

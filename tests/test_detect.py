@@ -229,3 +229,9 @@ def test_point_that_false_alarms_repeatedly() -> None:
 def test_bad_threshold_settings_are_refused_by_key(raw: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
         load(raw)
+
+
+def test_minimum_duration_completed_between_two_readings_still_fires_at_its_time() -> None:
+    d = det("hydrant")
+    sig = feed(d, [(T0, {"cover_open": 1.0}), (T0 + 30_000, {"cover_open": 0.0})])  # no tick in between
+    assert verdicts(sig, "cover_open") == [(T0 + 10_000, "warning"), (T0 + 30_000, None)]

@@ -8,9 +8,10 @@ operations shared by the whole batch.
 
 A level rises when the feature reaches it and falls only when the feature is
 `deadband` back past it. With `for_s` the rise waits until the condition has
-held that long in event time, decided either by a later reading or by the
-clock (`tick`), so a cover left open fires 10 s later even if the monitor
-says nothing more.
+held that long in event time, decided by the clock (`tick`) or by the next
+reading, whichever comes first, and is stamped with the event time the
+duration completed: a cover left open fires 10 s after it opened even if the
+monitor says nothing more, and one closed after 30 s still fired.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class LevelEngine:
 
     def step(self, slots: np.ndarray, ts: np.ndarray, f: np.ndarray) -> list[Change]:
         """Move levels for one reading per slot (`slots` unique); `f` is [n, rules] features."""
+        out = self._matured(slots, ts)
         x = f * self.sign
         w, a, d = self.warn[slots], self.alarm[slots], self.dead[slots]
         with np.errstate(invalid="ignore"):
@@ -95,10 +97,27 @@ class LevelEngine:
         self.level[slots] = new
         self.last[slots] = np.where(np.isnan(f), self.last[slots], f)
         rows, cols = np.nonzero(new != cur)
-        return [
+        return out + [
             Change(int(slots[i]), int(j), int(cur[i, j]), int(new[i, j]), float(f[i, j]), int(i))
             for i, j in zip(rows, cols)
         ]
+
+    def _matured(self, slots: np.ndarray, ts: np.ndarray) -> list[Change]:
+        """Rises whose minimum duration completed before this reading (the clock had not looked yet)."""
+        ps = self.pend_since[slots]
+        due = (ps > 0) & (ts[:, None] - ps >= self.for_ms[slots])
+        if not due.any():
+            return []
+        out = []
+        for i, j in zip(*np.nonzero(due)):
+            s = slots[i]
+            old, new = int(self.level[s, j]), int(self.pend_level[s, j])
+            self.pend_since[s, j] = 0
+            if new > old:
+                self.level[s, j] = new
+                out.append(Change(int(s), int(j), old, new, float(self.last[s, j]),
+                                  at_ms=int(ps[i, j] + self.for_ms[s, j])))
+        return out
 
     def tick(self, now_ms: int, n: int) -> list[Change]:
         """Commit pending rises whose minimum duration has passed by `now_ms`."""

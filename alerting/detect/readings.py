@@ -59,6 +59,8 @@ class ReadingDetector:
         self.last_ts = np.zeros(0, dtype=np.int64)
         self.bad_ts = np.zeros(0, dtype=np.int64)
         self.bad_window_ms = np.zeros(0, dtype=np.int64)
+        self.bad_count = np.zeros(0, dtype=np.int64)
+        self.bad_needed = np.zeros(0, dtype=np.int64)
         self.stale = 0
         """Readings older than the newest one already seen from their device (redeliveries)."""
 
@@ -82,6 +84,8 @@ class ReadingDetector:
         self.last_ts = grown(self.last_ts, n, 0)
         self.bad_ts = grown(self.bad_ts, n, 0)
         self.bad_window_ms = grown(self.bad_window_ms, n, 0)
+        self.bad_count = grown(self.bad_count, n, 0)
+        self.bad_needed = grown(self.bad_needed, n, 0)
         self.configure(s)
         return s
 
@@ -93,7 +97,9 @@ class ReadingDetector:
             stage.set_params(s, params)
         interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms(self.kind)
         self.heartbeats.set_params(s, interval, params["offline"])
-        self.bad_window_ms[s] = int(params["sensor_impossible"].window_s * 1000)
+        bad = params["sensor_impossible"]
+        self.bad_window_ms[s] = int(bad.window_s * 1000)
+        self.bad_needed[s] = int(bad.warning or 1) if bad.enabled else -1
 
     def detect(self, readings: Sequence[Reading]) -> list[Signal]:
         slots = np.fromiter((self.slot(r.device_id, r.district) for r in readings), np.int64, len(readings))
@@ -118,7 +124,7 @@ class ReadingDetector:
                 out.append(self._heartbeat(back, int(self.last_ts[back]), None))
             f = np.concatenate([stage.compute(s, t, x) for stage in self.stages], axis=1)
             for c in self.levels.step(s, t, f):
-                out.append(self._signal(c, int(t[c.row]), x[c.row]))
+                out.append(self._signal(c, int(t[c.row]), x[c.row]) if c.row >= 0 else self._signal(c, c.at_ms, None))
         return out
 
     def tick(self, now_ms: int) -> list[Signal]:
@@ -128,8 +134,9 @@ class ReadingDetector:
         bad = self.bad_ts[:n]
         for s in np.nonzero((bad > 0) & (now_ms - bad > self.bad_window_ms[:n]))[0]:
             at = int(bad[s] + self.bad_window_ms[s])
-            self.bad_ts[s] = 0
-            out.append(self._impossible(int(s), at, None))
+            if self.bad_count[s] >= self.bad_needed[s]:
+                out.append(self._impossible(int(s), at, None))
+            self.bad_ts[s] = self.bad_count[s] = 0
         return out
 
     def seen(self, device_id: str, district: str, ts_ms: int) -> list[Signal]:
@@ -144,9 +151,13 @@ class ReadingDetector:
     def impossible(self, device_id: str, district: str, ts_ms: int, detail: str) -> list[Signal]:
         """A message from this device was refused as physically impossible."""
         s = self.slot(device_id, district)
-        news = self.bad_ts[s] == 0
+        if self.bad_ts[s] and ts_ms - self.bad_ts[s] > self.bad_window_ms[s]:
+            self.bad_count[s] = 0
         self.bad_ts[s] = ts_ms
-        return [self._impossible(s, ts_ms, detail)] if news else []
+        self.bad_count[s] += 1
+        if self.bad_count[s] == self.bad_needed[s]:
+            return [self._impossible(s, ts_ms, detail)]
+        return []
 
     def restore(self, device_id: str, district: str, rule: str, severity: str) -> None:
         """Remember an open alert (after a restart) so it is neither raised twice nor left open forever."""
@@ -155,6 +166,7 @@ class ReadingDetector:
             self.heartbeats.restore(s)
         elif rule == "sensor_impossible":
             self.bad_ts[s] = max(int(self.last_ts[s]), 1)
+            self.bad_count[s] = self.bad_needed[s]
         elif rule in self.rule_index:
             j = self.rule_index[rule]
             sev = self.rules[j].severities
