@@ -31,6 +31,13 @@ ONLINE_FIELD = {"electrical": "residual_ma", "hydrant": "pressure_mpa", "pump": 
 RED, ORANGE, YELLOW, GREEN, BLUE = "red", "orange", "yellow", "green", "blue"
 PRESSURE = limits("suffix: MPa", (None, RED), (0.10, ORANGE), (0.14, GREEN), (1.0, RED))
 WHERE = f"WHERE $timeFilter AND {FILTER}"
+PER_DISTRICT = 'GROUP BY time($__interval), "district" fill(none)'
+NARROW = "Pick a site or device above to see it alone."
+COARSE = "2m"
+"""Minimum interval of the per-minute kinds' time series (6 h default: 180 points a line)."""
+HYDRANT_INTERVAL = "5m"
+"""Hydrants report every 5 minutes at best; finer buckets only cost."""
+"""Time series aggregate per district: a line per device stops being readable (and cheap) at city size."""
 
 
 def _open_alerts(select: str, group_by: str) -> str:
@@ -199,20 +206,21 @@ def city_overview() -> Json:
 
 def electrical() -> Json:
     m = '"electrical"'
-    per_device = 'GROUP BY time($__interval), "site", "device_id" fill(none)'
     residual = panel(
         "timeseries",
-        "Residual current",
-        [influx(f'SELECT max("residual_ma") FROM {m} {WHERE} {per_device}', alias="$tag_site $tag_device_id")],
-        description="Alarm at 300 mA (GB 50116 §9.2.3); natural leakage is often 100–200 mA.",
+        "Residual current, highest per district",
+        [influx(f'SELECT max("residual_ma") FROM {m} {WHERE} {PER_DISTRICT}', alias="$tag_district")],
+        description="Alarm at 300 mA (GB 50116 §9.2.3); natural leakage is often 100–200 mA. " + NARROW,
+        interval=COARSE,
         field_config=limits("mamp", (None, GREEN), (200, YELLOW), (300, RED)),
     )
     temps = ", ".join(f'max("temp{i}_c") AS "T{i}"' for i in range(1, 5))
     cable = panel(
         "timeseries",
-        "Cable temperature",
-        [influx(f"SELECT {temps} FROM {m} {WHERE} {per_device}", alias="$tag_device_id $col")],
-        description="Alarm at 70 °C (GB 14287.3).",
+        "Cable temperature, hottest per district",
+        [influx(f"SELECT {temps} FROM {m} {WHERE} {PER_DISTRICT}", alias="$tag_district $col")],
+        description="Alarm at 70 °C (GB 14287.3). " + NARROW,
+        interval=COARSE,
         field_config=limits("celsius", (None, GREEN), (55, YELLOW), (70, RED)),
     )
     lasts = ", ".join(f'last("temp{i}_c") AS "T{i}"' for i in range(1, 5))
@@ -264,24 +272,29 @@ def electrical() -> Json:
     arcs = panel(
         "timeseries",
         "Arcing half-cycles per second",
-        [influx(f'SELECT max("arc_count") FROM {m} {WHERE} {per_device}', alias="$tag_device_id")],
+        [influx(f'SELECT max("arc_count") FROM {m} {WHERE} {PER_DISTRICT}', alias="$tag_district")],
         width=6,
-        description="Alarm at 14 half-cycles in 1 s, none at 9 or fewer (GB 14287.4).",
+        description="Alarm at 14 half-cycles in 1 s, none at 9 or fewer (GB 14287.4). Highest per district.",
+        interval=COARSE,
         field_config=limits("none", (None, GREEN), (10, YELLOW), (14, RED)),
     )
-    phases = ", ".join(f'mean("current_{p}_a") AS "{p.upper()}"' for p in "abc")
+    phases = ", ".join(f'max("current_{p}_a") AS "{p.upper()}"' for p in "abc")
     currents = panel(
         "timeseries",
-        "Phase currents",
-        [influx(f"SELECT {phases} FROM {m} {WHERE} {per_device}", alias="$tag_device_id $col")],
+        "Phase currents, highest per district",
+        [influx(f"SELECT {phases} FROM {m} {WHERE} {PER_DISTRICT}", alias="$tag_district $col")],
+        description="A phase far above its siblings points to a loose terminal. " + NARROW,
+        interval=COARSE,
         field_config={"defaults": {"unit": "amp"}, "overrides": []},
     )
-    volts = ", ".join(f'mean("voltage_{p}_v") AS "{p.upper()}"' for p in "abc")
+    volts = ", ".join(f'{f}("voltage_{p}_v") AS "{f} {p.upper()}"' for f in ("min", "max") for p in "abc")
     voltages = panel(
         "timeseries",
-        "Phase voltages",
-        [influx(f"SELECT {volts} FROM {m} {WHERE} {per_device}", alias="$tag_device_id $col")],
-        description="Under 198 V or over 242 V on a 220 V supply (±10 %).",
+        "Phase voltage extremes",
+        [influx(f"SELECT {volts} FROM {m} {WHERE} GROUP BY time($__interval) fill(none)", alias="$col")],
+        description="Lowest and highest of the selected detectors; under 198 V or over 242 V on a 220 V "
+        "supply (±10 %).",
+        interval="5m",
         field_config=limits("volt", (None, RED), (198, GREEN), (242, RED), style="line"),
     )
     return dashboard(
@@ -312,6 +325,7 @@ def water() -> Json:
             ),
         ],
         description="Warn below 0.14 MPa (GB 50974 §7.2.8), critical below 0.10 MPa, high above 1.0 MPa.",
+        interval=HYDRANT_INTERVAL,
         field_config=PRESSURE,
     )
     low_now = panel(
@@ -366,22 +380,26 @@ def water() -> Json:
                    "GROUP BY time($__interval) fill(0)", "C", alias="cover open"),
         ],
         description="Reports with water flowing (theft or leak when no fire is logged), knocked over, cover open.",
+        interval=HYDRANT_INTERVAL,
         field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
     )
-    per_pump = 'GROUP BY time($__interval), "site", "device_id" fill(none)'
     pump_pressure = panel(
         "timeseries",
-        "Pump outlet pressure",
-        [influx(f'SELECT mean("pressure_mpa") FROM {p} {WHERE} {per_pump}', alias="$tag_site $tag_device_id")],
+        "Pump outlet pressure, lowest per district",
+        [influx(f'SELECT min("pressure_mpa") FROM {p} {WHERE} {PER_DISTRICT}', alias="$tag_district")],
+        description="A pump running at rated current with no outlet pressure has failed. " + NARROW,
+        interval=COARSE,
         field_config=PRESSURE,
     )
     pump_current = panel(
         "timeseries",
-        "Pump motor current and flow",
+        "Pump motor current and flow, highest per district",
         [
-            influx(f'SELECT mean("current_a") FROM {p} {WHERE} {per_pump}', "A", alias="$tag_device_id A"),
-            influx(f'SELECT mean("flow_lps") FROM {p} {WHERE} {per_pump}', "B", alias="$tag_device_id L/s"),
+            influx(f'SELECT max("current_a") FROM {p} {WHERE} {PER_DISTRICT}', "A", alias="$tag_district A"),
+            influx(f'SELECT max("flow_lps") FROM {p} {WHERE} {PER_DISTRICT}', "B", alias="$tag_district L/s"),
         ],
+        description=NARROW,
+        interval=COARSE,
         field_config={
             "defaults": {"unit": "amp"},
             "overrides": [

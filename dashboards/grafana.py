@@ -67,8 +67,13 @@ def panel(
     field_config: Json | None = None,
     options: Json | None = None,
     transformations: list[Json] | None = None,
+    interval: str = "",
 ) -> Json:
-    """One panel; its id and grid position are set when the dashboard lays it out."""
+    """One panel; its id and grid position are set when the dashboard lays it out.
+
+    `interval` is the panel's minimum `$__interval`: InfluxDB's cost grows with
+    buckets times series, and max/min buckets keep every peak anyway.
+    """
     sources = {t["datasource"]["uid"] for t in targets}
     p: Json = {
         "type": kind,
@@ -82,6 +87,8 @@ def panel(
     }
     if transformations:
         p["transformations"] = transformations
+    if interval:
+        p["interval"] = interval
     return p
 
 

@@ -78,7 +78,7 @@ def ingest_cmd() -> None:
 def bench_ingest(
     messages: Annotated[int, typer.Option(help="Messages to publish.")] = 400_000,
     devices: Annotated[int, typer.Option(help="Simulated devices sending them.")] = 5_000,
-    processes: Annotated[int, typer.Option(help="Ingest processes on the shared subscription.")] = 2,
+    processes: Annotated[int, typer.Option(help="Ingest processes on the shared subscription.")] = 1,
     batch_size: Annotated[Optional[int], typer.Option(help="Lines per InfluxDB write (default: the setting).")] = None,
     mqtt: Annotated[Optional[str], typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
     influx: Annotated[Optional[str], typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,

@@ -3,16 +3,15 @@
 The city is the simulator's (fleet, registry and incidents), parsed by the
 contract and written as ingest writes it; alerts are lines from alerting's own
 InfluxDB output, and platform metrics are relayed from ingest's real Prometheus
-registry. Grafana itself does not run here: transformations
-(joins, sorting) and rendering are not exercised, only the queries they feed.
+registry (bench/dashboards.py builds the same city at any size). Grafana itself
+does not run here: transformations (joins, sorting) and rendering are not
+exercised, only the queries they feed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,18 @@ import pytest
 from prometheus_client import start_http_server
 from sqlalchemy import text
 
-from alerting.changes import AlertChange
-from alerting.outputs import change_line
-from contract.db import Alert, Device, open_store
+from bench.dashboards import Query, city as simulated_city, interpolate, queries, registry
+from contract.db import Device, open_store
 from contract.influx import Influx, Series
-from contract.lineproto import record_line
-from contract.payload import parse
 from contract.settings import InfluxSettings
 from dashboards.boards import all_dashboards
 from dashboards.grafana import INFLUX_UID, REGISTRY_UID
 from dashboards.platform import Target, scrape_once
 from firewatch.services import InfluxD, free_port
 from ingest.metrics import Metrics
-from simulators.fleet import Fleet
-from simulators.scenario import Scenario
-from simulators.stream import generate
 
 NOW_MS = int(time.time() * 1000)
 MIN = 60_000
-HOUR = 60 * MIN
 DISTRICTS = ("510104", "510105")
 
 
@@ -48,61 +40,6 @@ DISTRICTS = ("510104", "510105")
 class City:
     influx: InfluxSettings
     store_url: str
-
-
-RUN_MS = 30 * HOUR
-SCENARIO = [
-    # (incident, hours after the run's start, extra keys): every one in every district,
-    # placed so that each panel has something to show at the end of the run.
-    ("panel_fault", 1, {}),
-    ("residual_creep", 0, {"duration": "30h"}),
-    ("false_alarm", 10, {"days": 1}),
-    ("panel_fault", 25, {}),
-    ("water_theft", 26, {}),
-    ("knocked_over", 27, {"duration": "1h"}),
-    ("pressure_drop", 28, {"duration": "3h"}),
-    ("panel_fire", 28, {}),
-    ("cable_overheat", 29, {}),
-    ("pump_failure", 29, {}),
-    ("arc_fault", 29.5, {}),
-]
-
-
-def _simulated_city() -> tuple[list[str], list[Device]]:
-    """The simulator's city over the last 30 h with incidents, parsed and stored as ingest stores it."""
-    fleet = Fleet.build(60, seed=3, districts=len(DISTRICTS))
-    assert sorted({d.code for d in fleet.districts}) == list(DISTRICTS)
-    incidents = [
-        {"type": kind, "district": district, "at": f"{int(hours * 60)}m", **extra}
-        for district in DISTRICTS for kind, hours, extra in SCENARIO
-    ]
-    start = NOW_MS - RUN_MS
-    sites = {d.id: d.site for d in fleet.devices}
-    lines: list[str] = []
-    for m in generate(fleet, Scenario.from_dict({"seed": 3, "incidents": incidents}), start, NOW_MS):
-        parsed = parse(m.topic, m.payload, NOW_MS)
-        assert not parsed.rejections, parsed.rejections
-        lines += [record_line(r, sites[r.device_id]) for r in parsed.records]
-    devices = [Device(**d.registry_row()) for d in fleet.devices]
-    return lines + _alert_lines(fleet), devices
-
-
-def _alert_lines(fleet: Fleet) -> list[str]:
-    """Alert changes in alerting's own line format: one still firing and one resolved per district."""
-    out = []
-    for n, district in enumerate(DISTRICTS):
-        detectors = [d for d in fleet.of_kind("electrical") if d.district == district]
-        for k, (device, resolved) in enumerate(((detectors[0], False), (detectors[1], True))):
-            alert = Alert(id=10 * n + k, fingerprint=f"{device.id}:residual_current", rule="residual_current",
-                          severity="critical", state="firing", kind="electrical", device_id=device.id,
-                          district=district, site=device.site, value=320.0, threshold=300.0,
-                          summary=f"{device.id} residual current 320 mA", score=0.5, probable=False,
-                          started_ms=NOW_MS - (2 * HOUR if resolved else 20 * MIN), last_seen_ms=NOW_MS)
-            out.append(change_line(AlertChange("fired", alert, None)))
-            if resolved:
-                alert.state, alert.resolved_ms = "resolved", NOW_MS - HOUR
-                out.append(change_line(AlertChange("resolved", alert, None)))
-    return out
 
 
 async def _relay_ingest_metrics(influx: Influx) -> None:
@@ -139,63 +76,14 @@ async def _fill(city: City, devices: list[Device], lines: list[str]) -> None:
 def city(influxd: InfluxD, tmp_path_factory: pytest.TempPathFactory) -> City:
     folder = tmp_path_factory.mktemp("dashboards")
     c = City(InfluxSettings(url=influxd.url, database="dashboards"), f"sqlite:///{folder}/firewatch.db")
-    lines, devices = _simulated_city()
+    fleet, lines = simulated_city(60, 30, len(DISTRICTS), NOW_MS)
+    assert [d.code for d in fleet.districts] == list(DISTRICTS)
+    devices = registry(fleet)
     asyncio.run(_fill(c, devices, lines))
     return c
 
 
-# -- what Grafana does to a query before sending it ---------------------------------------------
-
-_REGEX_SPECIAL = re.compile(r"([\\/^$*+?.()|\[\]{}])")
-
-
-def _variable_text(values: list[str] | None) -> str:
-    """A multi-value variable inside `/^$var$/`: the 'All' value `.*`, one escaped value, or `(a|b)`."""
-    if values is None:
-        return ".*"
-    escaped = [_REGEX_SPECIAL.sub(r"\\\1", v) for v in values]
-    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
-
-
-def _range_ms(time_from: str) -> int:
-    amount, unit = re.fullmatch(r"now-(\d+)([mhd])", time_from).groups()  # type: ignore[union-attr]
-    return int(amount) * {"m": MIN, "h": HOUR, "d": 24 * HOUR}[unit]
-
-
-def interpolate(query: str, board: dict[str, Any], chosen: dict[str, list[str]]) -> str:
-    start = NOW_MS - _range_ms(board["time"]["from"])
-    q = query.replace("$timeFilter", f"time >= {start}ms and time <= {NOW_MS + MIN}ms")
-    q = q.replace("$__interval", "1m")
-    for var in board["templating"]["list"]:
-        q = q.replace("$" + var["name"], _variable_text(chosen.get(var["name"])))
-    assert not re.search(r"\$\w", q), f"unsubstituted macro or variable left in {q}"
-    return q
-
-
-@dataclass
-class Query:
-    board: dict[str, Any]
-    where: str
-    target: dict[str, Any]
-
-    @property
-    def text(self) -> str:
-        return self.target.get("query") or self.target["rawSql"]
-
-
-def _queries() -> Iterator[Query]:
-    for board in all_dashboards():
-        for var in board["templating"]["list"]:
-            yield Query(board, f"{board['uid']} variable {var['name']}", {"query": var["query"], "datasource": var["datasource"]})
-        for anno in board["annotations"]["list"]:
-            if "query" in anno:
-                yield Query(board, f"{board['uid']} annotation {anno['name']}", {**anno["target"], "datasource": anno["datasource"]})
-        for p in board["panels"]:
-            for t in p["targets"]:
-                yield Query(board, f"{board['uid']} {p['title']} {t['refId']}", t)
-
-
-QUERIES = list(_queries())
+QUERIES = queries()
 
 
 async def _run(city: City, query: Query, chosen: dict[str, list[str]]) -> list[Any]:
@@ -209,7 +97,7 @@ async def _run(city: City, query: Query, chosen: dict[str, list[str]]) -> list[A
             await store.aclose()
     assert uid == INFLUX_UID
     async with Influx(city.influx) as influx:
-        series: list[Series] = await influx.query(interpolate(query.text, query.board, chosen))
+        series: list[Series] = await influx.query(interpolate(query, chosen, NOW_MS))
     return [row for s in series for row in s.values]
 
 
