@@ -7,6 +7,7 @@ the error is an installer editing firewatch.toml.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -168,12 +169,21 @@ def notify_config(settings: Settings) -> NotifyConfig:
 
 
 def _kept_secret(data_dir: Path) -> str:
-    """One random key per data folder, so links survive restarts without anyone choosing a key."""
+    """One random key per data folder, so links survive restarts without anyone choosing a key.
+
+    The api and alerting may start together: the key is written aside and linked into place,
+    which fails for the later one, who then reads the earlier one's key.
+    """
     path = Path(data_dir) / "ack-secret"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    path.write_text(key, encoding="utf-8")
-    path.chmod(0o600)
-    return key
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".ack-secret.{os.getpid()}")
+        aside.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        aside.chmod(0o600)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
+    return path.read_text(encoding="utf-8").strip()
