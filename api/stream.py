@@ -12,16 +12,17 @@ import asyncio
 from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import or_, select
 
-from api.alerts import OPEN, AlertOut, AuditOut, queue_order
+from api.alerts import ALERT_COLUMNS, OPEN, AlertOut, AuditOut, queue_order
 from api.auth import Viewer
 from api.context import Context, Ctx
 from api.devices import device_out
 from api.fields import MAX_ID
+from api.responses import fast_json
 from api.tables import DeviceState
 from contract.db import Alert, AuditEntry, Device
 
@@ -130,7 +131,7 @@ async def stream(
 
 
 @router.get("/console/snapshot", response_model=Snapshot, summary="Devices (columnar) and open alerts, with the stream cursor")
-async def snapshot(c: Ctx, _: Viewer) -> Snapshot:
+async def snapshot(c: Ctx, _: Viewer) -> Response:
     cursor = await c.feed.head()
     async with c.store.session() as s:
         rows = (
@@ -144,8 +145,11 @@ async def snapshot(c: Ctx, _: Viewer) -> Snapshot:
                 .order_by(Device.id)
             )
         ).all()
-        alerts = (await s.execute(select(Alert).where(Alert.state.in_(OPEN)).order_by(*queue_order()).limit(5000))).scalars()
-        open_alerts = [AlertOut.model_validate(a) for a in alerts]
+        alerts = (
+            await s.execute(select(*ALERT_COLUMNS).where(Alert.state.in_(OPEN)).order_by(*queue_order()).limit(5000))
+        ).mappings().all()
     names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
     columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
-    return Snapshot(cursor=cursor, devices=columns, alerts=open_alerts, map_tile_url=c.settings.api.map_tile_url)
+    return fast_json(
+        {"cursor": cursor, "devices": columns, "alerts": [dict(a) for a in alerts], "map_tile_url": c.settings.api.map_tile_url}
+    )

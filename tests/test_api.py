@@ -192,7 +192,7 @@ def test_readings_are_aggregated_per_window_and_identifiers_are_checked(admin: h
     admin.post("/api/v1/devices", json=HYDRANT)
     admin.post("/api/v1/devices", json=HYDRANT | {"id": "H-2"})
     t0 = now_ms() - 3_600_000
-    t0 -= t0 % 600_000
+    t0 -= t0 % 3_600_000
     write_lines(
         api.settings,
         [f"hydrant,device_id=H-1,district=510104 pressure_mpa={0.30 + i / 100},battery_pct=80 {t0 + i * 60_000}"

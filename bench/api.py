@@ -1,0 +1,215 @@
+"""`firewatch bench api`: API latency under concurrent clients, and the console's first render.
+
+Real services on loopback: Mosquitto, InfluxDB and `firewatch api` as a child
+process (configured only by FIREWATCH_* variables, as an installer would). The
+city (default 20,000 devices) is imported through the API's CSV import, open
+alerts are written to the SQL store as alerting writes them, and one device gets
+24 hours of readings at 30 s. An asyncio load client with N concurrent clients
+then asks for the alert queue and for the 24-hour readings; finally headless
+Chromium loads the console and reports when the map and queue first rendered
+(the console's `fw-first-render` performance mark, from navigation start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from api.auth import issue
+from contract.db import Alert, open_store
+from contract.influx import Influx
+from contract.settings import Settings
+from firewatch.services import InfluxD, Mosquitto, free_port
+from simulators.fleet import Fleet
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+class ApiProcess:
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        s = settings
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "FIREWATCH_MQTT__PORT": str(s.mqtt.port),
+            "FIREWATCH_INFLUX__URL": s.influx.url,
+            "FIREWATCH_INFLUX__DATABASE": s.influx.database,
+            "FIREWATCH_STORE__URL": s.store.url,
+            "FIREWATCH_API__PORT": str(self.port),
+        }
+        self.env.pop("FIREWATCH_CONFIG", None)
+        self.log = folder / "api.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "firewatch", "api"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code in (200, 503):
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"api did not start; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+async def _seed_alerts(settings: Settings, fleet: Fleet, count: int) -> None:
+    store = await open_store(settings.store.url)
+    now = int(time.time() * 1000)
+    severities = ("fire", "critical", "warning", "warning", "info")
+    async with store.session() as s, s.begin():
+        for k in range(count):
+            d = fleet.devices[(k * 7919) % len(fleet.devices)]
+            a = Alert(fingerprint=f"{d.id}:bench{k}", rule=f"bench{k % 5}", severity=severities[k % 5],
+                      state="firing", kind=d.kind.value, device_id=d.id, district=d.district, site=d.site,
+                      summary="bench alert", score=(k % 100) / 100, reasons=["bench"], started_ms=now - k * 1000,
+                      last_seen_ms=now)
+            s.add(a)
+            await s.flush()
+            await store.audit(s, "alerting", "fired", f"alert:{a.id}")
+    await store.aclose()
+
+
+async def _seed_readings(settings: Settings, device_id: str, district: str) -> None:
+    now = int(time.time() * 1000)
+    lines = [
+        f"hydrant,device_id={device_id},district={district} pressure_mpa={0.3 + (k % 60) / 1000},battery_pct=80 "
+        f"{now - k * 30_000}"
+        for k in range(2880)
+    ]
+    async with Influx(settings.influx) as influx:
+        await influx.write("\n".join(lines))
+
+
+async def _load(url: str, token: str, path: str, clients: int, requests: int) -> dict[str, float]:
+    """`clients` concurrent connections sharing `requests` GETs; latency per request, and throughput."""
+    latencies: list[float] = []
+    errors = 0
+    left = requests
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=30) as http:
+
+        async def worker() -> None:
+            nonlocal left, errors
+            while left > 0:
+                left -= 1
+                t = time.perf_counter()
+                r = await http.get(path)
+                latencies.append(time.perf_counter() - t)
+                errors += r.status_code != 200
+
+        await http.get(path)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "errors": errors,
+    }
+
+
+def _first_render(url: str, token: str, runs: int = 3) -> float | None:
+    """Median time from navigation start to the console's first full render (map + queue)."""
+    if not Path(CHROMIUM).exists():
+        return None
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.goto(url + "/")
+        page.fill("#token", token)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        times = []
+        for _ in range(runs):
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+            times.append(page.evaluate("performance.getEntriesByName('fw-first-render')[0].startTime"))
+        browser.close()
+    return round(statistics.median(times), 1)
+
+
+def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path) -> dict[str, Any]:
+    with Mosquitto(folder / "mosquitto") as m, InfluxD(folder / "influxd") as i:
+        settings = Settings(
+            mqtt={"port": m.port}, influx={"url": i.url, "database": "bench"},
+            store={"url": f"sqlite:///{folder}/firewatch.db"},
+        )
+        httpx.post(f"{i.url}/query", data={"q": 'CREATE DATABASE "bench"'}).raise_for_status()
+        token = asyncio.run(issue(settings.store.url, "bench", "admin"))
+        fleet = Fleet.build(devices, seed=3, districts=12)
+        fleet.write_csv(folder / "city.csv")
+        api = ApiProcess(settings, folder)
+        api.start()
+        try:
+            t = time.perf_counter()
+            report = httpx.post(
+                f"{api.url}/api/v1/devices/import", content=(folder / "city.csv").read_bytes(),
+                headers={"Authorization": f"Bearer {token}", "content-type": "text/csv"}, timeout=600,
+            ).json()
+            import_s = time.perf_counter() - t
+            asyncio.run(_seed_alerts(settings, fleet, alerts))
+            hydrant = fleet.of_kind("hydrant")[0]
+            asyncio.run(_seed_readings(settings, hydrant.id, hydrant.district))
+            alert_list = asyncio.run(_load(api.url, token, "/api/v1/alerts?state=open&limit=200", clients, requests))
+            start = int(time.time() * 1000) - 86_400_000
+            readings = asyncio.run(
+                _load(api.url, token, f"/api/v1/devices/{hydrant.id}/readings?start={start}", clients, requests)
+            )
+            render_ms = _first_render(api.url, token)
+        finally:
+            api.stop()
+    return {
+        "devices": devices,
+        "imported": report["created"],
+        "import_s": round(import_s, 2),
+        "open_alerts": alerts,
+        "clients": clients,
+        "requests_per_endpoint": requests,
+        "alert_list": alert_list,
+        "readings_24h": readings,
+        "console_first_render_ms": render_ms,
+        "cpus": os.cpu_count(),
+    }
+
+
+def main(devices: int, alerts: int, clients: int, requests: int, as_json: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="fw-bench-api-") as tmp:
+        result = measure(devices, alerts, clients, requests, Path(tmp))
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
+    for key, value in result.items():
+        print(f"{key:>24}: {value}")
