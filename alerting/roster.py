@@ -293,3 +293,16 @@ async def duty_now(store_url: str, now_ms: int, zone: ZoneInfo) -> tuple[Duty, D
             return await on_duty(s, now_ms, zone), await next_handover(s, now_ms, zone)
     finally:
         await store.aclose()
+
+
+async def dump_yaml(store_url: str) -> str:
+    """`firewatch roster show`: the stored roster as YAML that `roster load` takes back."""
+    from contract.db import open_store
+
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s:
+            roster = await export_roster(s)
+    finally:
+        await store.aclose()
+    return yaml.safe_dump(roster.model_dump(), allow_unicode=True, sort_keys=False)

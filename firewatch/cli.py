@@ -183,6 +183,16 @@ def roster_load(path: Annotated[Path, typer.Argument(help="Roster YAML (see docs
     print(f"roster loaded: {len(roster.people)} people, {len(roster.groups)} groups, {len(roster.shifts)} shifts")
 
 
+@roster_app.command("show")
+def roster_show() -> None:
+    """Print the stored roster as YAML (edit it and `roster load` it back)."""
+    import asyncio
+
+    from alerting.roster import dump_yaml
+
+    print(asyncio.run(dump_yaml(settings().store.url)), end="")
+
+
 @roster_app.command("now")
 def roster_now() -> None:
     """Who is on duty now in each group, and the next handover."""

@@ -115,6 +115,11 @@ def test_cli_loads_a_roster_file_and_tells_who_is_on_duty(tmp_path: Path) -> Non
     loaded = runner.invoke(app, ["--config", str(cfg), "roster", "load", str(roster)])
     assert loaded.exit_code == 0, loaded.output
     assert "4 people" in loaded.output
+    shown = runner.invoke(app, ["--config", str(cfg), "roster", "show"])
+    assert shown.exit_code == 0 and "name: 张伟" in shown.output
+    roster.write_text(shown.output, encoding="utf-8")
+    again = runner.invoke(app, ["--config", str(cfg), "roster", "load", str(roster)])
+    assert again.exit_code == 0 and "4 people, 2 groups, 3 shifts" in again.output, "show gives what load takes"
     now = runner.invoke(app, ["--config", str(cfg), "roster", "now"])
     assert now.exit_code == 0, now.output
     assert "张伟" in now.output and "刘主任" in now.output
