@@ -35,6 +35,7 @@ from contract.topics import alert_topic
 
 router = APIRouter(tags=["acknowledge"], include_in_schema=False)
 NOTE_MAX = 1000
+FORM_MAX = 16 * 1024
 
 PAGE_TEXT = {
     "zh": {
@@ -227,23 +228,27 @@ async def ack_page(alert_id: int, token: str, request: Request, c: Ctx) -> HTMLR
 
 @router.post("/ack/{alert_id}/{token}", response_class=HTMLResponse)
 async def ack_form(alert_id: int, token: str, request: Request, c: Ctx) -> HTMLResponse:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    how = (form.get("how") or ["ack"])[0]
-    note = (form.get("note") or [""])[0]
-    return await _act(request, c, alert_id, token, how, note)
+    return await _act(request, c, alert_id, token, None)
 
 
 @router.post("/ack/{alert_id}/{token}/{how}", response_class=HTMLResponse)
 async def ack_action(alert_id: int, token: str, how: str, request: Request, c: Ctx) -> HTMLResponse:
-    return await _act(request, c, alert_id, token, how, "")
+    return await _act(request, c, alert_id, token, how)
 
 
-async def _act(request: Request, c: Context, alert_id: int, token: str, how: str, note: str) -> HTMLResponse:
+async def _act(request: Request, c: Context, alert_id: int, token: str, how: str | None) -> HTMLResponse:
+    """`how` from the path (ntfy's buttons) or, when None, from the page's form, read only for a genuine link."""
     config = _config(request, c)
     try:
         claim = _verify(config, alert_id, token)
     except AckLinkError as err:
         return _problem(config.language, err, alert_id)
+    note = ""
+    if how is None:
+        body = await request.body()
+        form = parse_qs(body[:FORM_MAX].decode("utf-8", "replace"))
+        how = (form.get("how") or ["ack"])[0]
+        note = (form.get("note") or [""])[0]
     lang = await _language(c, config, claim.person)
     t = _t(lang)
     if how not in ACK_HOWS:
