@@ -232,6 +232,10 @@ def _count(url: str, db: str) -> int:
     return sum(s["values"][0][1] for r in doc["results"] for s in r.get("series", []))
 
 
+def _cpu_seconds(procs: list[psutil.Process]) -> float:
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+
+
 def ceiling(services: Services, data: bytes, messages: int) -> float:
     """Messages/s that mosquitto_sub receives at QoS 1; its session is made first, so none is missed."""
     base = ["mosquitto_sub", "-h", services.host, "-p", str(services.port), "-q", "1", "-t", FILTER]
@@ -302,6 +306,10 @@ def run(
             w.wait_subscribed()
         ps = [psutil.Process(w.proc.pid) for w in workers if w.proc is not None]
         peak_rss = 0
+        cpu = {"ingest": ps} | {
+            s.name: [psutil.Process(s.proc.pid)] for s in services.own if s.proc is not None
+        }
+        cpu_before = {name: _cpu_seconds(procs) for name, procs in cpu.items()}
         started = time.perf_counter()
         publisher = threading.Thread(
             target=publish, args=(services.host, services.port, data, messages)
@@ -324,6 +332,10 @@ def run(
         publisher.join()
         elapsed = (done_at or time.perf_counter()) - started
         spooled = sum(w.metric("firewatch_ingest_records_spooled_total") for w in workers)
+        cpu_us = {
+            name: round((_cpu_seconds(procs) - cpu_before[name]) / messages * 1e6, 1)
+            for name, procs in cpu.items()
+        }
         for w in workers:
             w.stop()
             _forget_session(services, w.env["FIREWATCH_INGEST__CLIENT_ID"])
@@ -341,6 +353,8 @@ def run(
             "ingest_processes": processes,
             "batch_size": settings.ingest.batch_size,
             "devices": devices,
+            "cpu_us_per_msg": cpu_us,
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "seconds": round(elapsed, 2),
         }
     finally:
