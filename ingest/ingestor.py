@@ -3,9 +3,9 @@
 Messages arrive on a shared subscription and go into the open batch: their
 records as lines, their rejections as dead letters, their packet ids as acks
 owed. A batch is sealed when it holds `batch_size` lines or is
-`flush_interval_s` old, and one committer task stores sealed batches in order:
-to InfluxDB, or to the spool when InfluxDB cannot take it. Only then are its dead
-letters written and its messages acknowledged, in the order they came, on the
+`flush_interval_s` old, and committer tasks store sealed batches: to InfluxDB,
+or to the spool when InfluxDB cannot take it. Only then are its dead letters
+written and its messages acknowledged, in the order they came, on the
 connection they came on; after a reconnect the broker redelivers whatever was
 not acknowledged, and a redelivered record is the same point, so nothing is
 lost and nothing counts twice.
