@@ -75,8 +75,6 @@ class Dispatcher:
         self.clock = clock
         self.channels = Channels(config)
         self._in_flight: set[int] = set()
-        self.on_handed: Callable[[Message], None] | None = None
-        """Called when a channel accepted a message (the benchmark measures with it)."""
 
     async def aclose(self) -> None:
         await self.channels.aclose()
@@ -116,8 +114,6 @@ class Dispatcher:
                 log.exception("channel %s raised", redact(msg.channel))
                 error = f"channel raised {exc!r}"
             took = (time.perf_counter() - started) * 1000
-            if not error and self.on_handed:
-                self.on_handed(msg)
             await self._log(msg, attempt, error, took)
             if not error:
                 return
