@@ -40,7 +40,7 @@ class InfluxSource:
             "database": self.database,
             "user": self.user,
             "isDefault": True,
-            "jsonData": {"dbName": self.database, "httpMode": "GET", "version": "InfluxQL"},
+            "jsonData": {"dbName": self.database, "httpMode": "GET", "version": "InfluxQL", "timeInterval": "1m"},
         }
         if self.password:
             ds["secureJsonData"] = {"password": self.password}

@@ -304,12 +304,16 @@ def dashboards_relay(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TARGETS") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def run() -> None:
         async with Influx(settings().influx) as influx:
             await relay(parsed, influx, every)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
 
 
 @bench_app.command("dashboards")
