@@ -102,3 +102,36 @@ groups:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_hydrants_losing_pressure_together_page_once_as_a_water_main(store: Store, sink: HttpSink) -> None:
+    await load_yaml(store, f"""
+people: [{{id: water, channels: ["webhook+{sink.base}/water"]}}]
+groups: [{{id: water, members: [water]}}]
+""")
+    clock = Clock()
+    config = NotifyConfig(routes=[Route(name="water", kind=["hydrant"], steps=[Step(notify=["group:water"])])],
+                          secret="s", public_url="https://fw", backoff_s=0.01)
+    pipeline = Pipeline(alerting_config({"clock": "event"}), store)
+    await pipeline.start()
+    changes = pipeline.feed.subscribe()
+    escalator = Escalator(store, config, clock)
+    t0 = clock.now
+    for minute in range(12):
+        for i in range(6):
+            ts = t0 + minute * 60_000 + i * 1000
+            body = {"ts": ts, "seq": minute, "kind": "hydrant",
+                    "m": {"pressure_mpa": 0.32 if minute < 3 else 0.05, "battery_pct": 80}}
+            await pipeline.process(parse(f"fire/v1/510104/H{i}/telemetry", json.dumps(body).encode(), ts).records,
+                                   now_ms=ts)
+    seen = changes.drain()
+    assert any(c.alert.rule == "water_main" for c in seen)
+    for change in seen:
+        await escalator.handle(change)
+    clock.advance(seconds=31)
+    await escalator.tick()
+    await escalator.drain()
+    [page] = [json.loads(r.body) for r in sink.at("/water")]
+    assert page["alert"]["rule"] == "water_main"
+    hydrant_alerts = {c.alert.id for c in seen if c.alert.device_id}
+    assert f"另有 {len(hydrant_alerts)} 条同类告警" in page["text"], page["text"]
