@@ -306,3 +306,15 @@ async def dump_yaml(store_url: str) -> str:
     finally:
         await store.aclose()
     return yaml.safe_dump(roster.model_dump(), allow_unicode=True, sort_keys=False)
+
+
+async def person(store_url: str, person_id: str) -> Person | None:
+    """`firewatch roster test`: one person and their channels."""
+    from contract.db import open_store
+
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s:
+            return await s.get(Person, person_id)
+    finally:
+        await store.aclose()

@@ -193,6 +193,31 @@ def roster_show() -> None:
     print(asyncio.run(dump_yaml(settings().store.url)), end="")
 
 
+@roster_app.command("test")
+def roster_test(person_id: Annotated[str, typer.Argument(help="Person id from the roster.")]) -> None:
+    """Send a test message on each of a person's channels and say which arrived at their server."""
+    import asyncio
+
+    from alerting.notify.channels import Outgoing, try_channels
+    from alerting.notify.config import notify_config
+    from alerting.notify.templates import word
+    from alerting.roster import person
+
+    s = settings()
+    config = notify_config(s)
+    who = asyncio.run(person(s.store.url, person_id))
+    if who is None or not who.channels:
+        err.print(f"[red]no person {person_id!r} with channels in the roster[/red]", highlight=False)
+        raise typer.Exit(2)
+    lang = who.language or config.language
+    test = Outgoing(word(lang, "test_title"), word(lang, "test_body"), "info", "test", {})
+    results = asyncio.run(try_channels(config, who.channels, test))
+    for url, outcome in results:
+        print(f"{outcome:>4}  {url}" if outcome == "ok" else f"FAIL  {url}: {outcome}")
+    if any(outcome != "ok" for _, outcome in results):
+        raise typer.Exit(1)
+
+
 @roster_app.command("now")
 def roster_now() -> None:
     """Who is on duty now in each group, and the next handover."""

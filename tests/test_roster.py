@@ -140,3 +140,27 @@ async def test_the_example_roster_in_the_docs_loads(tmp_path: Path) -> None:
             assert [p.id for p in (await on_duty(s, at("2026-11-28 12:00"), SHANGHAI)).groups["duty"]] == ["chen"]
     finally:
         await st.aclose()
+
+
+def test_cli_test_sends_on_each_channel_and_says_which_failed(tmp_path: Path) -> None:
+    from tests.notify_servers import HttpSink
+
+    sink = HttpSink(status={"/broken": 500})
+    sink.start()
+    try:
+        cfg = tmp_path / "firewatch.toml"
+        cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/cli.db"\n[up]\ndata_dir = "{tmp_path}/data"\n')
+        roster = tmp_path / "roster.yaml"
+        roster.write_text(f'people: [{{id: zhang, channels: ["webhook+{sink.base}/ok", '
+                          f'"webhook+{sink.base}/broken"]}}]\n')
+        runner = CliRunner()
+        assert runner.invoke(app, ["--config", str(cfg), "roster", "load", str(roster)]).exit_code == 0
+        result = runner.invoke(app, ["--config", str(cfg), "roster", "test", "zhang"])
+        assert result.exit_code == 1
+        assert "ok  webhook+http://127.0.0.1" in result.output and "FAIL" in result.output
+        assert "500" in result.output
+        assert sorted(r.path for r in sink.requests) == ["/broken", "/ok"]
+        missing = runner.invoke(app, ["--config", str(cfg), "roster", "test", "nobody"])
+        assert missing.exit_code == 2
+    finally:
+        sink.stop()

@@ -43,6 +43,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack": "确认",
         "on_way": "马上到",
         "false_alarm": "误报",
+        "test_title": "【测试】firewatch 通知测试",
+        "test_body": "这是一条测试消息，收到即说明此通道可用，无需处理。",
     },
     "en": {
         "fire": "FIRE",
@@ -66,6 +68,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack": "Acknowledge",
         "on_way": "On my way",
         "false_alarm": "False alarm",
+        "test_title": "[Test] firewatch notification test",
+        "test_body": "A test message: if you read it, this channel works. Nothing to do.",
     },
 }
 

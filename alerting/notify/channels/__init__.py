@@ -7,6 +7,7 @@ handed to Apprise (DingTalk, WeCom, Feishu, ntfy, e-mail, SMS providers).
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 import apprise
@@ -18,7 +19,7 @@ from alerting.notify.channels.phone import AppriseChannel
 from alerting.notify.channels.webhook import WebhookChannel
 from alerting.notify.config import NotifyConfig
 
-__all__ = ["Channel", "ChannelError", "Channels", "Outgoing", "redact"]
+__all__ = ["Channel", "ChannelError", "Channels", "Outgoing", "redact", "try_channels"]
 
 
 class Channels:
@@ -64,3 +65,22 @@ def redact(url: str) -> str:
         return f"{scheme}://{parts.hostname or ''}" + (f"/...{tail[-4:]}" if scheme == "gateway" else "")
     plugin = apprise.Apprise.instantiate(url)
     return plugin.url(privacy=True).split("?", 1)[0] if plugin else scheme + "://"
+
+
+async def try_channels(config: NotifyConfig, urls: list[str], out: Outgoing) -> list[tuple[str, str]]:
+    """Send `out` once on each URL, concurrently: (redacted URL, "ok" or why not), for an installer's check."""
+    channels = Channels(config)
+
+    async def one(url: str) -> tuple[str, str]:
+        try:
+            await asyncio.wait_for(channels.get(url).send(out), config.send_timeout_s)
+            return redact(url), "ok"
+        except ChannelError as exc:
+            return redact(url), str(exc)
+        except TimeoutError:
+            return redact(url), f"no answer within {config.send_timeout_s:g} s"
+
+    try:
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+    finally:
+        await channels.aclose()
