@@ -129,3 +129,11 @@ def test_delivery_log_keeps_no_secrets_of_channel_urls() -> None:
         shown = redact(url)
         assert "secret" not in shown and "pa55word" not in shown and "13800001234" not in shown, shown
         assert shown.split("://")[0] == url.split("://")[0]
+
+
+async def test_a_failed_phone_send_says_what_the_service_answered() -> None:
+    from firewatch.services import free_port
+
+    with pytest.raises(ChannelError, match="Connection error"):
+        await Channels(NotifyConfig(secret="s")).get(f"ntfy://127.0.0.1:{free_port()}/duty").send(
+            Outgoing("t", "b", "fire", "page", {}))

@@ -39,11 +39,23 @@ class AppriseChannel:
         ap = apprise.Apprise()
         if not ap.add(self._url_for(out)):
             raise ChannelError("apprise does not understand this channel URL")
-        if not await ap.async_notify(body=out.body, title=out.title, body_format=apprise.NotifyFormat.TEXT):
-            raise ChannelError("apprise reported the send as failed")
+        result = await ap.async_notify(body=out.body, title=out.title, body_format=apprise.NotifyFormat.TEXT)
+        if not result:
+            raise ChannelError(_why(result))
 
 
 def _latin1(header: str) -> str:
     if header.isascii():
         return header
     return "=?UTF-8?B?" + base64.b64encode(header.encode()).decode() + "?="
+
+
+def _why(result: apprise.AppriseResult) -> str:
+    """Apprise's own warnings of the last attempt, which say what the service answered."""
+    said = [
+        entry.message
+        for service in result.results
+        for entry in (service.attempts[-1].logs if service.attempts else [])
+        if entry.level in ("WARNING", "ERROR")
+    ]
+    return "apprise: " + (" ".join(said[-3:]) or "the send failed")
