@@ -256,7 +256,11 @@ def _ids(duty: Duty) -> dict[str, list[str]]:
 async def resolve_targets(
     session: AsyncSession, targets: list[str], now_ms: int, zone: ZoneInfo
 ) -> list[Person]:
-    """The people a step's `group:`/`person:` targets mean right now, each once."""
+    """The people a step's `group:`/`person:` targets mean right now, each once.
+
+    A group with nobody on duty at this moment (a gap in its shifts) means all its members:
+    waking someone off duty beats paging no one.
+    """
     duty: Duty | None = None
     found: dict[str, Person] = {}
     for target in targets:
@@ -267,7 +271,11 @@ async def resolve_targets(
                 found.setdefault(p.id, p)
         elif prefix == "group":
             duty = duty or await on_duty(session, now_ms, zone)
-            for p in duty.groups.get(name, []):
+            people = duty.groups.get(name) or (await session.scalars(
+                select(Person).join(GroupMember, GroupMember.person_id == Person.id)
+                .where(GroupMember.group_id == name).order_by(Person.id)
+            )).all()
+            for p in people:
                 found.setdefault(p.id, p)
     return list(found.values())
 

@@ -84,6 +84,15 @@ async def test_targets_resolve_to_people_on_duty_once_each(store: Store) -> None
     assert [p.id for p in people] == ["zhang", "boss"]
 
 
+async def test_a_gap_in_the_shifts_pages_the_whole_group_rather_than_nobody(store: Store) -> None:
+    await load_yaml(store, ROSTER.replace('days: [sat, sun], start: "00:00", end: "24:00"',
+                                          'days: [sat], start: "00:00", end: "24:00"'))
+    async with store.session() as s:
+        assert (await on_duty(s, at("2026-11-29 12:00"), SHANGHAI)).groups["duty"] == []  # Sunday
+        people = await resolve_targets(s, ["group:duty"], at("2026-11-29 12:00"), SHANGHAI)
+    assert sorted(p.id for p in people) == ["chen", "li", "zhang"]
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
