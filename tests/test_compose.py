@@ -128,7 +128,7 @@ def test_grafana_provisioning_points_at_the_exported_dashboards_and_known_source
     assert by_uid[INFLUX_UID]["jsonData"] == pushed[0]["jsonData"] | {"dbName": "firewatch"}
 
     provider = yaml.safe_load((provisioning / "dashboards" / "firewatch.yaml").read_text())["providers"][0]
-    grafana_mounts = dict((t, s) for s, t in _mounts(SERVICES["grafana"]))
+    grafana_mounts = {t: s for s, t in _mounts(SERVICES["grafana"])}
     folder = provider["options"]["path"]
     volume = grafana_mounts[folder]
     exporter = SERVICES["dashboards"]

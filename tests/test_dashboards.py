@@ -21,7 +21,8 @@ import pytest
 from prometheus_client import start_http_server
 from sqlalchemy import text
 
-from bench.dashboards import Query, city as simulated_city, interpolate, queries, registry
+from bench.dashboards import Query, interpolate, queries, registry
+from bench.dashboards import city as simulated_city
 from contract.db import Device, open_store
 from contract.influx import Influx, Series
 from contract.settings import InfluxSettings
@@ -109,7 +110,7 @@ def _real_values(city: City, board: dict[str, Any], names: tuple[str, ...]) -> d
             continue
         rows = asyncio.run(_run(city, Query(board, "", {"query": var["query"], "datasource": var["datasource"]}), chosen))
         assert rows, f"variable {var['name']} of {board['uid']} has no values"
-        chosen[var["name"]] = [sorted(r[1] for r in rows)[0]]
+        chosen[var["name"]] = [min(r[1] for r in rows)]
     return chosen
 
 
