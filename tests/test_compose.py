@@ -8,6 +8,7 @@ mounts is started with the real Mosquitto.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import subprocess
 import threading
@@ -158,28 +159,26 @@ def test_firewatch_services_reach_each_other_by_compose_names() -> None:
 
 
 class ShippedMosquitto(Mosquitto):
-    """The compose broker's mosquitto.conf and ACL, with its container paths moved under a test folder."""
+    """The compose broker as its container starts it: the shipped entrypoint.sh, mosquitto.conf and
+    ACL, with the container's /mosquitto paths moved under a test folder and free ports."""
 
-    def __init__(self, data_dir: Path, tls_port: int | None) -> None:
+    def __init__(self, data_dir: Path, tls_port: int) -> None:
         super().__init__(data_dir)
         self.tls_port = tls_port
 
     def _configure(self) -> None:
-        root = self.dir
-        for sub in ("auth/conf.d", "data", "config"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+        root, deploy = self.dir, ROOT / "deploy" / "mosquitto"
+        (root / "config").mkdir(parents=True, exist_ok=True)
+        (root / "data").mkdir(exist_ok=True)
+        conf = (deploy / "mosquitto.conf").read_text()
         conf = conf.replace("/mosquitto/", f"{root}/").replace("listener 1883", f"listener {self.port} 127.0.0.1")
         (root / "config" / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n{conf}")
-        (root / "config" / "acl").write_text((ROOT / "deploy" / "mosquitto" / "acl").read_text())
-        if self.tls_port:
-            (root / "auth" / "conf.d" / "tls.conf").write_text(
-                f"listener {self.tls_port} 127.0.0.1\ncertfile {root}/certs/server.crt\n"
-                f"keyfile {root}/certs/server.key\ntls_version tlsv1.2\n"
-            )
+        (root / "config" / "acl").write_text((deploy / "acl").read_text())
+        script = (deploy / "entrypoint.sh").read_text().replace("/mosquitto/", f"{root}/")
+        (root / "entrypoint.sh").write_text(script.replace("listener 8883", f"listener {self.tls_port} 127.0.0.1"))
 
     def _command(self) -> list[str]:
-        return ["mosquitto", "-c", str(self.dir / "config" / "mosquitto.conf")]
+        return ["sh", str(self.dir / "entrypoint.sh")]
 
 
 def _connects(port: int, username: str, password: str, ca: Path | None = None) -> bool:
@@ -199,7 +198,12 @@ def _connects(port: int, username: str, password: str, ca: Path | None = None) -
         client.disconnect()
 
 
-def test_shipped_broker_config_authenticates_on_plain_and_tls_listeners(tmp_path: Path) -> None:
+@pytest.mark.skipif(os.geteuid() != 0, reason="the entrypoint chowns the password file, as root in its container")
+def test_shipped_broker_starts_with_service_accounts_devices_and_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MQTT_SERVICE_PASSWORD", "service-secret")
+    monkeypatch.setenv("MQTT_SIMULATOR_PASSWORD", "simulator-secret")
     broker = ShippedMosquitto(tmp_path / "broker", tls_port=free_port())
     certs = broker.dir / "certs"
     certs.mkdir(parents=True)
@@ -212,8 +216,11 @@ def test_shipped_broker_config_authenticates_on_plain_and_tls_listeners(tmp_path
     write_password_line(broker.dir / "auth" / "passwd", device.username, device.hash)
     broker.start()
     try:
-        assert _connects(broker.port, device.username, device.password)
+        assert _connects(broker.port, "firewatch", "service-secret")
+        assert _connects(broker.port, "simulator", "simulator-secret")
+        assert _connects(broker.port, device.username, device.password), "a device added before start stays"
         assert not _connects(broker.port, device.username, "wrong")
         assert _connects(broker.tls_port, device.username, device.password, ca=certs / "server.crt")
     finally:
         broker.stop()
+    assert (broker.dir / "auth" / "passwd").stat().st_mode & 0o077 == 0
