@@ -4,7 +4,8 @@ The signed link (alerting.notify.acklink) is the credential: it names one alert
 and one person and expires. The page shows the alert, the place and a small
 chart of the readings, with three buttons: Acknowledge, On my way, False alarm
 (with a note). A tap acknowledges the alert and the ones paged with it, stops
-the escalation, and writes who, when and how into the audit trail. ntfy's
+the escalation, and writes who, when and how into the audit trail, from which
+the console's live stream and the alerting lifecycle learn of it. ntfy's
 action buttons POST to `/ack/{id}/{token}/{how}` and do the same without a page.
 A link that is expired, edited, or pasted onto another alert gets a page that
 says which, and changes nothing.
@@ -17,7 +18,6 @@ from datetime import datetime
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
@@ -31,7 +31,6 @@ from api.context import Context, Ctx
 from api.readings import readings
 from contract.db import Alert, Device, now_ms
 from contract.kinds import SPECS
-from contract.topics import alert_topic
 
 router = APIRouter(tags=["acknowledge"], include_in_schema=False)
 NOTE_MAX = 1000
@@ -160,7 +159,7 @@ async def _sparkline(c: Context, alert: Alert, device: Device | None) -> str:
     )
 
 
-async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, token: str, result: str = "") -> HTMLResponse:
+async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, result: str = "") -> HTMLResponse:
     t = _t(lang)
     zone = config.zone
     async with c.store.session() as s:
@@ -189,7 +188,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, token
     if alert.state == "acknowledged":
         state += " · " + t["by"].format(by=e(names[alert.acknowledged_by]), at=_clock(alert.acknowledged_ms, zone))
     chart = await _sparkline(c, alert, device)
-    chart_card = f'<div class="card"><dt>{t["chart"]}</dt>{chart}</div>' if chart else ""
+    chart_card = f'<div class="card"><p class="state">{t["chart"]}</p>{chart}</div>' if chart else ""
     more = f"<p>{t['more'].format(n=group - 1)}</p>" if group > 1 else ""
     if result:
         action = f'<div class="card"><p class="msg ok" id="result">{e(result)}</p>{more}</div>'
@@ -200,7 +199,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, token
             f'<button class="{h}" name="how" value="{h}" type="submit">{word(lang, h)}</button>' for h in ACK_HOWS
         )
         action = (
-            f'<form class="card" method="post" action="/ack/{alert.id}/{e(token)}">{more}{buttons}'
+            f'<form class="card" method="post">{more}{buttons}'
             f'<textarea name="note" maxlength="{NOTE_MAX}" placeholder="{t["note"]}"></textarea></form>'
         )
     head = (
@@ -223,7 +222,7 @@ async def ack_page(alert_id: int, token: str, request: Request, c: Ctx) -> HTMLR
         claim = _verify(config, alert_id, token)
     except AckLinkError as err:
         return _problem(config.language, err, alert_id)
-    return await _view(c, config, claim, await _language(c, config, claim.person), token)
+    return await _view(c, config, claim, await _language(c, config, claim.person))
 
 
 @router.post("/ack/{alert_id}/{token}", response_class=HTMLResponse)
@@ -256,28 +255,14 @@ async def _act(request: Request, c: Context, alert_id: int, token: str, how: str
     async with c.store.session() as s:
         alert = await s.get(Alert, alert_id)
     if alert is None or alert.state == "resolved":
-        return await _view(c, config, claim, lang, token)
+        return await _view(c, config, claim, lang)
     note = note.replace("\x00", "")[:NOTE_MAX]
     result = await acknowledge(c.store, config, alert_id, claim.person, how, note, now_ms())
     message = t[f"done_{how}"]
     if result.already_by and result.already_by != claim.person:
         message = t["already"].format(by=(await _names(c, result.already_by))[result.already_by])
-    await _tell_others(c, alert_id, claim.person, how)
-    return await _view(c, config, claim, lang, token, result=message)
-
-
-async def _tell_others(c: Context, alert_id: int, person: str, how: str) -> None:
-    """Wake the console's live stream and publish the change where alerting and other systems listen."""
-    async with c.store.session() as s:
-        alert = await s.get(Alert, alert_id)
-    if alert is None:
-        return
     c.feed.poke()
-    payload = {col.name: getattr(alert, col.name) for col in Alert.__table__.columns}
-    payload |= {"action": "acknowledge", "actor": person, "how": how}
-    await c.listener.publish(
-        alert_topic(alert.district or "_", alert.device_id or "_", alert.rule), orjson.dumps(payload)
-    )
+    return await _view(c, config, claim, lang, result=message)
 
 
 def _severity(lang: str, severity: str) -> str:
