@@ -3,8 +3,9 @@
 Acknowledge, resolve and comment each change the alert row with one targeted
 UPDATE guarded by the state it expects (so two operators clicking at once get
 one success and one 409, never a lost update) and write an audit entry with the
-token's name, then tell the others: the feed wakes stream clients and the change
-goes out on the alert's MQTT topic like alerting's own changes.
+token's name, then wake this api's stream clients. Alerting picks the change
+up from the SQL store (`Pipeline.sync`) and announces it on the alert's MQTT
+topic, so the topic keeps one writer and one format.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, func, select, update
 
@@ -24,7 +25,6 @@ from api.readings import ReadingsOut, readings
 from api.responses import fast_json
 from contract.db import Alert, AuditEntry, Device, now_ms
 from contract.kinds import SPECS
-from contract.topics import alert_topic
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 State = Literal["firing", "acknowledged", "resolved"]
@@ -112,6 +112,7 @@ def queue_order() -> tuple[Any, ...]:
 
 @router.get("/alerts", response_model=AlertList, summary="List alerts, queue order (severity, then score)")
 async def list_alerts(
+    request: Request,
     c: Ctx,
     _: Viewer,
     state: Annotated[list[State | Literal["open"]] | None, Query(description="open = firing or acknowledged")] = None,
@@ -126,6 +127,11 @@ async def list_alerts(
     limit: Limit = 200,
     offset: Offset = 0,
 ) -> Response:
+    key = f"alerts?{request.url.query}"
+    head = await c.feed.head()
+    cached = c.cache.get(key, head)
+    if cached is not None:
+        return fast_json(cached)
     q = select(*ALERT_COLUMNS)
     if state:
         states = {s for s in state if s != "open"} | (set(OPEN) if "open" in state else set())
@@ -143,7 +149,9 @@ async def list_alerts(
     async with c.store.session() as s:
         total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
         rows = (await s.execute(q.order_by(*queue_order()).limit(limit).offset(offset))).mappings().all()
-    return fast_json({"total": total, "items": [dict(r) for r in rows]})
+    body = orjson.dumps({"total": total, "items": [dict(r) for r in rows]})
+    c.cache.put(key, head, body)
+    return fast_json(body)
 
 
 async def _alert(c: Context, alert_id: int) -> Alert:
@@ -200,8 +208,6 @@ async def _change(
         await s.refresh(a)
         out = AlertOut.model_validate(a)
     c.feed.poke()
-    payload = out.model_dump() | {"action": action, "actor": who.name}
-    await c.listener.publish(alert_topic(out.district or "_", out.device_id or "_", out.rule), orjson.dumps(payload))
     return out
 
 

@@ -24,6 +24,7 @@ from api.auth import Authenticator
 from api.context import Context
 from api.health import Metrics, RequestMetrics
 from api.live import Feed, Listener
+from api.responses import ChangeCache
 from contract.db import open_store
 from contract.influx import Influx
 from contract.settings import Settings
@@ -42,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         influx = Influx(settings.influx)
         feed = Feed(store)
         listener = Listener(settings.mqtt, store, feed)
-        app.state.ctx = Context(settings, store, influx, feed, listener, metrics, thresholds)
+        app.state.ctx = Context(settings, store, influx, feed, listener, metrics, thresholds, ChangeCache())
         app.state.auth = Authenticator(store)
         feed.last_id = await feed.head()
         tasks = [asyncio.create_task(t) for t in (feed.run(), listener.run(), listener.record_statuses())]

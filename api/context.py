@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from alerting.config import AlertingConfig
+from api.responses import ChangeCache
 from contract.db import Store
 from contract.influx import Influx
 from contract.settings import Settings
@@ -27,6 +28,7 @@ class Context:
     metrics: Metrics
     alerting: AlertingConfig
     """Alerting's thresholds, so charts draw the levels alerting judges by."""
+    cache: ChangeCache
 
 
 def _context(request: Request) -> Context:

@@ -70,7 +70,7 @@ class Feed:
 
 
 class Listener:
-    """One MQTT connection: alert changes and device statuses in, the api's alert changes out."""
+    """One MQTT connection: wake-ups from alert changes, and device statuses to record."""
 
     def __init__(self, settings: MqttSettings, store: Store, feed: Feed) -> None:
         self.settings = settings
@@ -78,7 +78,6 @@ class Listener:
         self.feed = feed
         self.connected = False
         self.status_changes = 0
-        self._client: aiomqtt.Client | None = None
         self._pending: dict[str, DeviceStatus] = {}
         self._pending_set = asyncio.Event()
 
@@ -102,7 +101,6 @@ class Listener:
         while True:
             try:
                 async with self._client_for() as client:
-                    self._client = client
                     await client.subscribe(f"{PREFIX}/{ALERTS}/#", qos=1)
                     await client.subscribe(f"{PREFIX}/+/+/status", qos=1)
                     self.connected = True
@@ -114,7 +112,6 @@ class Listener:
                 log.info("MQTT connection lost (%s); retrying in %.1f s", exc, backoff)
             finally:
                 self.connected = False
-                self._client = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -128,16 +125,6 @@ class Listener:
             if isinstance(record, DeviceStatus):
                 self._pending[record.device_id] = record
                 self._pending_set.set()
-
-    async def publish(self, topic: str, payload: bytes) -> None:
-        """Best effort: the SQL row and its audit entry are the truth, this only tells others sooner."""
-        client = self._client
-        if client is None:
-            return
-        try:
-            await client.publish(topic, payload, qos=1)
-        except aiomqtt.MqttError as exc:
-            log.info("could not publish %s: %s", topic, exc)
 
     async def record_statuses(self) -> None:
         """Write each device's status change once: a DeviceState row plus an audit entry."""

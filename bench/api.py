@@ -107,7 +107,10 @@ async def _seed_readings(settings: Settings, device_id: str, district: str) -> N
 
 
 async def _load(url: str, token: str, path: str, clients: int, requests: int) -> dict[str, float]:
-    """`clients` concurrent connections sharing `requests` GETs; latency per request, and throughput."""
+    """`clients` concurrent connections sharing `requests` GETs; latency per request, and throughput.
+
+    A request that fails (status or connection) counts as an error, with its time, instead of ending the run.
+    """
     latencies: list[float] = []
     errors = 0
     left = requests
@@ -120,9 +123,12 @@ async def _load(url: str, token: str, path: str, clients: int, requests: int) ->
             while left > 0:
                 left -= 1
                 t = time.perf_counter()
-                r = await http.get(path)
+                try:
+                    ok = (await http.get(path)).status_code == 200
+                except httpx.TransportError:
+                    ok = False
                 latencies.append(time.perf_counter() - t)
-                errors += r.status_code != 200
+                errors += not ok
 
         await http.get(path)
         start = time.perf_counter()

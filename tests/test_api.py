@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 import paho.mqtt.publish as mqtt_publish
 import pytest
 
@@ -13,7 +14,7 @@ from contract.db import Alert, AuditEntry, open_store
 from contract.influx import Influx
 from contract.settings import Settings
 from tests.conftest import wait_for
-from tests.test_api_server import ApiThread, api, client, read_events, run, tokens  # noqa: F401 - api is a fixture
+from tests.test_api_server import ApiThread, PipelineThread, api, client, read_events, run, tokens  # noqa: F401 - api is a fixture
 
 
 @pytest.fixture
@@ -407,3 +408,32 @@ def test_statistics_for_the_shift_report(admin: httpx.Client, operator: httpx.Cl
     assert ack["severity"] == "fire" and ack["acknowledged"] == 2 and ack["mean_s"] >= 0
     days = admin.get("/api/v1/stats/alerts-per-day", params={"utc_offset_minutes": 480}).json()
     assert sum(d["count"] for d in days) == 4 and days[0]["rule"] == "panel_fire"
+
+
+# --- the real pipeline -------------------------------------------------------
+
+def test_a_device_reading_becomes_an_alert_an_operator_handles(
+    admin: httpx.Client, operator: httpx.Client, api: ApiThread
+) -> None:
+    """Device -> broker -> ingest + alerting -> SQL/InfluxDB -> API, and the acknowledgement sticks."""
+    admin.post("/api/v1/devices", json=HYDRANT)
+    pipeline = PipelineThread(api.settings).start()
+    try:
+        port = api.settings.mqtt.port
+        for k in range(3):
+            body = orjson.dumps({"ts": now_ms() - (2 - k) * 1000, "seq": k, "kind": "hydrant",
+                                 "m": {"pressure_mpa": 0.05, "battery_pct": 80}})
+            mqtt_publish.single("fire/v1/510104/H-1/telemetry", body, qos=1, hostname="127.0.0.1", port=port)
+        alert = wait_for(lambda: next(iter(
+            operator.get("/api/v1/alerts", params={"device_id": "H-1", "rule": "pressure_low"}).json()["items"]), None))
+        assert (alert["severity"], alert["state"], alert["site"]) == ("critical", "firing", "Jinjiang Park")
+        wait_for(lambda: 0.05 in (operator.get(f"/api/v1/alerts/{alert['id']}").json()["readings"] or {"series": [
+            {"values": {"pressure_mpa": []}}]})["series"][0]["values"]["pressure_mpa"])
+        assert operator.post(f"/api/v1/alerts/{alert['id']}/acknowledge").status_code == 200
+        body = orjson.dumps({"ts": now_ms(), "seq": 3, "kind": "hydrant", "m": {"pressure_mpa": 0.04}})
+        mqtt_publish.single("fire/v1/510104/H-1/telemetry", body, qos=1, hostname="127.0.0.1", port=port)
+        time.sleep(2)
+        again = operator.get(f"/api/v1/alerts/{alert['id']}").json()["alert"]
+        assert (again["state"], again["acknowledged_by"]) == ("acknowledged", "operator-tester")
+    finally:
+        pipeline.stop()

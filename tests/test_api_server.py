@@ -138,3 +138,41 @@ def test_metrics_count_requests_by_route(api: ApiThread) -> None:
     httpx.get(f"{api.url}/api/v1/alerts/7")
     text = httpx.get(f"{api.url}/metrics").text
     assert 'firewatch_api_requests_total{method="GET",route="/api/v1/alerts/{alert_id}",status="401"} 1.0' in text
+
+
+class PipelineThread:
+    """Ingest and alerting in this process, on an event loop of their own, as `firewatch up` runs them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout_s: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def start(self) -> PipelineThread:
+        self.thread.start()
+        self._call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        from alerting.service import AlertingService
+        from ingest import Ingestor
+
+        self.ingest = Ingestor(self.settings)
+        await self.ingest.start()
+        self.alerting = AlertingService(self.settings, notify=False)
+        await self.alerting.start()
+        await asyncio.wait_for(self.alerting.ready.wait(), 30)
+
+    async def _stop(self) -> None:
+        await self.alerting.stop()
+        await self.ingest.stop()
+
+    def stop(self) -> None:
+        try:
+            self._call(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
