@@ -58,17 +58,22 @@ INCIDENTS = [
 ]
 
 
-def city(devices: int, hours: float, districts: int, now_ms: int, seed: int = 3) -> tuple[Fleet, list[str]]:
+def city(
+    devices: int, hours: float, districts: int, now_ms: int, seed: int = 3
+) -> tuple[Fleet, list[str]]:
     """The fleet and the line protocol of its last `hours` up to `now_ms`."""
     fleet = Fleet.build(devices, seed=seed, districts=districts)
     incidents = [
         {"type": kind, "district": d.code, "at": f"{int(max(0.0, hours - before) * 60)}m", **extra}
-        for d in fleet.districts for kind, before, extra in INCIDENTS
+        for d in fleet.districts
+        for kind, before, extra in INCIDENTS
     ]
     start = now_ms - int(hours * HOUR)
     sites = {d.id: d.site for d in fleet.devices}
     lines: list[str] = []
-    for m in generate(fleet, Scenario.from_dict({"seed": seed, "incidents": incidents}), start, now_ms):
+    for m in generate(
+        fleet, Scenario.from_dict({"seed": seed, "incidents": incidents}), start, now_ms
+    ):
         parsed = parse(m.topic, m.payload, now_ms)
         lines += [record_line(r, sites[r.device_id]) for r in parsed.records]
     return fleet, lines + alert_lines(fleet, now_ms)
@@ -81,11 +86,24 @@ def alert_lines(fleet: Fleet, now_ms: int) -> list[str]:
         detectors = [d for d in fleet.of_kind("electrical") if d.district == district][:2]
         for k, device in enumerate(detectors):
             resolved = k == 1
-            alert = Alert(id=10 * n + k, fingerprint=f"{device.id}:residual_current", rule="residual_current",
-                          severity="critical", state="firing", kind="electrical", device_id=device.id,
-                          district=district, site=device.site, value=320.0, threshold=300.0,
-                          summary=f"{device.id} residual current 320 mA", score=0.5, probable=False,
-                          started_ms=now_ms - (2 * HOUR if resolved else 20 * MIN), last_seen_ms=now_ms)
+            alert = Alert(
+                id=10 * n + k,
+                fingerprint=f"{device.id}:residual_current",
+                rule="residual_current",
+                severity="critical",
+                state="firing",
+                kind="electrical",
+                device_id=device.id,
+                district=district,
+                site=device.site,
+                value=320.0,
+                threshold=300.0,
+                summary=f"{device.id} residual current 320 mA",
+                score=0.5,
+                probable=False,
+                started_ms=now_ms - (2 * HOUR if resolved else 20 * MIN),
+                last_seen_ms=now_ms,
+            )
             out.append(change_line(AlertChange("fired", alert, None)))
             if resolved:
                 alert.state, alert.resolved_ms = "resolved", now_ms - HOUR
@@ -119,15 +137,32 @@ def queries() -> list[Query]:
     out = []
     for board in all_dashboards():
         for var in board["templating"]["list"]:
-            out.append(Query(board, f"{board['uid']} variable {var['name']}",
-                             {"query": var["query"], "datasource": var["datasource"]}))
+            out.append(
+                Query(
+                    board,
+                    f"{board['uid']} variable {var['name']}",
+                    {"query": var["query"], "datasource": var["datasource"]},
+                )
+            )
         for anno in board["annotations"]["list"]:
             if "query" in anno:
-                out.append(Query(board, f"{board['uid']} annotation {anno['name']}",
-                                 {**anno["target"], "datasource": anno["datasource"]}))
+                out.append(
+                    Query(
+                        board,
+                        f"{board['uid']} annotation {anno['name']}",
+                        {**anno["target"], "datasource": anno["datasource"]},
+                    )
+                )
         for p in board["panels"]:
             for t in p["targets"]:
-                out.append(Query(board, f"{board['uid']} {p['title']} {t['refId']}", t, p.get("interval", "1m")))
+                out.append(
+                    Query(
+                        board,
+                        f"{board['uid']} {p['title']} {t['refId']}",
+                        t,
+                        p.get("interval", "1m"),
+                    )
+                )
     return out
 
 
@@ -166,7 +201,7 @@ async def _time_all(settings: InfluxSettings, lines: list[str], now_ms: int) -> 
     async with Influx(settings) as influx:
         await influx.create_database()
         for i in range(0, len(lines), 10_000):
-            await influx.write("\n".join(lines[i:i + 10_000]))
+            await influx.write("\n".join(lines[i : i + 10_000]))
         timings: list[tuple[float, str]] = []
         for q in queries():
             if q.registry:
@@ -193,10 +228,21 @@ def run(devices: int, hours: float, districts: int) -> dict[str, Any]:
     started = time.perf_counter()
     _, lines = city(devices, hours, districts, now_ms)
     generated_s = time.perf_counter() - started
-    with tempfile.TemporaryDirectory(prefix="fw-bench-dash-") as folder, InfluxD(Path(folder)) as influxd:
-        result = asyncio.run(_time_all(InfluxSettings(url=influxd.url, timeout_s=300), lines, now_ms))
-    return {"devices": devices, "hours": hours, "districts": districts, "points": len(lines),
-            "city_s": round(generated_s, 1), **result}
+    with (
+        tempfile.TemporaryDirectory(prefix="fw-bench-dash-") as folder,
+        InfluxD(Path(folder)) as influxd,
+    ):
+        result = asyncio.run(
+            _time_all(InfluxSettings(url=influxd.url, timeout_s=300), lines, now_ms)
+        )
+    return {
+        "devices": devices,
+        "hours": hours,
+        "districts": districts,
+        "points": len(lines),
+        "city_s": round(generated_s, 1),
+        **result,
+    }
 
 
 def main(devices: int, hours: float, districts: int, as_json: bool) -> None:

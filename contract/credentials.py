@@ -83,7 +83,9 @@ def write_password_line(path: Path, username: str, hashed: str) -> None:
     tmp.replace(path)
 
 
-async def register_device(store_url: str, device: Device, password_file: Path | None, actor: str) -> Credentials:
+async def register_device(
+    store_url: str, device: Device, password_file: Path | None, actor: str
+) -> Credentials:
     """Add or update a device in the registry with fresh broker credentials.
 
     Registering an existing id replaces its password: the old one stops working
@@ -102,8 +104,15 @@ async def register_device(store_url: str, device: Device, password_file: Path | 
     try:
         async with store.session() as s, s.begin():
             await s.merge(device)
-            await store.audit(s, actor, "device.register", f"device:{device.id}", kind=device.kind,
-                              district=device.district, site=device.site)
+            await store.audit(
+                s,
+                actor,
+                "device.register",
+                f"device:{device.id}",
+                kind=device.kind,
+                district=device.district,
+                site=device.site,
+            )
     finally:
         await store.aclose()
     if password_file is not None:

@@ -1,0 +1,6 @@
+"""Grafana dashboards as code, their installation, and the platform metrics they read.
+
+`boards.all_dashboards()` builds the five dashboards; `push.export` writes them
+for file provisioning and `push.install` puts them in a running Grafana;
+`platform.relay` copies the services' Prometheus metrics into InfluxDB.
+"""

@@ -25,7 +25,12 @@ from dashboards.platform import MEASUREMENT as PLATFORM
 ACTIVE_WINDOW = "30d"
 """How far back an alert or a fault still counts as open if nothing closed it."""
 
-ONLINE_FIELD = {"electrical": "residual_ma", "hydrant": "pressure_mpa", "pump": "pressure_mpa", "panel": "event"}
+ONLINE_FIELD = {
+    "electrical": "residual_ma",
+    "hydrant": "pressure_mpa",
+    "pump": "pressure_mpa",
+    "panel": "event",
+}
 """The field each kind always reports; counting it counts reports."""
 
 RED, ORANGE, YELLOW, GREEN, BLUE = "red", "orange", "yellow", "green", "blue"
@@ -43,9 +48,9 @@ HYDRANT_INTERVAL = "5m"
 def _open_alerts(select: str, group_by: str) -> str:
     """Alerts whose latest state is not resolved, in the last ACTIVE_WINDOW."""
     return (
-        f"SELECT {select} FROM (SELECT last(\"state\") AS \"state\" FROM \"alert\" "
+        f'SELECT {select} FROM (SELECT last("state") AS "state" FROM "alert" '
         f"WHERE time > now() - {ACTIVE_WINDOW} AND {FILTER} "
-        f"GROUP BY \"district\", \"site\", \"device_id\", \"rule\", \"severity\") "
+        f'GROUP BY "district", "site", "device_id", "rule", "severity") '
         f"WHERE \"state\" <> 'resolved'{group_by}"
     )
 
@@ -86,7 +91,9 @@ def _marker_layer(name: str, color_field: str) -> Json:
     }
 
 
-def _geomap(title: str, registry: str, readings: str, join_on: str, color_field: str, steps: Json) -> Json:
+def _geomap(
+    title: str, registry: str, readings: str, join_on: str, color_field: str, steps: Json
+) -> Json:
     """Places come from the device registry (PostgreSQL), values from InfluxDB, joined by tag."""
     return panel(
         "geomap",
@@ -95,7 +102,10 @@ def _geomap(title: str, registry: str, readings: str, join_on: str, color_field:
         width=12,
         height=12,
         description="Coordinates from the device registry; colour from InfluxDB in the selected range.",
-        field_config={"defaults": {"thresholds": steps, "color": {"mode": "thresholds"}}, "overrides": []},
+        field_config={
+            "defaults": {"thresholds": steps, "color": {"mode": "thresholds"}},
+            "overrides": [],
+        },
         options={
             "view": {"id": "fit", "lat": 0, "lon": 0, "zoom": 11},
             "controls": {"showZoom": True, "mouseWheelZoom": True},
@@ -152,39 +162,56 @@ def city_overview() -> Json:
         "Active alerts",
         [influx(_open_alerts('count("state")', ""))],
         width=4,
-        field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, ORANGE), (10, RED))}, "overrides": []},
-        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        field_config={
+            "defaults": {"thresholds": thresholds((None, GREEN), (1, ORANGE), (10, RED))},
+            "overrides": [],
+        },
+        options={
+            "colorMode": "background",
+            "graphMode": "none",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
     )
     fire_now = panel(
         "stat",
         "Panel fire alarms in range",
-        [influx(f"SELECT count(\"event\") FROM \"panel_event\" {WHERE} AND \"event\" = 'fire'")],
+        [influx(f'SELECT count("event") FROM "panel_event" {WHERE} AND "event" = \'fire\'')],
         width=4,
-        field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, RED))}, "overrides": []},
-        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        field_config={
+            "defaults": {"thresholds": thresholds((None, GREEN), (1, RED))},
+            "overrides": [],
+        },
+        options={
+            "colorMode": "background",
+            "graphMode": "none",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
     )
     firing = panel(
         "timeseries",
         "Alerts fired, by severity",
         [
             influx(
-                "SELECT count(\"change\") FROM \"alert\" "
-                f"{WHERE} AND \"change\" = 'fired' GROUP BY time($__interval), \"severity\" fill(0)",
+                'SELECT count("change") FROM "alert" '
+                f'{WHERE} AND "change" = \'fired\' GROUP BY time($__interval), "severity" fill(0)',
                 alias="$tag_severity",
             )
         ],
         width=16,
-        field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
+        field_config={
+            "defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+            "overrides": [],
+        },
     )
     active_table = panel(
         "table",
         "Active alerts",
         [
             influx(
-                "SELECT * FROM (SELECT last(\"state\") AS \"state\", last(\"summary\") AS \"summary\", "
-                "last(\"value\") AS \"value\", last(\"threshold\") AS \"threshold\" FROM \"alert\" "
+                'SELECT * FROM (SELECT last("state") AS "state", last("summary") AS "summary", '
+                'last("value") AS "value", last("threshold") AS "threshold" FROM "alert" '
                 f"WHERE time > now() - {ACTIVE_WINDOW} AND {FILTER} "
-                "GROUP BY \"district\", \"site\", \"device_id\", \"rule\", \"severity\") "
+                'GROUP BY "district", "site", "device_id", "rule", "severity") '
                 "WHERE \"state\" <> 'resolved'",
                 table=True,
             )
@@ -209,8 +236,13 @@ def electrical() -> Json:
     residual = panel(
         "timeseries",
         "Residual current, highest per district",
-        [influx(f'SELECT max("residual_ma") FROM {m} {WHERE} {PER_DISTRICT}', alias="$tag_district")],
-        description="Alarm at 300 mA (GB 50116 §9.2.3); natural leakage is often 100–200 mA. " + NARROW,
+        [
+            influx(
+                f'SELECT max("residual_ma") FROM {m} {WHERE} {PER_DISTRICT}', alias="$tag_district"
+            )
+        ],
+        description="Alarm at 300 mA (GB 50116 §9.2.3); natural leakage is often 100–200 mA. "
+        + NARROW,
         interval=COARSE,
         field_config=limits("mamp", (None, GREEN), (200, YELLOW), (300, RED)),
     )
@@ -266,8 +298,15 @@ def electrical() -> Json:
             )
         ],
         width=6,
-        field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, RED))}, "overrides": []},
-        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        field_config={
+            "defaults": {"thresholds": thresholds((None, GREEN), (1, RED))},
+            "overrides": [],
+        },
+        options={
+            "colorMode": "background",
+            "graphMode": "none",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
     )
     arcs = panel(
         "timeseries",
@@ -287,11 +326,18 @@ def electrical() -> Json:
         interval=COARSE,
         field_config={"defaults": {"unit": "amp"}, "overrides": []},
     )
-    volts = ", ".join(f'{f}("voltage_{p}_v") AS "{f} {p.upper()}"' for f in ("min", "max") for p in "abc")
+    volts = ", ".join(
+        f'{f}("voltage_{p}_v") AS "{f} {p.upper()}"' for f in ("min", "max") for p in "abc"
+    )
     voltages = panel(
         "timeseries",
         "Phase voltage extremes",
-        [influx(f"SELECT {volts} FROM {m} {WHERE} GROUP BY time($__interval) fill(none)", alias="$col")],
+        [
+            influx(
+                f"SELECT {volts} FROM {m} {WHERE} GROUP BY time($__interval) fill(none)",
+                alias="$col",
+            )
+        ],
         description="Lowest and highest of the selected detectors; under 198 V or over 242 V on a 220 V "
         "supply (±10 %).",
         interval="5m",
@@ -364,29 +410,55 @@ def water() -> Json:
             ],
             width=6,
             height=4,
-            field_config={"defaults": {"thresholds": thresholds((None, GREEN), (1, color))}, "overrides": []},
-            options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            field_config={
+                "defaults": {"thresholds": thresholds((None, GREEN), (1, color))},
+                "overrides": [],
+            },
+            options={
+                "colorMode": "background",
+                "graphMode": "none",
+                "reduceOptions": {"calcs": ["lastNotNull"]},
+            },
         )
 
     events = panel(
         "timeseries",
         "Flow, tilt and cover events",
         [
-            influx(f"SELECT count(\"water_flow\") FROM {h} {WHERE} AND \"water_flow\" = 1 "
-                   "GROUP BY time($__interval) fill(0)", "A", alias="water flowing"),
-            influx(f"SELECT count(\"tilt_deg\") FROM {h} {WHERE} AND \"tilt_deg\" >= 30 "
-                   "GROUP BY time($__interval) fill(0)", "B", alias="tilted ≥ 30°"),
-            influx(f"SELECT count(\"cover_open\") FROM {h} {WHERE} AND \"cover_open\" = 1 "
-                   "GROUP BY time($__interval) fill(0)", "C", alias="cover open"),
+            influx(
+                f'SELECT count("water_flow") FROM {h} {WHERE} AND "water_flow" = 1 '
+                "GROUP BY time($__interval) fill(0)",
+                "A",
+                alias="water flowing",
+            ),
+            influx(
+                f'SELECT count("tilt_deg") FROM {h} {WHERE} AND "tilt_deg" >= 30 '
+                "GROUP BY time($__interval) fill(0)",
+                "B",
+                alias="tilted ≥ 30°",
+            ),
+            influx(
+                f'SELECT count("cover_open") FROM {h} {WHERE} AND "cover_open" = 1 '
+                "GROUP BY time($__interval) fill(0)",
+                "C",
+                alias="cover open",
+            ),
         ],
         description="Reports with water flowing (theft or leak when no fire is logged), knocked over, cover open.",
         interval=HYDRANT_INTERVAL,
-        field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
+        field_config={
+            "defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+            "overrides": [],
+        },
     )
     pump_pressure = panel(
         "timeseries",
         "Pump outlet pressure, lowest per district",
-        [influx(f'SELECT min("pressure_mpa") FROM {p} {WHERE} {PER_DISTRICT}', alias="$tag_district")],
+        [
+            influx(
+                f'SELECT min("pressure_mpa") FROM {p} {WHERE} {PER_DISTRICT}', alias="$tag_district"
+            )
+        ],
         description="A pump running at rated current with no outlet pressure has failed. " + NARROW,
         interval=COARSE,
         field_config=PRESSURE,
@@ -395,8 +467,16 @@ def water() -> Json:
         "timeseries",
         "Pump motor current and flow, highest per district",
         [
-            influx(f'SELECT max("current_a") FROM {p} {WHERE} {PER_DISTRICT}', "A", alias="$tag_district A"),
-            influx(f'SELECT max("flow_lps") FROM {p} {WHERE} {PER_DISTRICT}', "B", alias="$tag_district L/s"),
+            influx(
+                f'SELECT max("current_a") FROM {p} {WHERE} {PER_DISTRICT}',
+                "A",
+                alias="$tag_district A",
+            ),
+            influx(
+                f'SELECT max("flow_lps") FROM {p} {WHERE} {PER_DISTRICT}',
+                "B",
+                alias="$tag_district L/s",
+            ),
         ],
         description=NARROW,
         interval=COARSE,
@@ -405,7 +485,10 @@ def water() -> Json:
             "overrides": [
                 {
                     "matcher": {"id": "byRegexp", "options": ".*L/s$"},
-                    "properties": [{"id": "unit", "value": "suffix: L/s"}, {"id": "custom.axisPlacement", "value": "right"}],
+                    "properties": [
+                        {"id": "unit", "value": "suffix: L/s"},
+                        {"id": "custom.axisPlacement", "value": "right"},
+                    ],
                 }
             ],
         },
@@ -413,7 +496,15 @@ def water() -> Json:
     return dashboard(
         "firewatch-water",
         "Hydrants and pump rooms",
-        [by_district, low_now, below(0.14, ORANGE), below(0.10, RED), events, pump_pressure, pump_current],
+        [
+            by_district,
+            low_now,
+            below(0.14, ORANGE),
+            below(0.10, RED),
+            events,
+            pump_pressure,
+            pump_current,
+        ],
         device_variables("/^(hydrant|pump)$/"),
         time_from="now-24h",
         refresh="1m",
@@ -447,8 +538,10 @@ def alarm_panels() -> Json:
         field_config={
             "defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
             "overrides": [
-                {"matcher": {"id": "byName", "options": "fire"},
-                 "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}]}
+                {
+                    "matcher": {"id": "byName", "options": "fire"},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}],
+                }
             ],
         },
     )
@@ -472,7 +565,7 @@ def alarm_panels() -> Json:
             {"id": "organize", "options": {"excludeByName": {"Time": True}}},
         ],
     )
-    fault_events = "\"event\" =~ /^(fault|fault_cleared)$/"
+    fault_events = '"event" =~ /^(fault|fault_cleared)$/'
     faults = panel(
         "table",
         "Faults open longer than 24 h",
@@ -503,11 +596,21 @@ def alarm_panels() -> Json:
                 "options": {
                     "type": "include",
                     "match": "all",
-                    "filters": [{"fieldName": "event", "config": {"id": "equal", "options": {"value": "fault"}}},
-                                {"fieldName": "recent", "config": {"id": "isNull", "options": {}}}],
+                    "filters": [
+                        {
+                            "fieldName": "event",
+                            "config": {"id": "equal", "options": {"value": "fault"}},
+                        },
+                        {"fieldName": "recent", "config": {"id": "isNull", "options": {}}},
+                    ],
                 },
             },
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "recent": True, "Time 1": True, "Time 2": True}}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True, "recent": True, "Time 1": True, "Time 2": True}
+                },
+            },
         ],
     )
     return dashboard(
@@ -541,15 +644,29 @@ def platform_health() -> Json:
     rejects = panel(
         "timeseries",
         "Rejects by reason",
-        [influx(rate("rejected", 'GROUP BY time($__interval), "reason" fill(none)'), alias="$tag_reason")],
-        field_config={"defaults": {"unit": "ops", "custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
-                      "overrides": []},
+        [
+            influx(
+                rate("rejected", 'GROUP BY time($__interval), "reason" fill(none)'),
+                alias="$tag_reason",
+            )
+        ],
+        field_config={
+            "defaults": {
+                "unit": "ops",
+                "custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}},
+            },
+            "overrides": [],
+        },
     )
     spool = panel(
         "timeseries",
         "Spool depth",
-        [influx(f'SELECT last("{ingest}spool_records") FROM {m} WHERE $timeFilter {per_instance}',
-                alias="$tag_instance records")],
+        [
+            influx(
+                f'SELECT last("{ingest}spool_records") FROM {m} WHERE $timeFilter {per_instance}',
+                alias="$tag_instance records",
+            )
+        ],
         description="Records waiting for InfluxDB; grows while the database is down, drains after.",
         field_config=limits("short", (None, GREEN), (10_000, ORANGE), (1_000_000, RED)),
     )
@@ -571,27 +688,40 @@ def platform_health() -> Json:
         "Alerting rate",
         [
             influx(
-                "SELECT count(\"change\") FROM \"alert\" WHERE $timeFilter AND \"change\" = 'fired' "
+                'SELECT count("change") FROM "alert" WHERE $timeFilter AND "change" = \'fired\' '
                 'GROUP BY time($__interval), "severity" fill(0)',
                 alias="$tag_severity",
             )
         ],
         description="Alerts fired per interval, by severity (alerting writes one point per alert change).",
-        field_config={"defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}}, "overrides": []},
+        field_config={
+            "defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+            "overrides": [],
+        },
     )
     connected = panel(
         "stat",
         "Ingest connected to broker",
-        [influx(f'SELECT last("{ingest}broker_connected") FROM {m} WHERE $timeFilter GROUP BY "instance"',
-                alias="$tag_instance")],
+        [
+            influx(
+                f'SELECT last("{ingest}broker_connected") FROM {m} WHERE $timeFilter GROUP BY "instance"',
+                alias="$tag_instance",
+            )
+        ],
         field_config={
             "defaults": {
                 "thresholds": thresholds((None, RED), (1, GREEN)),
-                "mappings": [{"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}],
+                "mappings": [
+                    {"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}
+                ],
             },
             "overrides": [],
         },
-        options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        options={
+            "colorMode": "background",
+            "graphMode": "none",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
     )
     return dashboard(
         "firewatch-platform",

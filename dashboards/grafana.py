@@ -19,7 +19,7 @@ SCHEMA_VERSION = 39
 
 Json = dict[str, Any]
 
-FILTER = "\"district\" =~ /^$district$/ AND \"site\" =~ /^$site$/ AND \"device_id\" =~ /^$device$/"
+FILTER = '"district" =~ /^$district$/ AND "site" =~ /^$site$/ AND "device_id" =~ /^$device$/'
 """Every device query honours the three template variables; 'All' is `.*`, so untagged points pass."""
 
 
@@ -37,7 +37,13 @@ def influx(query: str, ref: str = "A", alias: str = "", table: bool = False) -> 
 
 
 def registry_sql(query: str, ref: str) -> Json:
-    return {"refId": ref, "datasource": REGISTRY, "rawSql": query, "format": "table", "editorMode": "code"}
+    return {
+        "refId": ref,
+        "datasource": REGISTRY,
+        "rawSql": query,
+        "format": "table",
+        "editorMode": "code",
+    }
 
 
 def thresholds(*steps: tuple[float | None, str]) -> Json:
@@ -117,7 +123,9 @@ def device_variables(measurements: str = "") -> list[Json]:
     return [
         variable("district", "District", f'SHOW TAG VALUES{source} WITH KEY = "district"'),
         variable(
-            "site", "Site", f'SHOW TAG VALUES{source} WITH KEY = "site" WHERE "district" =~ /^$district$/'
+            "site",
+            "Site",
+            f'SHOW TAG VALUES{source} WITH KEY = "site" WHERE "district" =~ /^$district$/',
         ),
         variable(
             "device",

@@ -56,10 +56,14 @@ def exposition_lines(target: Target, text: str, ts_ms: int) -> list[str]:
             key = tuple(sorted(sample.labels.items()))
             points.setdefault(key, {})[sample.name] = float(sample.value)
     base = {"service": target.service, "instance": target.instance}
-    return [line(MEASUREMENT, {**base, **dict(key)}, fields, ts_ms) for key, fields in points.items()]
+    return [
+        line(MEASUREMENT, {**base, **dict(key)}, fields, ts_ms) for key, fields in points.items()
+    ]
 
 
-async def scrape_once(targets: list[Target], http: httpx.AsyncClient, influx: Influx, ts_ms: int) -> int:
+async def scrape_once(
+    targets: list[Target], http: httpx.AsyncClient, influx: Influx, ts_ms: int
+) -> int:
     """Scrape every target and write what answered; returns the number of points written."""
     answers = await asyncio.gather(*(http.get(t.url) for t in targets), return_exceptions=True)
     lines: list[str] = []

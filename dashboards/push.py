@@ -40,7 +40,12 @@ class InfluxSource:
             "database": self.database,
             "user": self.user,
             "isDefault": True,
-            "jsonData": {"dbName": self.database, "httpMode": "GET", "version": "InfluxQL", "timeInterval": "1m"},
+            "jsonData": {
+                "dbName": self.database,
+                "httpMode": "GET",
+                "version": "InfluxQL",
+                "timeInterval": "1m",
+            },
         }
         if self.password:
             ds["secureJsonData"] = {"password": self.password}
@@ -56,7 +61,9 @@ class RegistrySource:
     def datasource(self) -> Json:
         u = urlsplit(self.url)
         if u.scheme.split("+")[0] not in ("postgresql", "postgres"):
-            raise ValueError(f"the registry data source needs a postgresql:// URL, got {u.scheme}://")
+            raise ValueError(
+                f"the registry data source needs a postgresql:// URL, got {u.scheme}://"
+            )
         ds: Json = {
             "uid": REGISTRY_UID,
             "name": "firewatch registry",
@@ -64,7 +71,11 @@ class RegistrySource:
             "access": "proxy",
             "url": f"{u.hostname}:{u.port or 5432}",
             "user": u.username or "",
-            "jsonData": {"database": u.path.lstrip("/"), "sslmode": "prefer", "postgresVersion": 1500},
+            "jsonData": {
+                "database": u.path.lstrip("/"),
+                "sslmode": "prefer",
+                "postgresVersion": 1500,
+            },
         }
         if u.password:
             ds["secureJsonData"] = {"password": u.password}

@@ -73,7 +73,9 @@ def test_every_firewatch_service_runs_a_command_the_cli_has(name: str) -> None:
     cmd, rest = _resolve(command)
     assert len(rest) < len(command), f"{name}: `{shown}`: {command[0]} is no command of the CLI"
     if getattr(cmd, "commands", None) and not cmd.invoke_without_command:
-        assert not rest or rest[0].startswith("-"), f"{name}: `{shown}`: no such subcommand {rest[0]}"
+        assert not rest or rest[0].startswith("-"), (
+            f"{name}: `{shown}`: no such subcommand {rest[0]}"
+        )
         pytest.fail(f"{name}: `{shown}` needs a subcommand")
     options = {opt for p in cmd.params for opt in p.opts}
     for word in rest:
@@ -85,56 +87,79 @@ def test_every_mounted_file_and_build_input_exists() -> None:
     for name, service in SERVICES.items():
         for source, _ in _mounts(service):
             if source.startswith("."):
-                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+                assert (ROOT / source).exists(), (
+                    f"{name} mounts {source}, which is not in the repository"
+                )
             else:
                 assert source in COMPOSE["volumes"], f"{name} uses volume {source}, not declared"
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY") and "--from" not in line:
             for source in line.split()[1:-1]:
-                assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+                assert (ROOT / source).exists(), (
+                    f"Dockerfile copies {source}, which is not in the repository"
+                )
 
 
 def test_every_secret_is_in_env_example_and_nothing_stale() -> None:
     example = dict(
-        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )
     used = set(re.findall(r"(?<!\$)\$\{(\w+)", COMPOSE_TEXT))
     required = set(re.findall(r"(?<!\$)\$\{(\w+):\?", COMPOSE_TEXT))
     assert required <= set(example), f"secrets missing from .env.example: {required - set(example)}"
-    assert set(example) <= used, f".env.example names what compose never reads: {set(example) - used}"
+    assert set(example) <= used, (
+        f".env.example names what compose never reads: {set(example) - used}"
+    )
     assert all(not example[k] for k in required), ".env.example must not ship a secret's value"
 
 
 def test_services_restart_and_are_health_checked() -> None:
     for name, service in SERVICES.items():
         assert "restart" in service, f"{name} has no restart policy"
-        if service["restart"] != "no" and "profiles" not in service and name not in ("alerting", "metrics"):
+        if (
+            service["restart"] != "no"
+            and "profiles" not in service
+            and name not in ("alerting", "metrics")
+        ):
             assert "healthcheck" in service, f"{name} has no health check"
     for name, service in SERVICES.items():
         for dep, how in (service.get("depends_on") or {}).items():
             if how["condition"] == "service_healthy":
-                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep} to be healthy, which it never is"
+                assert "healthcheck" in SERVICES[dep], (
+                    f"{name} waits for {dep} to be healthy, which it never is"
+                )
 
 
 def test_grafana_provisioning_points_at_the_exported_dashboards_and_known_sources() -> None:
     provisioning = ROOT / "deploy" / "grafana" / "provisioning"
-    sources = yaml.safe_load((provisioning / "datasources" / "firewatch.yaml").read_text())["datasources"]
+    sources = yaml.safe_load((provisioning / "datasources" / "firewatch.yaml").read_text())[
+        "datasources"
+    ]
     by_uid = {s["uid"]: s for s in sources}
     assert set(by_uid) == {INFLUX_UID, REGISTRY_UID}
-    pushed = [InfluxSource("http://x:8086", "firewatch").datasource(),
-              RegistrySource("postgresql://u:p@x/firewatch").datasource()]
+    pushed = [
+        InfluxSource("http://x:8086", "firewatch").datasource(),
+        RegistrySource("postgresql://u:p@x/firewatch").datasource(),
+    ]
     for ds in pushed:
-        assert by_uid[ds["uid"]]["type"] == ds["type"], "provisioning and push must define the same data source"
+        assert by_uid[ds["uid"]]["type"] == ds["type"], (
+            "provisioning and push must define the same data source"
+        )
     assert by_uid[INFLUX_UID]["jsonData"] == pushed[0]["jsonData"] | {"dbName": "firewatch"}
 
-    provider = yaml.safe_load((provisioning / "dashboards" / "firewatch.yaml").read_text())["providers"][0]
+    provider = yaml.safe_load((provisioning / "dashboards" / "firewatch.yaml").read_text())[
+        "providers"
+    ][0]
     grafana_mounts = {t: s for s, t in _mounts(SERVICES["grafana"])}
     folder = provider["options"]["path"]
     volume = grafana_mounts[folder]
     exporter = SERVICES["dashboards"]
     target = dict(_mounts(exporter))[volume]
-    assert exporter["command"] == ["dashboards", "export", target], "the export must write into the volume Grafana reads"
+    assert exporter["command"] == ["dashboards", "export", target], (
+        "the export must write into the volume Grafana reads"
+    )
     home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert Path(home).parent == Path(folder)
     assert Path(home).stem in {b["uid"] for b in all_dashboards()}
@@ -143,7 +168,9 @@ def test_grafana_provisioning_points_at_the_exported_dashboards_and_known_source
 
 def test_firewatch_services_reach_each_other_by_compose_names() -> None:
     env = SERVICES["ingest"]["environment"]
-    assert env["FIREWATCH_MQTT__HOST"] in SERVICES and env["FIREWATCH_MQTT__USERNAME"] == "firewatch"
+    assert (
+        env["FIREWATCH_MQTT__HOST"] in SERVICES and env["FIREWATCH_MQTT__USERNAME"] == "firewatch"
+    )
     assert env["FIREWATCH_INFLUX__URL"].split("//")[1].split(":")[0] in SERVICES
     acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
     assert "user firewatch" in acl and "user simulator" in acl
@@ -171,11 +198,15 @@ class ShippedMosquitto(Mosquitto):
         (root / "config").mkdir(parents=True, exist_ok=True)
         (root / "data").mkdir(exist_ok=True)
         conf = (deploy / "mosquitto.conf").read_text()
-        conf = conf.replace("/mosquitto/", f"{root}/").replace("listener 1883", f"listener {self.port} 127.0.0.1")
+        conf = conf.replace("/mosquitto/", f"{root}/").replace(
+            "listener 1883", f"listener {self.port} 127.0.0.1"
+        )
         (root / "config" / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n{conf}")
         (root / "config" / "acl").write_text((deploy / "acl").read_text())
         script = (deploy / "entrypoint.sh").read_text().replace("/mosquitto/", f"{root}/")
-        (root / "entrypoint.sh").write_text(script.replace("listener 8883", f"listener {self.tls_port} 127.0.0.1"))
+        (root / "entrypoint.sh").write_text(
+            script.replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
+        )
 
     def _command(self) -> list[str]:
         return ["sh", str(self.dir / "entrypoint.sh")]
@@ -198,7 +229,9 @@ def _connects(port: int, username: str, password: str, ca: Path | None = None) -
         client.disconnect()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the entrypoint chowns the password file, as root in its container")
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="the entrypoint chowns the password file, as root in its container"
+)
 def test_shipped_broker_starts_with_service_accounts_devices_and_tls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,9 +241,24 @@ def test_shipped_broker_starts_with_service_accounts_devices_and_tls(
     certs = broker.dir / "certs"
     certs.mkdir(parents=True)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(certs / "server.key"), "-out", str(certs / "server.crt")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(certs / "server.key"),
+            "-out",
+            str(certs / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
     )
     device = new_credentials("HY-510104-0001")
     write_password_line(broker.dir / "auth" / "passwd", device.username, device.hash)
@@ -218,7 +266,9 @@ def test_shipped_broker_starts_with_service_accounts_devices_and_tls(
     try:
         assert _connects(broker.port, "firewatch", "service-secret")
         assert _connects(broker.port, "simulator", "simulator-secret")
-        assert _connects(broker.port, device.username, device.password), "a device added before start stays"
+        assert _connects(broker.port, device.username, device.password), (
+            "a device added before start stays"
+        )
         assert not _connects(broker.port, device.username, "wrong")
         assert _connects(broker.tls_port, device.username, device.password, ca=certs / "server.crt")
     finally:

@@ -74,7 +74,9 @@ def _connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]
     answered = threading.Event()
     result: list[int] = []
 
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+    def on_connect(
+        _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object
+    ) -> None:
         result.append(reason.value)
         answered.set()
 
@@ -87,7 +89,11 @@ def _connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]
 
 def test_real_broker_admits_devices_by_their_own_credentials_and_topics(tmp_path: Path) -> None:
     pw_file = tmp_path / "passwd"
-    dev1, dev2, service = new_credentials("dev1"), new_credentials("dev2"), new_credentials("firewatch")
+    dev1, dev2, service = (
+        new_credentials("dev1"),
+        new_credentials("dev2"),
+        new_credentials("firewatch"),
+    )
     for c in (dev1, dev2, service):
         write_password_line(pw_file, c.username, c.hash)
     broker = AuthMosquitto(tmp_path / "broker", pw_file)
@@ -128,7 +134,9 @@ def _cli(*args: str, store_url: str) -> Any:
 
     from firewatch.cli import app
 
-    return CliRunner().invoke(app, list(args), env={"FIREWATCH_STORE__URL": store_url, "FIREWATCH_CONFIG": ""})
+    return CliRunner().invoke(
+        app, list(args), env={"FIREWATCH_STORE__URL": store_url, "FIREWATCH_CONFIG": ""}
+    )
 
 
 def test_device_add_registers_the_device_and_its_broker_login(tmp_path: Path) -> None:
@@ -138,8 +146,25 @@ def test_device_add_registers_the_device_and_its_broker_login(tmp_path: Path) ->
 
     store_url = f"sqlite:///{tmp_path}/firewatch.db"
     pw_file = tmp_path / "auth" / "passwd"
-    args = ["device", "add", "HY-510104-0042", "--kind", "hydrant", "--district", "510104", "--site", "510104-st03",
-            "--address", "Renmin Rd hydrant 42", "--lat", "30.65", "--lon", "104.07", "--password-file", str(pw_file)]
+    args = [
+        "device",
+        "add",
+        "HY-510104-0042",
+        "--kind",
+        "hydrant",
+        "--district",
+        "510104",
+        "--site",
+        "510104-st03",
+        "--address",
+        "Renmin Rd hydrant 42",
+        "--lat",
+        "30.65",
+        "--lon",
+        "104.07",
+        "--password-file",
+        str(pw_file),
+    ]
     first = _cli(*args, store_url=store_url)
     assert first.exit_code == 0, first.output
     password = re.search(r"password: (\S+)", first.output).group(1)  # type: ignore[union-attr]
@@ -159,7 +184,9 @@ def test_device_add_registers_the_device_and_its_broker_login(tmp_path: Path) ->
     assert device is not None and device.kind == "hydrant" and device.latitude == 30.65
     assert verify_password(new_password, device.mqtt_password_hash)
     listed = _cli("device", "list", store_url=store_url)
-    assert "HY-510104-0042\thydrant\t510104\t510104-st03\t30.65,104.07\tcredentials" in listed.output
+    assert (
+        "HY-510104-0042\thydrant\t510104\t510104-st03\t30.65,104.07\tcredentials" in listed.output
+    )
 
     broker = AuthMosquitto(tmp_path / "broker", pw_file)
     broker.start()
@@ -178,9 +205,19 @@ def test_device_add_refuses_bad_input_by_name(tmp_path: Path) -> None:
     base = ["device", "add", "EL-1", "--district", "510104"]
     bad_kind = _cli(*base, "--kind", "toaster", store_url=store_url)
     assert bad_kind.exit_code == 2 and "kind" in bad_kind.output
-    bad_district = _cli("device", "add", "EL-1", "--kind", "electrical", "--district", "Jin Jiang",
-                        store_url=store_url)
+    bad_district = _cli(
+        "device",
+        "add",
+        "EL-1",
+        "--kind",
+        "electrical",
+        "--district",
+        "Jin Jiang",
+        store_url=store_url,
+    )
     assert bad_district.exit_code == 2 and "district" in bad_district.output
-    bad_id = _cli("device", "add", "EL/1", "--kind", "electrical", "--district", "510104", store_url=store_url)
+    bad_id = _cli(
+        "device", "add", "EL/1", "--kind", "electrical", "--district", "510104", store_url=store_url
+    )
     assert bad_id.exit_code == 2 and "device id" in bad_id.output
     assert not (tmp_path / "passwd").exists()

@@ -76,7 +76,9 @@ async def _fill(city: City, devices: list[Device], lines: list[str]) -> None:
 @pytest.fixture(scope="module")
 def city(influxd: InfluxD, tmp_path_factory: pytest.TempPathFactory) -> City:
     folder = tmp_path_factory.mktemp("dashboards")
-    c = City(InfluxSettings(url=influxd.url, database="dashboards"), f"sqlite:///{folder}/firewatch.db")
+    c = City(
+        InfluxSettings(url=influxd.url, database="dashboards"), f"sqlite:///{folder}/firewatch.db"
+    )
     fleet, lines = simulated_city(60, 30, len(DISTRICTS), NOW_MS)
     assert [d.code for d in fleet.districts] == list(DISTRICTS)
     devices = registry(fleet)
@@ -108,7 +110,13 @@ def _real_values(city: City, board: dict[str, Any], names: tuple[str, ...]) -> d
     for var in board["templating"]["list"]:
         if var["name"] not in names:
             continue
-        rows = asyncio.run(_run(city, Query(board, "", {"query": var["query"], "datasource": var["datasource"]}), chosen))
+        rows = asyncio.run(
+            _run(
+                city,
+                Query(board, "", {"query": var["query"], "datasource": var["datasource"]}),
+                chosen,
+            )
+        )
         assert rows, f"variable {var['name']} of {board['uid']} has no values"
         chosen[var["name"]] = [min(r[1] for r in rows)]
     return chosen
@@ -127,9 +135,13 @@ def test_query_returns_data_for_one_real_district(city: City, query: Query) -> N
 
 
 @pytest.mark.parametrize("board", all_dashboards(), ids=lambda b: b["uid"])
-def test_queries_accept_a_chosen_district_site_and_device(city: City, board: dict[str, Any]) -> None:
+def test_queries_accept_a_chosen_district_site_and_device(
+    city: City, board: dict[str, Any]
+) -> None:
     chosen = _real_values(city, board, ("district", "site", "device"))
-    results = [asyncio.run(_run(city, q, chosen)) for q in QUERIES if q.board["uid"] == board["uid"]]
+    results = [
+        asyncio.run(_run(city, q, chosen)) for q in QUERIES if q.board["uid"] == board["uid"]
+    ]
     assert any(results), f"nothing shows for the chosen {chosen}"
 
 

@@ -66,7 +66,11 @@ class FakeGrafana:
         if parts == ["api", "folders"] and method == "POST":
             if body.get("uid") in self.folders:
                 return 409, {"message": "a folder with the same uid already exists"}
-            self.folders[body["uid"]] = {"uid": body["uid"], "title": body["title"], "id": next(self._ids)}
+            self.folders[body["uid"]] = {
+                "uid": body["uid"],
+                "title": body["title"],
+                "id": next(self._ids),
+            }
             return 200, self.folders[body["uid"]]
         if parts == ["api", "dashboards", "db"] and method == "POST":
             return self._save_dashboard(body)
@@ -82,14 +86,25 @@ class FakeGrafana:
         if board.get("id") is not None and (not existing or existing["id"] != board["id"]):
             return 404, {"message": "Dashboard not found"}
         if existing and not body.get("overwrite"):
-            return 412, {"status": "name-exists", "message": "A dashboard with the same uid already exists"}
+            return 412, {
+                "status": "name-exists",
+                "message": "A dashboard with the same uid already exists",
+            }
         version = existing["version"] + 1 if existing else 1
         dash_id = existing["id"] if existing else next(self._ids)
         self.dashboards[board["uid"]] = {
-            "id": dash_id, "version": version, "folderUid": body.get("folderUid"), "dashboard": board
+            "id": dash_id,
+            "version": version,
+            "folderUid": body.get("folderUid"),
+            "dashboard": board,
         }
-        return 200, {"id": dash_id, "uid": board["uid"], "status": "success", "version": version,
-                     "url": f"/d/{board['uid']}"}
+        return 200, {
+            "id": dash_id,
+            "uid": board["uid"],
+            "status": "success",
+            "version": version,
+            "url": f"/d/{board['uid']}",
+        }
 
 
 @pytest.fixture
@@ -105,7 +120,9 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
             elif raw and self.headers.get("Content-Type", "").split(";")[0] != "application/json":
                 status, answer = 415, {"message": "expected application/json"}
             else:
-                status, answer = state.handle(self.command, self.path, json.loads(raw) if raw else None)
+                status, answer = state.handle(
+                    self.command, self.path, json.loads(raw) if raw else None
+                )
             out = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -127,15 +144,30 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
 
 
 def _push(url: str, *extra: str, token: str = TOKEN) -> Any:
-    args = ["dashboards", "push", "--url", url, "--token", token, "--influx-url", "http://influxdb:8086",
-            "--influx-user", "grafana", "--influx-password", "pw", *extra]
+    args = [
+        "dashboards",
+        "push",
+        "--url",
+        url,
+        "--token",
+        token,
+        "--influx-url",
+        "http://influxdb:8086",
+        "--influx-user",
+        "grafana",
+        "--influx-password",
+        "pw",
+        *extra,
+    ]
     return CliRunner().invoke(app, args, env={"FIREWATCH_CONFIG": ""})
 
 
 REGISTRY = "postgresql://grafana:secret@postgres:5432/firewatch"
 
 
-def test_push_installs_everything_once_and_twice_changes_nothing_but_versions(grafana: tuple[FakeGrafana, str]) -> None:
+def test_push_installs_everything_once_and_twice_changes_nothing_but_versions(
+    grafana: tuple[FakeGrafana, str],
+) -> None:
     state, url = grafana
     first = _push(url, "--registry-url", REGISTRY)
     assert first.exit_code == 0, first.output
@@ -145,7 +177,9 @@ def test_push_installs_everything_once_and_twice_changes_nothing_but_versions(gr
     assert state.datasources[REGISTRY_UID]["url"] == "postgres:5432"
     assert state.datasources[REGISTRY_UID]["jsonData"]["database"] == "firewatch"
     assert set(state.folders) == {FOLDER_UID}
-    assert {uid: d["version"] for uid, d in state.dashboards.items()} == {b["uid"]: 1 for b in all_dashboards()}
+    assert {uid: d["version"] for uid, d in state.dashboards.items()} == {
+        b["uid"]: 1 for b in all_dashboards()
+    }
     ids = {uid: d["id"] for uid, d in state.dashboards.items()}
 
     second = _push(url, "--registry-url", REGISTRY)
@@ -153,15 +187,26 @@ def test_push_installs_everything_once_and_twice_changes_nothing_but_versions(gr
     assert "updated" in second.output and "created" not in second.output
     assert set(state.datasources) == {INFLUX_UID, REGISTRY_UID} and len(state.folders) == 1
     assert {uid: d["id"] for uid, d in state.dashboards.items()} == ids
-    assert all(d["version"] == 2 and d["folderUid"] == FOLDER_UID for d in state.dashboards.values())
-    used = {t["datasource"]["uid"] for d in state.dashboards.values() for p in d["dashboard"]["panels"]
-            for t in p["targets"]}
+    assert all(
+        d["version"] == 2 and d["folderUid"] == FOLDER_UID for d in state.dashboards.values()
+    )
+    used = {
+        t["datasource"]["uid"]
+        for d in state.dashboards.values()
+        for p in d["dashboard"]["panels"]
+        for t in p["targets"]
+    }
     assert used <= set(state.datasources), "every panel's data source is in Grafana"
 
 
 def test_push_leaves_a_provisioned_data_source_alone(grafana: tuple[FakeGrafana, str]) -> None:
     state, url = grafana
-    state.datasources[INFLUX_UID] = {"uid": INFLUX_UID, "id": 1, "readOnly": True, "url": "http://kept:8086"}
+    state.datasources[INFLUX_UID] = {
+        "uid": INFLUX_UID,
+        "id": 1,
+        "readOnly": True,
+        "url": "http://kept:8086",
+    }
     result = _push(url)
     assert result.exit_code == 0, result.output
     assert state.datasources[INFLUX_UID]["url"] == "http://kept:8086"
