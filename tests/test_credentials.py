@@ -221,3 +221,34 @@ def test_device_add_refuses_bad_input_by_name(tmp_path: Path) -> None:
     )
     assert bad_id.exit_code == 2 and "device id" in bad_id.output
     assert not (tmp_path / "passwd").exists()
+
+
+def test_a_running_broker_takes_a_new_device_after_sighup(tmp_path: Path) -> None:
+    """What the installer does after `device add`: `docker compose kill -s HUP mosquitto`."""
+    import signal
+
+    pw_file = tmp_path / "passwd"
+    first, later = new_credentials("EL-1"), new_credentials("EL-2")
+    write_password_line(pw_file, first.username, first.hash)
+    broker = AuthMosquitto(tmp_path / "broker", pw_file)
+    broker.start()
+    clients: list[mqtt.Client] = []
+    try:
+        client, code = _connect(broker.port, later.username, later.password)
+        clients.append(client)
+        assert code != 0, "not in the password file yet"
+        write_password_line(pw_file, later.username, later.hash)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+
+        def admitted() -> bool:
+            c, code = _connect(broker.port, later.username, later.password)
+            clients.append(c)
+            return code == 0
+
+        wait_for(admitted, timeout_s=10, interval_s=0.2)
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
+        broker.stop()
