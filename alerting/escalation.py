@@ -22,19 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import Integer, String, select, update
+from sqlalchemy import Integer, String, cast, exists, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
-from alerting.changes import Subscription
+from alerting.changes import AlertChange, Subscription
 from alerting.notify.acklink import AckSigner, Claim
 from alerting.notify.config import NotifyConfig, Route
 from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
 from alerting.notify.templates import Purpose, render, word
 from alerting.roster import Person, resolve_targets
 from alerting.route import Router, covering_silence
-from contract.db import Alert, Base, Device, Store, now_ms
+from contract.db import Alert, AuditEntry, Base, Device, Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ OPEN = ("grouping", "active", "acknowledged", "exhausted")
 REMIND_SEVERITIES = ("critical", "fire")
 ACK_HOWS = ("ack", "on_way", "false_alarm")
 SILENCE_RECHECK_MS = 60_000
+CATCH_UP_MS = 3_600_000
 """A silence set while an escalation runs pauses it; paging goes on this soon after the silence ends."""
 
 
@@ -195,7 +196,28 @@ class Escalator:
         for alert_id in leaders:
             self._send(await self._resolved(alert_id))
         self._send(await self.dispatcher.pending())
+        await self._catch_up()
         await self.tick()
+
+    async def _catch_up(self) -> None:
+        """Route firing alerts stored while notify was down, or whose change a crash lost on the way here.
+
+        Only alerts changed within `CATCH_UP_MS` count, so a first start does not page a backlog of old alerts.
+        """
+        now = self.clock()
+        subject = literal("alert:") + cast(Alert.id, String)
+        async with self.store.session() as s:
+            missed = (await s.scalars(
+                select(Alert).where(
+                    Alert.state == "firing", Alert.updated_ms >= now - CATCH_UP_MS,
+                    ~exists().where(EscalationMember.alert_id == Alert.id),
+                    ~exists().where(AuditEntry.subject == subject, AuditEntry.action == "not_paged"),
+                ).order_by(Alert.severity != "fire", Alert.id)
+            )).all()
+            silenced = {a.id for a in missed if await covering_silence(s, a, now) is not None}
+        for alert in missed:
+            log.info("notify catches up with alert %s (%s)", alert.id, alert.severity)
+            await self.handle(AlertChange("fired", alert, None, silenced=alert.id in silenced))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Resume, then tick every `tick_s` until `stop` is set."""

@@ -291,3 +291,22 @@ async def test_flood_is_rate_limited_per_person_but_fire_always_goes(
     async with store.session() as s:
         held = (await s.scalars(select(Message).where(Message.state == "held"))).all()
     assert len(held) == 3 and all(m.severity == "warning" for m in held)
+
+
+async def test_an_alert_whose_change_a_crash_lost_is_paged_on_restart(
+    store: Store, inbox: SmtpInbox, sink: HttpSink
+) -> None:
+    await setup(store, inbox, sink)
+    clock = Clock()
+    await add_alert(store, clock.now)  # stored by the lifecycle; the process died before notify saw it
+    quiet = await add_alert(store, clock.now, device_id="P2", severity="info", rule="panel_test")
+    restarted = Escalator(store, config(sink), clock)
+    await restarted.resume()
+    await restarted.drain()
+    assert len(inbox.to("zhang@example.org")) == 1
+    await restarted.resume()
+    await restarted.drain()
+    assert len(inbox.to("zhang@example.org")) == 1, "caught up once, not at every restart"
+    async with store.session() as s:
+        why = (await s.scalars(select(AuditEntry).where(AuditEntry.subject == f"alert:{quiet.id}"))).all()
+    assert [a.action for a in why] == ["not_paged"]
