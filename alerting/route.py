@@ -1,11 +1,12 @@
 """Routing: which route an alert takes, and whether it is paged at all.
 
-Whether a silence covers a new alert is judged by the lifecycle
+An alert is not paged while an inhibiting alert stands for it (the panel is
+offline, so its points' faults say nothing new), or while its parent (a
+district water-main alert) is open and is paged instead. A fire is never
+inhibited and never folded into a parent: every panel fire alarm reaches a
+person. Whether a silence covers a new alert is judged by the lifecycle
 (`AlertChange.silenced`); a silence set while an escalation runs pauses it
-(`covering_silence`). Here an alert is also not paged while an inhibiting alert stands for it (the panel is offline, so its points' faults say
-nothing new), or while its parent (a district water-main alert) is open and is
-paged instead. A fire is never inhibited and never folded into a parent: every
-panel fire alarm reaches a person.
+(`covering_silence`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fnmatch import fnmatchcase
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerting.notify.config import Inhibit, NotifyConfig, Route
+from alerting.notify.config import MATCH_FIELDS, Inhibit, NotifyConfig, Route
 from contract.db import Alert, Silence
 
 OPEN_STATES = ("firing", "acknowledged")
@@ -39,7 +40,7 @@ class Router:
         """The first route whose lists all contain the alert's value (an empty list matches all)."""
         for route in self.config.routes:
             if all(not getattr(route, f) or getattr(alert, f) in getattr(route, f)
-                   for f in ("severity", "kind", "district", "site")):
+                   for f in MATCH_FIELDS):
                 return route
         return None
 
