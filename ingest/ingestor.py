@@ -26,7 +26,7 @@ import httpx
 from contract.influx import Influx, InfluxError
 from contract.lineproto import record_line
 from contract.payload import Reason, parse
-from contract.settings import Settings
+from contract.settings import Settings, SettingsError
 from contract.topics import subscription
 from ingest import mqtt
 from ingest.dead_letter import DeadLetters, RejectionLog, entry
@@ -87,8 +87,14 @@ class Ingestor:
         self._update_spool_gauges()
 
     async def start(self) -> None:
-        if self.settings.ingest.metrics_port:
-            self.metrics.serve(self.settings.ingest.metrics_port)
+        port = self.settings.ingest.metrics_port
+        if port:
+            try:
+                self.metrics.serve(port)
+            except OSError as exc:
+                raise SettingsError(
+                    f"ingest.metrics_port: cannot serve on {port} ({exc.strerror})"
+                ) from None
         await self._refresh_sites()
         if len(self._spool):
             log.info("spool holds %d records from before; replaying", self._spool.records)
