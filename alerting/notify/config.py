@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contract.settings import Settings, SettingsError
 
-SEVERITIES = ("info", "warning", "critical", "fire")
 MATCH_FIELDS = ("severity", "kind", "district", "site")
 GROUP_FIELDS = ("district", "site", "kind", "rule", "device_id", "zone", "severity")
 
