@@ -177,7 +177,7 @@ async def test_every_message_becomes_one_point_with_tags_fields_and_time(
     assert ing.metrics.value("firewatch_ingest_records_written_total") == 2 * n + 2
 
 
-async def test_a_redelivered_message_is_stored_once(settings: Settings, ingestor: Ingestor) -> None:
+async def test_a_message_sent_again_is_stored_once_and_counted_as_duplicate(settings: Settings, ingestor: Ingestor) -> None:
     with Publisher(settings) as pub:
         for _ in range(3):
             pub.send("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 7, pressure_mpa=0.31))
