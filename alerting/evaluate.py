@@ -270,7 +270,9 @@ def score(run: Run) -> dict[str, Any]:
             onset = run.onsets.get(n, t["start_ms"])
             if itype == "silent":
                 onset = t["start_ms"] + _grace_ms(run, t["device_id"]) - MIN
-            delays.append((min(a.started_ms for a in hits) - onset) / 1000)
+            new = [a.started_ms for a in hits if a.started_ms >= t["start_ms"] - MIN]  # not one already open
+            if new:
+                delays.append((min(new) - onset) / 1000)
         fp = [a for a in unmatched if a.rule in exp.rules]
         recall = found / len(mine)
         row: dict[str, Any] = {

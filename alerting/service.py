@@ -122,7 +122,7 @@ class AlertingService:
         return aiomqtt.Client(
             m.host, m.port, username=m.username, password=m.password, keepalive=m.keepalive_s,
             identifier=f"{m.client_id_prefix}-alerting-{socket.gethostname()}-{suffix}"[:128],
-            clean_session=False, tls_context=tls, max_queued_incoming_messages=0,
+            clean_session=False, tls_context=tls, max_queued_incoming_messages=0, timeout=30,
         )
 
     async def _mqtt(self, changes: Any) -> None:

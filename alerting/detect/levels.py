@@ -52,6 +52,8 @@ class LevelEngine:
         self.pend_since = np.zeros((0, r), dtype=np.int64)
         self.pend_level = np.zeros((0, r), dtype=np.int8)
         self.last = np.full((0, r), NAN)
+        self.timed = np.zeros(0, dtype=np.int64)
+        """Rules with a minimum duration for some device: the only columns that need pending state."""
 
     def grow(self, n: int) -> None:
         self.warn = grown(self.warn, n, NAN)
@@ -68,10 +70,13 @@ class LevelEngine:
             p = params[rule.name]
             on = p.enabled
             s = self.sign[i]
-            self.warn[slot, i] = s * p.warning if on and p.warning is not None else NAN
-            self.alarm[slot, i] = s * p.alarm if on and p.alarm is not None else NAN
+            alarm = s * p.alarm if on and p.alarm is not None else NAN
+            self.alarm[slot, i] = alarm
+            self.warn[slot, i] = s * p.warning if on and p.warning is not None else alarm
             self.dead[slot, i] = p.deadband
             self.for_ms[slot, i] = int(p.for_s * 1000)
+            if p.for_s > 0 and i not in self.timed:
+                self.timed = np.union1d(self.timed, [i]).astype(np.int64)
 
     def threshold(self, slot: int, rule: int, level: int) -> float | None:
         v = (self.warn if level == 1 else self.alarm)[slot, rule] * self.sign[rule]
@@ -83,40 +88,51 @@ class LevelEngine:
         x = f * self.sign
         w, a, d = self.warn[slots], self.alarm[slots], self.dead[slots]
         with np.errstate(invalid="ignore"):
-            up = np.where(x >= a, 2, np.where(x >= w, 1, 0))
-            hold = np.where(x >= a - d, 2, np.where(x >= w - d, 1, 0))
+            up = (x >= w).astype(np.int8) + (x >= a)
+            hold = (x >= w - d).astype(np.int8) + (x >= a - d)
         cur = self.level[slots]
-        target = np.where(np.isnan(x), cur, np.maximum(up, np.minimum(cur, hold))).astype(np.int8)
-        rising = target > cur
-        t = ts[:, None]
-        since = np.where(rising, np.where(self.pend_since[slots] > 0, self.pend_since[slots], t), 0)
-        ok = ~rising | (t - since >= self.for_ms[slots])
-        new = np.where(ok, target, cur)
-        self.pend_since[slots] = np.where(ok, 0, since)
-        self.pend_level[slots] = target
+        new = np.maximum(up, np.minimum(cur, hold))
+        gap = np.isnan(x)
+        new[gap] = cur[gap]
+        j = self.timed
+        if len(j):
+            cells = np.ix_(slots, j)
+            target, now = new[:, j], cur[:, j]
+            rising = target > now
+            t = ts[:, None]
+            pending = self.pend_since[cells]
+            since = np.where(rising, np.where(pending > 0, pending, t), 0)
+            ok = ~rising | (t - since >= self.for_ms[cells])
+            new[:, j] = np.where(ok, target, now)
+            self.pend_since[cells] = np.where(ok, 0, since)
+            self.pend_level[cells] = target
+            self.last[cells] = np.where(gap[:, j], self.last[cells], f[:, j])
         self.level[slots] = new
-        self.last[slots] = np.where(np.isnan(f), self.last[slots], f)
         rows, cols = np.nonzero(new != cur)
         return out + [
-            Change(int(slots[i]), int(j), int(cur[i, j]), int(new[i, j]), float(f[i, j]), int(i))
-            for i, j in zip(rows, cols)
+            Change(int(slots[i]), int(c), int(cur[i, c]), int(new[i, c]), float(f[i, c]), int(i))
+            for i, c in zip(rows, cols)
         ]
 
     def _matured(self, slots: np.ndarray, ts: np.ndarray) -> list[Change]:
         """Rises whose minimum duration completed before this reading (the clock had not looked yet)."""
-        ps = self.pend_since[slots]
-        due = (ps > 0) & (ts[:, None] - ps >= self.for_ms[slots])
+        j = self.timed
+        if not len(j):
+            return []
+        cells = np.ix_(slots, j)
+        ps = self.pend_since[cells]
+        due = (ps > 0) & (ts[:, None] - ps >= self.for_ms[cells])
         if not due.any():
             return []
         out = []
-        for i, j in zip(*np.nonzero(due)):
-            s = slots[i]
-            old, new = int(self.level[s, j]), int(self.pend_level[s, j])
-            self.pend_since[s, j] = 0
+        for i, k in zip(*np.nonzero(due)):
+            s, c = slots[i], j[k]
+            old, new = int(self.level[s, c]), int(self.pend_level[s, c])
+            self.pend_since[s, c] = 0
             if new > old:
-                self.level[s, j] = new
-                out.append(Change(int(s), int(j), old, new, float(self.last[s, j]),
-                                  at_ms=int(ps[i, j] + self.for_ms[s, j])))
+                self.level[s, c] = new
+                out.append(Change(int(s), int(c), old, new, float(self.last[s, c]),
+                                  at_ms=int(ps[i, k] + self.for_ms[s, c])))
         return out
 
     def tick(self, now_ms: int, n: int) -> list[Change]:

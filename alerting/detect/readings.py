@@ -38,7 +38,7 @@ class ReadingDetector:
         self.config = config
         self.registry = registry
         self.metrics = list(SPECS[kind].metrics)
-        self.units = {m.name: m.unit for m in SPECS[kind].metrics.values()}
+        self._columns: dict[tuple[str, ...], np.ndarray] = {}
         columns = {m: i for i, m in enumerate(self.metrics)}
         by = {f: [r for r in READING_RULES[kind] if r.feature in f] for f in
               (("value", "spread", "unbalance"), ("rate",), ("drift",), ("baseline",), ("frozen",), ("jump",))}
@@ -104,9 +104,21 @@ class ReadingDetector:
     def detect(self, readings: Sequence[Reading]) -> list[Signal]:
         slots = np.fromiter((self.slot(r.device_id, r.district) for r in readings), np.int64, len(readings))
         ts = np.fromiter((r.ts_ms for r in readings), np.int64, len(readings))
-        metrics = self.metrics
-        v = np.array([[r.metrics.get(m, NAN) for m in metrics] for r in readings], dtype=float)
-        return self.detect_arrays(slots, ts, v)
+        return self.detect_arrays(slots, ts, self._matrix(readings))
+
+    def _matrix(self, readings: Sequence[Reading]) -> np.ndarray:
+        """[readings, metrics] with NaN for what a reading lacks; readings that name the same
+        metrics in the same order (nearly all) are copied as one block."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, r in enumerate(readings):
+            groups.setdefault(tuple(r.metrics), []).append(i)
+        v = np.full((len(readings), len(self.metrics)), NAN)
+        for names, rows in groups.items():
+            cols = self._columns.get(names)
+            if cols is None:
+                cols = self._columns[names] = np.array([self.metrics.index(m) for m in names])
+            v[np.array(rows)[:, None], cols] = [list(readings[i].metrics.values()) for i in rows]
+        return v
 
     def detect_arrays(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> list[Signal]:
         """Readings as arrays: device slots, event times (ms) and a [n, metrics] matrix with NaN gaps."""

@@ -1,0 +1,34 @@
+"""The shipped evaluation scenarios through broker, ingest and alerting: the issue's targets hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alerting.evaluate import evaluate
+
+SCENARIOS = Path(__file__).parent.parent / "alerting" / "scenarios"
+
+
+@pytest.mark.timeout(600)
+async def test_ci_scenario_meets_the_targets() -> None:
+    r = await evaluate(SCENARIOS / "ci.yaml")
+    assert r["targets_met"], r["missed_targets"]
+    types = r["incident_types"]
+    assert {"cable_overheat", "arc_fault", "water_main", "panel_fire", "false_alarm", "silent"} <= types.keys()
+    assert all(row["recall"] == 1.0 for row in types.values())
+    assert types["arc_fault"]["delay_s_max"] <= 30 and types["cable_overheat"]["delay_s_max"] <= 40
+    assert r["false_alerts_per_device_day"] <= 0.01
+    assert r["water_main_grouped_share"] == 1.0
+    assert r["run"]["rejected"] and r["run"]["stored_points"] > 0.99 * r["run"]["records"] - r["run"]["duplicates"]
+
+
+@pytest.mark.timeout(600)
+async def test_fire_ranking_scenario_puts_real_fires_on_top() -> None:
+    r = await evaluate(SCENARIOS / "fire-ranking.yaml")
+    ranking = r["panel_fire_ranking"]
+    assert ranking["real_fires"] >= 10 and ranking["false_alarms"] >= 200
+    assert ranking["real_fires_probable"] == ranking["real_fires"]
+    assert ranking["false_alarms_probable_share"] <= 0.05
+    assert r["targets_met"], r["missed_targets"]
