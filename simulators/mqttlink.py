@@ -181,7 +181,11 @@ class Link:
         self._raise()
         self._send()
         assert self._writer is not None
-        await self._writer.drain()
+        try:
+            await self._writer.drain()
+        except OSError as exc:
+            self._error = self._error or exc
+            self._raise()
         if not self._room.is_set():
             await self._wait(self._room)
 

@@ -47,6 +47,12 @@ class Pace:
             return 0.0
         return wall_start + (ts_ms - self.start_ms) / 1000.0 / self.speed - time.monotonic()
 
+    def now(self, wall_start: float, reached_ms: int) -> int:
+        """The event time now: the clock's for a paced run, the last message's for a flat-out one."""
+        if self.speed <= 0:
+            return reached_ms
+        return max(reached_ms, self.start_ms + int((time.monotonic() - wall_start) * 1000 * self.speed))
+
 
 def _tls(settings: Settings) -> ssl.SSLContext | None:
     if not settings.mqtt.tls:
@@ -125,10 +131,6 @@ class Links:
         for link in self.links:
             link.abort()
 
-    @property
-    def acked(self) -> int:
-        return sum(link.acked for link in self.links)
-
 
 async def publish(
     settings: Settings,
@@ -180,6 +182,7 @@ async def publish(
                 on_progress(tally)
         await upcoming
         if offline_at_end:
+            last_ts = pace.now(wall_start, last_ts)
             for d in fleet.devices:
                 bye = Message(device_topic(d.district, d.id, Channel.STATUS), status_payload(d, False, last_ts),
                               last_ts, d.kind.value, retain=True)

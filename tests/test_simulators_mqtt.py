@@ -121,6 +121,13 @@ def _persistent_subscriber(port: int, out) -> subprocess.Popen[bytes]:
                              "-c", "-i", "restart-sub", "-v"], stdout=out)
 
 
+def _probe(port: int, received: Path) -> bool:
+    """Publish a probe and tell whether the subscriber got one: it is subscribed once it does."""
+    subprocess.run(["mosquitto_pub", "-p", str(port), "-t", "fire/v1/probe/p/status", "-m", "{}", "-q", "1"],
+                   check=True)
+    return b"fire/v1/probe/p/status" in received.read_bytes()
+
+
 async def test_a_broker_restart_mid_stream_loses_nothing(own_services, tmp_path: Path, caplog) -> None:
     """The simulator reconnects and resends what the broker had not acknowledged (QoS 1, at least once)."""
     broker = own_services.mosquitto()
@@ -128,7 +135,7 @@ async def test_a_broker_restart_mid_stream_loses_nothing(own_services, tmp_path:
     out = (tmp_path / "received.txt").open("wb")
     sub = _persistent_subscriber(broker.port, out)
     try:
-        await asyncio.sleep(0.5)
+        await _until(lambda: _probe(broker.port, tmp_path / "received.txt"))
         fleet = Fleet.build(20, seed=41)
         expected = list(generate(fleet, None, T0, T0 + 200_000, rate=150))
         publishing = asyncio.create_task(
