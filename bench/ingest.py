@@ -68,16 +68,19 @@ class IngestProcess:
                 stderr=log,
             )
 
-    def metric(self, name: str) -> float:
-        """A sample from the process's /metrics; -1 while it is not serving yet."""
+    def metric(self, *names: str) -> float:
+        """The sum of these samples from one scrape of /metrics; -1 while it is not serving yet.
+
+        One scrape per call, because every scrape costs the process being measured.
+        """
         try:
             text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
         except httpx.HTTPError:
             return -1
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return -1
+        wanted = set(names)
+        return sum(
+            float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k in wanted
+        )
 
     def wait_subscribed(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
@@ -319,8 +322,10 @@ def run(
         while time.monotonic() - last_progress < 15:
             peak_rss = max(peak_rss, sum(p.memory_info().rss for p in ps))
             now_written = sum(
-                w.metric("firewatch_ingest_records_written_total")
-                + w.metric("firewatch_ingest_records_spooled_total")
+                w.metric(
+                    "firewatch_ingest_records_written_total",
+                    "firewatch_ingest_records_spooled_total",
+                )
                 for w in workers
             )
             if now_written > written:
@@ -328,7 +333,7 @@ def run(
             if written >= messages:
                 done_at = time.perf_counter()
                 break
-            time.sleep(0.1)
+            time.sleep(0.25)
         publisher.join()
         elapsed = (done_at or time.perf_counter()) - started
         spooled = sum(w.metric("firewatch_ingest_records_spooled_total") for w in workers)
