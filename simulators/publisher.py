@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 import zlib
@@ -67,7 +68,7 @@ class Links:
         m = settings.mqtt
         per_device = connections == 0 or (connections is None and len(fleet.devices) <= PER_DEVICE_LIMIT)
         self.per_device = per_device
-        prefix = f"{m.client_id_prefix}-sim{fleet.seed}"
+        prefix = f"{m.client_id_prefix}-sim{os.getpid()}"  # two simulators never take over each other
         common = {"password": m.password, "keepalive_s": m.keepalive_s, "tls": _tls(settings)}
         if per_device:
             self.links = [
