@@ -31,8 +31,8 @@ from alerting.changes import AlertChange, Subscription
 from alerting.notify.acklink import AckSigner, Claim
 from alerting.notify.config import NotifyConfig, Route
 from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
-from alerting.notify.templates import Purpose, render, word
-from alerting.roster import Person, resolve_targets
+from alerting.notify.templates import Purpose, render, render_handover, word
+from alerting.roster import DutyGroup, Person, on_duty, resolve_targets
 from alerting.route import Router, covering_silence
 from contract.db import Alert, AuditEntry, Base, Device, Store, now_ms
 
@@ -105,6 +105,8 @@ class Escalator:
         self.dispatcher = dispatcher or Dispatcher(store, config, clock)
         self._lock = asyncio.Lock()
         self._sending: set[asyncio.Task[None]] = set()
+        self._duty: dict[str, set[str]] | None = None
+        """Who was on duty at the last tick, per group; None until the first tick after a start."""
 
     async def handle(self, change: Change) -> None:
         """Route one lifecycle change; a fire's messages are recorded and their sends started before this returns."""
@@ -169,8 +171,9 @@ class Escalator:
             task.add_done_callback(self._sending.discard)
 
     async def tick(self) -> None:
-        """Run every escalation whose timer is due on the platform clock."""
+        """Run every escalation whose timer is due on the platform clock, and brief whoever just came on duty."""
         now = self.clock()
+        self._send(await self._handover(now))
         async with self.store.session() as s:
             due = (await s.scalars(
                 select(Escalation.id).where(Escalation.state.in_(OPEN), Escalation.next_ms <= now)
@@ -310,6 +313,58 @@ class Escalator:
             esc.state, esc.next_ms = "merged", None
         elif esc.alert_id == member.alert_id:
             esc.alert_id = left
+
+    async def _handover(self, now: int) -> list[Message]:
+        """At a shift change, the officers coming on duty get the open alerts: unacknowledged ones with their links.
+
+        Briefings are keyed by minute, group and person, so a second worker or a restart in
+        the same minute does not brief twice; a restart exactly at the change may miss one.
+        """
+        async with self._lock, self.store.session() as s, s.begin():
+            duty = await on_duty(s, now, self.config.zone)
+            current = {g: {p.id for p in people} for g, people in duty.groups.items()}
+            previous, self._duty = self._duty, current
+            if previous is None:
+                return []
+            arriving = {g: [p for p in people if p.id not in previous.get(g, set())]
+                        for g, people in duty.groups.items()}
+            if not any(arriving.values()):
+                return []
+            alerts = (await s.scalars(
+                select(Alert).join(Escalation, Escalation.alert_id == Alert.id)
+                .where(Escalation.state.in_(("active", "exhausted", "acknowledged")), Alert.state != "resolved")
+                .order_by(Alert.severity != "fire", Alert.severity != "critical", Alert.started_ms)
+            )).all()
+            if not alerts:
+                return []
+            names = dict((await s.execute(select(DutyGroup.id, DutyGroup.name))).all())
+            worst = alerts[0]
+            written: list[Message] = []
+            for group, people in arriving.items():
+                for person in people:
+                    language = person.language or self.config.language
+                    text = render_handover(
+                        names.get(group) or group,
+                        [(a, self.signer.page_url(self._claim(a.id, person.id, now)) if a.state == "firing" else "")
+                         for a in alerts],
+                        language, self.config.zone,
+                    )
+                    held = worst.severity != "fire" and await self._over_limit(s, person.id, now)
+                    for n, url in enumerate(person.channels):
+                        key = f"handover:{now // 60_000}:{group}:{person.id}:{n}"
+                        if (await s.scalars(select(Message.id).where(Message.key == key))).first() is None:
+                            msg = Message(
+                                key=key, escalation_id=0, alert_id=0, person_id=person.id, channel=url,
+                                purpose=Purpose.HANDOVER.value, severity=worst.severity, title=text.title,
+                                body=text.body, state=HELD if held else PENDING, created_ms=now,
+                            )
+                            s.add(msg)
+                            written.append(msg)
+            await s.flush()
+            return [m for m in written if m.state == PENDING]
+
+    def _claim(self, alert_id: int, person_id: str, now: int) -> Claim:
+        return Claim(alert_id, person_id, now + int(self.config.link_expiry_h * 3_600_000))
 
     async def _absorb_children(self, s: AsyncSession, parent_id: int, esc: Escalation) -> None:
         """Alerts paged before their parent (a water main) was known count in the parent's messages from now on."""
@@ -476,7 +531,7 @@ class Escalator:
             language = language or self.config.language
             link, actions = "", []
             if pid and purpose is not Purpose.ALL_CLEAR:
-                claim = Claim(alert.id, pid, now + int(self.config.link_expiry_h * 3_600_000))
+                claim = self._claim(alert.id, pid, now)
                 link = self.signer.page_url(claim)
                 actions = [(word(language, a), self.signer.action_url(claim, a)) for a in ("ack", "on_way")]
             text = render(

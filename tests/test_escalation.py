@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from email.header import decode_header, make_header
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -310,3 +312,29 @@ async def test_an_alert_whose_change_a_crash_lost_is_paged_on_restart(
     async with store.session() as s:
         why = (await s.scalars(select(AuditEntry).where(AuditEntry.subject == f"alert:{quiet.id}"))).all()
     assert [a.action for a in why] == ["not_paged"]
+
+
+async def test_whoever_comes_on_duty_is_briefed_on_open_alerts_once(
+    store: Store, inbox: SmtpInbox, sink: HttpSink
+) -> None:
+    await setup(store, inbox, sink)
+    await load_yaml(store, roster_yaml(inbox, sink) + """
+shifts:
+  - {group: duty, person: zhang, start: "08:00", end: "20:00"}
+  - {group: duty, person: li, start: "20:00", end: "08:00"}
+""".replace("members: [zhang]", "members: [zhang, li]"))
+    evening = int(datetime(2026, 11, 23, 19, 50, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+    clock = Clock(evening)
+    esc = Escalator(store, config(sink), clock)
+    fire = await add_alert(store, clock.now, summary="火灾报警 3F east")
+    await esc.handle(AlertChange("fired", fire, None))
+    await esc.tick()
+    clock.advance(minutes=10, seconds=30)
+    await esc.tick()
+    await esc.tick()
+    await esc.drain()
+    briefings = [m for m in inbox.to("li@example.org") if "交接班" in m["Subject"]]
+    assert len(briefings) == 1
+    body = briefings[0].get_body(preferencelist=("plain",)).get_content()
+    assert "火灾报警 3F east" in body and "未确认" in body and f"https://fw.example.org/ack/{fire.id}/" in body
+    assert not [m for m in inbox.to("zhang@example.org") if "交接班" in m["Subject"]], "the one leaving is not briefed"

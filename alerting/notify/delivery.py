@@ -37,6 +37,7 @@ class Message(Base):
     """Idempotency key: escalation, cycle, step (or reminder/all-clear), person, channel."""
     escalation_id: Mapped[int] = mapped_column(index=True)
     alert_id: Mapped[int] = mapped_column(index=True)
+    """Both 0 for a handover briefing, which is about every open alert."""
     person_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     """Empty for a named system channel."""
     channel: Mapped[str] = mapped_column(Text)

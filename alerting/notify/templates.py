@@ -18,6 +18,7 @@ class Purpose(StrEnum):
     PAGE = "page"
     REMINDER = "reminder"
     ALL_CLEAR = "all_clear"
+    HANDOVER = "handover"
 
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -43,6 +44,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack": "确认",
         "on_way": "马上到",
         "false_alarm": "误报",
+        "handover": "【交接班】{group}：您现在值班，未解除告警 {count} 条",
+        "handover_line": "{severity}｜{what}｜{where}｜开始 {since}｜{state}",
+        "open_unacked": "未确认",
+        "open_acked": "{by} 已确认",
         "test_title": "【测试】firewatch 通知测试",
         "test_body": "这是一条测试消息，收到即说明此通道可用，无需处理。",
     },
@@ -68,6 +73,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack": "Acknowledge",
         "on_way": "On my way",
         "false_alarm": "False alarm",
+        "handover": "[Handover] {group}: you are on duty; {count} open alerts",
+        "handover_line": "{severity} | {what} | {where} | since {since} | {state}",
+        "open_unacked": "not acknowledged",
+        "open_acked": "acknowledged by {by}",
         "test_title": "[Test] firewatch notification test",
         "test_body": "A test message: if you read it, this channel works. Nothing to do.",
     },
@@ -128,3 +137,21 @@ def render(
     if link:
         lines.append(t["link"].format(link=link))
     return Text(title, "\n".join(lines))
+
+
+def render_handover(
+    group: str, alerts: list[tuple[Alert, str]], language: str, zone: ZoneInfo
+) -> Text:
+    """What the officer taking over must know: every open alert, worst first, with a link for the unacknowledged."""
+    t = TEXTS.get(language, TEXTS["zh"])
+    lines = []
+    for alert, link in alerts:
+        state = t["open_acked"].format(by=alert.acknowledged_by) if alert.state == "acknowledged" else t["open_unacked"]
+        lines.append(t["handover_line"].format(
+            severity=t.get(alert.severity, alert.severity), what=alert.summary or alert.rule,
+            where=" · ".join(x for x in (alert.site, alert.district) if x) or "-",
+            since=_clock(alert.started_ms, zone), state=state,
+        ))
+        if link:
+            lines.append(t["link"].format(link=link))
+    return Text(t["handover"].format(group=group, count=len(alerts)), "\n".join(lines))
