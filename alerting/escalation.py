@@ -320,16 +320,16 @@ class Escalator:
         Briefings are keyed by minute, group and person, so a second worker or a restart in
         the same minute does not brief twice; a restart exactly at the change may miss one.
         """
-        async with self._lock, self.store.session() as s, s.begin():
+        async with self.store.session() as s:
             duty = await on_duty(s, now, self.config.zone)
-            current = {g: {p.id for p in people} for g, people in duty.groups.items()}
-            previous, self._duty = self._duty, current
-            if previous is None:
-                return []
-            arriving = {g: [p for p in people if p.id not in previous.get(g, set())]
-                        for g, people in duty.groups.items()}
-            if not any(arriving.values()):
-                return []
+        current = {g: {p.id for p in people} for g, people in duty.groups.items()}
+        previous, self._duty = self._duty, current
+        if previous is None:
+            return []
+        arriving = {g: [p for p in people if p.id not in previous.get(g, set())] for g, people in duty.groups.items()}
+        if not any(arriving.values()):
+            return []
+        async with self._lock, self.store.session() as s, s.begin():
             alerts = (await s.scalars(
                 select(Alert).join(Escalation, Escalation.alert_id == Alert.id)
                 .where(Escalation.state.in_(("active", "exhausted", "acknowledged")), Alert.state != "resolved")
