@@ -20,7 +20,18 @@ from sqlalchemy import case, func, select, update
 from api.auth import Operator, Principal, Viewer
 from api.context import Context, Ctx
 from api.errors import conflict, not_found
-from api.fields import DeviceId, District, IdPath, KindName, Limit, Note, Offset, Site, SinceQuery, UntilQuery
+from api.fields import (
+    DeviceId,
+    District,
+    IdPath,
+    KindName,
+    Limit,
+    Note,
+    Offset,
+    SinceQuery,
+    Site,
+    UntilQuery,
+)
 from api.readings import ReadingsOut, readings
 from api.responses import fast_json
 from contract.db import Alert, AuditEntry, Device, now_ms
@@ -86,7 +97,9 @@ class AuditOut(BaseModel):
 class AlertDetail(BaseModel):
     alert: AlertOut
     history: list[AuditOut]
-    readings: ReadingsOut | None = Field(description="around the alert; null for district alerts or when InfluxDB is down")
+    readings: ReadingsOut | None = Field(
+        description="around the alert; null for district alerts or when InfluxDB is down"
+    )
 
 
 class AckIn(BaseModel):
@@ -96,7 +109,9 @@ class AckIn(BaseModel):
 
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    outcome: Outcome = Field("", description="what it turned out to be; false_alarm feeds the false-alarm statistics")
+    outcome: Outcome = Field(
+        "", description="what it turned out to be; false_alarm feeds the false-alarm statistics"
+    )
     note: Note = ""
 
 
@@ -107,15 +122,25 @@ class CommentIn(BaseModel):
 
 def queue_order() -> tuple[Any, ...]:
     """Fire first, then by probable-fire score, then newest."""
-    return (SEVERITY_RANK, Alert.probable.desc(), Alert.score.desc(), Alert.started_ms.desc(), Alert.id.desc())
+    return (
+        SEVERITY_RANK,
+        Alert.probable.desc(),
+        Alert.score.desc(),
+        Alert.started_ms.desc(),
+        Alert.id.desc(),
+    )
 
 
-@router.get("/alerts", response_model=AlertList, summary="List alerts, queue order (severity, then score)")
+@router.get(
+    "/alerts", response_model=AlertList, summary="List alerts, queue order (severity, then score)"
+)
 async def list_alerts(
     request: Request,
     c: Ctx,
     _: Viewer,
-    state: Annotated[list[State | Literal["open"]] | None, Query(description="open = firing or acknowledged")] = None,
+    state: Annotated[
+        list[State | Literal["open"]] | None, Query(description="open = firing or acknowledged")
+    ] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
     kind: Annotated[KindName | None, Query()] = None,
     district: Annotated[District | None, Query()] = None,
@@ -138,8 +163,13 @@ async def list_alerts(
         q = q.where(Alert.state.in_(sorted(states)))
     if severity:
         q = q.where(Alert.severity.in_(severity))
-    for column, value in ((Alert.kind, kind), (Alert.district, district), (Alert.site, site),
-                          (Alert.device_id, device_id), (Alert.rule, rule)):
+    for column, value in (
+        (Alert.kind, kind),
+        (Alert.district, district),
+        (Alert.site, site),
+        (Alert.device_id, device_id),
+        (Alert.rule, rule),
+    ):
         if value is not None:
             q = q.where(column == value)
     if since is not None:
@@ -148,7 +178,11 @@ async def list_alerts(
         q = q.where(Alert.started_ms < until)
     async with c.store.session() as s:
         total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
-        rows = (await s.execute(q.order_by(*queue_order()).limit(limit).offset(offset))).mappings().all()
+        rows = (
+            (await s.execute(q.order_by(*queue_order()).limit(limit).offset(offset)))
+            .mappings()
+            .all()
+        )
     body = orjson.dumps({"total": total, "items": [dict(r) for r in rows]})
     c.cache.put(key, head, body)
     return fast_json(body)
@@ -162,13 +196,19 @@ async def _alert(c: Context, alert_id: int) -> Alert:
     return a
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="One alert, its history and the readings behind it")
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertDetail,
+    summary="One alert, its history and the readings behind it",
+)
 async def get_alert(alert_id: IdPath, c: Ctx, _: Viewer) -> AlertDetail:
     a = await _alert(c, alert_id)
     async with c.store.session() as s:
         history = (
             await s.execute(
-                select(AuditEntry).where(AuditEntry.subject == f"alert:{alert_id}").order_by(AuditEntry.id)
+                select(AuditEntry)
+                .where(AuditEntry.subject == f"alert:{alert_id}")
+                .order_by(AuditEntry.id)
             )
         ).scalars()
         out_history = [AuditOut.model_validate(h) for h in history]
@@ -177,16 +217,26 @@ async def get_alert(alert_id: IdPath, c: Ctx, _: Viewer) -> AlertDetail:
     if device is not None:
         start = a.started_ms - 30 * 60_000
         end = max((a.resolved_ms or now_ms()), a.last_seen_ms) + 5 * 60_000
-        metrics = [a.metric] if device.kind in SPECS and a.metric in SPECS[device.kind].metrics else None
+        metrics = (
+            [a.metric] if device.kind in SPECS and a.metric in SPECS[device.kind].metrics else None
+        )
         try:
-            behind = await readings(c, [device], start, min(end, start + 400 * 86_400_000 - 1), None, "max", metrics)
+            behind = await readings(
+                c, [device], start, min(end, start + 400 * 86_400_000 - 1), None, "max", metrics
+            )
         except Exception:  # noqa: BLE001 - the alert still shows when InfluxDB does not answer
             behind = None
     return AlertDetail(alert=AlertOut.model_validate(a), history=out_history, readings=behind)
 
 
 async def _change(
-    c: Context, who: Principal, alert_id: int, action: str, allowed: tuple[str, ...], values: dict[str, Any], detail: dict[str, Any]
+    c: Context,
+    who: Principal,
+    alert_id: int,
+    action: str,
+    allowed: tuple[str, ...],
+    values: dict[str, Any],
+    detail: dict[str, Any],
 ) -> AlertOut:
     """One guarded UPDATE + its audit row in one transaction; 404/409 say why nothing changed."""
     async with c.store.session() as s, s.begin():
@@ -200,7 +250,11 @@ async def _change(
             a = await s.get(Alert, alert_id)
             if a is None:
                 raise not_found(f"alert {alert_id}")
-            by = f" by {a.acknowledged_by}" if a.state == "acknowledged" and a.acknowledged_by else ""
+            by = (
+                f" by {a.acknowledged_by}"
+                if a.state == "acknowledged" and a.acknowledged_by
+                else ""
+            )
             raise conflict(f"alert {alert_id} is {a.state}{by}; cannot {action} it")
         await c.store.audit(s, who.name, action, f"alert:{alert_id}", **detail)
         a = await s.get(Alert, alert_id)
@@ -211,33 +265,58 @@ async def _change(
     return out
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut, summary="Acknowledge a firing alert")
-async def acknowledge(alert_id: IdPath, c: Ctx, who: Operator, body: AckIn | None = None) -> AlertOut:
+@router.post(
+    "/alerts/{alert_id}/acknowledge", response_model=AlertOut, summary="Acknowledge a firing alert"
+)
+async def acknowledge(
+    alert_id: IdPath, c: Ctx, who: Operator, body: AckIn | None = None
+) -> AlertOut:
     note = body.note if body else ""
     t = now_ms()
     return await _change(
-        c, who, alert_id, "acknowledge", ("firing",),
+        c,
+        who,
+        alert_id,
+        "acknowledge",
+        ("firing",),
         {"state": "acknowledged", "acknowledged_ms": t, "acknowledged_by": who.name},
         {"note": note} if note else {},
     )
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, summary="Resolve an open alert")
-async def resolve(alert_id: IdPath, c: Ctx, who: Operator, body: ResolveIn | None = None) -> AlertOut:
+async def resolve(
+    alert_id: IdPath, c: Ctx, who: Operator, body: ResolveIn | None = None
+) -> AlertOut:
     body = body or ResolveIn()
     detail = {k: v for k, v in body.model_dump().items() if v}
-    return await _change(c, who, alert_id, "resolve", OPEN, {"state": "resolved", "resolved_ms": now_ms()}, detail)
+    return await _change(
+        c, who, alert_id, "resolve", OPEN, {"state": "resolved", "resolved_ms": now_ms()}, detail
+    )
 
 
-@router.post("/alerts/{alert_id}/comments", response_model=AuditOut, status_code=201, summary="Add a note to an alert")
+@router.post(
+    "/alerts/{alert_id}/comments",
+    response_model=AuditOut,
+    status_code=201,
+    summary="Add a note to an alert",
+)
 async def comment(alert_id: IdPath, body: CommentIn, c: Ctx, who: Operator) -> AuditOut:
     async with c.store.session() as s, s.begin():
         done = await s.execute(
-            update(Alert).where(Alert.id == alert_id).values(updated_ms=now_ms()).execution_options(synchronize_session=False)
+            update(Alert)
+            .where(Alert.id == alert_id)
+            .values(updated_ms=now_ms())
+            .execution_options(synchronize_session=False)
         )
         if done.rowcount == 0:
             raise not_found(f"alert {alert_id}")
-        entry = AuditEntry(actor=who.name, action="comment", subject=f"alert:{alert_id}", detail={"text": body.text})
+        entry = AuditEntry(
+            actor=who.name,
+            action="comment",
+            subject=f"alert:{alert_id}",
+            detail={"text": body.text},
+        )
         s.add(entry)
         await s.flush()
         out = AuditOut.model_validate(entry)

@@ -19,7 +19,19 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from alerting import config as alerting_config
-from api import ack, alerts, auth, devices, errors, health, readings, roster, silences, stats, stream
+from api import (
+    ack,
+    alerts,
+    auth,
+    devices,
+    errors,
+    health,
+    readings,
+    roster,
+    silences,
+    stats,
+    stream,
+)
 from api.auth import Authenticator
 from api.context import Context
 from api.health import Metrics, RequestMetrics
@@ -43,10 +55,14 @@ def create_app(settings: Settings) -> FastAPI:
         influx = Influx(settings.influx)
         feed = Feed(store)
         listener = Listener(settings.mqtt, store, feed)
-        app.state.ctx = Context(settings, store, influx, feed, listener, metrics, thresholds, ChangeCache())
+        app.state.ctx = Context(
+            settings, store, influx, feed, listener, metrics, thresholds, ChangeCache()
+        )
         app.state.auth = Authenticator(store)
         feed.last_id = await feed.head()
-        tasks = [asyncio.create_task(t) for t in (feed.run(), listener.run(), listener.record_statuses())]
+        tasks = [
+            asyncio.create_task(t) for t in (feed.run(), listener.run(), listener.record_statuses())
+        ]
         try:
             yield
         finally:

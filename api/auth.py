@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -38,7 +39,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(store: Store, name: str, role: Role, created_by: str) -> tuple[ApiToken, str]:
+async def create_token(
+    store: Store, name: str, role: Role, created_by: str
+) -> tuple[ApiToken, str]:
     """Make a token; the plain text is returned once and never stored."""
     if role not in RANK:
         raise ValueError(f"role must be one of {', '.join(RANK)}")
@@ -73,7 +76,9 @@ class Authenticator:
         async with self.store.session() as s:
             row = (
                 await s.execute(
-                    select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_ms.is_(None))
+                    select(ApiToken).where(
+                        ApiToken.token_hash == digest, ApiToken.revoked_ms.is_(None)
+                    )
                 )
             ).scalar_one_or_none()
         found = Principal(row.id, row.name, row.role) if row else None
@@ -90,7 +95,7 @@ _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: B
 _cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="set by POST /api/v1/session")
 
 
-def require(role: Role):  # noqa: ANN201 - a FastAPI dependency factory
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -174,7 +179,9 @@ async def me(who: Viewer) -> Me:
     return Me(name=who.name, role=who.role)
 
 
-@router.get("/tokens", response_model=list[TokenOut], summary="List API tokens (never their values)")
+@router.get(
+    "/tokens", response_model=list[TokenOut], summary="List API tokens (never their values)"
+)
 async def list_tokens(c: Ctx, _: Admin) -> list[ApiToken]:
     async with c.store.session() as s:
         return list((await s.execute(select(ApiToken).order_by(ApiToken.id))).scalars())
@@ -224,7 +231,9 @@ async def revoke_id(store_url: str, token_id: int) -> bool:
     try:
         async with store.session() as s, s.begin():
             done = await s.execute(
-                update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_ms.is_(None)).values(revoked_ms=now_ms())
+                update(ApiToken)
+                .where(ApiToken.id == token_id, ApiToken.revoked_ms.is_(None))
+                .values(revoked_ms=now_ms())
             )
             if done.rowcount:
                 await store.audit(s, "cli", "revoke", f"token:{token_id}")

@@ -12,14 +12,14 @@ import math
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
-from api.auth import Admin, Viewer
-from api.context import Ctx
 from alerting import config as alerting_config
 from alerting.rules import RULES
+from api.auth import Admin, Viewer
+from api.context import Ctx
 from api.errors import ApiError, conflict, invalid, not_found
 from api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
 from api.tables import DeviceState
@@ -28,10 +28,23 @@ from contract.settings import SettingsError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 MAX_CSV_BYTES = 20 * 1024 * 1024
-CSV_COLUMNS = ("id", "kind", "district", "site", "address", "latitude", "longitude", "thresholds", "report_interval_s")
+CSV_COLUMNS = (
+    "id",
+    "kind",
+    "district",
+    "site",
+    "address",
+    "latitude",
+    "longitude",
+    "thresholds",
+    "report_interval_s",
+)
 Thresholds = Annotated[
     dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], dict[str, float | bool | None]],
-    Field(max_length=100, description='per rule, e.g. {"overcurrent": {"alarm": 63}}; wins over [alerting] settings'),
+    Field(
+        max_length=100,
+        description='per rule, e.g. {"overcurrent": {"alarm": 63}}; wins over [alerting] settings',
+    ),
 ]
 
 
@@ -49,21 +62,25 @@ def check_thresholds(kind: str, thresholds: dict[str, Any], where: str = "body.t
         raise invalid(str(exc).replace(f"alerting.{kind}.", "thresholds."), where) from None
 
 
-class _Place(BaseModel):
+Address = Annotated[str, Field(max_length=256, pattern=r"^[^\x00]*$")]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+ReportInterval = Annotated[
+    int, Field(ge=1, le=7 * 86400, description="seconds; offline after two missed")
+]
+
+
+class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    district: District
-    site: Site = ""
-    address: Annotated[str, Field(max_length=256, pattern=r"^[^\x00]*$")] = ""
-    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
-    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
-    thresholds: Thresholds = Field(default_factory=dict, description="overrides of the alerting defaults")
-    report_interval_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = None
-
-
-
-class DeviceIn(_Place):
     id: DeviceId
     kind: KindName
+    district: District
+    site: Site = ""
+    address: Address = ""
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    thresholds: Thresholds = Field(default_factory=dict)
+    report_interval_s: ReportInterval | None = None
 
 
 class DevicePatch(BaseModel):
@@ -72,11 +89,11 @@ class DevicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     district: District | None = None
     site: Site | None = None
-    address: Annotated[str, Field(max_length=256, pattern=r"^[^\x00]*$")] | None = None
-    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
-    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    address: Address | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
     thresholds: Thresholds | None = None
-    report_interval_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = None
+    report_interval_s: ReportInterval | None = None
 
 
 class Status(BaseModel):
@@ -119,7 +136,9 @@ class ImportReport(BaseModel):
 
 
 def device_out(d: Device, st: DeviceState | None = None) -> DeviceOut:
-    status = Status(online=st.online, ts_ms=st.ts_ms, fw=st.fw, changed_ms=st.changed_ms) if st else None
+    status = (
+        Status(online=st.online, ts_ms=st.ts_ms, fw=st.fw, changed_ms=st.changed_ms) if st else None
+    )
     return DeviceOut(
         id=d.id,
         kind=d.kind,
@@ -172,7 +191,9 @@ async def list_devices(
     return DeviceList(total=total, items=[device_out(d, st) for d, st in rows])
 
 
-@router.get("/devices/{device_id}", response_model=DeviceOut, summary="One device with its last status")
+@router.get(
+    "/devices/{device_id}", response_model=DeviceOut, summary="One device with its last status"
+)
 async def get_device(device_id: DevicePath, c: Ctx, _: Viewer) -> DeviceOut:
     async with c.store.session() as s:
         d = await s.get(Device, device_id)
@@ -190,12 +211,18 @@ async def create_device(body: DeviceIn, c: Ctx, who: Admin) -> DeviceOut:
             raise conflict(f"device {body.id} already exists (retired ids are never reused)")
         d = Device(**body.model_dump())
         s.add(d)
-        await c.store.audit(s, who.name, "create", f"device:{body.id}", **body.model_dump(exclude={"id"}))
+        await c.store.audit(
+            s, who.name, "create", f"device:{body.id}", **body.model_dump(exclude={"id"})
+        )
     c.feed.poke()
     return device_out(d)
 
 
-@router.patch("/devices/{device_id}", response_model=DeviceOut, summary="Change where a device is or its thresholds")
+@router.patch(
+    "/devices/{device_id}",
+    response_model=DeviceOut,
+    summary="Change where a device is or its thresholds",
+)
 async def update_device(device_id: DevicePath, body: DevicePatch, c: Ctx, who: Admin) -> DeviceOut:
     changes = body.model_dump(exclude_unset=True)
     if any(changes.get(k, 0) is None for k in ("district", "site", "address", "thresholds")):
@@ -216,7 +243,9 @@ async def update_device(device_id: DevicePath, body: DevicePatch, c: Ctx, who: A
     return device_out(d, st)
 
 
-@router.delete("/devices/{device_id}", response_model=DeviceOut, summary="Retire a device (kept, off the map)")
+@router.delete(
+    "/devices/{device_id}", response_model=DeviceOut, summary="Retire a device (kept, off the map)"
+)
 async def retire_device(device_id: DevicePath, c: Ctx, who: Admin) -> DeviceOut:
     async with c.store.session() as s, s.begin():
         d = await s.get(Device, device_id)
@@ -245,7 +274,9 @@ def _csv_row(raw: dict[str, str | None]) -> DeviceIn:
     try:
         fields["thresholds"] = orjson.loads(text) if text else {}
     except orjson.JSONDecodeError:
-        raise ValueError("thresholds is not JSON (expected an object like {\"residual_ma\": 300})") from None
+        raise ValueError(
+            'thresholds is not JSON (expected an object like {"residual_ma": 300})'
+        ) from None
     try:
         device = DeviceIn(**fields)
     except ValidationError as exc:
@@ -281,7 +312,10 @@ async def import_devices(request: Request, c: Ctx, who: Admin) -> ImportReport:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     if "id" not in header or "kind" not in header or "district" not in header:
-        raise ApiError(422, f"CSV header must name at least id, kind, district (columns: {', '.join(CSV_COLUMNS)})")
+        raise ApiError(
+            422,
+            f"CSV header must name at least id, kind, district (columns: {', '.join(CSV_COLUMNS)})",
+        )
     report = ImportReport(created=0, updated=0, rejected=[])
     good: dict[str, tuple[int, DeviceIn]] = {}
     try:
@@ -290,10 +324,14 @@ async def import_devices(request: Request, c: Ctx, who: Admin) -> ImportReport:
             try:
                 dev = _csv_row(row)
             except ValueError as exc:
-                report.rejected.append(Rejected(line=line, id=str(row.get("id") or "")[:64], reason=str(exc)))
+                report.rejected.append(
+                    Rejected(line=line, id=str(row.get("id") or "")[:64], reason=str(exc))
+                )
                 continue
             if dev.id in good:
-                report.rejected.append(Rejected(line=line, id=dev.id, reason=f"duplicate of line {good[dev.id][0]}"))
+                report.rejected.append(
+                    Rejected(line=line, id=dev.id, reason=f"duplicate of line {good[dev.id][0]}")
+                )
                 continue
             good[dev.id] = (line, dev)
     except csv.Error as exc:
@@ -303,7 +341,12 @@ async def import_devices(request: Request, c: Ctx, who: Admin) -> ImportReport:
         existing: dict[str, Device] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            existing.update({d.id: d for d in (await s.execute(select(Device).where(Device.id.in_(chunk)))).scalars()})
+            existing.update(
+                {
+                    d.id: d
+                    for d in (await s.execute(select(Device).where(Device.id.in_(chunk)))).scalars()
+                }
+            )
         for device_id, (line, dev) in good.items():
             values = dev.model_dump(exclude={"id"})
             d = existing.get(device_id)
@@ -312,11 +355,15 @@ async def import_devices(request: Request, c: Ctx, who: Admin) -> ImportReport:
                 report.created += 1
                 action = "create"
             elif d.retired_ms is not None:
-                report.rejected.append(Rejected(line=line, id=device_id, reason="device is retired"))
+                report.rejected.append(
+                    Rejected(line=line, id=device_id, reason="device is retired")
+                )
                 continue
             elif d.kind != dev.kind:
                 report.rejected.append(
-                    Rejected(line=line, id=device_id, reason=f"device is a {d.kind}; kind cannot change")
+                    Rejected(
+                        line=line, id=device_id, reason=f"device is a {d.kind}; kind cannot change"
+                    )
                 )
                 continue
             else:

@@ -26,7 +26,9 @@ log = logging.getLogger("firewatch.api")
 class ApiError(Exception):
     """Raised by handlers for an answer other than success; `status` is the HTTP status."""
 
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, errors: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -56,7 +58,9 @@ def body(status: int, message: str, errors: list[dict[str, str]] | None = None) 
     return out
 
 
-def _json(status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str) -> JSONResponse:
+def _json(
+    status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str
+) -> JSONResponse:
     return JSONResponse(body(status, message, errors), status_code=status, headers=headers or None)
 
 
@@ -78,7 +82,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    errors = [
+        {"loc": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in exc.errors()
+    ]
     summary = "; ".join(f"{e['loc']}: {e['message']}" for e in errors[:5])
     return _json(422, f"invalid request: {summary}", errors)
 

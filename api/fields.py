@@ -33,7 +33,9 @@ EpochMs = Annotated[int, Field(ge=MIN_MS, le=MAX_MS, description="epoch millisec
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 DevicePath = Annotated[str, Path(pattern=f"^{DEVICE_RE.pattern}$", description="device id")]
-SitePath = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="site name")]
+SitePath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="site name")
+]
 SinceQuery = Annotated[int | None, Query(ge=MIN_MS, le=MAX_MS, description="from, epoch ms")]
 UntilQuery = Annotated[int | None, Query(ge=MIN_MS, le=MAX_MS, description="until, epoch ms")]
 Limit = Annotated[int, Query(ge=1, le=5000)]

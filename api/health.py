@@ -23,7 +23,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "firewatch_api_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+            "firewatch_api_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "firewatch_api_request_seconds",
@@ -32,10 +35,18 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
-        self.stream_clients = Gauge("firewatch_api_stream_clients", "open live streams", registry=self.registry)
-        self.mqtt_connected = Gauge("firewatch_api_mqtt_connected", "1 when the MQTT listener is connected", registry=self.registry)
+        self.stream_clients = Gauge(
+            "firewatch_api_stream_clients", "open live streams", registry=self.registry
+        )
+        self.mqtt_connected = Gauge(
+            "firewatch_api_mqtt_connected",
+            "1 when the MQTT listener is connected",
+            registry=self.registry,
+        )
         self.status_changes = Gauge(
-            "firewatch_api_device_status_changes", "device status changes recorded since start", registry=self.registry
+            "firewatch_api_device_status_changes",
+            "device status changes recorded since start",
+            registry=self.registry,
         )
 
 
@@ -80,12 +91,21 @@ class Health(BaseModel):
     responses={503: {"model": Health}},
 )
 async def health(c: Ctx) -> Any:
-    checks = {"broker": c.listener.connected, "influx": await c.influx.ping(), "store": await c.store.ping()}
+    checks = {
+        "broker": c.listener.connected,
+        "influx": await c.influx.ping(),
+        "store": await c.store.ping(),
+    }
     out = Health(ok=all(checks.values()), **checks)
     return JSONResponse(out.model_dump(), status_code=200 if out.ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 async def metrics(c: Ctx) -> Response:
     c.metrics.mqtt_connected.set(1 if c.listener.connected else 0)
     c.metrics.status_changes.set(c.listener.status_changes)

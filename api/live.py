@@ -152,14 +152,18 @@ class Listener:
             ids = [i.device_id for i in items]
             known = {
                 r.device_id: r
-                for r in (await s.execute(select(DeviceState).where(DeviceState.device_id.in_(ids)))).scalars()
+                for r in (
+                    await s.execute(select(DeviceState).where(DeviceState.device_id.in_(ids)))
+                ).scalars()
             }
             for item in items:
                 row = known.get(item.device_id)
                 if row is not None and item.ts_ms < row.ts_ms:
                     continue
                 if row is None:
-                    row = DeviceState(device_id=item.device_id, online=item.online, ts_ms=item.ts_ms)
+                    row = DeviceState(
+                        device_id=item.device_id, online=item.online, ts_ms=item.ts_ms
+                    )
                     s.add(row)
                 elif row.online == item.online:
                     row.ts_ms = item.ts_ms

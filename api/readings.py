@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from alerting.rules import RULES
 from api.auth import Viewer
 from api.context import Context, Ctx
 from api.devices import load_device
 from api.errors import ApiError, not_found
 from api.fields import MAX_MS, MIN_MS, DevicePath, SitePath
 from contract.db import Device, now_ms
-from alerting.rules import RULES
 from contract.kinds import SPECS
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
@@ -90,7 +90,9 @@ def choose_window(start_ms: int, end_ms: int, window: str | None) -> str:
         return window
     if window:
         if span / window_ms(window) > MAX_POINTS:
-            raise ApiError(422, f"window {window} gives more than {MAX_POINTS} points over this range")
+            raise ApiError(
+                422, f"window {window} gives more than {MAX_POINTS} points over this range"
+            )
         return window
     return next((w for w in LADDER if span / window_ms(w) <= TARGET_POINTS), LADDER[-1])
 
@@ -109,7 +111,9 @@ def _check_metrics(kinds: set[str], wanted: list[str] | None) -> None:
     catalog = {m for k in kinds for m in SPECS[k].metrics}
     unknown = [m for m in wanted or [] if m not in catalog]
     if unknown:
-        raise ApiError(422, f"no metric {unknown[0]!r} here; known: {', '.join(sorted(catalog)) or 'none'}")
+        raise ApiError(
+            422, f"no metric {unknown[0]!r} here; known: {', '.join(sorted(catalog)) or 'none'}"
+        )
 
 
 def levels(c: Context, d: Device) -> dict[str, list[Level]]:
@@ -124,7 +128,9 @@ def levels(c: Context, d: Device) -> dict[str, list[Level]]:
             value = getattr(p, level)
             if value is not None:
                 for metric in rule.metrics:
-                    out.setdefault(metric, []).append(Level(rule=name, level=level, value=value, label=rule.label))
+                    out.setdefault(metric, []).append(
+                        Level(rule=name, level=level, value=value, label=rule.label)
+                    )
     return out
 
 
@@ -134,7 +140,14 @@ def _device_filter(devices: list[Device]) -> tuple[str, dict[str, Any]]:
 
 
 async def _telemetry(
-    c: Context, kind: str, devices: list[Device], metrics: list[str], start: int, end: int, window: str, agg: str
+    c: Context,
+    kind: str,
+    devices: list[Device],
+    metrics: list[str],
+    start: int,
+    end: int,
+    window: str,
+    agg: str,
 ) -> dict[str, tuple[list[int], dict[str, list[float | None]]]]:
     where, params = _device_filter(devices)
     params |= {"start": start * 1_000_000, "end": end * 1_000_000}
@@ -161,7 +174,9 @@ async def _telemetry(
     return out
 
 
-async def _events(c: Context, devices: list[Device], start: int, end: int) -> dict[str, list[PanelEventOut]]:
+async def _events(
+    c: Context, devices: list[Device], start: int, end: int
+) -> dict[str, list[PanelEventOut]]:
     where, params = _device_filter(devices)
     params |= {"start": start * 1_000_000, "end": end * 1_000_000}
     q = (
@@ -170,7 +185,9 @@ async def _events(c: Context, devices: list[Device], start: int, end: int) -> di
     )
     out: dict[str, list[PanelEventOut]] = {}
     for s in await c.influx.query(q, params):
-        out[s.tags.get("device_id", "")] = [PanelEventOut(t=int(r["time"]), **_event_fields(r)) for r in s.rows()]
+        out[s.tags.get("device_id", "")] = [
+            PanelEventOut(t=int(r["time"]), **_event_fields(r)) for r in s.rows()
+        ]
     return out
 
 
@@ -183,7 +200,13 @@ def _event_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def readings(
-    c: Context, devices: list[Device], start: int, end: int, window: str | None, agg: str, wanted: list[str] | None
+    c: Context,
+    devices: list[Device],
+    start: int,
+    end: int,
+    window: str | None,
+    agg: str,
+    wanted: list[str] | None,
 ) -> ReadingsOut:
     """Readings of devices (one kind's metrics each, panel events for panels), one query per kind."""
     chosen = choose_window(start, end, window)
@@ -209,7 +232,10 @@ async def readings(
                 SeriesOut(
                     device_id=d.id,
                     kind=kind,
-                    metrics=[MetricOut(name=m, unit=spec.metrics[m].unit, label=spec.metrics[m].label) for m in metrics],
+                    metrics=[
+                        MetricOut(name=m, unit=spec.metrics[m].unit, label=spec.metrics[m].label)
+                        for m in metrics
+                    ],
                     levels={m: v for m, v in levels(c, d).items() if m in metrics},
                     times=times,
                     values=values,
@@ -219,16 +245,28 @@ async def readings(
     return ReadingsOut(start_ms=start, end_ms=end, window=chosen, agg=agg, series=series)  # type: ignore[arg-type]
 
 
-Start = Annotated[int | None, Query(ge=MIN_MS, le=MAX_MS, description="epoch ms; default end - 24 h")]
+Start = Annotated[
+    int | None, Query(ge=MIN_MS, le=MAX_MS, description="epoch ms; default end - 24 h")
+]
 End = Annotated[int | None, Query(ge=MIN_MS, le=MAX_MS, description="epoch ms; default now")]
 Window = Annotated[
     str | None,
-    Query(pattern=r"^(raw|[1-9][0-9]{0,5}[smhd])$", description="aggregation window (30s, 5m, 1h, 1d) or raw; default: about 400 points"),
+    Query(
+        pattern=r"^(raw|[1-9][0-9]{0,5}[smhd])$",
+        description="aggregation window (30s, 5m, 1h, 1d) or raw; default: about 400 points",
+    ),
 ]
-Metrics = Annotated[list[Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")]] | None, Query(description="metric names; default all of the kind")]
+Metrics = Annotated[
+    list[Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")]] | None,
+    Query(description="metric names; default all of the kind"),
+]
 
 
-@router.get("/devices/{device_id}/readings", response_model=ReadingsOut, summary="A device's readings over a time range")
+@router.get(
+    "/devices/{device_id}/readings",
+    response_model=ReadingsOut,
+    summary="A device's readings over a time range",
+)
 async def device_readings(
     device_id: DevicePath,
     c: Ctx,
@@ -244,7 +282,11 @@ async def device_readings(
     return await readings(c, [d], lo, hi, window, agg, metric)
 
 
-@router.get("/sites/{site}/readings", response_model=ReadingsOut, summary="Readings of every device at a site")
+@router.get(
+    "/sites/{site}/readings",
+    response_model=ReadingsOut,
+    summary="Readings of every device at a site",
+)
 async def site_readings(
     site: SitePath,
     c: Ctx,

@@ -39,13 +39,20 @@ async def get_roster(c: Ctx, _: Viewer) -> RosterIn:
         return await export_roster(s)
 
 
-@router.put("", response_model=RosterIn, summary="Replace the duty roster (references are checked first)")
+@router.put(
+    "", response_model=RosterIn, summary="Replace the duty roster (references are checked first)"
+)
 async def put_roster(body: RosterIn, c: Ctx, who: Admin) -> RosterIn:
     async with c.store.session() as s, s.begin():
         await replace_roster(s, body)
         await c.store.audit(
-            s, who.name, "roster_replace", "roster",
-            people=len(body.people), groups=len(body.groups), shifts=len(body.shifts),
+            s,
+            who.name,
+            "roster_replace",
+            "roster",
+            people=len(body.people),
+            groups=len(body.groups),
+            shifts=len(body.shifts),
         )
     return body
 
@@ -57,18 +64,27 @@ async def get_on_duty(c: Ctx, _: Viewer) -> OnDuty:
         duty = await on_duty(s, now_ms(), zone)
     return OnDuty(
         at_ms=duty.at_ms,
-        groups={g: [OnDutyPerson(id=p.id, name=p.name) for p in people] for g, people in duty.groups.items()},
+        groups={
+            g: [OnDutyPerson(id=p.id, name=p.name) for p in people]
+            for g, people in duty.groups.items()
+        },
     )
 
 
-@router.put("/people/{person_id}", response_model=PersonIn, summary="Add or change one person (name, channels)")
+@router.put(
+    "/people/{person_id}",
+    response_model=PersonIn,
+    summary="Add or change one person (name, channels)",
+)
 async def put_person(person_id: PersonPath, body: PersonIn, c: Ctx, who: Admin) -> PersonIn:
     if body.id != person_id:
         raise ApiError(422, f"body id {body.id!r} differs from the path's {person_id!r}")
     async with c.store.session() as s, s.begin():
         row = await s.get(Person, person_id)
         if row is None:
-            s.add(Person(id=body.id, name=body.name, channels=body.channels, language=body.language))
+            s.add(
+                Person(id=body.id, name=body.name, channels=body.channels, language=body.language)
+            )
         else:
             row.name, row.channels, row.language = body.name, body.channels, body.language
         await c.store.audit(s, who.name, "roster_person", f"person:{person_id}", name=body.name)

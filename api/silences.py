@@ -31,7 +31,9 @@ class SilenceIn(BaseModel):
     @model_validator(mode="after")
     def _scope(self) -> SilenceIn:
         if not (self.device_id or self.site or self.district):
-            raise ValueError("a silence needs a device_id, site or district (a city-wide mute is not allowed)")
+            raise ValueError(
+                "a silence needs a device_id, site or district (a city-wide mute is not allowed)"
+            )
         if self.ends_ms <= (self.starts_ms or now_ms()):
             raise ValueError("ends_ms must be after starts_ms (and in the future)")
         return self
@@ -59,7 +61,9 @@ class SilenceOut(BaseModel):
 
 def _out(row: Silence) -> SilenceOut:
     t = now_ms()
-    return SilenceOut.model_validate(row).model_copy(update={"active": row.starts_ms <= t < row.ends_ms})
+    return SilenceOut.model_validate(row).model_copy(
+        update={"active": row.starts_ms <= t < row.ends_ms}
+    )
 
 
 @router.get("/silences", response_model=list[SilenceOut], summary="Silences, newest first")
@@ -96,8 +100,14 @@ async def get_silence(silence_id: IdPath, c: Ctx, _: Viewer) -> SilenceOut:
     return _out(row)
 
 
-@router.patch("/silences/{silence_id}", response_model=SilenceOut, summary="Extend, shorten or re-explain a silence")
-async def update_silence(silence_id: IdPath, body: SilencePatch, c: Ctx, who: Operator) -> SilenceOut:
+@router.patch(
+    "/silences/{silence_id}",
+    response_model=SilenceOut,
+    summary="Extend, shorten or re-explain a silence",
+)
+async def update_silence(
+    silence_id: IdPath, body: SilencePatch, c: Ctx, who: Operator
+) -> SilenceOut:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     async with c.store.session() as s, s.begin():
         row = await s.get(Silence, silence_id)
@@ -111,7 +121,9 @@ async def update_silence(silence_id: IdPath, body: SilencePatch, c: Ctx, who: Op
     return _out(row)
 
 
-@router.delete("/silences/{silence_id}", status_code=204, summary="End a silence now (kept for the record)")
+@router.delete(
+    "/silences/{silence_id}", status_code=204, summary="End a silence now (kept for the record)"
+)
 async def end_silence(silence_id: IdPath, c: Ctx, who: Operator) -> Response:
     async with c.store.session() as s, s.begin():
         row = await s.get(Silence, silence_id)

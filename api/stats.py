@@ -23,7 +23,14 @@ from contract.db import Alert, AuditEntry, Device
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 DAY_MS = 86_400_000
-Offset = Annotated[int, Query(ge=-14 * 60, le=14 * 60, description="local time offset in minutes for day boundaries (China: 480)")]
+Offset = Annotated[
+    int,
+    Query(
+        ge=-14 * 60,
+        le=14 * 60,
+        description="local time offset in minutes for day boundaries (China: 480)",
+    ),
+]
 
 
 class OnlineRate(BaseModel):
@@ -65,7 +72,9 @@ def _range(since: int | None, until: int | None, default_days: int = 30) -> tupl
     return (since if since is not None else hi - default_days * DAY_MS), hi
 
 
-@router.get("/online", response_model=list[OnlineRate], summary="Device online rate per district and kind")
+@router.get(
+    "/online", response_model=list[OnlineRate], summary="Device online rate per district and kind"
+)
 async def online_rate(c: Ctx, _: Viewer) -> list[OnlineRate]:
     on = func.sum(case((DeviceState.online.is_(True), 1), else_=0))
     off = func.sum(case((DeviceState.online.is_(False), 1), else_=0))
@@ -82,14 +91,31 @@ async def online_rate(c: Ctx, _: Viewer) -> list[OnlineRate]:
     for district, kind, total, n_on, n_off in rows:
         n_on, n_off = int(n_on or 0), int(n_off or 0)
         rate = n_on / (n_on + n_off) if n_on + n_off else None
-        out.append(OnlineRate(district=district, kind=kind, total=total, online=n_on, offline=n_off,
-                              unknown=total - n_on - n_off, rate=rate))
+        out.append(
+            OnlineRate(
+                district=district,
+                kind=kind,
+                total=total,
+                online=n_on,
+                offline=n_off,
+                unknown=total - n_on - n_off,
+                rate=rate,
+            )
+        )
     return out
 
 
-@router.get("/alerts-per-day", response_model=list[DayCount], summary="Alerts started per day, rule and kind")
+@router.get(
+    "/alerts-per-day",
+    response_model=list[DayCount],
+    summary="Alerts started per day, rule and kind",
+)
 async def alerts_per_day(
-    c: Ctx, _: Viewer, since: SinceQuery = None, until: UntilQuery = None, utc_offset_minutes: Offset = 0
+    c: Ctx,
+    _: Viewer,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    utc_offset_minutes: Offset = 0,
 ) -> list[DayCount]:
     lo, hi = _range(since, until)
     shift = utc_offset_minutes * 60_000
@@ -104,13 +130,25 @@ async def alerts_per_day(
         rows = (await s.execute(q)).all()
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return [
-        DayCount(day=(epoch + timedelta(days=int(d))).date().isoformat(), rule=r, kind=k, severity=sev, count=n)
+        DayCount(
+            day=(epoch + timedelta(days=int(d))).date().isoformat(),
+            rule=r,
+            kind=k,
+            severity=sev,
+            count=n,
+        )
         for d, r, k, sev, n in rows
     ]
 
 
-@router.get("/time-to-acknowledge", response_model=list[AckTime], summary="Mean time from start to acknowledgement, per severity")
-async def time_to_acknowledge(c: Ctx, _: Viewer, since: SinceQuery = None, until: UntilQuery = None) -> list[AckTime]:
+@router.get(
+    "/time-to-acknowledge",
+    response_model=list[AckTime],
+    summary="Mean time from start to acknowledgement, per severity",
+)
+async def time_to_acknowledge(
+    c: Ctx, _: Viewer, since: SinceQuery = None, until: UntilQuery = None
+) -> list[AckTime]:
     lo, hi = _range(since, until)
     q = (
         select(Alert.severity, func.count(), func.avg(Alert.acknowledged_ms - Alert.started_ms))
@@ -120,10 +158,17 @@ async def time_to_acknowledge(c: Ctx, _: Viewer, since: SinceQuery = None, until
     )
     async with c.store.session() as s:
         rows = (await s.execute(q)).all()
-    return [AckTime(severity=sev, acknowledged=n, mean_s=float(m) / 1000 if m is not None else None) for sev, n, m in rows]
+    return [
+        AckTime(severity=sev, acknowledged=n, mean_s=float(m) / 1000 if m is not None else None)
+        for sev, n, m in rows
+    ]
 
 
-@router.get("/false-alarms", response_model=list[FalseAlarmPoint], summary="Points with the most false fire alarms")
+@router.get(
+    "/false-alarms",
+    response_model=list[FalseAlarmPoint],
+    summary="Points with the most false fire alarms",
+)
 async def false_alarms(
     c: Ctx,
     _: Viewer,
@@ -135,14 +180,26 @@ async def false_alarms(
     async with c.store.session() as s:
         alerts = (
             await s.execute(
-                select(Alert.id, Alert.device_id, Alert.site, Alert.district, Alert.zone, Alert.started_ms).where(
-                    Alert.severity == "fire", Alert.state == "resolved", Alert.started_ms >= lo, Alert.started_ms < hi
+                select(
+                    Alert.id,
+                    Alert.device_id,
+                    Alert.site,
+                    Alert.district,
+                    Alert.zone,
+                    Alert.started_ms,
+                ).where(
+                    Alert.severity == "fire",
+                    Alert.state == "resolved",
+                    Alert.started_ms >= lo,
+                    Alert.started_ms < hi,
                 )
             )
         ).all()
         real: set[str] = set()
         resolves = select(AuditEntry.subject, AuditEntry.detail).where(
-            AuditEntry.action == "resolve", AuditEntry.subject.like("alert:%"), AuditEntry.at_ms >= lo
+            AuditEntry.action == "resolve",
+            AuditEntry.subject.like("alert:%"),
+            AuditEntry.at_ms >= lo,
         )
         for subject, detail in (await s.execute(resolves)).all():
             if (detail or {}).get("outcome") == "real_fire":
@@ -154,7 +211,12 @@ async def false_alarms(
         p = points.get((device_id, zone))
         if p is None:
             p = points[(device_id, zone)] = FalseAlarmPoint(
-                device_id=device_id, site=site, district=district, zone=zone, count=0, last_ms=started
+                device_id=device_id,
+                site=site,
+                district=district,
+                zone=zone,
+                count=0,
+                last_ms=started,
             )
         p.count += 1
         p.last_ms = max(p.last_ms, started)

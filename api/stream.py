@@ -48,20 +48,34 @@ async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSent
                     select(AuditEntry)
                     .where(
                         AuditEntry.id > after,
-                        or_(AuditEntry.subject.like("alert:%"), AuditEntry.subject.like("device:%")),
+                        or_(
+                            AuditEntry.subject.like("alert:%"), AuditEntry.subject.like("device:%")
+                        ),
                     )
                     .order_by(AuditEntry.id)
                     .limit(limit)
                 )
             ).scalars()
         )
-        alert_ids = {int(k) for r in rows if (k := r.subject[6:]).isdigit() and r.subject.startswith("alert:")}
+        alert_ids = {
+            int(k)
+            for r in rows
+            if (k := r.subject[6:]).isdigit() and r.subject.startswith("alert:")
+        }
         device_ids = {r.subject[7:] for r in rows if r.subject.startswith("device:")}
-        alerts = {a.id: a for a in (await s.execute(select(Alert).where(Alert.id.in_(alert_ids)))).scalars()}
-        devices = {d.id: d for d in (await s.execute(select(Device).where(Device.id.in_(device_ids)))).scalars()}
+        alerts = {
+            a.id: a
+            for a in (await s.execute(select(Alert).where(Alert.id.in_(alert_ids)))).scalars()
+        }
+        devices = {
+            d.id: d
+            for d in (await s.execute(select(Device).where(Device.id.in_(device_ids)))).scalars()
+        }
         states = {
             st.device_id: st
-            for st in (await s.execute(select(DeviceState).where(DeviceState.device_id.in_(device_ids)))).scalars()
+            for st in (
+                await s.execute(select(DeviceState).where(DeviceState.device_id.in_(device_ids)))
+            ).scalars()
         }
     events = []
     for r in rows:
@@ -70,7 +84,10 @@ async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSent
             a = alerts.get(int(r.subject[6:])) if r.subject[6:].isdigit() else None
             if a is None:
                 continue
-            data: dict[str, Any] = {"audit": audit, "alert": AlertOut.model_validate(a).model_dump()}
+            data: dict[str, Any] = {
+                "audit": audit,
+                "alert": AlertOut.model_validate(a).model_dump(),
+            }
             events.append(ServerSentEvent(id=str(r.id), event="alert", data=data))
         else:
             device_id = r.subject[7:]
@@ -84,7 +101,9 @@ async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSent
             }
             events.append(ServerSentEvent(id=str(r.id), event="device", data=data))
     if rows and (not events or events[-1].id != str(rows[-1].id)):
-        events.append(ServerSentEvent(id=str(rows[-1].id), event="cursor", data={"cursor": rows[-1].id}))
+        events.append(
+            ServerSentEvent(id=str(rows[-1].id), event="cursor", data={"cursor": rows[-1].id})
+        )
     return events
 
 
@@ -104,7 +123,9 @@ def _cursor(last_event_id: str | None, since: int | None) -> int | None:
 async def stream(
     c: Ctx,
     _: Viewer,
-    since: Annotated[int | None, Query(ge=0, le=MAX_ID, description="audit id to resume after")] = None,
+    since: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="audit id to resume after")
+    ] = None,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
 ) -> AsyncIterable[ServerSentEvent]:
     cursor = _cursor(last_event_id, since)
@@ -130,14 +151,23 @@ async def stream(
         c.metrics.stream_clients.dec()
 
 
-@router.get("/console/snapshot", response_model=Snapshot, summary="Devices (columnar) and open alerts, with the stream cursor")
+@router.get(
+    "/console/snapshot",
+    response_model=Snapshot,
+    summary="Devices (columnar) and open alerts, with the stream cursor",
+)
 async def snapshot(c: Ctx, _: Viewer) -> Response:
     cursor = await c.feed.head()
     async with c.store.session() as s:
         rows = (
             await s.execute(
                 select(
-                    Device.id, Device.kind, Device.district, Device.site, Device.latitude, Device.longitude,
+                    Device.id,
+                    Device.kind,
+                    Device.district,
+                    Device.site,
+                    Device.latitude,
+                    Device.longitude,
                     DeviceState.online,
                 )
                 .outerjoin(DeviceState, DeviceState.device_id == Device.id)
@@ -146,10 +176,24 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
             )
         ).all()
         alerts = (
-            await s.execute(select(*ALERT_COLUMNS).where(Alert.state.in_(OPEN)).order_by(*queue_order()).limit(5000))
-        ).mappings().all()
+            (
+                await s.execute(
+                    select(*ALERT_COLUMNS)
+                    .where(Alert.state.in_(OPEN))
+                    .order_by(*queue_order())
+                    .limit(5000)
+                )
+            )
+            .mappings()
+            .all()
+        )
     names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
     columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
     return fast_json(
-        {"cursor": cursor, "devices": columns, "alerts": [dict(a) for a in alerts], "map_tile_url": c.settings.api.map_tile_url}
+        {
+            "cursor": cursor,
+            "devices": columns,
+            "alerts": [dict(a) for a in alerts],
+            "map_tile_url": c.settings.api.map_tile_url,
+        }
     )

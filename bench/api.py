@@ -58,7 +58,10 @@ class ApiProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", "api"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "firewatch", "api"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -85,10 +88,21 @@ async def _seed_alerts(settings: Settings, fleet: Fleet, count: int) -> None:
     async with store.session() as s, s.begin():
         for k in range(count):
             d = fleet.devices[(k * 7919) % len(fleet.devices)]
-            a = Alert(fingerprint=f"{d.id}:bench{k}", rule=f"bench{k % 5}", severity=severities[k % 5],
-                      state="firing", kind=d.kind.value, device_id=d.id, district=d.district, site=d.site,
-                      summary="bench alert", score=(k % 100) / 100, reasons=["bench"], started_ms=now - k * 1000,
-                      last_seen_ms=now)
+            a = Alert(
+                fingerprint=f"{d.id}:bench{k}",
+                rule=f"bench{k % 5}",
+                severity=severities[k % 5],
+                state="firing",
+                kind=d.kind.value,
+                device_id=d.id,
+                district=d.district,
+                site=d.site,
+                summary="bench alert",
+                score=(k % 100) / 100,
+                reasons=["bench"],
+                started_ms=now - k * 1000,
+                last_seen_ms=now,
+            )
             s.add(a)
             await s.flush()
             await store.audit(s, "alerting", "fired", f"alert:{a.id}")
@@ -110,13 +124,15 @@ async def _load(url: str, token: str, path: str, clients: int, requests: int) ->
     """`clients` concurrent connections sharing `requests` GETs; latency per request, and throughput.
 
     A request that fails (status or connection) counts as an error, with its time, instead of ending the run.
+    `alone_p50_ms` is the same request from one client before the load: the cost of one answer.
     """
     latencies: list[float] = []
     errors = 0
     left = requests
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
+    ) as http:
 
         async def worker() -> None:
             nonlocal left, errors
@@ -130,12 +146,17 @@ async def _load(url: str, token: str, path: str, clients: int, requests: int) ->
                 latencies.append(time.perf_counter() - t)
                 errors += not ok
 
-        await http.get(path)
+        alone = []
+        for _ in range(50):
+            t = time.perf_counter()
+            await http.get(path)
+            alone.append(time.perf_counter() - t)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         elapsed = time.perf_counter() - start
     latencies.sort()
     return {
+        "alone_p50_ms": round(1000 * statistics.median(alone), 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
         "requests_per_s": round(len(latencies) / elapsed, 1),
@@ -151,7 +172,8 @@ def _first_render(url: str, token: str, runs: int = 3) -> float | None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.goto(url + "/")
@@ -162,7 +184,9 @@ def _first_render(url: str, token: str, runs: int = 3) -> float | None:
         for _ in range(runs):
             page.reload()
             page.wait_for_selector("body[data-ready='1']", timeout=120_000)
-            times.append(page.evaluate("performance.getEntriesByName('fw-first-render')[0].startTime"))
+            times.append(
+                page.evaluate("performance.getEntriesByName('fw-first-render')[0].startTime")
+            )
         browser.close()
     return round(statistics.median(times), 1)
 
@@ -170,7 +194,8 @@ def _first_render(url: str, token: str, runs: int = 3) -> float | None:
 def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path) -> dict[str, Any]:
     with Mosquitto(folder / "mosquitto") as m, InfluxD(folder / "influxd") as i:
         settings = Settings(
-            mqtt={"port": m.port}, influx={"url": i.url, "database": "bench"},
+            mqtt={"port": m.port},
+            influx={"url": i.url, "database": "bench"},
             store={"url": f"sqlite:///{folder}/firewatch.db"},
         )
         httpx.post(f"{i.url}/query", data={"q": 'CREATE DATABASE "bench"'}).raise_for_status()
@@ -182,17 +207,27 @@ def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path
         try:
             t = time.perf_counter()
             report = httpx.post(
-                f"{api.url}/api/v1/devices/import", content=(folder / "city.csv").read_bytes(),
-                headers={"Authorization": f"Bearer {token}", "content-type": "text/csv"}, timeout=600,
+                f"{api.url}/api/v1/devices/import",
+                content=(folder / "city.csv").read_bytes(),
+                headers={"Authorization": f"Bearer {token}", "content-type": "text/csv"},
+                timeout=600,
             ).json()
             import_s = time.perf_counter() - t
             asyncio.run(_seed_alerts(settings, fleet, alerts))
             hydrant = fleet.of_kind("hydrant")[0]
             asyncio.run(_seed_readings(settings, hydrant.id, hydrant.district))
-            alert_list = asyncio.run(_load(api.url, token, "/api/v1/alerts?state=open&limit=200", clients, requests))
+            alert_list = asyncio.run(
+                _load(api.url, token, "/api/v1/alerts?state=open&limit=200", clients, requests)
+            )
             start = int(time.time() * 1000) - 86_400_000
             readings = asyncio.run(
-                _load(api.url, token, f"/api/v1/devices/{hydrant.id}/readings?start={start}", clients, requests)
+                _load(
+                    api.url,
+                    token,
+                    f"/api/v1/devices/{hydrant.id}/readings?start={start}",
+                    clients,
+                    requests,
+                )
             )
             render_ms = _first_render(api.url, token)
         finally:
@@ -208,6 +243,7 @@ def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path
         "readings_24h": readings,
         "console_first_render_ms": render_ms,
         "cpus": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 1),
     }
 
 

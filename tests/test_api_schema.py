@@ -25,14 +25,24 @@ from tests.test_api_server import ApiThread, client, tokens
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxd: InfluxD) -> Iterator[tuple[ApiThread, str]]:
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxd: InfluxD
+) -> Iterator[tuple[ApiThread, str]]:
     s = make_settings(tmp_path_factory.mktemp("schema"), mosquitto.port, influxd.url, "fwschema")
     server = ApiThread(s).start()
     admin = tokens(server.settings)["admin"]
     client(server, admin).post("/api/v1/devices", json=HYDRANT)
-    insert_alerts(server.settings, {"rule": "fire", "severity": "fire", "kind": "panel", "device_id": "P-1"},
-                  {"rule": "pressure_low", "severity": "critical", "kind": "hydrant", "device_id": "H-1",
-                   "metric": "pressure_mpa"})
+    insert_alerts(
+        server.settings,
+        {"rule": "fire", "severity": "fire", "kind": "panel", "device_id": "P-1"},
+        {
+            "rule": "pressure_low",
+            "severity": "critical",
+            "kind": "hydrant",
+            "device_id": "H-1",
+            "metric": "pressure_mpa",
+        },
+    )
     yield server, admin
     server.stop()
 
@@ -52,10 +62,17 @@ def test_no_input_makes_a_server_error(fuzzed: tuple[ApiThread, str]) -> None:
             continue
         tried += 1
 
-        @given(case=operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE))
-        @settings(max_examples=16, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(
+            case=operation.as_strategy(GenerationMode.POSITIVE)
+            | operation.as_strategy(GenerationMode.NEGATIVE)
+        )
+        @settings(
+            max_examples=16, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def call(case: schemathesis.Case) -> None:
-            kwargs = case.as_transport_kwargs(base_url=server.url, headers={"Authorization": f"Bearer {admin}"})
+            kwargs = case.as_transport_kwargs(
+                base_url=server.url, headers={"Authorization": f"Bearer {admin}"}
+            )
             headers = dict(kwargs.get("headers") or {})
             if kwargs.get("cookies"):
                 headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in kwargs["cookies"].items())
@@ -67,10 +84,14 @@ def test_no_input_makes_a_server_error(fuzzed: tuple[ApiThread, str]) -> None:
                 json=kwargs.get("json"),
                 content=kwargs.get("data"),
             )
-            assert response.status_code < 500, f"{case.as_curl_command()} -> {response.status_code} {response.text[:300]}"
-            assert response.headers.get("content-type", "").startswith(("application/json", "text/plain")) or (
-                response.status_code == 204
-            ), f"{case.as_curl_command()} answered {response.headers.get('content-type')}"
+            assert response.status_code < 500, (
+                f"{case.as_curl_command()} -> {response.status_code} {response.text[:300]}"
+            )
+            assert response.headers.get("content-type", "").startswith(
+                ("application/json", "text/plain")
+            ) or (response.status_code == 204), (
+                f"{case.as_curl_command()} answered {response.headers.get('content-type')}"
+            )
 
         try:
             call()

@@ -28,7 +28,9 @@ T = TypeVar("T")
 class ApiThread:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.model_copy(
-            update={"api": settings.api.model_copy(update={"host": "127.0.0.1", "port": free_port()})}
+            update={
+                "api": settings.api.model_copy(update={"host": "127.0.0.1", "port": free_port()})
+            }
         )
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -39,7 +41,10 @@ class ApiThread:
 
     def start(self) -> ApiThread:
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.settings.api.port, log_level="warning",
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.settings.api.port,
+            log_level="warning",
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
@@ -106,7 +111,7 @@ def read_events(lines: Iterator[str], count: int, timeout_s: float = 10) -> list
         if line.startswith(":"):
             continue
         key, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         current[key] = orjson.loads(value) if key == "data" else value
     return events
 
@@ -137,7 +142,10 @@ def test_health_says_which_service_is_down(own_services: Any, tmp_path: Any) -> 
 def test_metrics_count_requests_by_route(api: ApiThread) -> None:
     httpx.get(f"{api.url}/api/v1/alerts/7")
     text = httpx.get(f"{api.url}/metrics").text
-    assert 'firewatch_api_requests_total{method="GET",route="/api/v1/alerts/{alert_id}",status="401"} 1.0' in text
+    assert (
+        'firewatch_api_requests_total{method="GET",route="/api/v1/alerts/{alert_id}",status="401"} 1.0'
+        in text
+    )
 
 
 class PipelineThread:
@@ -176,3 +184,30 @@ class PipelineThread:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+
+def test_token_command_prints_a_token_once_that_the_api_accepts(api: ApiThread) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FIREWATCH_STORE__URL": api.settings.store.url}
+    env.pop("FIREWATCH_CONFIG", None)
+    cmd = [sys.executable, "-m", "firewatch", "api", "token"]
+    out = subprocess.run(
+        cmd + ["create", "--role", "operator", "--name", "李娜"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out.startswith("fw_")
+    assert client(api, out).get("/api/v1/session").json() == {"name": "李娜", "role": "operator"}
+    bad = subprocess.run(
+        cmd + ["create", "--role", "root", "--name", "x"], env=env, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2 and "role" in bad.stderr
+    listed = subprocess.run(
+        cmd + ["list"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "operator\t李娜\tactive" in listed and out not in listed
