@@ -177,7 +177,9 @@ async def test_every_message_becomes_one_point_with_tags_fields_and_time(
     assert ing.metrics.value("firewatch_ingest_records_written_total") == 2 * n + 2
 
 
-async def test_a_message_sent_again_is_stored_once_and_counted_as_duplicate(settings: Settings, ingestor: Ingestor) -> None:
+async def test_a_message_sent_again_is_stored_once_and_counted_as_duplicate(
+    settings: Settings, ingestor: Ingestor
+) -> None:
     with Publisher(settings) as pub:
         for _ in range(3):
             pub.send("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 7, pressure_mpa=0.31))
@@ -482,3 +484,37 @@ async def test_broker_restart_mid_stream_loses_nothing(
     async with Influx(settings.influx) as influx:
         await eventually(lambda: count_points(influx, "hydrant", "rssi_dbm"), 600)
     await ing.stop()
+
+
+async def test_a_device_registered_while_running_gets_its_site(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ingest.ingestor.SITES_REFRESH_S", 0.2)
+    store = await open_store(settings.store.url)
+    ing = Ingestor(settings)
+    await ing.start()
+    await asyncio.wait_for(ing.ready.wait(), 10)
+    async with Influx(settings.influx) as influx:
+        await asyncio.to_thread(publish_one, settings, NOW)
+        await eventually(lambda: count_points(influx, "pump", "temp_c"), 1)
+        async with store.session() as s:
+            s.add(Device(id="PUMP9", kind="pump", district="d7", site="station-3"))
+            await s.commit()
+        sites: list[Any] = []
+
+        async def site_of_latest() -> Any:
+            await asyncio.to_thread(publish_one, settings, NOW + len(sites) + 1)
+            rows = (await influx.query('SELECT last("temp_c"), "site" FROM "pump"'))[0].rows()
+            sites.append(rows[0]["site"])
+            return rows[0]["site"]
+
+        await eventually(site_of_latest, "station-3")
+        first = (await influx.query('SELECT first("temp_c"), "site" FROM "pump"'))[0].rows()
+        assert first[0]["site"] is None
+    await ing.stop()
+    await store.aclose()
+
+
+def publish_one(settings: Settings, ts: int) -> None:
+    with Publisher(settings) as pub:
+        pub.send("fire/v1/d7/PUMP9/telemetry", telemetry("pump", ts, ts - NOW, temp_c=15.0))
