@@ -204,7 +204,11 @@ def test_token_command_prints_a_token_once_that_the_api_accepts(api: ApiThread) 
     assert out.startswith("fw_")
     assert client(api, out).get("/api/v1/session").json() == {"name": "李娜", "role": "operator"}
     bad = subprocess.run(
-        cmd + ["create", "--role", "root", "--name", "x"], env=env, capture_output=True, text=True, check=False
+        cmd + ["create", "--role", "root", "--name", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert bad.returncode == 2 and "role" in bad.stderr
     listed = subprocess.run(
