@@ -63,7 +63,7 @@ class Delivery(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     at_ms: Mapped[int] = mapped_column()
     channel: Mapped[str] = mapped_column(String(256))
-    """Scheme and host only; the full URL holds secrets."""
+    """The URL with its tokens and passwords masked (`channels.redact`)."""
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str] = mapped_column(Text, default="")
     duration_ms: Mapped[float] = mapped_column()
@@ -92,6 +92,8 @@ class Dispatcher:
         self._in_flight.add(msg.id)
         try:
             await self._attempts(msg)
+        except Exception:
+            log.exception("message %s: its delivery could not be recorded; it stays pending for the next start", msg.id)
         finally:
             self._in_flight.discard(msg.id)
 
