@@ -110,6 +110,8 @@ class Listener:
                         self._handle(msg.topic.value, msg.payload)
             except aiomqtt.MqttError as exc:
                 log.info("MQTT connection lost (%s); retrying in %.1f s", exc, backoff)
+            except Exception:
+                log.exception("MQTT listener failed; retrying in %.1f s", backoff)
             finally:
                 self.connected = False
             await asyncio.sleep(backoff)

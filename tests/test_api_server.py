@@ -215,3 +215,27 @@ def test_token_command_prints_a_token_once_that_the_api_accepts(api: ApiThread) 
         cmd + ["list"], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert "operator\t李娜\tactive" in listed and out not in listed
+
+
+def test_the_api_reconnects_to_a_restarted_broker_and_records_statuses_again(
+    own_services: Any, tmp_path: Any
+) -> None:
+    import paho.mqtt.publish as mqtt_publish
+
+    from tests.conftest import wait_for
+
+    m, i = own_services.mosquitto(), own_services.influxd()
+    server = ApiThread(own_services.settings(tmp_path, m, i)).start()
+    try:
+        admin = client(server, tokens(server.settings)["admin"])
+        admin.post("/api/v1/devices", json={"id": "H-7", "kind": "hydrant", "district": "510104"})
+        wait_for(lambda: admin.get("/api/v1/health").json()["broker"])
+        m.kill()
+        wait_for(lambda: admin.get("/api/v1/health").status_code == 503)
+        m.start()
+        wait_for(lambda: admin.get("/api/v1/health").json()["broker"])
+        status = f'{{"ts": {int(time.time() * 1000)}, "online": true}}'
+        mqtt_publish.single("fire/v1/510104/H-7/status", status, hostname="127.0.0.1", port=m.port)
+        wait_for(lambda: admin.get("/api/v1/devices/H-7").json()["status"])
+    finally:
+        server.stop()
