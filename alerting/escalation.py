@@ -17,6 +17,7 @@ States: `grouping` (waiting for related non-fire alerts to join), `active`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,16 +224,19 @@ class Escalator:
             await self.handle(AlertChange("fired", alert, None, silenced=alert.id in silenced))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Resume, then tick every `tick_s` until `stop` is set."""
-        await self.resume()
+        """Resume, then tick every `tick_s` until `stop` is set; a database outage is waited out, not fatal."""
+        resumed = False
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), self.config.tick_s)
-            except TimeoutError:
-                try:
+                if resumed:
                     await self.tick()
-                except Exception:
-                    log.exception("escalation tick failed; retrying next tick")
+                else:
+                    await self.resume()
+                    resumed = True
+            except Exception:
+                log.exception("escalation %s failed; trying again", "tick" if resumed else "resume")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.tick_s)
 
     async def _run(self, escalation_ids: list[int]) -> None:
         messages: list[Message] = []
