@@ -89,14 +89,13 @@ function beep() {
   }
 }
 
-function fireAlarm(alert) {
+function fireAlarm() {
   beep();
   const flash = $("#flash");
   flash.classList.remove("on");
   void flash.offsetWidth;
   flash.classList.add("on");
   map.flash();
-  document.title = `🔥 ${alert.site || alert.device_id} · ${t("title")}`;
 }
 
 // --- state -------------------------------------------------------------------
@@ -169,6 +168,8 @@ function renderQueue() {
   const list = $("#queue");
   const focused = document.activeElement?.closest?.("li[data-id]")?.dataset.id;
   const items = sortedAlerts();
+  const fires = items.filter((a) => a.severity === "fire" && a.state === "firing").length;
+  document.title = fires ? `🔥 ${fires} · ${t("title")}` : t("title");
   $("#queue-count").textContent = items.length ? `(${items.length})` : "";
   if (!items.length) {
     list.innerHTML = `<li class="empty">${esc(t("empty_queue"))}</li>`;
@@ -442,7 +443,7 @@ function connect() {
     const { alert } = JSON.parse(e.data);
     state.cursor = Number(e.lastEventId) || state.cursor;
     const { before, open } = putAlert(alert);
-    if (open && alert.severity === "fire" && alert.state === "firing" && before?.severity !== "fire") fireAlarm(alert);
+    if (open && alert.severity === "fire" && alert.state === "firing" && before?.severity !== "fire") fireAlarm();
   });
   source.addEventListener("device", (e) => {
     const { device, device_id: id, online } = JSON.parse(e.data);
