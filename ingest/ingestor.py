@@ -110,11 +110,11 @@ class Ingestor:
             conn.pause()
         self._seal()
         await self._sealed.join()
-        if conn is not None:
-            conn.close(graceful=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if conn is not None:
+            conn.close(graceful=True)
         self._rejections.flush()
         await self._influx.aclose()
         self.metrics.connected.set(0)
@@ -322,9 +322,7 @@ class Ingestor:
             self.ready.set()
             pinger = asyncio.create_task(conn.keepalive(session.keepalive_s))
             try:
-                await conn.closed
-            except mqtt.MqttError as exc:
-                log.warning("broker: %s; reconnecting", exc)
+                log.warning("broker: %s; reconnecting", await conn.closed)
             finally:
                 pinger.cancel()
                 self.metrics.connected.set(0)

@@ -90,7 +90,8 @@ class Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._control: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        """Resolves with why the connection ended."""
         self.session_present = False
 
     @property
@@ -103,7 +104,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
-            self.closed.set_exception(MqttError(f"connection lost: {exc or 'closed by broker'}"))
+            self.closed.set_result(f"connection lost: {exc or 'closed'}")
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -193,7 +194,7 @@ class Connection(asyncio.Protocol):
                 self.close()
 
     def close(self, graceful: bool = False) -> None:
-        """Graceful: send DISCONNECT, so the broker keeps the session but drops no will."""
+        """Graceful: DISCONNECT first, so the broker knows we left on purpose and keeps the session."""
         if self._transport is not None and not self._transport.is_closing():
             if graceful:
                 self._transport.write(_BYE)
