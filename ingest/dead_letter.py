@@ -61,7 +61,12 @@ class RejectionLog:
         if not self._counts:
             self._example = f"{reason} on {topic}: {detail}"
         self._counts[reason] += 1
-        if time.monotonic() - self._last >= self.interval_s:
+        self.tick()
+
+    def tick(self) -> None:
+        """Log what is pending if the interval has passed; also called by a timer, so a
+        burst followed by silence is reported within the interval, not at shutdown."""
+        if self._counts and time.monotonic() - self._last >= self.interval_s:
             self.flush()
 
     def flush(self) -> None:

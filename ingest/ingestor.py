@@ -184,6 +184,7 @@ class Ingestor:
         while True:
             await asyncio.sleep(interval)
             self._seal()
+            self._rejections.tick()
 
     # -- storing -----------------------------------------------------------------
 
