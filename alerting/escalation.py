@@ -379,6 +379,7 @@ class Escalator:
             .where(Alert.parent_id == parent_id, Alert.severity != "fire", Escalation.id != esc.id,
                    Escalation.state.in_(("grouping", "active")))
         )).all()
+        moved = {member.alert_id for member, _ in rows}
         for member, _ in rows:
             member.escalation_id = esc.id
         await s.flush()
@@ -388,7 +389,7 @@ class Escalator:
             )).first()
             if left is None:
                 old.state, old.next_ms = "merged", None
-            elif old.alert_id != left:
+            elif old.alert_id in moved:
                 old.alert_id = left
 
     async def _step(self, esc_id: int) -> list[Message]:
@@ -397,9 +398,9 @@ class Escalator:
             esc = await s.get(Escalation, esc_id)
             if esc is None or esc.state not in OPEN or esc.next_ms is None or esc.next_ms > now:
                 return []
-            alert = await s.get(Alert, esc.alert_id)
+            alert = await self._open_leader(s, esc)
             route = self.router.route(esc.route)
-            if alert is None or route is None or alert.state == "resolved":
+            if alert is None or route is None:
                 esc.next_ms = None
                 return []
             if alert.state == "acknowledged" and esc.state != "acknowledged":
@@ -415,6 +416,20 @@ class Escalator:
                 await self.store.audit(s, "notify", "not_acknowledged", f"alert:{alert.id}", rounds=route.repeat)
                 return []
             return await self._page(s, esc, alert, route, now)
+
+    async def _open_leader(self, s: AsyncSession, esc: Escalation) -> Alert | None:
+        """The alert the messages are about; when it resolved, an open one of its group takes its place."""
+        alert = await s.get(Alert, esc.alert_id)
+        if alert is not None and alert.state != "resolved":
+            return alert
+        other = (await s.scalars(
+            select(Alert).join(EscalationMember, EscalationMember.alert_id == Alert.id)
+            .where(EscalationMember.escalation_id == esc.id, Alert.state != "resolved")
+            .order_by(Alert.severity != "fire", Alert.severity != "critical", Alert.id)
+        )).first()
+        if other is not None:
+            esc.alert_id = other.id
+        return other
 
     async def _page(
         self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int, members: int | None = None,

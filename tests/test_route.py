@@ -15,7 +15,7 @@ from alerting.notify.config import NotifyConfig, Route, Step
 from alerting.roster import load_yaml
 from alerting.route import Router
 from contract.db import AuditEntry, Silence, Store, open_store
-from tests.notify_servers import Clock, HttpSink, add_alert
+from tests.notify_servers import Clock, HttpSink, add_alert, set_state
 
 
 @pytest.fixture
@@ -184,3 +184,26 @@ async def test_a_silence_set_while_paging_pauses_it_until_it_ends(store: Store, 
     await esc.tick()
     await esc.drain()
     assert len(texts(sink, "duty1")) == 2, "paging goes on once the silence ends"
+
+
+async def test_a_group_goes_on_paging_when_the_alert_it_was_about_resolves(store: Store, sink: HttpSink) -> None:
+    clock = Clock()
+    esc = Escalator(store, NotifyConfig(
+        routes=[Route(name="all", steps=[Step(notify=["group:duty"], wait_min=5)], repeat=3)],
+        secret="s", public_url="https://fw", backoff_s=0.01), clock)
+    first = await add_alert(store, clock.now, kind="electrical", rule="residual_current", severity="warning",
+                            device_id="E1", summary="E1 剩余电流")
+    second = await add_alert(store, clock.now, kind="electrical", rule="residual_current", severity="warning",
+                             device_id="E2", summary="E2 剩余电流")
+    for a in (first, second):
+        await esc.handle(AlertChange("fired", a, None))
+    clock.advance(seconds=30)
+    await esc.tick()
+    resolved = await set_state(store, first.id, "resolved", clock.now)
+    await esc.handle(AlertChange("resolved", resolved, None))
+    clock.advance(minutes=5)
+    await esc.tick()
+    await esc.drain()
+    pages = texts(sink, "duty1")
+    assert [p["alert"]["id"] for p in pages] == [first.id, second.id]  # type: ignore[index]
+    assert pages[1]["title"] == "【预警】E2 剩余电流"
