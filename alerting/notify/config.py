@@ -158,7 +158,7 @@ def notify_config(settings: Settings) -> NotifyConfig:
     try:
         return NotifyConfig(**data)
     except ValidationError as exc:
-        lines = ["bad setting in [notify]:"]
+        lines = ["bad setting (notify section):"]
         for e in exc.errors():
             key = ".".join(str(p) for p in ("notify", *e["loc"]))
             got = e.get("input")
