@@ -248,9 +248,17 @@ def ceiling(services: Services, data: bytes, messages: int) -> float:
     )
     started = time.perf_counter()
     publish(services.host, services.port, data, messages)
-    sub.wait(600)
-    elapsed = time.perf_counter() - started
-    _forget_session(services, "bench-ceiling")
+    try:
+        sub.wait(max(60.0, 3 * (time.perf_counter() - started)))
+        elapsed = time.perf_counter() - started
+    except subprocess.TimeoutExpired:
+        sub.kill()
+        raise RuntimeError(
+            "mosquitto_sub never got the whole stream: does the broker drop queued messages "
+            "(max_queued_messages, max_queued_bytes)?"
+        ) from None
+    finally:
+        _forget_session(services, "bench-ceiling")
     return messages / elapsed
 
 
@@ -382,7 +390,11 @@ def main(
     influx: str | None,
     as_json: bool,
 ) -> None:
-    result = run(messages, devices, processes, batch_size, mqtt, influx)
+    try:
+        result = run(messages, devices, processes, batch_size, mqtt, influx)
+    except RuntimeError as exc:  # includes a broker or InfluxDB that would not start
+        print(f"bench ingest: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
     else:
