@@ -94,6 +94,11 @@ def run(settings: Settings, o: Options) -> int:
         raise UsageError("--qos must be 0 or 1")
     if o.rate < 0:
         raise UsageError("--rate must be >= 0")
+    if o.devices < 0 or o.districts < 1:
+        raise UsageError("--devices must be >= 0 and --districts >= 1")
+    c = o.chaos
+    if not all(0 <= share <= 1 for share in (c.malformed, c.duplicates, c.out_of_order, c.late, c.skew)):
+        raise UsageError("chaos shares (--malformed, --duplicates, --out-of-order, --late, --skew) are 0..1")
     fleet = Fleet.build(o.devices, o.seed, o.districts, intervals_s=_intervals(o.intervals))
     if o.rate > len(fleet.devices) * 1000:
         raise UsageError(f"--rate: at most 1000 msgs/s per device ({len(fleet.devices) * 1000} for this fleet)")
