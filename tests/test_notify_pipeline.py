@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from alerting.config import load as alerting_config
 from alerting.escalation import Escalator, acknowledge
 from alerting.notify.config import NotifyConfig, Route, Step
 from alerting.pipeline import Pipeline
 from alerting.roster import load_yaml
-from contract.db import Store, open_store
+from contract.db import Alert, Store, open_store
 from contract.payload import parse
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, ntfy_posts
 
@@ -135,3 +136,36 @@ groups: [{{id: water, members: [water]}}]
     assert page["alert"]["rule"] == "water_main"
     hydrant_alerts = {c.alert.id for c in seen if c.alert.device_id}
     assert f"另有 {len(hydrant_alerts)} 条同类告警" in page["text"], page["text"]
+
+
+async def test_an_acknowledgement_from_the_console_stops_the_escalation(store: Store, sink: HttpSink) -> None:
+    await load_yaml(store, f"""
+people: [{{id: zhang, channels: ["webhook+{sink.base}/zhang"]}}]
+groups: [{{id: duty, members: [zhang]}}]
+""")
+    clock = Clock()
+    config = NotifyConfig(routes=[Route(name="fire", steps=[Step(notify=["group:duty"], wait_min=2)], repeat=5)],
+                          secret="s", public_url="https://fw", backoff_s=0.01)
+    pipeline = Pipeline(alerting_config({}), store)
+    await pipeline.start()
+    changes = pipeline.feed.subscribe()
+    escalator = Escalator(store, config, clock)
+    event = {"ts": clock.now, "seq": 1, "kind": "panel", "event": "fire", "loop": 1, "point": 5, "zone": "B1"}
+    await pipeline.process(parse("fire/v1/510104/P7/event", json.dumps(event).encode(), clock.now).records,
+                           now_ms=clock.now)
+    for change in changes.drain():
+        await escalator.handle(change)
+
+    async with store.session() as s, s.begin():  # what the api's acknowledge endpoint does
+        alert = (await s.scalars(select(Alert).where(Alert.state == "firing"))).one()
+        alert.state, alert.acknowledged_by, alert.acknowledged_ms = "acknowledged", "operator-1", clock.now
+        await store.audit(s, "operator-1", "acknowledge", f"alert:{alert.id}")
+    await pipeline.sync()
+    for change in changes.drain():
+        await escalator.handle(change)
+
+    for _ in range(5):
+        clock.advance(minutes=2)
+        await escalator.tick()
+    await escalator.drain()
+    assert [json.loads(r.body)["alert"]["id"] for r in sink.at("/zhang")] == [alert.id], "one page, then quiet"
