@@ -322,8 +322,11 @@ def run(
         }
         cpu_before = {name: _cpu_seconds(procs) for name, procs in cpu.items()}
         started = time.perf_counter()
+        publish_seconds: list[float] = []
         publisher = threading.Thread(
-            target=publish, args=(services.host, services.port, data, messages)
+            target=lambda: publish_seconds.append(
+                publish(services.host, services.port, data, messages)
+            )
         )
         publisher.start()
         written, last_progress, done_at = 0.0, time.monotonic(), None
@@ -369,6 +372,7 @@ def run(
             "cpu_us_per_msg": cpu_us,
             "load_average_1m": round(os.getloadavg()[0], 2),
             "seconds": round(elapsed, 2),
+            "publish_msgs_per_s": round(messages / publish_seconds[0]) if publish_seconds else None,
         }
     finally:
         for w in workers:
