@@ -183,7 +183,7 @@ export class CityMap {
     const hw = w / 2, hh = h / 2;
     const size = Math.max(2, Math.min(6, Math.log2(scale) - 14));
     const buckets = [[], [], [], [], [], [], []];
-    const pulse = this.flashUntil > performance.now() ? 0.5 + 0.5 * Math.sin(performance.now() / 120) : 1;
+    const pulse = this.flashUntil > performance.now() ? 0.6 + 0.4 * Math.sin(performance.now() / 120) : 1;
     const labels = new Map();
     for (let i = 0; i < this.n; i++) {
       if (!this.placed[i] || !this.visible(i)) continue;
