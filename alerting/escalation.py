@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -128,16 +129,18 @@ class Escalator:
             escalator = Escalator(store, notify_config(settings))
             task = asyncio.create_task(escalator.serve(pipeline.feed.subscribe()))
 
-        When changes pile up (a storm), the fires among them are handled first.
+        When changes pile up (a storm), a fire goes before every other change still waiting.
         """
         stop = asyncio.Event()
         timers = asyncio.create_task(self.run(stop))
+        fires: deque[Change] = deque()
+        others: deque[Change] = deque()
         try:
             while True:
-                waiting = [await changes.get(), *changes.drain()]
-                waiting.sort(key=lambda c: c.alert.severity != "fire")
-                for change in waiting:
-                    await self._handle_patiently(change)
+                arrived = changes.drain() if fires or others else [await changes.get(), *changes.drain()]
+                for change in arrived:
+                    (fires if change.alert.severity == "fire" else others).append(change)
+                await self._handle_patiently(fires.popleft() if fires else others.popleft())
         finally:
             stop.set()
             await asyncio.gather(timers, return_exceptions=True)
@@ -255,6 +258,10 @@ class Escalator:
         """
         now = self.clock()
         async with self._lock, self.store.session() as s, s.begin():
+            stored = await s.get(Alert, alert.id)
+            if stored is None or stored.state != "firing":
+                return []
+            alert = stored
             member = await s.get(EscalationMember, alert.id)
             if member is not None:
                 esc = await s.get(Escalation, member.escalation_id)

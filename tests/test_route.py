@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from alerting.changes import AlertChange
-from alerting.escalation import Escalator
+from alerting.changes import AlertChange, ChangeFeed
+from alerting.escalation import Escalation, EscalationMember, Escalator
 from alerting.notify.config import NotifyConfig, Route, Step
 from alerting.roster import load_yaml
 from alerting.route import Router
@@ -207,3 +208,32 @@ async def test_a_group_goes_on_paging_when_the_alert_it_was_about_resolves(store
     pages = texts(sink, "duty1")
     assert [p["alert"]["id"] for p in pages] == [first.id, second.id]  # type: ignore[index]
     assert pages[1]["title"] == "【预警】E2 剩余电流"
+
+
+async def test_in_a_storm_the_fire_is_handled_before_the_changes_queued_ahead_of_it(
+    store: Store, sink: HttpSink
+) -> None:
+    clock = Clock()
+    esc = escalator(store, clock)
+    feed = ChangeFeed()
+    changes = feed.subscribe()
+    storm = [await add_alert(store, clock.now, kind="hydrant", rule="offline", severity="warning",
+                             device_id=f"H{i}", district="510199") for i in range(40)]
+    fire = await add_alert(store, clock.now, device_id="P1")
+    feed.publish([*(AlertChange("fired", a, None) for a in storm), AlertChange("fired", fire, None)])
+    task = asyncio.create_task(esc.serve(changes))
+    try:
+        async with asyncio.timeout(30):
+            while len(await _members(store)) < 41:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    async with store.session() as s:
+        first = (await s.scalars(select(Escalation).order_by(Escalation.id))).first()
+    assert first is not None and first.alert_id == fire.id
+
+
+async def _members(store: Store) -> list[int]:
+    async with store.session() as s:
+        return list((await s.scalars(select(EscalationMember.alert_id))).all())
