@@ -332,8 +332,9 @@ class Ingestor:
         try:
             self._sites = await load_sites(self.settings.store.url)
         except Exception as exc:  # noqa: BLE001 - a registry outage must not stop recording
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             log.warning(
-                "device registry unavailable (%s); keeping %d known sites", exc, len(self._sites)
+                "device registry unavailable (%s); keeping %d known sites", reason, len(self._sites)
             )
 
     async def _sites_loop(self) -> None:

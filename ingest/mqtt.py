@@ -19,6 +19,15 @@ PUBLISH = 3
 _CONNACK, _SUBACK, _PINGRESP, _DISCONNECT = 2, 9, 13, 14
 _PROP_SESSION_EXPIRY = 0x11
 _PROP_RECEIVE_MAXIMUM = 0x21
+_REFUSALS = {
+    0x84: "unsupported protocol version (the broker needs MQTT 5)",
+    0x85: "client id not valid (ingest.client_id)",
+    0x86: "bad user name or password (mqtt.username, mqtt.password)",
+    0x87: "not authorized (mqtt.username, mqtt.password)",
+    0x88: "server unavailable",
+    0x89: "server busy",
+    0x8A: "banned",
+}
 _PING = b"\xc0\x00"
 _BYE = b"\xe0\x00"
 
@@ -171,7 +180,8 @@ class Connection(asyncio.Protocol):
         self._transport.write(connect_packet(session))
         body = await self._expect(_CONNACK, 10)
         if body[1] >= 0x80:
-            raise MqttError(f"broker refused the connection (reason 0x{body[1]:02x})")
+            why = _REFUSALS.get(body[1], "see the broker's log")
+            raise MqttError(f"broker refused the connection (0x{body[1]:02x}: {why})")
         self.session_present = bool(body[0] & 1)
         self._transport.write(subscribe_packet(1, topic_filter))
         body = await self._expect(_SUBACK, 10)

@@ -17,9 +17,11 @@ import paho.mqtt.client as paho
 import pytest
 
 from bench.ingest import IngestProcess
+from contract.credentials import hash_password
 from contract.db import Device, open_store
 from contract.influx import Influx
-from contract.settings import Settings
+from contract.settings import MqttSettings, Settings
+from firewatch.services import Mosquitto
 from ingest import Ingestor
 from tests.conftest import OwnServices
 
@@ -518,3 +520,55 @@ async def test_a_device_registered_while_running_gets_its_site(
 def publish_one(settings: Settings, ts: int) -> None:
     with Publisher(settings) as pub:
         pub.send("fire/v1/d7/PUMP9/telemetry", telemetry("pump", ts, ts - NOW, temp_c=15.0))
+
+
+class _AuthMosquitto(Mosquitto):
+    """The deployment's rules: passwords for everyone and deploy/mosquitto/acl."""
+
+    def _configure(self) -> None:
+        super()._configure()
+        conf = self.dir / "mosquitto.conf"
+        passwd = self.dir / "passwd"
+        passwd.write_text(
+            f"firewatch:{hash_password('ingest-secret')}\nH1:{hash_password('device-secret')}\n"
+        )
+        acl = Path(__file__).parent.parent / "deploy" / "mosquitto" / "acl"
+        conf.write_text(
+            conf.read_text().replace("allow_anonymous true", "allow_anonymous false")
+            + f"password_file {passwd}\nacl_file {acl}\n"
+        )
+
+
+async def test_ingest_logs_in_and_the_deployment_acl_allows_its_shared_subscription(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = _AuthMosquitto(tmp_path / "auth-mosquitto")
+    broker.start()
+    try:
+        mqtt = {"host": broker.host, "port": broker.port, "username": "firewatch"}
+        wrong = Ingestor(
+            settings.model_copy(update={"mqtt": MqttSettings(**mqtt, password="nope")})
+        )
+        await wrong.start()
+        await eventually(
+            lambda: "not authorized (mqtt.username, mqtt.password)" in caplog.text, True
+        )
+        assert not wrong.ready.is_set()
+        await wrong.stop()
+
+        right = settings.model_copy(update={"mqtt": MqttSettings(**mqtt, password="ingest-secret")})
+        ing = Ingestor(right)
+        await ing.start()
+        await asyncio.wait_for(ing.ready.wait(), 10)
+        device = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="H1", protocol=paho.MQTTv5)
+        device.username_pw_set("H1", "device-secret")
+        device.connect(broker.host, broker.port)
+        device.loop_start()
+        device.publish("fire/v1/d8/H1/telemetry", telemetry("hydrant", NOW, 1, tilt_deg=2.0), qos=1)
+        async with Influx(settings.influx) as influx:
+            await eventually(lambda: count_points(influx, "hydrant", "tilt_deg"), 1)
+        device.disconnect()
+        device.loop_stop()
+        await ing.stop()
+    finally:
+        broker.stop()
