@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from operator import attrgetter
 
 import numpy as np
 
@@ -42,19 +43,19 @@ from contract.payload import DeviceStatus, PanelEvent, Reading, Record
 
 
 SLICE_MS = 60_000
+_ts = attrgetter("ts_ms")
 
 
 def _slices(records: Iterable[Record]) -> list[list[Record]]:
     """Records in event-time order, cut where the `SLICE_MS` grid is crossed."""
-    ordered = sorted(records, key=lambda r: r.ts_ms)
-    out: list[list[Record]] = []
-    edge = -1
-    for r in ordered:
-        if r.ts_ms >= edge:
-            out.append([])
-            edge = (r.ts_ms // SLICE_MS + 1) * SLICE_MS
-        out[-1].append(r)
-    return out
+    records = list(records)
+    if not records:
+        return []
+    ts = np.fromiter(map(_ts, records), np.int64, len(records))
+    order = np.argsort(ts, kind="stable")
+    bins = ts[order] // SLICE_MS
+    cuts = np.flatnonzero(bins[1:] != bins[:-1]) + 1
+    return [[records[i] for i in part] for part in np.split(order, cuts)]
 
 
 class Pipeline:

@@ -44,9 +44,8 @@ class LevelEngine:
         self.rules = rules
         r = len(rules)
         self.sign = np.array([float(x.direction) if x.feature in ("value", "spread", "unbalance") else 1.0 for x in rules])
-        self.warn = np.full((0, r), NAN)
-        self.alarm = np.full((0, r), NAN)
-        self.dead = np.zeros((0, r))
+        self.levels = np.full((0, 4, r), NAN)
+        """Per device and rule: warning, alarm, and both less the deadband (where a level holds)."""
         self.for_ms = np.zeros((0, r), dtype=np.int64)
         self.level = np.zeros((0, r), dtype=np.int8)
         self.pend_since = np.zeros((0, r), dtype=np.int64)
@@ -56,9 +55,7 @@ class LevelEngine:
         """Rules with a minimum duration for some device: the only columns that need pending state."""
 
     def grow(self, n: int) -> None:
-        self.warn = grown(self.warn, n, NAN)
-        self.alarm = grown(self.alarm, n, NAN)
-        self.dead = grown(self.dead, n, 0.0)
+        self.levels = grown(self.levels, n, NAN)
         self.for_ms = grown(self.for_ms, n, 0)
         self.level = grown(self.level, n, 0)
         self.pend_since = grown(self.pend_since, n, 0)
@@ -71,29 +68,27 @@ class LevelEngine:
             on = p.enabled
             s = self.sign[i]
             alarm = s * p.alarm if on and p.alarm is not None else NAN
-            self.alarm[slot, i] = alarm
-            self.warn[slot, i] = s * p.warning if on and p.warning is not None else alarm
-            self.dead[slot, i] = p.deadband
+            warn = s * p.warning if on and p.warning is not None else alarm
+            self.levels[slot, :, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
             self.for_ms[slot, i] = int(p.for_s * 1000)
             if p.for_s > 0 and i not in self.timed:
                 self.timed = np.union1d(self.timed, [i]).astype(np.int64)
 
     def threshold(self, slot: int, rule: int, level: int) -> float | None:
-        v = (self.warn if level == 1 else self.alarm)[slot, rule] * self.sign[rule]
+        v = self.levels[slot, 0 if level == 1 else 1, rule] * self.sign[rule]
         return None if np.isnan(v) else float(v)
 
     def step(self, slots: np.ndarray, ts: np.ndarray, f: np.ndarray) -> list[Change]:
         """Move levels for one reading per slot (`slots` unique); `f` is [n, rules] features."""
         out = self._matured(slots, ts)
         x = f * self.sign
-        w, a, d = self.warn[slots], self.alarm[slots], self.dead[slots]
+        th = self.levels[slots]
         with np.errstate(invalid="ignore"):
-            up = (x >= w).astype(np.int8) + (x >= a)
-            hold = (x >= w - d).astype(np.int8) + (x >= a - d)
+            up = (x >= th[:, 0]).astype(np.int8) + (x >= th[:, 1])
+            hold = (x >= th[:, 2]).astype(np.int8) + (x >= th[:, 3])
         cur = self.level[slots]
-        new = np.maximum(up, np.minimum(cur, hold))
         gap = np.isnan(x)
-        new[gap] = cur[gap]
+        new = np.where(gap, cur, np.maximum(up, np.minimum(cur, hold)))
         j = self.timed
         if len(j):
             cells = np.ix_(slots, j)

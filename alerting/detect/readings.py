@@ -12,6 +12,8 @@ device, in timestamp order, so state advances exactly as if they came one by one
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain, repeat
+from operator import attrgetter
 
 import numpy as np
 
@@ -30,6 +32,7 @@ from contract.kinds import SPECS
 from contract.payload import Reading
 
 NAN = float("nan")
+_ts = attrgetter("ts_ms")
 
 
 class ReadingDetector:
@@ -102,23 +105,39 @@ class ReadingDetector:
         self.bad_needed[s] = int(bad.warning or 1) if bad.enabled else -1
 
     def detect(self, readings: Sequence[Reading]) -> list[Signal]:
-        slots = np.fromiter((self.slot(r.device_id, r.district) for r in readings), np.int64, len(readings))
-        ts = np.fromiter((r.ts_ms for r in readings), np.int64, len(readings))
+        n = len(readings)
+        ids = [r.device_id for r in readings]
+        slots = np.fromiter(map(self.index.get, ids, repeat(-1)), np.int64, n)
+        for i in np.flatnonzero(slots < 0):
+            slots[i] = self.slot(ids[i], readings[i].district)
+        ts = np.fromiter(map(_ts, readings), np.int64, n)
         return self.detect_arrays(slots, ts, self._matrix(readings))
 
     def _matrix(self, readings: Sequence[Reading]) -> np.ndarray:
         """[readings, metrics] with NaN for what a reading lacks; readings that name the same
         metrics in the same order (nearly all) are copied as one block."""
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, r in enumerate(readings):
-            groups.setdefault(tuple(r.metrics), []).append(i)
+        groups: dict[tuple[str, ...], list[Reading]] = {}
+        for r in readings:
+            groups.setdefault(tuple(r.metrics), []).append(r)
+        if len(groups) == 1:
+            ((names, rows),) = groups.items()
+            return self._block(names, rows)
         v = np.full((len(readings), len(self.metrics)), NAN)
+        at = {id(r): i for i, r in enumerate(readings)}
         for names, rows in groups.items():
-            cols = self._columns.get(names)
-            if cols is None:
-                cols = self._columns[names] = np.array([self.metrics.index(m) for m in names])
-            v[np.array(rows)[:, None], cols] = [list(readings[i].metrics.values()) for i in rows]
+            block = self._block(names, rows)
+            v[[at[id(r)] for r in rows]] = block
         return v
+
+    def _block(self, names: tuple[str, ...], rows: list[Reading]) -> np.ndarray:
+        """Rows that all carry `names`, in that order, as a full [rows, metrics] matrix."""
+        values = np.fromiter(chain.from_iterable(r.metrics.values() for r in rows), float, len(rows) * len(names))
+        cols = self._columns.get(names)
+        if cols is None:
+            cols = self._columns[names] = np.array([self.metrics.index(m) for m in names], dtype=np.int64)
+        out = np.full((len(rows), len(self.metrics)), NAN)
+        out[:, cols] = values.reshape(len(rows), len(names))
+        return out
 
     def detect_arrays(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> list[Signal]:
         """Readings as arrays: device slots, event times (ms) and a [n, metrics] matrix with NaN gaps."""
