@@ -18,6 +18,7 @@ setting wins key by key. A bad value is refused with its key, e.g.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from functools import lru_cache
@@ -188,6 +189,11 @@ def load(raw: dict[str, Any]) -> AlertingConfig:
 
 
 def _table(value: Any, key: str) -> dict[str, Any]:
+    if isinstance(value, str):  # FIREWATCH_ALERTING__ELECTRICAL='{"residual_current": {"alarm": 400}}'
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
     if not isinstance(value, dict):
         raise SettingsError(f"{key}: must be a table")
     return value

@@ -93,6 +93,15 @@ class Pipeline:
             elif a.kind in self.readings:
                 self.readings[a.kind].restore(a.device_id, a.district, a.rule, a.severity)
 
+    def expect(self, now_ms: int) -> None:
+        """Every registered device is expected to report from now on: silent ones go offline in time."""
+        for d in self.registry.devices.values():
+            det = self.panels if d.kind == "panel" else self.readings.get(d.kind)
+            if det is None:
+                continue
+            slot = det.state(d.id, d.district).slot if det is self.panels else det.slot(d.id, d.district)
+            det.heartbeats.last_seen[slot] = max(int(det.heartbeats.last_seen[slot]), now_ms)
+
     def detect(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str, str]] = (),
                now_ms: int | None = None) -> list[Signal]:
         """Run the detectors; `impossible` lists (district, device_id, kind, detail) of refused readings."""

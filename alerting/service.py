@@ -88,6 +88,8 @@ class AlertingService:
         registry = Registry(await load_registry(self.store))
         self.pipeline = Pipeline(self.config, self.store, registry)
         await self.pipeline.start()
+        if self.config.clock == "wall":
+            self.pipeline.expect(wall_ms())
         influx = Influx(self.settings.influx)
         self._influx = influx
         to_influx_sub = self.pipeline.feed.subscribe()

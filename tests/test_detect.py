@@ -235,3 +235,17 @@ def test_minimum_duration_completed_between_two_readings_still_fires_at_its_time
     d = det("hydrant")
     sig = feed(d, [(T0, {"cover_open": 1.0}), (T0 + 30_000, {"cover_open": 0.0})])  # no tick in between
     assert verdicts(sig, "cover_open") == [(T0 + 10_000, "warning"), (T0 + 30_000, None)]
+
+
+async def test_registered_device_that_never_reports_goes_offline(tmp_path) -> None:
+    from alerting.pipeline import Pipeline
+    from contract.db import open_store
+
+    store = await open_store(f"sqlite:///{tmp_path}/a.db")
+    reg = Registry([DeviceInfo("H5", "hydrant", "d1", "street"), DeviceInfo("P5", "panel", "d1", "mall")])
+    p = Pipeline(load({}), store, reg)
+    await p.start()
+    p.expect(T0)
+    assert not verdicts(p.timers(T0 + 600_000), "offline")
+    assert {s.device_id for s in p.timers(T0 + 600_001) if s.rule == "offline"} == {"H5", "P5"}
+    await store.aclose()
