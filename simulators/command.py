@@ -172,7 +172,8 @@ async def _publish(settings: Settings, fleet: Fleet, messages: Iterator[Message]
             rate = t.published / max(time.monotonic() - began, 1e-6)
             kinds = " ".join(f"{k}:{n}" for k, n in sorted(t.by_kind.items()))
             bad = sum(t.invalid.values())
-            progress.update(task, completed=max(0, t.last_ts_ms - start),
+            reached = pace.now(began, t.last_ts_ms or start) - start
+            progress.update(task, completed=max(0, reached),
                             stats=f"{rate:,.0f}/s  {kinds}" + (f"  invalid:{bad}" if bad else ""))
 
         try:

@@ -155,38 +155,35 @@ async def publish(
     await links.connect()
     tally = Tally()
     wall_start = time.monotonic()
-    last_ts = pace.start_ms
     last_report = 0.0
-    # The next slice is generated in a thread while this one goes out, so numpy work overlaps socket waits.
-    upcoming = asyncio.ensure_future(asyncio.to_thread(_take, messages, _SLICE))
+    paced = pace.speed > 0
+    # Generation runs inline: a chunk holds the loop a few ms, and a worker thread cost more in GIL
+    # hand-offs than it saved (measured: 44-47 k against 58-69 k msgs per CPU second).
     try:
-        while stop is None or not stop.is_set():
-            batch = await upcoming
-            if not batch:
-                break
-            upcoming = asyncio.ensure_future(asyncio.to_thread(_take, messages, _SLICE))
-            paced = pace.speed > 0
-            for m in batch:
-                if paced:
+        for m in messages:
+            if paced:
+                wait = pace.due(wall_start, m.ts_ms)
+                if wait > 0.002:
+                    await links.drain(stop)
+                while wait > 0.002 and (stop is None or not stop.is_set()):
+                    if on_progress is not None:
+                        on_progress(tally)
+                    await _sleep(min(wait, 0.5), stop)
                     wait = pace.due(wall_start, m.ts_ms)
-                    if wait > 0.002:
-                        await links.drain(stop)
-                        await _sleep(wait, stop)
-                        if stop is not None and stop.is_set():
-                            break
-                links.of(m.topic).publish(m.topic, m.payload, qos, m.retain)
-                tally.add(m)
-            last_ts = tally.last_ts_ms or last_ts
-            await links.drain(stop)
-            if on_progress is not None and time.monotonic() - last_report > 0.2:
-                last_report = time.monotonic()
-                on_progress(tally)
-        await upcoming
+            if stop is not None and stop.is_set():
+                break
+            links.of(m.topic).publish(m.topic, m.payload, qos, m.retain)
+            tally.add(m)
+            if tally.published % _SLICE == 0:
+                await links.drain(stop)
+                if on_progress is not None and time.monotonic() - last_report > 0.2:
+                    last_report = time.monotonic()
+                    on_progress(tally)
         if offline_at_end:
-            last_ts = pace.now(wall_start, last_ts)
+            now = pace.now(wall_start, tally.last_ts_ms or pace.start_ms)
             for d in fleet.devices:
-                bye = Message(device_topic(d.district, d.id, Channel.STATUS), status_payload(d, False, last_ts),
-                              last_ts, d.kind.value, retain=True)
+                bye = Message(device_topic(d.district, d.id, Channel.STATUS), status_payload(d, False, now),
+                              now, d.kind.value, retain=True)
                 links.of(bye.topic).publish(bye.topic, bye.payload, qos, True)
                 tally.add(bye)
         await links.close(stop)
@@ -196,15 +193,6 @@ async def publish(
     if on_progress is not None:
         on_progress(tally)
     return tally
-
-
-def _take(messages: Iterator[Message], n: int) -> list[Message]:
-    out = []
-    for m in messages:
-        out.append(m)
-        if len(out) >= n:
-            break
-    return out
 
 
 async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
