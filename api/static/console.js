@@ -188,7 +188,11 @@ function renderQueue() {
       <div class="where">${where}</div>${score}${reasons ? `<ul class="reasons">${reasons}</ul>` : ""}${acked}
       ${actions(a)}${note}</li>`;
   }).join("");
-  if (focused) list.querySelector(`li[data-id="${focused}"] input.note`)?.focus();
+  const input = focused && list.querySelector(`li[data-id="${focused}"] input.note`);
+  if (input) {
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
 }
 
 async function act(a, what) {
