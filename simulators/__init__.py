@@ -12,11 +12,13 @@ Public surface (stable; other parts import it):
     generate(fleet, scenario=None, start_ms=None, end_ms=None, chaos=None, *, rate=0.0,
              status=True, incidents=None) -> Iterator[Message]
         Offline, no broker: messages in wire order. Message(topic, payload, ts_ms, kind,
-        retain, invalid, records, duplicate); `Tally` counts a stream.
+        retain, invalid, records, duplicate), a NamedTuple whose first three fields are
+        (topic, payload bytes, event-time ms); `Tally` counts a stream.
     Chaos(malformed, duplicates, out_of_order, late, skew, skew_s, batch, seed)
     await publish(settings, fleet, messages, Pace(start_ms, speed), qos=1, connections=None,
-                  on_progress=None, stop=None) -> Tally
-        Over MQTT to settings.mqtt; live (speed 1) or accelerated (speed N, 0 = flat out).
+                  on_progress=None, stop=None, offline_at_end=True) -> Tally
+        Over MQTT to settings.mqtt; live (speed 1) or accelerated (speed N, 0 = flat out);
+        reconnects and resends unacknowledged QoS-1 messages if the broker goes away.
     parse_duration("2h") -> ms, parse_time("2h" | ISO, start_ms) -> ms
 
 `firewatch simulate` (simulators.command) wires these to the terminal.
