@@ -123,7 +123,7 @@ def run(settings: Settings, o: Options) -> int:
         tally = _write(messages, o.out)
     else:
         try:
-            tally = asyncio.run(_publish(settings, fleet, messages, Pace(start, speed), o, start, end, console))
+            tally = asyncio.run(_publish(settings, fleet, messages, Pace(start, speed, end), o, start, end, console))
         except LinkError as exc:
             console.print(f"[red]{exc}[/red]", highlight=False)
             return 1
