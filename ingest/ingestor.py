@@ -323,7 +323,9 @@ class Ingestor:
             self.ready.set()
             pinger = asyncio.create_task(conn.keepalive(session.keepalive_s))
             try:
-                log.warning("broker: %s; reconnecting", await conn.closed)
+                await conn.closed
+            except mqtt.MqttError as exc:
+                log.warning("broker: %s; reconnecting", exc)
             finally:
                 pinger.cancel()
                 self.metrics.connected.set(0)

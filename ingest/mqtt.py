@@ -99,8 +99,9 @@ class Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._control: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        """Resolves with why the connection ended."""
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Fails with MqttError (why the connection ended) once it has."""
+        self.closed.add_done_callback(lambda f: f.cancelled() or f.exception())  # unawaited is fine
         self.session_present = False
 
     @property
@@ -113,7 +114,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
-            self.closed.set_result(f"connection lost: {exc or 'closed'}")
+            self.closed.set_exception(MqttError(f"connection lost: {exc or 'closed'}"))
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
