@@ -1,0 +1,61 @@
+"""ingest.mqtt's packet reader: whole messages out, however TCP cuts the stream."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from ingest.mqtt import Connection
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _publish(
+    topic: str, payload: bytes, packet_id: int | None, props: bytes = b"", dup: bool = False
+) -> bytes:
+    t = topic.encode()
+    body = struct.pack("!H", len(t)) + t
+    if packet_id is not None:
+        body += struct.pack("!H", packet_id)
+    body += _varint(len(props)) + props + payload
+    first = 0x30 | (0x02 if packet_id is not None else 0) | (0x08 if dup else 0)
+    return bytes([first]) + _varint(len(body)) + body
+
+
+async def test_messages_come_out_whole_whatever_the_chunking() -> None:
+    user_property = (
+        b"\x26" + struct.pack("!H", 7) + b"gateway" + struct.pack("!H", 300) + b"g" * 300
+    )
+    expected = [
+        ("fire/v1/d1/H1/telemetry", b'{"m": 1}', struct.pack("!H", 1), False),
+        ("fire/v1/d1/H2/telemetry", b"x" * 70_000, struct.pack("!H", 2), True),  # 3-byte length
+        ("fire/v1/d1/H3/status", b'{"online": true}', None, False),  # QoS 0
+        ("fire/v1/d1/H4/event", b"{}", struct.pack("!H", 65535), False),  # long properties
+    ]
+    stream = b"".join(
+        [
+            _publish(expected[0][0], expected[0][1], 1),
+            b"\xd0\x00",  # a PINGRESP between messages
+            _publish(expected[1][0], expected[1][1], 2, dup=True),
+            _publish(expected[2][0], expected[2][1], None),
+            _publish(expected[3][0], expected[3][1], 65535, props=user_property),
+        ]
+    )
+    rng = random.Random(7)
+    for cuts in ([1] * 40, [2, 3, 5, 7], [len(stream)], [rng.randint(1, 3000) for _ in range(200)]):
+        got: list[tuple[str, bytes, bytes | None, bool]] = []
+        conn = Connection(lambda _conn, messages, sink=got: sink.extend(messages))
+        pos, i = 0, 0
+        while pos < len(stream):
+            size = cuts[i % len(cuts)]
+            conn.data_received(stream[pos : pos + size])
+            pos += size
+            i += 1
+        assert got == expected, cuts[:4]
