@@ -408,6 +408,34 @@ async function showAlert(id) {
   }
 }
 
+function grid(headers, rows) {
+  if (!rows.length) return `<p>${esc(t("no_data"))}</p>`;
+  return `<table class="grid"><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows
+    .map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("")}</table>`;
+}
+
+async function showStats() {
+  const week = Date.now() - 7 * 86400000;
+  const offset = -new Date().getTimezoneOffset();
+  const [online, perDay, ack, falseAlarms] = await Promise.all([
+    api("/api/v1/stats/online"),
+    api(`/api/v1/stats/alerts-per-day?since=${week}&utc_offset_minutes=${offset}`),
+    api("/api/v1/stats/time-to-acknowledge"),
+    api("/api/v1/stats/false-alarms?limit=10"),
+  ]);
+  const pct = (r) => (r == null ? "–" : `${(100 * r).toFixed(1)}%`);
+  openDrill(`<h2>${esc(t("stats"))}</h2>
+    <h3>${esc(t("online_by_area"))}</h3>${grid([t("district"), t("kind"), t("total"), t("online"), t("offline"), t("rate")],
+      online.map((r) => [r.district, t("kind." + r.kind), r.total, r.online, r.offline, pct(r.rate)]))}
+    <h3>${esc(t("alerts_per_day"))}</h3>${grid([t("day"), t("rule"), t("kind"), t("count")],
+      perDay.map((r) => [r.day, `${t("sev." + r.severity)} · ${r.rule}`, r.kind ? t("kind." + r.kind) : "", r.count]))}
+    <h3>${esc(t("time_to_ack"))}</h3>${grid(["", t("count"), `${t("mean")} (${t("seconds")})`],
+      ack.map((r) => [t("sev." + r.severity), r.acknowledged, r.mean_s == null ? "–" : Math.round(r.mean_s)]))}
+    <h3>${esc(t("false_points"))}</h3>${grid([t("site"), "", "ID", t("count")],
+      falseAlarms.map((p) => [p.site, p.zone, p.device_id, p.count]))}`);
+  $("#drill").dataset.view = "stats";
+}
+
 function wireDrill() {
   $("#drill-close").addEventListener("click", () => { $("#drill").hidden = true; });
   $("#drill").addEventListener("click", (e) => {
@@ -512,6 +540,7 @@ function init() {
     }
   });
   $("#sound").addEventListener("click", unlockSound);
+  $("#stats").addEventListener("click", () => showStats().catch((err) => toast(`${t("failed")}${err.message}`)));
   document.addEventListener("pointerdown", () => { if (audio?.state === "suspended") audio.resume(); }, { once: false });
   $("#login-form").addEventListener("submit", login);
   $("#logout").addEventListener("click", async () => {
