@@ -192,7 +192,7 @@ async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
                                       Pace(start, 0), connections=1, offline_at_end=False)
                 published_s = time.monotonic() - t0
                 while service.received < tally.published or not service.idle.is_set():
-                    if time.monotonic() - t0 > published_s + 600:
+                    if time.monotonic() - t0 > 2 * published_s + 600:
                         raise EvalError(f"alerting received {service.received} of {tally.published} messages")
                     await asyncio.sleep(0.2)
                 assert service.pipeline is not None
