@@ -156,3 +156,30 @@ async def test_a_broker_restart_mid_stream_loses_nothing(own_services, tmp_path:
         out.close()
     assert tally.published == len(expected) + len(fleet.devices)
     assert "reconnected" in caplog.text
+
+
+async def test_an_accelerated_run_keeps_to_its_speed(settings: Settings) -> None:
+    """40 s of event time at 20x last 2 s, and no reading reaches a subscriber before its time."""
+    fleet = Fleet.build(10, seed=51)
+    end = T0 + 40_000
+    loop = asyncio.get_running_loop()
+    arrivals: list[tuple[float, int]] = []
+    messages = list(generate(fleet, None, T0, end, rate=20))
+    telemetry = sum(m.topic.endswith("/telemetry") for m in messages)
+
+    async def collect(client: aiomqtt.Client) -> None:
+        async for m in client.messages:
+            if str(m.topic).endswith("/telemetry"):
+                arrivals.append((loop.time(), orjson.loads(bytes(m.payload))["ts"]))
+
+    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port, identifier="sim-speed-sub") as sub:
+        await sub.subscribe("fire/v1/+/+/telemetry", qos=1)
+        reader = asyncio.create_task(collect(sub))
+        began = loop.time()
+        await publish(settings, fleet, iter(messages), Pace(T0, speed=20, end_ms=end), connections=1)
+        elapsed = loop.time() - began
+        await _until(lambda: len(arrivals) >= telemetry)
+        reader.cancel()
+    assert elapsed >= 2.0 and telemetry > 500
+    early = [(at - began, ts) for at, ts in arrivals if at - began < (ts - T0) / 20_000 - 0.01]
+    assert not early
