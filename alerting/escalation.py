@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from alerting.notify.acklink import AckSigner, Claim
 from alerting.notify.config import NotifyConfig, Route
 from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
 from alerting.notify.templates import Purpose, render, render_handover, word
-from alerting.roster import DutyGroup, Person, on_duty, resolve_targets
+from alerting.roster import Duty, DutyGroup, Person, on_duty, resolve_targets
 from alerting.route import Router, covering_silence
 from contract.db import Alert, AuditEntry, Base, Device, Store, now_ms
 
@@ -44,6 +45,8 @@ OPEN = ("grouping", "active", "acknowledged", "exhausted")
 REMIND_SEVERITIES = ("critical", "fire")
 ACK_HOWS = ("ack", "on_way", "false_alarm")
 SILENCE_RECHECK_MS = 60_000
+DUTY_REUSE_MS = 5_000
+"""A fire's first page uses who was on duty at the last tick (at most this old) instead of asking the store."""
 CATCH_UP_MS = 3_600_000
 """A silence set while an escalation runs pauses it; paging goes on this soon after the silence ends."""
 
@@ -107,8 +110,8 @@ class Escalator:
         self.dispatcher = dispatcher or Dispatcher(store, config, clock)
         self._lock = asyncio.Lock()
         self._sending: set[asyncio.Task[None]] = set()
-        self._duty: dict[str, set[str]] | None = None
-        """Who was on duty at the last tick, per group; None until the first tick after a start."""
+        self._duty: Duty | None = None
+        """Who was on duty at the last tick; None until the first tick after a start."""
 
     async def handle(self, change: Change) -> None:
         """Route one lifecycle change; a fire's messages are recorded and their sends started before this returns."""
@@ -129,23 +132,51 @@ class Escalator:
             escalator = Escalator(store, notify_config(settings))
             task = asyncio.create_task(escalator.serve(pipeline.feed.subscribe()))
 
-        When changes pile up (a storm), a fire goes before every other change still waiting.
+        The stage runs on a thread of its own, with its own event loop and database
+        connections: detection keeps the service's loop busy in long stretches, and a
+        fire's page must not wait for them. This coroutine only hands changes over.
         """
-        stop = asyncio.Event()
-        timers = asyncio.create_task(self.run(stop))
-        fires: deque[Change] = deque()
-        others: deque[Change] = deque()
+        ready = threading.Event()
+        box: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: asyncio.run(self._stage(box, ready)), name="notify", daemon=True)
+        thread.start()
+        await asyncio.to_thread(ready.wait)
+        loop: asyncio.AbstractEventLoop = box["loop"]
+        handover: asyncio.Queue[list[Change]] = box["queue"]
         try:
             while True:
-                arrived = changes.drain() if fires or others else [await changes.get(), *changes.drain()]
-                for change in arrived:
-                    (fires if change.alert.severity == "fire" else others).append(change)
-                await self._handle_patiently(fires.popleft() if fires else others.popleft())
+                batch = [await changes.get(), *changes.drain()]
+                loop.call_soon_threadsafe(handover.put_nowait, batch)
         finally:
-            stop.set()
-            await asyncio.gather(timers, return_exceptions=True)
-            await self.drain()
-            await self.dispatcher.aclose()
+            loop.call_soon_threadsafe(box["stop"].set)
+            await asyncio.to_thread(thread.join, 60)
+
+    async def _stage(self, box: dict[str, Any], ready: threading.Event) -> None:
+        """The notify thread: a twin of this escalator on its own connections, fires before everything waiting."""
+        own = Escalator(Store(self.store.url), self.config, self.clock)
+        batches: asyncio.Queue[list[Change]] = asyncio.Queue()
+        stop = asyncio.Event()
+        box.update(loop=asyncio.get_running_loop(), queue=batches, stop=stop)
+        ready.set()
+        timers = asyncio.create_task(own.run(stop))
+        consumer = asyncio.create_task(own._consume(batches))
+        await stop.wait()
+        consumer.cancel()
+        await asyncio.gather(consumer, timers, return_exceptions=True)
+        await own.drain()
+        await own.dispatcher.aclose()
+        await own.store.aclose()
+
+    async def _consume(self, batches: asyncio.Queue[list[Change]]) -> None:
+        fires: deque[Change] = deque()
+        others: deque[Change] = deque()
+        while True:
+            arrived = [] if fires or others else await batches.get()
+            while not batches.empty():
+                arrived += batches.get_nowait()
+            for change in arrived:
+                (fires if change.alert.severity == "fire" else others).append(change)
+            await self._handle_patiently(fires.popleft() if fires else others.popleft())
 
     async def _handle_patiently(self, change: Change) -> None:
         """A change is never dropped for a passing database error: a lost change can be a fire nobody hears of."""
@@ -333,11 +364,11 @@ class Escalator:
         """
         async with self.store.session() as s:
             duty = await on_duty(s, now, self.config.zone)
-        current = {g: {p.id for p in people} for g, people in duty.groups.items()}
-        previous, self._duty = self._duty, current
-        if previous is None:
+        last, self._duty = self._duty, duty
+        if last is None:
             return []
-        arriving = {g: [p for p in people if p.id not in previous.get(g, set())] for g, people in duty.groups.items()}
+        before = {g: {p.id for p in people} for g, people in last.groups.items()}
+        arriving = {g: [p for p in people if p.id not in before.get(g, set())] for g, people in duty.groups.items()}
         if not any(arriving.values()):
             return []
         async with self._lock, self.store.session() as s, s.begin():
@@ -442,7 +473,8 @@ class Escalator:
         self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int, members: int | None = None,
     ) -> list[Message]:
         step = route.steps[esc.step % len(route.steps)]
-        people = await resolve_targets(s, step.notify, now, self.config.zone)
+        recent = self._duty if self._duty is not None and 0 <= now - self._duty.at_ms < DUTY_REUSE_MS else None
+        people = await resolve_targets(s, step.notify, now, self.config.zone, recent)
         if not people and not any(t.startswith("channel:") for t in step.notify):
             log.warning("escalation %s step %s: nobody on duty for %s", esc.id, esc.step, step.notify)
         prefix = f"esc{esc.id}:c{esc.cycle}:s{esc.step}"
@@ -538,16 +570,18 @@ class Escalator:
     ) -> list[Message]:
         """Record one message per (person, channel URL, language); past the rate limit held back, never a fire.
 
-        `members` (how many alerts this escalation pages for) is counted here unless the caller knows it.
+        `members` (how many alerts this escalation pages for) is given only by the transaction that
+        opened the escalation, which therefore has no messages yet; otherwise both are looked up.
         """
         device = await s.get(Device, alert.device_id) if alert.device_id else None
+        done: set[str] = set()
         if members is None:
             members = len((await s.scalars(
                 select(EscalationMember.alert_id).where(EscalationMember.escalation_id == esc.id)
             )).all())
-        done = set((await s.scalars(
-            select(Message.key).where(Message.escalation_id == esc.id, Message.key.startswith(prefix + ":"))
-        )).all())
+            done = set((await s.scalars(
+                select(Message.key).where(Message.escalation_id == esc.id, Message.key.startswith(prefix + ":"))
+            )).all())
         snapshot = alert_dict(alert)
         written: list[Message] = []
         for n, (pid, url, language) in enumerate(targets):

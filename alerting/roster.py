@@ -254,14 +254,14 @@ def _ids(duty: Duty) -> dict[str, list[str]]:
 
 
 async def resolve_targets(
-    session: AsyncSession, targets: list[str], now_ms: int, zone: ZoneInfo
+    session: AsyncSession, targets: list[str], now_ms: int, zone: ZoneInfo, duty: Duty | None = None
 ) -> list[Person]:
     """The people a step's `group:`/`person:` targets mean right now, each once.
 
+    `duty` may be a moment-old answer of `on_duty`, which saves the store a round of queries.
     A group with nobody on duty at this moment (a gap in its shifts) means all its members:
     waking someone off duty beats paging no one.
     """
-    duty: Duty | None = None
     found: dict[str, Person] = {}
     for target in targets:
         prefix, _, name = target.partition(":")

@@ -248,7 +248,7 @@ async def test_failing_channel_is_retried_logged_and_delays_nobody(
     await setup(store, inbox, sink)
     sink.hang.add("/center")
     clock = Clock()
-    esc = Escalator(store, config(sink, send_timeout_s=1.0, retries=2), clock)
+    esc = Escalator(store, config(sink, send_timeout_s=3.0, retries=2), clock)
     alert = await add_alert(store, clock.now)
     await esc.handle(AlertChange("fired", alert, None))
     await esc.drain()
