@@ -18,6 +18,7 @@ from simulators import INCIDENTS, Chaos, Fleet, Scenario, Tally, generate
 T0 = 1_763_800_000_000  # 2025-11-22 08:26 UTC
 HOUR = 3_600_000
 DAY = 24 * HOUR
+SCENARIOS = Path(__file__).resolve().parents[1] / "simulators" / "scenarios"
 NOW = T0 + 30 * DAY  # parse() refuses timestamps more than a day ahead of "now"
 
 
@@ -67,7 +68,7 @@ def test_a_reading_does_not_depend_on_where_the_run_started() -> None:
 
 def test_every_message_of_a_week_with_every_incident_is_valid() -> None:
     fleet = Fleet.build(60, seed=3, intervals_s={"electrical": 600, "pump": 600, "hydrant": 900})
-    scenario = Scenario.load(Path("simulators/scenarios/city-week.yaml"))
+    scenario = Scenario.load(SCENARIOS / "city-week.yaml")
     tally = Tally()
     seqs: dict[str, list[int]] = defaultdict(list)
     for m, p in _records(generate(fleet, scenario, T0, T0 + 7 * DAY)):
@@ -287,7 +288,7 @@ def test_simulate_writes_registry_truth_and_messages_without_a_broker(tmp_path: 
     runner = CliRunner()
     result = runner.invoke(app, [
         "simulate", "--devices", "40", "--seed", "3", "--start", "2025-11-22T00:00:00Z", "--duration", "2h",
-        "--scenario", "simulators/scenarios/quick.yaml", "--truth", str(tmp_path / "truth.jsonl"),
+        "--scenario", str(SCENARIOS / "quick.yaml"), "--truth", str(tmp_path / "truth.jsonl"),
         "--registry-csv", str(tmp_path / "registry.csv"), "--register", "--out", str(tmp_path / "out.jsonl"),
         "--malformed", "0.02", "--json",
     ], env=env)
