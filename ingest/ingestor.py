@@ -332,7 +332,7 @@ class Ingestor:
 
     async def _refresh_sites(self) -> None:
         try:
-            self._sites = await load_sites(self.settings.store.url)
+            self._sites = await asyncio.wait_for(load_sites(self.settings.store.url), 10)
         except Exception as exc:  # noqa: BLE001 - a registry outage must not stop recording
             reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             log.warning(
