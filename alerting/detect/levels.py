@@ -43,24 +43,37 @@ class LevelEngine:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
         r = len(rules)
-        self.sign = np.array([float(x.direction) if x.feature in ("value", "spread", "unbalance") else 1.0 for x in rules])
+        self.sign = np.array([float(x.direction) if x.feature in ("value", "spread", "unbalance") else 1.0
+                              for x in rules])
         self.levels = np.full((0, 4, r), NAN)
         """Per device and rule: warning, alarm, and both less the deadband (where a level holds)."""
-        self.for_ms = np.zeros((0, r), dtype=np.int64)
         self.level = np.zeros((0, r), dtype=np.int8)
-        self.pend_since = np.zeros((0, r), dtype=np.int64)
-        self.pend_level = np.zeros((0, r), dtype=np.int8)
-        self.last = np.full((0, r), NAN)
         self.timed = np.zeros(0, dtype=np.int64)
-        """Rules with a minimum duration for some device: the only columns that need pending state."""
+        """Rules with a minimum duration for some device; only they keep pending state, in the
+        columns of the arrays below (one per timed rule), so untimed rules cost nothing for it."""
+        self.for_ms = np.zeros((0, 0), dtype=np.int64)
+        self.pend_since = np.zeros((0, 0), dtype=np.int64)
+        self.pend_level = np.zeros((0, 0), dtype=np.int8)
+        self.last = np.full((0, 0), NAN)
+
+    _TIMED = ("for_ms", "pend_since", "pend_level", "last")
 
     def grow(self, n: int) -> None:
         self.levels = grown(self.levels, n, NAN)
-        self.for_ms = grown(self.for_ms, n, 0)
         self.level = grown(self.level, n, 0)
-        self.pend_since = grown(self.pend_since, n, 0)
-        self.pend_level = grown(self.pend_level, n, 0)
-        self.last = grown(self.last, n, NAN)
+        for name, fill in zip(self._TIMED, (0, 0, 0, NAN)):
+            setattr(self, name, grown(getattr(self, name), n, fill))
+
+    def _time(self, rule: int) -> int:
+        """The pending-state column of `rule`, added the first time a device gives it a duration."""
+        hit = np.flatnonzero(self.timed == rule)
+        if len(hit):
+            return int(hit[0])
+        self.timed = np.append(self.timed, rule)
+        for name, fill in zip(self._TIMED, (0, 0, 0, NAN)):
+            a = getattr(self, name)
+            setattr(self, name, np.concatenate([a, np.full((a.shape[0], 1), fill, dtype=a.dtype)], axis=1))
+        return len(self.timed) - 1
 
     def set_params(self, slot: int, params: dict[str, Params]) -> None:
         for i, rule in enumerate(self.rules):
@@ -70,9 +83,9 @@ class LevelEngine:
             alarm = s * p.alarm if on and p.alarm is not None else NAN
             warn = s * p.warning if on and p.warning is not None else alarm
             self.levels[slot, :, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
-            self.for_ms[slot, i] = int(p.for_s * 1000)
-            if p.for_s > 0 and i not in self.timed:
-                self.timed = np.union1d(self.timed, [i]).astype(np.int64)
+            if p.for_s > 0 or i in self.timed:
+                k = self._time(i)
+                self.for_ms[slot, k] = int(p.for_s * 1000)
 
     def threshold(self, slot: int, rule: int, level: int) -> float | None:
         v = self.levels[slot, 0 if level == 1 else 1, rule] * self.sign[rule]
@@ -91,17 +104,16 @@ class LevelEngine:
         new = np.where(gap, cur, np.maximum(up, np.minimum(cur, hold)))
         j = self.timed
         if len(j):
-            cells = np.ix_(slots, j)
             target, now = new[:, j], cur[:, j]
             rising = target > now
             t = ts[:, None]
-            pending = self.pend_since[cells]
+            pending = self.pend_since[slots]
             since = np.where(rising, np.where(pending > 0, pending, t), 0)
-            ok = ~rising | (t - since >= self.for_ms[cells])
+            ok = ~rising | (t - since >= self.for_ms[slots])
             new[:, j] = np.where(ok, target, now)
-            self.pend_since[cells] = np.where(ok, 0, since)
-            self.pend_level[cells] = target
-            self.last[cells] = np.where(gap[:, j], self.last[cells], f[:, j])
+            self.pend_since[slots] = np.where(ok, 0, since)
+            self.pend_level[slots] = target
+            self.last[slots] = np.where(gap[:, j], self.last[slots], f[:, j])
         self.level[slots] = new
         rows, cols = np.nonzero(new != cur)
         return out + [
@@ -109,41 +121,38 @@ class LevelEngine:
             for i, c in zip(rows, cols)
         ]
 
-    def _matured(self, slots: np.ndarray, ts: np.ndarray) -> list[Change]:
-        """Rises whose minimum duration completed before this reading (the clock had not looked yet)."""
-        j = self.timed
-        if not len(j):
-            return []
-        cells = np.ix_(slots, j)
-        ps = self.pend_since[cells]
-        due = (ps > 0) & (ts[:, None] - ps >= self.for_ms[cells])
-        if not due.any():
-            return []
+    def _commit(self, cells: tuple[np.ndarray, np.ndarray], since: np.ndarray) -> list[Change]:
+        """Raise the pending levels of (slot, timed column) cells whose duration is complete."""
         out = []
-        for i, k in zip(*np.nonzero(due)):
-            s, c = slots[i], j[k]
-            old, new = int(self.level[s, c]), int(self.pend_level[s, c])
-            self.pend_since[s, c] = 0
+        for s, k, t0 in zip(*cells, since):
+            c = int(self.timed[k])
+            old, new = int(self.level[s, c]), int(self.pend_level[s, k])
+            self.pend_since[s, k] = 0
             if new > old:
                 self.level[s, c] = new
-                out.append(Change(int(s), int(c), old, new, float(self.last[s, c]),
-                                  at_ms=int(ps[i, k] + self.for_ms[s, c])))
+                out.append(Change(int(s), c, old, new, float(self.last[s, k]),
+                                  at_ms=int(t0 + self.for_ms[s, k])))
         return out
+
+    def _matured(self, slots: np.ndarray, ts: np.ndarray) -> list[Change]:
+        """Rises whose minimum duration completed before this reading (the clock had not looked yet)."""
+        if not len(self.timed):
+            return []
+        ps = self.pend_since[slots]
+        due = (ps > 0) & (ts[:, None] - ps >= self.for_ms[slots])
+        if not due.any():
+            return []
+        rows, ks = np.nonzero(due)
+        return self._commit((slots[rows], ks), ps[rows, ks])
 
     def tick(self, now_ms: int, n: int) -> list[Change]:
         """Commit pending rises whose minimum duration has passed by `now_ms`."""
         ps = self.pend_since[:n]
         due = (ps > 0) & (now_ms - ps >= self.for_ms[:n])
-        out = []
-        for s, j in zip(*np.nonzero(due)):
-            old, new = int(self.level[s, j]), int(self.pend_level[s, j])
-            since = int(ps[s, j])
-            self.pend_since[s, j] = 0
-            if new > old:
-                self.level[s, j] = new
-                out.append(Change(int(s), int(j), old, new, float(self.last[s, j]),
-                                  at_ms=since + int(self.for_ms[s, j])))
-        return out
+        if not due.any():
+            return []
+        cells = np.nonzero(due)
+        return self._commit(cells, ps[cells])
 
     def restore(self, slot: int, rule: int, level: int) -> None:
         """Set a level remembered from an open alert, so a restart neither refires nor forgets it."""
