@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import StrEnum
+from functools import lru_cache
 
 PREFIX = "fire/v1"
 DISTRICT_RE = re.compile(r"[a-z0-9-]{1,32}")
