@@ -41,7 +41,11 @@ def _series(measurement: str, tags: dict[str, str]) -> str:
 def _fields(fields: Mapping[str, Any]) -> str:
     # Floats are nearly every value ingest writes, so they skip field_value's type ladder.
     return ",".join(
-        [f"{k}={v!r}" if type(v) is float else f"{k}={field_value(v)}" for k, v in fields.items() if v is not None]
+        [
+            f"{k}={v!r}" if type(v) is float else f"{k}={field_value(v)}"
+            for k, v in fields.items()
+            if v is not None
+        ]
     )
 
 
