@@ -249,3 +249,22 @@ async def test_registered_device_that_never_reports_goes_offline(tmp_path) -> No
     assert not verdicts(p.timers(T0 + 600_000), "offline")
     assert {s.device_id for s in p.timers(T0 + 600_001) if s.rule == "offline"} == {"H5", "P5"}
     await store.aclose()
+
+
+async def test_bad_input_is_counted_not_fatal(tmp_path) -> None:
+    from alerting.pipeline import Pipeline
+    from contract.db import open_store
+
+    store = await open_store(f"sqlite:///{tmp_path}/a.db")
+    p = Pipeline(load({"clock": "wall", "max_clock_skew_s": 300}), store, Registry())
+    await p.start()
+    now = T0
+    changes = await p.process([
+        Reading("d1", "NEW1", "electrical", now + 3600_000, None, {"residual_ma": 400.0}),  # clock an hour ahead
+        Reading("d1", "NEW2", "electrical", now, None, {"temp1_c": 30.0}),  # no residual metric at all
+    ], now_ms=now)
+    assert p.counts["clock_ahead"] == 1
+    (fired,) = [c for c in changes if c.kind == "fired"]
+    assert (fired.alert.device_id, fired.alert.started_ms) == ("NEW1", now)  # stamped with the receive time
+    assert p.registry.unknown == {"NEW1", "NEW2"}  # detected with defaults, and counted for the installer
+    await store.aclose()
