@@ -68,6 +68,9 @@ def _publish(port: int, devices: int, rate: float, fires_per_s: float, seconds: 
             _fire(client, f"P{fires:06d}", DISTRICTS[fires % 5], fires)
             fires += 1
         time.sleep(0.002)
+    while fires < int(seconds * fires_per_s):
+        _fire(client, f"P{fires:06d}", DISTRICTS[fires % 5], fires)
+        fires += 1
     client.loop_stop()
     client.disconnect()
 
