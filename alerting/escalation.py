@@ -141,6 +141,8 @@ class Escalator:
         thread = threading.Thread(target=lambda: asyncio.run(self._stage(box, ready)), name="notify", daemon=True)
         thread.start()
         await asyncio.to_thread(ready.wait)
+        if "loop" not in box:
+            raise RuntimeError(f"the notify thread did not start: {box.get('error')!r}")
         loop: asyncio.AbstractEventLoop = box["loop"]
         handover: asyncio.Queue[list[Change]] = box["queue"]
         try:
@@ -153,11 +155,16 @@ class Escalator:
 
     async def _stage(self, box: dict[str, Any], ready: threading.Event) -> None:
         """The notify thread: a twin of this escalator on its own connections, fires before everything waiting."""
-        own = Escalator(Store(self.store.url), self.config, self.clock)
-        batches: asyncio.Queue[list[Change]] = asyncio.Queue()
-        stop = asyncio.Event()
-        box.update(loop=asyncio.get_running_loop(), queue=batches, stop=stop)
-        ready.set()
+        try:
+            own = Escalator(Store(self.store.url), self.config, self.clock)
+            batches: asyncio.Queue[list[Change]] = asyncio.Queue()
+            stop = asyncio.Event()
+            box.update(loop=asyncio.get_running_loop(), queue=batches, stop=stop)
+        except Exception as exc:
+            box["error"] = exc
+            raise
+        finally:
+            ready.set()
         timers = asyncio.create_task(own.run(stop))
         consumer = asyncio.create_task(own._consume(batches))
         await stop.wait()
