@@ -248,7 +248,7 @@ def bench_notify(
     seconds: Annotated[float, typer.Option(help="How long to publish.")] = 30.0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Fire alarm published on MQTT -> first page handed to a channel: p50/p99 under city load."""
+    """Fire alarm published on MQTT -> first page received by a channel: p50/p99 under city load."""
     from bench import notify as bench
 
     bench.main(devices, rate, fires, seconds, json)
