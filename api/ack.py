@@ -195,12 +195,13 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
     elif alert.state == "resolved":
         action = f'<div class="card"><p class="msg" id="result">{t["resolved"]}</p></div>'
     else:
-        buttons = "".join(
-            f'<button class="{h}" name="how" value="{h}" type="submit">{word(lang, h)}</button>' for h in ACK_HOWS
-        )
+        def button(how: str) -> str:
+            return f'<button class="{how}" name="how" value="{how}" type="submit">{word(lang, how)}</button>'
+
+        note = f'<textarea name="note" maxlength="{NOTE_MAX}" placeholder="{t["note"]}"></textarea>'
         action = (
-            f'<form class="card" method="post">{more}{buttons}'
-            f'<textarea name="note" maxlength="{NOTE_MAX}" placeholder="{t["note"]}"></textarea></form>'
+            f'<form class="card" method="post">{more}{button("ack")}{button("on_way")}'
+            f'{note}{button("false_alarm")}</form>'
         )
     head = (
         f'<div class="card"><span class="sev {e(alert.severity)}">{e(_severity(lang, alert.severity))}</span>'
