@@ -146,14 +146,20 @@ class Lifecycle:
     async def _commit(self, ops: list[_Op]) -> list[AlertChange]:
         audits: list[tuple[_Op, AuditEntry]] = []
         async with self.store.session() as s, s.begin():
+            rows: dict[int, Alert] = {}
+            for op in ops:  # new rows as they fired (later ops of this batch may resolve them already)
+                if op.kind == "fired":
+                    rows[id(op)] = _row(op.snap or op.alert)
+                    s.add(rows[id(op)])
+            if rows:
+                await s.flush()
             for op in ops:
                 a = op.alert
                 if op.kind == "fired":
-                    row = _row(op.snap or a)  # as fired: later ops of this batch may resolve `a` already
-                    row.parent_id = a.parent_id = op.parent.id if op.parent is not None else None
-                    s.add(row)
-                    await s.flush()
+                    row = rows[id(op)]
                     a.id = row.id
+                    if op.parent is not None:
+                        row.parent_id = a.parent_id = op.parent.id
                 else:
                     if "parent_id" in op.values and op.parent is not None:
                         op.values["parent_id"] = a.parent_id = op.parent.id
