@@ -41,7 +41,6 @@ from alerting.state import load_baselines, save_baselines
 from contract.db import Store
 from contract.payload import DeviceStatus, PanelEvent, Reading, Record
 
-
 SLICE_MS = 60_000
 _ts = attrgetter("ts_ms")
 

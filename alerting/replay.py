@@ -18,7 +18,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,11 +54,11 @@ def parse_time(text: str) -> int:
         x = float(t)
     except ValueError:
         try:
-            dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(t)
         except ValueError:
             raise ValueError(f"{text!r} is neither ISO-8601 nor epoch seconds/ms") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1000)
     return int(x if x > 1e11 else x * 1000)
 
@@ -147,7 +147,7 @@ def read(f: TextIO, device: str, kind: str, district: str, maps: list[str], time
 
 def alert_line(a: Alert) -> bytes:
     def iso(ms: int | None) -> str | None:
-        return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat(
             timespec="milliseconds").replace("+00:00", "Z")
 
     return orjson.dumps({
@@ -163,30 +163,30 @@ async def replay(settings: Settings, path: Path, device: str, kind: str, maps: l
         raise ReplayError(f"--kind {kind!r}: one of electrical, hydrant, pump")
     config = load({**settings.alerting, "clock": "event", "lateness_s": 0})
     bad: Counter[str] = Counter()
+    with open(path, newline="", encoding="utf-8-sig") as f:  # noqa: ASYNC230 - read before the pipeline runs
+        rows = list(read(f, device, kind, district, maps, time_column, bad))
     with tempfile.TemporaryDirectory() as tmp:
         store = await open_store(f"sqlite:///{tmp}/replay.db")
         registry = Registry([DeviceInfo(device, kind, district, site)])
         pipeline = Pipeline(config, store, registry)
         changes = pipeline.feed.subscribe()
         alerts: dict[int, Alert] = {}
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            chunk: list[Reading] = []
-            impossible: list[tuple[str, str, str, str]] = []
-            for reading, why in read(f, device, kind, district, maps, time_column, bad):
-                if reading is None:
-                    ts, detail = why.split("|", 1)
-                    impossible.append((district, device, kind, detail))
-                    pipeline.clock_ms = max(pipeline.clock_ms, int(ts))
-                    continue
-                chunk.append(reading)
-                if len(chunk) >= CHUNK:
-                    await pipeline.process(chunk, impossible)
-                    chunk, impossible = [], []
-            await pipeline.process(chunk, impossible)
+        chunk: list[Reading] = []
+        impossible: list[tuple[str, str, str, str]] = []
+        for reading, why in rows:
+            if reading is None:
+                ts, detail = why.split("|", 1)
+                impossible.append((district, device, kind, detail))
+                pipeline.clock_ms = max(pipeline.clock_ms, int(ts))
+                continue
+            chunk.append(reading)
+            if len(chunk) >= CHUNK:
+                await pipeline.process(chunk, impossible)
+                chunk, impossible = [], []
+        await pipeline.process(chunk, impossible)
         for c in changes.drain():
             alerts[c.alert.id] = c.alert
-        for a in sorted(alerts.values(), key=lambda a: (a.started_ms, a.id)):
-            out.write(alert_line(a).decode() + "\n")
+        out.writelines(alert_line(a).decode() + "\n" for a in sorted(alerts.values(), key=lambda a: (a.started_ms, a.id)))
         bad["readings"] = pipeline.counts["readings"]
         bad["alerts"] = len(alerts)
         await store.aclose()

@@ -11,7 +11,7 @@ site or device (see alerting/config.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "frozen", "jump", "event"]
@@ -46,7 +46,6 @@ class Rule:
     reduce: Literal["max", "min"] = "max"
     severities: tuple[str, str] = ("warning", "critical")
     """Severity at the warning level and at the alarm level."""
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 TEMPS = ("temp1_c", "temp2_c", "temp3_c", "temp4_c")

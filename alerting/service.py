@@ -204,7 +204,7 @@ class AlertingService:
             self.received += len(batch)
             try:
                 await self.pipeline.process(records, impossible, now if self.config.clock == "wall" else None)
-            except Exception:  # noqa: BLE001 - one bad batch (a database hiccup) must not end the service
+            except Exception:
                 log.exception("alerting: a batch of %d messages failed", len(batch))
             acks: dict[Connection, list[bytes]] = {}
             for _, _, _, conn, pid in batch:
@@ -235,7 +235,7 @@ class AlertingService:
                     last["report"] = now
                     log.info("alerting: %d messages, %s, rejected %s, %d unknown devices", self.received,
                              dict(self.pipeline.counts), dict(self.rejected), len(self.pipeline.registry.unknown))
-            except Exception:  # noqa: BLE001 - housekeeping retries next round
+            except Exception:
                 log.exception("alerting housekeeping failed")
 
 

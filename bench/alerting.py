@@ -113,10 +113,10 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
         assert service.pipeline is not None
         changes = service.pipeline.feed.subscribe()
         env = {**os.environ, "FIREWATCH_MQTT__PORT": str(broker.port), "FIREWATCH_MQTT__CLIENT_ID_PREFIX": "load"}
-        load_proc = subprocess.Popen(
-            [sys.executable, "-c", "from firewatch.cli import main; main()", "simulate", "--devices", str(devices),
-             "--rate", str(rate), "--duration", f"{int(seconds + 15)}s"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        load_proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from firewatch.cli import main; main()", "simulate", "--devices", str(devices),
+            "--rate", str(rate), "--duration", f"{int(seconds + 15)}s",
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         latencies: list[float] = []
 
@@ -147,7 +147,7 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
         finally:
             watcher.cancel()
             load_proc.terminate()
-            load_proc.wait(30)
+            await asyncio.wait_for(load_proc.wait(), 30)
             await service.stop()
     if not latencies:
         raise RuntimeError("no probe alert came back")

@@ -16,7 +16,7 @@ from contract.influx import Influx
 from contract.settings import Settings
 
 
-async def wait_for(predicate, timeout: float = 15.0):  # noqa: ANN001, ANN201 - a test helper
+async def wait_for(predicate, timeout: float = 15.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         result = await predicate()

@@ -13,7 +13,7 @@ T0 = 1_790_000_000  # epoch seconds
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-c", "from firewatch.cli import main; main()", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_replay_semicolon_csv_with_mapped_column_and_epoch_seconds(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def grown(a: np.ndarray, n: int, fill: float | int | bool) -> np.ndarray:
+def grown(a: np.ndarray, n: int, fill: float | bool) -> np.ndarray:
     """`a` with at least `n` rows, new rows set to `fill`; capacity doubles to keep growth rare."""
     if a.shape[0] >= n:
         return a
