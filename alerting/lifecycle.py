@@ -24,12 +24,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerting.changes import OPEN_STATES, AlertChange, ChangeKind, snapshot
 from alerting.config import Flap
 from alerting.signal import Signal
-from contract.db import Alert, AuditEntry, Silence, Store, now_ms
+from contract.db import Alert, AuditEntry, Base, Silence, Store, now_ms
 
 ACTOR = "alerting"
 
@@ -45,9 +46,22 @@ class _Op:
     """The alert as this change left it (later ops of the same batch may change it again)."""
 
 
-def _row(alert: Alert) -> Alert:
-    """A new row to insert with the values of `alert`; unset columns take their defaults."""
-    return Alert(**{c.key: v for c in Alert.__table__.columns if (v := getattr(alert, c.key)) is not None})
+def _columns(alert: Alert) -> dict[str, Any]:
+    """The values of a new row; unset columns are left out so they take their defaults."""
+    return {c.key: v for c in Alert.__table__.columns if (v := getattr(alert, c.key)) is not None}
+
+
+async def _insert(conn: AsyncConnection, table: type[Base], rows: list[dict[str, Any]]) -> list[int]:
+    """INSERT rows (grouped by the columns they set) and return their new ids in row order."""
+    ids: dict[int, int] = {}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(sorted(row)), []).append(i)
+    for members in groups.values():
+        stmt = insert(table).returning(table.id, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+        result = await conn.execute(stmt, [rows[i] for i in members])
+        ids.update(zip(members, result.scalars().all()))
+    return [ids[i] for i in range(len(rows))]
 
 
 class Lifecycle:
@@ -144,28 +158,24 @@ class Lifecycle:
         return await self._commit(ops)
 
     async def _commit(self, ops: list[_Op]) -> list[AlertChange]:
-        audits: list[tuple[_Op, AuditEntry]] = []
-        async with self.store.session() as s, s.begin():
-            rows: dict[int, Alert] = {}
-            for op in ops:  # new rows as they fired (later ops of this batch may resolve them already)
-                if op.kind == "fired":
-                    rows[id(op)] = _row(op.snap or op.alert)
-                    s.add(rows[id(op)])
-            if rows:
-                await s.flush()
+        """One transaction of SQL Core statements: new alerts and audit rows in one executemany each."""
+        done: list[tuple[_Op, dict[str, Any]]] = []
+        async with self.store.engine.begin() as conn:
+            fired = [op for op in ops if op.kind == "fired"]
+            for op, new_id in zip(fired, await _insert(conn, Alert, [_columns(op.snap or op.alert) for op in fired])):
+                op.alert.id = new_id
             for op in ops:
                 a = op.alert
                 if op.kind == "fired":
-                    row = rows[id(op)]
-                    a.id = row.id
                     if op.parent is not None:
-                        row.parent_id = a.parent_id = op.parent.id
+                        a.parent_id = op.parent.id
+                        await conn.execute(update(Alert).where(Alert.id == a.id).values(parent_id=a.parent_id))
                 else:
                     if "parent_id" in op.values and op.parent is not None:
                         op.values["parent_id"] = a.parent_id = op.parent.id
                     stmt = (update(Alert).where(Alert.id == a.id, Alert.state.in_(OPEN_STATES))
                             .values(**op.values, updated_ms=now_ms()))
-                    if (await s.execute(stmt)).rowcount == 0:
+                    if (await conn.execute(stmt)).rowcount == 0:
                         self._closed_elsewhere(a)
                         continue
                 snap = op.snap or snapshot(a)
@@ -176,11 +186,11 @@ class Lifecycle:
                 detail.update(rule=a.rule, fingerprint=a.fingerprint, summary=snap.summary, why=op.why or op.kind)
                 if op.kind != "fired":
                     detail["changed"] = sorted(op.values)
-                entry = AuditEntry(actor=ACTOR, action=op.kind, subject=f"alert:{a.id}", detail=detail)
-                s.add(entry)
-                audits.append((op, entry))
-            await s.flush()
-        return [AlertChange(op.kind, op.snap, e.id, ACTOR, self.silenced(op.alert)) for op, e in audits]
+                done.append((op, {"at_ms": now_ms(), "actor": ACTOR, "action": op.kind,
+                                  "subject": f"alert:{a.id}", "detail": detail}))
+            audit_ids = await _insert(conn, AuditEntry, [row for _, row in done])
+        return [AlertChange(op.kind, op.snap, audit_id, ACTOR, self.silenced(op.alert))
+                for (op, _), audit_id in zip(done, audit_ids)]
 
     def _closed_elsewhere(self, alert: Alert) -> None:
         """An operator resolved the row meanwhile: forget it here too."""
