@@ -40,7 +40,7 @@ def parts(settings: Settings, devices: int) -> list[Part]:
     if settings.up.simulate_rate:
         sim += ["--rate", str(settings.up.simulate_rate)]
     return [
-        Part("registry", ["simulate", "--devices", str(devices), "--seed", "1", "--register", "--duration", "0"]),
+        Part("registry", [*sim, "--register", "--duration", "0"]),
         Part("ingest", ["ingest"]),
         Part("alerting", ["alerting"]),
         Part("api", ["api"]),
@@ -98,19 +98,20 @@ def run(settings: Settings, config: Path | None, devices: int) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        asyncio.run(_prepare(settings))
+        token = asyncio.run(_prepare(settings))
         for part in parts(settings, devices):
             proc = _spawn(part, config)
             if part.name == "registry":
                 proc.wait()
                 continue
             children.append((part, proc))
+        metrics = settings.ingest.metrics_port
         console.print(
             f"\n[bold]firewatch is up[/bold]\n"
-            f"  console      {settings.api.public_url}/\n"
-            f"  API docs     {settings.api.public_url}/docs\n"
-            f"  ingest stats http://127.0.0.1:{settings.ingest.metrics_port}/metrics\n"
-            f"  broker       mqtt://{settings.mqtt.host}:{settings.mqtt.port}  (topics fire/v1/#)\n"
+            f"  console      {settings.api.public_url}/   (sign in with the admin token {token})\n"
+            f"  API          {settings.api.public_url}/openapi.json\n"
+            + (f"  ingest stats http://127.0.0.1:{metrics}/metrics\n" if metrics else "")
+            + f"  broker       mqtt://{settings.mqtt.host}:{settings.mqtt.port}  (topics fire/v1/#)\n"
             f"  InfluxDB     {settings.influx.url}  database {settings.influx.database}\n"
             f"  data         {settings.up.data_dir.resolve()}\n"
             "Ctrl-C stops everything.\n"
@@ -136,6 +137,18 @@ def run(settings: Settings, config: Path | None, devices: int) -> int:
         console.print("firewatch stopped.")
 
 
-async def _prepare(settings: Settings) -> None:
+async def _prepare(settings: Settings) -> str:
+    """Create the database, and the console's admin token on the first run.
+
+    The token is kept in the data folder (only its hash is in the store) so that
+    every `firewatch up` can show the operator how to sign in.
+    """
+    from api.auth import issue
+
     async with Influx(settings.influx) as influx:
         await influx.create_database()
+    kept = settings.up.data_dir / "admin-token"
+    if not kept.exists():
+        kept.touch(mode=0o600)
+        kept.write_text(await issue(settings.store.url, "admin (firewatch up)", "admin"))
+    return kept.read_text().strip()
