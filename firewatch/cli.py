@@ -36,6 +36,14 @@ def settings() -> Settings:
     return load_settings(_config)
 
 
+def service_logging() -> None:
+    """One log format for every long-running part; a line per HTTP request is noise to an operator."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 @app.command("config")
 def config_show() -> None:
     """Check the settings and print them as the program sees them."""
@@ -65,12 +73,11 @@ app.add_typer(bench_app, name="bench")
 def ingest_cmd() -> None:
     """Store every MQTT reading in InfluxDB (shared subscription; run several to split the load)."""
     import asyncio
-    import logging
 
     import ingest
 
     s = settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    service_logging()
     asyncio.run(ingest.run(s))
 
 
@@ -102,11 +109,9 @@ app.add_typer(api_app, name="api")
 def api_cmd(ctx: typer.Context) -> None:
     """Serve the API and the console at [api] host:port."""
     if ctx.invoked_subcommand is None:
-        import logging
-
         import api
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        service_logging()
         api.serve(settings())
 
 
@@ -319,7 +324,6 @@ def dashboards_relay(
 ) -> None:
     """Copy the services' Prometheus metrics into InfluxDB for the platform-health dashboard."""
     import asyncio
-    import logging
 
     from contract.influx import Influx
     from dashboards.platform import Target, relay
@@ -328,8 +332,7 @@ def dashboards_relay(
         parsed = [Target.parse(t) for t in targets]
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TARGETS") from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    service_logging()
 
     async def run() -> None:
         async with Influx(settings().influx) as influx:
@@ -463,14 +466,13 @@ def alerting_cmd(
 ) -> None:
     """Detect, correlate and keep alerts from the broker's device messages."""
     import asyncio
-    import logging
 
     from alerting import service
 
     s = settings()
     if clock:
         s.alerting = {**s.alerting, "clock": clock}
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    service_logging()
     asyncio.run(service.run(s, [d for d in (districts or "").split(",") if d]))
 
 
