@@ -12,7 +12,7 @@ A scenario file is YAML:
         days: 3                  # false_alarm: how many days it repeats
         count: 6                 # water_main: how many hydrants (default: 60 % of the district's)
 
-Each incident's physical signature is documented in docs/readme/simulators.md
+Each incident's physical signature is documented in docs/simulators.md
 and in INCIDENTS below; `Incident.truth()` is the line written to the truth file.
 """
 
