@@ -112,9 +112,14 @@ class AlertingService:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            # A stop must end: a task stuck past its cancellation is reported, not waited on.
+            done, stuck = await asyncio.wait(self._tasks, timeout=10)
+            for t in stuck:
+                log.error("alerting: task %s did not stop within 10 s", t.get_name())
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    log.error("alerting: task %s had failed: %r", t.get_name(), t.exception())
         if self.pipeline is not None:
             await self._drain()
             await self.pipeline.save_baselines()
