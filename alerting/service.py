@@ -36,10 +36,10 @@ from alerting.pipeline import Pipeline
 from alerting.registry import Registry, load_registry
 from contract.db import Store, open_store
 from contract.influx import Influx
+from contract.mqtt import Connection, MqttError, Session, connect
 from contract.payload import Reason, parse
 from contract.settings import Settings
 from contract.topics import TopicError, parse_topic, subscription
-from ingest.mqtt import Connection, MqttError, Session, connect
 
 log = logging.getLogger("alerting")
 TICK_S = 1.0

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from contract import mqtt
 from contract.influx import Influx, InfluxError
 from contract.lineproto import record_line
 from contract.payload import Reason, parse
 from contract.settings import Settings, SettingsError
 from contract.topics import subscription
-from ingest import mqtt
 from ingest.dead_letter import DeadLetters, RejectionLog, entry
 from ingest.metrics import Metrics
 from ingest.registry import load_sites

@@ -1,4 +1,4 @@
-"""The MQTT 5 subscriber subset ingest needs, on an asyncio Protocol.
+"""The MQTT 5 subscriber that ingest and alerting share, on an asyncio Protocol.
 
 paho-mqtt received 10k QoS 1 messages/s here with manual acks, a third of what the
 broker delivers; this client parses PUBLISH packets straight out of the socket

@@ -1,11 +1,11 @@
-"""ingest.mqtt's packet reader: whole messages out, however TCP cuts the stream."""
+"""contract.mqtt's packet reader: whole messages out, however TCP cuts the stream."""
 
 from __future__ import annotations
 
 import random
 import struct
 
-from ingest.mqtt import Connection
+from contract.mqtt import Connection
 
 
 def _varint(n: int) -> bytes:
