@@ -26,6 +26,7 @@ import httpx
 import orjson
 import psutil
 
+from contract.mqtt import varint
 from contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto, free_port
 
@@ -97,19 +98,11 @@ class IngestProcess:
         return self.proc.wait(30)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
 
 def _publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
     t = topic.encode()
     body = len(t).to_bytes(2, "big") + t + packet_id.to_bytes(2, "big") + payload
-    return b"\x32" + _varint(len(body)) + body
+    return b"\x32" + varint(len(body)) + body
 
 
 def stream(messages: int, devices: int, seed: int = 1) -> bytes:
@@ -167,7 +160,7 @@ def publish(host: str, port: int, data: bytes, messages: int, window: int = 20_0
     sock = socket.create_connection((host, port))
     cid = b"bench-publisher"
     body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-    sock.sendall(b"\x10" + _varint(len(body)) + body)
+    sock.sendall(b"\x10" + varint(len(body)) + body)
     if sock.recv(4)[:1] != b"\x20":
         raise RuntimeError("broker refused the publisher")
     acked = [0]

@@ -50,7 +50,8 @@ class Session:
     """Unacknowledged messages the broker may send us; ingest holds a batch's acks until it is stored."""
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """MQTT's variable byte integer; public because publishers that pre-encode packets need it."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -64,7 +65,7 @@ def _string(b: bytes) -> bytes:
 
 
 def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
+    return bytes([first]) + varint(len(body)) + body
 
 
 def connect_packet(s: Session) -> bytes:
@@ -74,7 +75,7 @@ def connect_packet(s: Session) -> bytes:
         "!BIBH", _PROP_SESSION_EXPIRY, s.session_expiry_s, _PROP_RECEIVE_MAXIMUM, s.receive_maximum
     )
     body = _string(b"MQTT") + bytes([5, flags]) + struct.pack("!H", s.keepalive_s)
-    body += _varint(len(props)) + props + _string(s.client_id.encode())
+    body += varint(len(props)) + props + _string(s.client_id.encode())
     if s.username is not None:
         body += _string(s.username.encode())
     if s.password is not None:

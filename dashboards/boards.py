@@ -18,6 +18,7 @@ from dashboards.grafana import (
     limits,
     panel,
     registry_sql,
+    stat,
     thresholds,
 )
 from dashboards.platform import MEASUREMENT as PLATFORM
@@ -157,35 +158,17 @@ def city_overview() -> Json:
         },
         options={"displayMode": "gradient", "orientation": "horizontal", "showUnfilled": True},
     )
-    active_count = panel(
-        "stat",
+    active_count = stat(
         "Active alerts",
         [influx(_open_alerts('count("state")', ""))],
+        ((None, GREEN), (1, ORANGE), (10, RED)),
         width=4,
-        field_config={
-            "defaults": {"thresholds": thresholds((None, GREEN), (1, ORANGE), (10, RED))},
-            "overrides": [],
-        },
-        options={
-            "colorMode": "background",
-            "graphMode": "none",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
     )
-    fire_now = panel(
-        "stat",
+    fire_now = stat(
         "Panel fire alarms in range",
         [influx(f'SELECT count("event") FROM "panel_event" {WHERE} AND "event" = \'fire\'')],
+        ((None, GREEN), (1, RED)),
         width=4,
-        field_config={
-            "defaults": {"thresholds": thresholds((None, GREEN), (1, RED))},
-            "overrides": [],
-        },
-        options={
-            "colorMode": "background",
-            "graphMode": "none",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
     )
     firing = panel(
         "timeseries",
@@ -288,8 +271,7 @@ def electrical() -> Json:
             {"id": "organize", "options": {"excludeByName": {"Time": True}}},
         ],
     )
-    over = panel(
-        "stat",
+    over = stat(
         "Detectors at or above 300 mA now",
         [
             influx(
@@ -297,16 +279,8 @@ def electrical() -> Json:
                 'GROUP BY "device_id") WHERE "r" >= 300'
             )
         ],
+        ((None, GREEN), (1, RED)),
         width=6,
-        field_config={
-            "defaults": {"thresholds": thresholds((None, GREEN), (1, RED))},
-            "overrides": [],
-        },
-        options={
-            "colorMode": "background",
-            "graphMode": "none",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
     )
     arcs = panel(
         "timeseries",
@@ -399,8 +373,7 @@ def water() -> Json:
     )
 
     def below(limit: float, color: str) -> Json:
-        return panel(
-            "stat",
+        return stat(
             f"Hydrants below {limit} MPa",
             [
                 influx(
@@ -408,17 +381,9 @@ def water() -> Json:
                     f'GROUP BY "device_id") WHERE "p" < {limit}'
                 )
             ],
+            ((None, GREEN), (1, color)),
             width=6,
             height=4,
-            field_config={
-                "defaults": {"thresholds": thresholds((None, GREEN), (1, color))},
-                "overrides": [],
-            },
-            options={
-                "colorMode": "background",
-                "graphMode": "none",
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
         )
 
     events = panel(
@@ -699,8 +664,7 @@ def platform_health() -> Json:
             "overrides": [],
         },
     )
-    connected = panel(
-        "stat",
+    connected = stat(
         "Ingest connected to broker",
         [
             influx(
@@ -708,20 +672,9 @@ def platform_health() -> Json:
                 alias="$tag_instance",
             )
         ],
-        field_config={
-            "defaults": {
-                "thresholds": thresholds((None, RED), (1, GREEN)),
-                "mappings": [
-                    {"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}
-                ],
-            },
-            "overrides": [],
-        },
-        options={
-            "colorMode": "background",
-            "graphMode": "none",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
+        ((None, RED), (1, GREEN)),
+        width=12,
+        mappings=[{"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}],
     )
     return dashboard(
         "firewatch-platform",

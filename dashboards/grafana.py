@@ -63,6 +63,33 @@ def limits(unit: str, *steps: tuple[float | None, str], style: str = "line+area"
     }
 
 
+def stat(
+    title: str,
+    targets: list[Json],
+    steps: tuple[tuple[float | None, str], ...],
+    width: int = 4,
+    height: int = 8,
+    mappings: list[Json] | None = None,
+) -> Json:
+    """A number whose whole tile takes its threshold colour: readable across a wall screen."""
+    defaults: Json = {"thresholds": thresholds(*steps)}
+    if mappings:
+        defaults["mappings"] = mappings
+    return panel(
+        "stat",
+        title,
+        targets,
+        width=width,
+        height=height,
+        field_config={"defaults": defaults, "overrides": []},
+        options={
+            "colorMode": "background",
+            "graphMode": "none",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
+    )
+
+
 def panel(
     kind: str,
     title: str,

@@ -5,16 +5,7 @@ from __future__ import annotations
 import random
 import struct
 
-from contract.mqtt import Connection
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from contract.mqtt import Connection, varint
 
 
 def _publish(
@@ -24,9 +15,9 @@ def _publish(
     body = struct.pack("!H", len(t)) + t
     if packet_id is not None:
         body += struct.pack("!H", packet_id)
-    body += _varint(len(props)) + props + payload
+    body += varint(len(props)) + props + payload
     first = 0x30 | (0x02 if packet_id is not None else 0) | (0x08 if dup else 0)
-    return bytes([first]) + _varint(len(body)) + body
+    return bytes([first]) + varint(len(body)) + body
 
 
 async def test_messages_come_out_whole_whatever_the_chunking() -> None:
