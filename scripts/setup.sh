@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(mosquitto mosquitto-clients influxdb)
-[ "${FIREWATCH_BROWSER:-1}" = 1 ] && packages+=(chromium)
+# chromium for the browser tests; a CJK font so its screenshots show the Chinese console
+[ "${FIREWATCH_BROWSER:-1}" = 1 ] && packages+=(chromium fonts-wqy-microhei)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
