@@ -16,6 +16,7 @@ import pytest
 
 from contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
+from tests.notify_servers import HttpSink, SmtpInbox
 
 _db_numbers = itertools.count()
 
@@ -86,6 +87,24 @@ def own_services(tmp_path: Path) -> Iterator[OwnServices]:
     own = OwnServices(tmp_path / "services")
     yield own
     own.close()
+
+
+@pytest.fixture
+def inbox() -> Iterator[SmtpInbox]:
+    """A real SMTP server (aiosmtpd) on a free port, keeping what it receives."""
+    box = SmtpInbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    """A real HTTP server on a free port, keeping every request (webhooks, ntfy, Grafana)."""
+    s = HttpSink()
+    s.start()
+    yield s
+    s.stop()
 
 
 def wait_for(check: Callable[[], object], timeout_s: float = 20.0, interval_s: float = 0.05) -> object:

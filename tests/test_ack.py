@@ -28,14 +28,6 @@ ROUTE = {"name": "all", "steps": [{"notify": ["group:duty"], "wait_min": 5}], "g
 
 
 @pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    s = HttpSink()
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def api(settings: Settings) -> Iterator[ApiThread]:
     server = ApiThread(settings)
     server.settings = server.settings.model_copy(

@@ -6,7 +6,7 @@ Time is the test's clock: the escalation's timers only move when the test turns 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -23,22 +23,6 @@ from alerting.roster import load_yaml
 from contract.db import AuditEntry, Device, Store, open_store
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, add_alert, ntfy_posts, set_state
 from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
-
-
-@pytest.fixture
-def inbox() -> Iterator[SmtpInbox]:
-    box = SmtpInbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    s = HttpSink()
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,22 +21,6 @@ from alerting.roster import load_yaml
 from contract.db import Alert, Store, open_store
 from contract.payload import parse
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, ntfy_posts
-
-
-@pytest.fixture
-def inbox() -> Iterator[SmtpInbox]:
-    box = SmtpInbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    s = HttpSink()
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +17,6 @@ from alerting.roster import load_yaml
 from alerting.route import Router
 from contract.db import AuditEntry, Silence, Store, open_store
 from tests.notify_servers import Clock, HttpSink, add_alert, set_state
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    s = HttpSink()
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
