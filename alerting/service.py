@@ -20,7 +20,6 @@ import contextlib
 import logging
 import signal
 import socket
-import ssl
 import time
 from collections import Counter
 from typing import Any
@@ -36,7 +35,7 @@ from alerting.pipeline import Pipeline
 from alerting.registry import Registry, load_registry
 from contract.db import Store, open_store
 from contract.influx import Influx
-from contract.mqtt import Connection, MqttError, Session, connect
+from contract.mqtt import Connection, MqttError, Session, connect, tls_context
 from contract.payload import Reason, parse
 from contract.settings import Settings
 from contract.topics import TopicError, parse_topic, subscription
@@ -128,10 +127,6 @@ class AlertingService:
         with contextlib.suppress(Exception):
             await self._influx.aclose()
 
-    def _tls(self) -> ssl.SSLContext | None:
-        m = self.settings.mqtt
-        return ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None) if m.tls else None
-
     def _client_id(self, role: str) -> str:
         m = self.settings.mqtt
         return f"{m.client_id_prefix}-alerting-{role}-{socket.gethostname()}-{'-'.join(self.districts) or 'all'}"[:128]
@@ -139,11 +134,11 @@ class AlertingService:
     async def _subscribe(self, n: int, topic_filter: str) -> None:
         """One persistent session per filter; messages are acknowledged once their batch is processed."""
         m = self.settings.mqtt
-        session = Session(m.host, m.port, self._client_id(f"in{n}"), m.username, m.password, m.keepalive_s)
+        session = Session.from_settings(m, self._client_id(f"in{n}"))
         delay = 0.5
         while True:
             try:
-                conn = await connect(session, topic_filter, self._on_messages, self._tls())
+                conn = await connect(session, topic_filter, self._on_messages, tls_context(self.settings.mqtt))
             except (OSError, TimeoutError, MqttError) as exc:
                 log.warning("broker unreachable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -176,7 +171,7 @@ class AlertingService:
             try:
                 async with aiomqtt.Client(
                     m.host, m.port, username=m.username, password=m.password, keepalive=m.keepalive_s,
-                    identifier=self._client_id("out"), tls_context=self._tls(), timeout=30,
+                    identifier=self._client_id("out"), tls_context=tls_context(self.settings.mqtt), timeout=30,
                 ) as client:
                     delay = 1.0
                     await to_mqtt(changes, client)

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contract.settings import MqttSettings
+
 PUBLISH = 3
 _CONNACK, _SUBACK, _PINGRESP, _DISCONNECT = 2, 9, 13, 14
 _PROP_SESSION_EXPIRY = 0x11
@@ -48,6 +50,18 @@ class Session:
     """How long the broker keeps our queue while no ingest process is connected."""
     receive_maximum: int = 65535
     """Unacknowledged messages the broker may send us; ingest holds a batch's acks until it is stored."""
+
+    @classmethod
+    def from_settings(cls, m: MqttSettings, client_id: str, receive_maximum: int = 65535) -> Session:
+        return cls(m.host, m.port, client_id, m.username, m.password, m.keepalive_s,
+                   receive_maximum=receive_maximum)
+
+
+def tls_context(m: MqttSettings) -> ssl.SSLContext | None:
+    """The `[mqtt]` TLS settings as a context, or None for a plain connection."""
+    if not m.tls:
+        return None
+    return ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
 
 
 def varint(n: int) -> bytes:

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import signal
 import socket
-import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -279,27 +278,14 @@ class Ingestor:
     # -- connecting and the device registry ---------------------------------------
 
     def _session(self) -> mqtt.Session:
-        m = self.settings.mqtt
-        return mqtt.Session(
-            host=m.host,
-            port=m.port,
-            client_id=self.client_id,
-            username=m.username,
-            password=m.password,
-            keepalive_s=m.keepalive_s,
-            # Room for a batch filling, two being written and one waiting: more would only
-            # hold memory while InfluxDB is the slower side, less would idle the writers.
-            receive_maximum=min(65535, max(1000, 4 * self._batch_size)),
+        # Room for a batch filling, two being written and one waiting: more would only
+        # hold memory while InfluxDB is the slower side, less would idle the writers.
+        return mqtt.Session.from_settings(
+            self.settings.mqtt, self.client_id, receive_maximum=min(65535, max(1000, 4 * self._batch_size))
         )
 
-    def _tls(self) -> ssl.SSLContext | None:
-        m = self.settings.mqtt
-        if not m.tls:
-            return None
-        return ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
-
     async def _connect_loop(self) -> None:
-        session, tls = self._session(), self._tls()
+        session, tls = self._session(), mqtt.tls_context(self.settings.mqtt)
         delay = 0.2
         while True:
             try:
