@@ -129,8 +129,11 @@ class Store:
         u = make_url(self.url)
         if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=True)
-        if u.get_backend_name() == "sqlite":
+        sqlite = u.get_backend_name() == "sqlite"
+        # A server connection can die in the pool unnoticed; a SQLite file cannot, and the ping
+        # would cost every transaction of the alert lifecycle a round trip through aiosqlite.
+        self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=not sqlite)
+        if sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
 

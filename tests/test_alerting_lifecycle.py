@@ -100,6 +100,26 @@ async def test_restart_neither_raises_twice_nor_forgets(store_url: str) -> None:
     await store2.aclose()
 
 
+async def test_many_alerts_in_one_batch_each_get_their_own_row_and_audit_entry(store_url: str) -> None:
+    """The ids handed back by one multi-row INSERT land on the right alerts, or an operator's
+    acknowledgement in the console would hit another device's alert."""
+    p, store = await pipeline(store_url)
+    sub = p.feed.subscribe()
+    devices = [f"E{i}" for i in range(2, 42)]
+    await p.process([residual(T0 + i, 350 if i % 2 else 60, d) for i, d in enumerate(devices)]
+                    + [Reading("d1", "E1", "electrical", T0, None, {"temp1_c": 95.0})])
+    await p.process([residual(T0 + MIN + i, 10, d) for i, d in enumerate(devices)])
+    changes = sub.drain()
+    assert len([c for c in changes if c.kind == "fired"]) == 21
+    by_id = {a.id: a for a in await rows(store)}
+    trail = {e.id: e for e in await audit(store)}
+    for c in changes:
+        row, entry = by_id[c.alert.id], trail[c.audit_id]
+        assert (row.device_id, row.rule) == (c.alert.device_id, c.alert.rule)
+        assert (entry.subject, entry.action) == (f"alert:{c.alert.id}", c.kind)
+    await store.aclose()
+
+
 async def test_acknowledgement_survives_later_changes(store_url: str) -> None:
     p, store = await pipeline(store_url)
     sub = p.feed.subscribe()
