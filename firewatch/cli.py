@@ -511,12 +511,13 @@ def bench_alerting(
     devices: Annotated[int, typer.Option(help="Devices publishing in the end-to-end run.")] = 20_000,
     rate: Annotated[int, typer.Option(help="Messages per second in the end-to-end run.")] = 2_000,
     seconds: Annotated[float, typer.Option(help="Length of the end-to-end run.")] = 20.0,
+    repeats: Annotated[int, typer.Option(min=1, help="Throughput runs per city; the median is reported.")] = 5,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Readings/s through detect+correlate+lifecycle, and device-publish-to-alert-stored latency."""
     from bench import alerting as bench
 
-    bench.main(readings, devices, rate, seconds, json)
+    bench.main(readings, devices, rate, seconds, repeats, json)
 # --- end alerting ---
 
 
