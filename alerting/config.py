@@ -92,6 +92,8 @@ class AlertingConfig(_Model):
     baseline_save_s: float = Field(300, gt=0)
     batch_s: float = Field(0.02, gt=0, le=5)
     """How long the service gathers messages before one detection pass."""
+    metrics_port: int = Field(9466, ge=0, le=65535)
+    """`firewatch alerting`'s Prometheus endpoint on 0.0.0.0 (0: none); ingest's is 9464, a second ingest's 9465."""
     correlation: Correlation = Correlation()
     flap: Flap = Flap()
     kinds: dict[str, KindOptions] = Field(default_factory=dict)
@@ -145,7 +147,7 @@ def _resolve(cfg: AlertingConfig, kind: str, district: str, site: str, device_id
     return out
 
 
-_TOP = {"clock", "lateness_s", "max_clock_skew_s", "baseline_save_s", "batch_s", "correlation", "flap"}
+_TOP = {"clock", "lateness_s", "max_clock_skew_s", "baseline_save_s", "batch_s", "metrics_port", "correlation", "flap"}
 
 
 def load(raw: dict[str, Any]) -> AlertingConfig:

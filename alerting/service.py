@@ -7,7 +7,8 @@ reason and skipped, never a crash), and feeds the pipeline in adaptive
 batches: whatever arrived while the previous batch was being processed. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
 registry refreshes, baseline saves, the InfluxDB and MQTT outputs, and the
-notify stage (alerting/escalation.py) on the change feed.
+notify stage (alerting/escalation.py) on the change feed, and the Prometheus
+metrics (alerting/metrics.py), which `run` serves on `alerting.metrics_port`.
 The MQTT session is persistent (fixed client id) and a message is acknowledged
 only after its batch went through the pipeline, so messages published while
 the service restarts are delivered when it is back.
@@ -29,6 +30,7 @@ import orjson
 
 from alerting.config import AlertingConfig, load
 from alerting.escalation import Escalator
+from alerting.metrics import Metrics
 from alerting.notify.config import notify_config
 from alerting.outputs import to_influx, to_mqtt
 from alerting.pipeline import Pipeline
@@ -81,6 +83,17 @@ class AlertingService:
         self._connected: set[int] = set()
         self.idle = asyncio.Event()
         """Set whenever every received message has been processed."""
+        self.metrics = Metrics(self)
+
+    @property
+    def backlog(self) -> int:
+        """Messages received and not yet taken into a batch."""
+        return len(self._pending)
+
+    @property
+    def subscribed(self) -> bool:
+        """Every subscription is up (`ready` stays set once it was)."""
+        return len(self._connected) == len(subscription(self.districts))
 
     async def start(self) -> None:
         self.store = await open_store(self.settings.store.url)
@@ -103,6 +116,8 @@ class AlertingService:
             asyncio.create_task(self._process(), name="alerting-process"),
             asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),
             asyncio.create_task(to_influx(to_influx_sub, influx), name="alerting-influx"),
+            asyncio.create_task(self.metrics.follow(self.pipeline.feed.subscribe(), self.pipeline.lifecycle),
+                                name="alerting-metrics"),
         ]
         log.info("alerting: %d devices registered, %d open alerts, clock %s, districts %s",
                  len(registry.devices), len(self.pipeline.lifecycle.open), self.config.clock,
@@ -202,10 +217,12 @@ class AlertingService:
                             t = parse_topic(topic)
                             impossible.append((t.district, t.device_id, _kind_of(payload), r.detail))
             self.received += len(batch)
+            started = time.perf_counter()
             try:
                 await self.pipeline.process(records, impossible, now if self.config.clock == "wall" else None)
             except Exception:
                 log.exception("alerting: a batch of %d messages failed", len(batch))
+            self.metrics.processed(records, started, now)
             acks: dict[Connection, list[bytes]] = {}
             for _, _, _, conn, pid in batch:
                 if pid is not None:
@@ -240,15 +257,24 @@ class AlertingService:
 
 
 async def run(settings: Settings, districts: list[str] | None = None, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or `stop`)."""
+    """Run until SIGINT/SIGTERM (or `stop`), with the metrics endpoint on `alerting.metrics_port` (0: none).
+
+    The endpoint belongs to the process, not to `AlertingService`: the evaluation, the benchmark
+    and tests embed services without taking a port. A port in use raises SettingsError naming the key.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     service = AlertingService(settings, districts)
-    await service.start()
+    if service.config.metrics_port:
+        service.metrics.serve(service.config.metrics_port)
     try:
-        await stop.wait()
+        await service.start()
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
     finally:
-        await service.stop()
+        await asyncio.to_thread(service.metrics.close)

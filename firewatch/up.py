@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from rich.console import Console
 
+from alerting.config import load as load_alerting
 from contract.influx import Influx
 from contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
@@ -86,6 +87,8 @@ def _spawn(part: Part, config: Path | None) -> subprocess.Popen[bytes]:
 
 
 def run(settings: Settings, config: Path | None, devices: int) -> int:
+    # A bad [alerting] stops `up` before anything starts.
+    alerting_metrics = load_alerting(settings.alerting).metrics_port
     settings.up.data_dir.mkdir(parents=True, exist_ok=True)
     started = _own_services(settings)
     children: list[tuple[Part, subprocess.Popen[bytes]]] = []
@@ -106,14 +109,16 @@ def run(settings: Settings, config: Path | None, devices: int) -> int:
                 continue
             children.append((part, proc))
         metrics = settings.ingest.metrics_port
+        alerting_stats = f"http://127.0.0.1:{alerting_metrics}/metrics"
         console.print(
             f"\n[bold]firewatch is up[/bold]\n"
-            f"  console      {settings.api.public_url}/   (sign in with the admin token {token})\n"
-            f"  API          {settings.api.public_url}/openapi.json\n"
-            + (f"  ingest stats http://127.0.0.1:{metrics}/metrics\n" if metrics else "")
-            + f"  broker       mqtt://{settings.mqtt.host}:{settings.mqtt.port}  (topics fire/v1/#)\n"
-            f"  InfluxDB     {settings.influx.url}  database {settings.influx.database}\n"
-            f"  data         {settings.up.data_dir.resolve()}\n"
+            f"  console        {settings.api.public_url}/   (sign in with the admin token {token})\n"
+            f"  API            {settings.api.public_url}/openapi.json\n"
+            + (f"  ingest stats   http://127.0.0.1:{metrics}/metrics\n" if metrics else "")
+            + (f"  alerting stats {alerting_stats}\n" if alerting_metrics else "")
+            + f"  broker         mqtt://{settings.mqtt.host}:{settings.mqtt.port}  (topics fire/v1/#)\n"
+            f"  InfluxDB       {settings.influx.url}  database {settings.influx.database}\n"
+            f"  data           {settings.up.data_dir.resolve()}\n"
             "Ctrl-C stops everything.\n"
         )
         while not stopping:

@@ -121,7 +121,7 @@ def test_services_restart_and_are_health_checked() -> None:
         if (
             service["restart"] != "no"
             and "profiles" not in service
-            and name not in ("alerting", "metrics")
+            and name != "metrics"
         ):
             assert "healthcheck" in service, f"{name} has no health check"
     for name, service in SERVICES.items():

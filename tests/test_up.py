@@ -33,7 +33,7 @@ def _count(influx: str, measurement: str) -> int:
 
 
 def test_up_runs_the_platform_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    mqtt, influx_port, api_port, metrics = free_port(), free_port(), free_port(), free_port()
+    mqtt, influx_port, api_port, metrics, alerting = (free_port() for _ in range(5))
     influx = f"http://127.0.0.1:{influx_port}"
     (tmp_path / "firewatch.toml").write_text(
         f"""[mqtt]
@@ -42,6 +42,8 @@ port = {mqtt}
 url = "{influx}"
 [ingest]
 metrics_port = {metrics}
+[alerting]
+metrics_port = {alerting}
 [api]
 port = {api_port}
 public_url = "http://127.0.0.1:{api_port}"
@@ -65,6 +67,7 @@ simulate_rate = 40
         assert me.status_code == 200 and me.json()["role"] == "admin"
         assert httpx.get(f"http://127.0.0.1:{api_port}/").status_code == 200
         assert "firewatch_ingest_records_written_total" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+        assert "firewatch_alerting_messages_received_total" in httpx.get(f"http://127.0.0.1:{alerting}/metrics").text
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -75,5 +78,5 @@ simulate_rate = 40
             proc.communicate()
     assert proc.returncode == 0, out
     assert "firewatch is up" in out and token in out and "firewatch stopped." in out
-    for port in (mqtt, influx_port, api_port, metrics):
+    for port in (mqtt, influx_port, api_port, metrics, alerting):
         assert not _listening(port), f"port {port} still open after Ctrl-C"
