@@ -32,3 +32,14 @@ async def test_fire_ranking_scenario_puts_real_fires_on_top() -> None:
     assert ranking["real_fires_probable"] == ranking["real_fires"]
     assert ranking["false_alarms_probable_share"] <= 0.05
     assert r["targets_met"], r["missed_targets"]
+
+
+@pytest.mark.timeout(600)
+async def test_early_signs_scenario_sees_the_slow_incidents() -> None:
+    r = await evaluate(SCENARIOS / "early-signs.yaml")
+    types = r["incident_types"]
+    early = ("residual_creep", "slow_leak", "phase_imbalance", "pump_failure")
+    assert all(types[t]["recall"] >= 0.95 for t in early), {t: types[t] for t in early}
+    assert types["residual_creep"]["delay_s_max"] < 0  # seen before the alarm level is reached
+    assert r["false_alerts_per_device_day"] <= 0.01
+    assert r["targets_met"], r["missed_targets"]
