@@ -592,7 +592,7 @@ def alarm_panels() -> Json:
 def platform_health() -> Json:
     m = f'"{PLATFORM}"'
     per_instance = 'GROUP BY time($__interval), "instance" fill(none)'
-    ingest = "firewatch_ingest_"
+    ingest, alerts = "firewatch_ingest_", "firewatch_alerting_"
 
     def rate(metric: str, by: str = per_instance) -> str:
         return f'SELECT non_negative_derivative(last("{ingest}{metric}_total"), 1s) FROM {m} WHERE $timeFilter {by}'
@@ -664,13 +664,39 @@ def platform_health() -> Json:
             "overrides": [],
         },
     )
+    lag = panel(
+        "timeseries",
+        "Alerting behind the devices",
+        [
+            influx(
+                f'SELECT last("{alerts}event_lag_seconds") FROM {m} WHERE $timeFilter {per_instance}',
+                alias="$tag_instance event lag",
+            ),
+            influx(
+                f'SELECT non_negative_derivative(last("{alerts}batch_seconds_sum"), 1s) / '
+                f'non_negative_derivative(last("{alerts}batch_seconds_count"), 1s) '
+                f"FROM {m} WHERE $timeFilter {per_instance}",
+                "B",
+                alias="$tag_instance mean batch",
+            ),
+        ],
+        description="Wall clock minus the device time of what alerting last processed (it includes the "
+        "devices' own reporting delay), and the detect + correlate + lifecycle time per batch. A lag "
+        "that keeps growing means alarms reach the center late.",
+        field_config=limits("s", (None, GREEN), (10, ORANGE), (60, RED)),
+    )
     connected = stat(
-        "Ingest connected to broker",
+        "Connected to broker",
         [
             influx(
                 f'SELECT last("{ingest}broker_connected") FROM {m} WHERE $timeFilter GROUP BY "instance"',
-                alias="$tag_instance",
-            )
+                alias="ingest $tag_instance",
+            ),
+            influx(
+                f'SELECT last("{alerts}broker_connected") FROM {m} WHERE $timeFilter GROUP BY "instance"',
+                "B",
+                alias="alerting $tag_instance",
+            ),
         ],
         ((None, RED), (1, GREEN)),
         width=12,
@@ -679,7 +705,7 @@ def platform_health() -> Json:
     return dashboard(
         "firewatch-platform",
         "Platform health",
-        [rates, rejects, spool, latency, alerting, connected],
+        [rates, rejects, spool, latency, alerting, lag, connected],
         [],
         time_from="now-1h",
         refresh="10s",

@@ -3,7 +3,8 @@
 The city is the simulator's (fleet, registry and incidents), parsed by the
 contract and written as ingest writes it; alerts are lines from alerting's own
 InfluxDB output, and platform metrics are relayed from ingest's real Prometheus
-registry (bench/dashboards.py builds the same city at any size). Grafana itself
+registry and a real alerting service on the test broker (bench/dashboards.py
+builds the same city at any size). Grafana itself
 does not run here: transformations (joins, sorting) and rendering are not
 exercised, only the queries they feed.
 """
@@ -11,26 +12,32 @@ exercised, only the queries they feed.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
+import orjson
 import pytest
 from prometheus_client import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from alerting import service as alerting_service
 from bench.dashboards import Query, interpolate, queries, registry
 from bench.dashboards import city as simulated_city
 from contract.db import Device, open_store
 from contract.influx import Influx, Series
-from contract.settings import InfluxSettings
+from contract.settings import InfluxSettings, Settings
 from dashboards.boards import all_dashboards
 from dashboards.grafana import INFLUX_UID, REGISTRY_UID
 from dashboards.platform import Target, scrape_once
-from firewatch.services import InfluxD, free_port
+from firewatch.services import InfluxD, Mosquitto, free_port
 from ingest.metrics import Metrics
+from tests.conftest import make_settings
 
 NOW_MS = int(time.time() * 1000)
 MIN = 60_000
@@ -62,11 +69,39 @@ async def _relay_ingest_metrics(influx: Influx) -> None:
     server.shutdown()
 
 
-async def _fill(city: City, devices: list[Device], lines: list[str]) -> None:
+async def _relay_alerting_metrics(influx: Influx, settings: Settings) -> None:
+    """A running `firewatch alerting` that took one reading, scraped twice a minute apart."""
+    port = free_port()
+    settings.alerting = {"metrics_port": port}
+    stop = asyncio.Event()
+    running = asyncio.create_task(alerting_service.run(settings, stop=stop))
+    target = Target("alerting", f"http://127.0.0.1:{port}/metrics")
+    async with httpx.AsyncClient() as http:
+        async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as client:
+            body = {"ts": int(time.time() * 1000), "kind": "electrical", "m": {"residual_ma": 40.0}}
+            while True:  # until subscribed and the reading went through a batch
+                await client.publish("fire/v1/510104/E-relay/telemetry", orjson.dumps(body), qos=1)
+                try:
+                    text = (await http.get(target.url)).text
+                except httpx.TransportError:
+                    text = ""
+                lag = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+                       if s.name == "firewatch_alerting_event_lag_seconds"]
+                if lag and math.isfinite(lag[0]):
+                    break
+                await asyncio.sleep(0.2)
+        for minute in (2, 1):
+            assert await scrape_once([target], http, influx, NOW_MS - minute * MIN) > 0
+    stop.set()
+    await asyncio.wait_for(running, 30)
+
+
+async def _fill(city: City, devices: list[Device], lines: list[str], settings: Settings) -> None:
     async with Influx(city.influx) as influx:
         await influx.create_database()
         await influx.write("\n".join(lines))
         await _relay_ingest_metrics(influx)
+        await asyncio.wait_for(_relay_alerting_metrics(influx, settings), 60)
     store = await open_store(city.store_url)
     async with store.session() as s, s.begin():
         s.add_all(devices)
@@ -74,7 +109,7 @@ async def _fill(city: City, devices: list[Device], lines: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def city(influxd: InfluxD, tmp_path_factory: pytest.TempPathFactory) -> City:
+def city(influxd: InfluxD, mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> City:
     folder = tmp_path_factory.mktemp("dashboards")
     c = City(
         InfluxSettings(url=influxd.url, database="dashboards"), f"sqlite:///{folder}/firewatch.db"
@@ -82,7 +117,8 @@ def city(influxd: InfluxD, tmp_path_factory: pytest.TempPathFactory) -> City:
     fleet, lines = simulated_city(60, 30, len(DISTRICTS), NOW_MS)
     assert [d.code for d in fleet.districts] == list(DISTRICTS)
     devices = registry(fleet)
-    asyncio.run(_fill(c, devices, lines))
+    settings = make_settings(folder, mosquitto.port, influxd.url, "dashboards-alerting")
+    asyncio.run(_fill(c, devices, lines, settings))
     return c
 
 
