@@ -154,6 +154,11 @@ class _Counts(Collector):
         yield records
         for key, (name, doc) in PIPELINE_COUNTS.items():
             yield CounterMetricFamily(PREFIX + name, doc, value=counts.get(key, 0))
+        yield GaugeMetricFamily(
+            PREFIX + "unregistered_devices",
+            "Devices heard from but not in the registry (detected with their kind's defaults): register them",
+            value=len(pipeline.registry.unknown),
+        )
         yield CounterMetricFamily(
             PREFIX + "readings_stale",
             "Readings not newer than their device's last one (redeliveries, out of order), skipped",

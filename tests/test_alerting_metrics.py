@@ -81,6 +81,7 @@ async def test_an_alert_and_a_bad_message_show_on_the_metrics_endpoint(settings:
         assert sample(s, "firewatch_alerting_alert_changes_total", kind="fired", severity="warning") == 0
         assert sample(s, "firewatch_alerting_open_alerts", severity="fire") == 0
         assert sample(s, "firewatch_alerting_broker_connected") == 1
+        assert sample(s, "firewatch_alerting_unregistered_devices") == 1  # E1 is in no registry here
         assert sample(s, "firewatch_alerting_backlog_messages") == 0
         assert sample(s, "firewatch_alerting_batch_seconds_count") >= 1
         lag = sample(s, "firewatch_alerting_event_lag_seconds")
