@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from typing import Any, Protocol
 
@@ -28,6 +29,8 @@ from contract.topics import alert_topic
 log = logging.getLogger("alerting.outputs")
 MAX_BACKLOG = 100_000
 DISTRICT_DEVICE = "_district"
+PUBLISH_TIMEOUT_S = 30.0
+"""How long one change waits for the broker's PUBACK before it is logged as not published."""
 
 
 def change_time(c: AlertChange) -> int:
@@ -65,16 +68,24 @@ def change_line(c: AlertChange) -> str:
 
 
 class Publisher(Protocol):
-    async def publish(self, topic: str, payload: bytes, qos: int = ..., retain: bool = ...) -> Any: ...
+    async def publish(self, topic: str, payload: bytes, qos: int = ..., retain: bool = ...,
+                      timeout: float | None = ...) -> Any: ...
 
 
 async def to_mqtt(changes: Subscription, client: Publisher) -> None:
-    """Publish every change; runs until cancelled."""
+    """Publish every change; runs until cancelled.
+
+    The timeout is ours, not aiomqtt's: aiomqtt bounds the wait with asyncio.wait_for, which in
+    Python 3.11 drops a cancel that arrives with the PUBACK, and this loop then outlived its
+    service's stop (waiting for the next change, its broker connection open).
+    """
     async for c in changes:
         a = c.alert
         topic = alert_topic(a.district or "unknown", a.device_id or DISTRICT_DEVICE, a.rule)
         try:
-            await client.publish(topic, orjson.dumps(change_dict(c)), qos=1, retain=False)
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await client.publish(topic, orjson.dumps(change_dict(c)), qos=1, retain=False,
+                                     timeout=math.inf)
         except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the alerting service
             log.warning("could not publish alert %s on MQTT: %s", a.id, exc)
 

@@ -184,12 +184,15 @@ class Connection(asyncio.Protocol):
             self._transport.pause_reading()
 
     async def _expect(self, kind: int, timeout_s: float) -> bytes:
-        while True:
-            got, body = await asyncio.wait_for(self._control.get(), timeout_s)
-            if got == kind:
-                return body
-            if got == _DISCONNECT:
-                raise MqttError(f"broker disconnected us (reason {body[:1].hex() or '00'})")
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel that arrives as the
+        # packet does, and the subscriber would then run on past its service's stop.
+        async with asyncio.timeout(timeout_s):
+            while True:
+                got, body = await self._control.get()
+                if got == kind:
+                    return body
+                if got == _DISCONNECT:
+                    raise MqttError(f"broker disconnected us (reason {body[:1].hex() or '00'})")
 
     async def handshake(self, session: Session, topic_filter: str) -> None:
         assert self._transport is not None

@@ -10,10 +10,13 @@ import aiomqtt
 import orjson
 from sqlalchemy import select
 
+from alerting.changes import AlertChange, ChangeFeed
+from alerting.outputs import to_mqtt
 from alerting.service import AlertingService
 from contract.db import Alert
 from contract.influx import Influx
 from contract.settings import Settings
+from firewatch.services import Mosquitto
 
 
 async def wait_for(predicate, timeout: float = 15.0):
@@ -73,3 +76,36 @@ async def test_device_message_to_stored_published_and_recorded_alert(settings: S
         assert (point["device_id"], point["severity"], point["state"], point["time"]) == ("E1", "critical", "firing", now)
     finally:
         await service.stop()
+
+
+async def test_alert_publisher_stops_when_stopped_as_the_puback_arrives(mosquitto: Mosquitto) -> None:
+    """The service stops its MQTT alert publisher by cancelling it. A cancel in the turn of the loop
+    right after the PUBACK was read used to be lost (aiomqtt waits with asyncio.wait_for, which on
+    Python 3.11 drops it): the publisher then waited for the next change for good, its
+    connection open, and the service's stop reported it stuck."""
+    feed = ChangeFeed()
+    changes = feed.subscribe()
+    loop = asyncio.get_running_loop()
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="t-alert-publisher-stop") as client:
+        publisher = asyncio.create_task(to_mqtt(changes, client))
+        was_pending = False
+
+        def stop_once_acknowledged() -> None:
+            """Each turn of the loop: the PUBACK is in once aiomqtt forgets the pending publish."""
+            nonlocal was_pending
+            if client._pending_publishes:  # private, but the one way to pin the PUBACK to a turn
+                was_pending = True
+            elif was_pending:
+                publisher.cancel()
+                return
+            loop.call_soon(stop_once_acknowledged)
+
+        loop.call_soon(stop_once_acknowledged)
+        alert = Alert(id=1, rule="residual_current", severity="critical", state="firing", kind="electrical",
+                      device_id="E1", district="510104", started_ms=1, last_seen_ms=1)
+        feed.publish([AlertChange("fired", alert, 1)])
+        try:
+            await asyncio.wait({publisher}, timeout=15)
+            assert publisher.cancelled()
+        finally:
+            publisher.cancel()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import struct
 
-from contract.mqtt import Connection, varint
+from contract.mqtt import Connection, Session, varint
+from firewatch.services import Mosquitto
 
 
 def _publish(
@@ -50,3 +52,23 @@ async def test_messages_come_out_whole_whatever_the_chunking() -> None:
             pos += size
             i += 1
         assert got == expected, cuts[:4]
+
+
+async def test_a_subscriber_stopped_as_the_broker_answers_stops(mosquitto: Mosquitto) -> None:
+    """A service stops its subscriber by cancelling it: the cancel must win even when the broker's
+    CONNACK is read in the same turn of the loop (Python 3.11's wait_for dropped it there, and
+    the subscriber went on to subscribe and receive after its service had stopped)."""
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(
+        lambda: Connection(lambda _conn, _messages: None), "127.0.0.1", mosquitto.port
+    )
+    try:
+        session = Session("127.0.0.1", mosquitto.port, "t-stop-at-connack")
+        handshake = asyncio.create_task(conn.handshake(session, "fire/v1/#"))
+        await asyncio.sleep(0)  # CONNECT is out; the handshake waits for the CONNACK
+        conn.data_received(b"\x20\x03\x00\x00\x00")  # pins the broker's CONNACK to this turn
+        handshake.cancel()
+        await asyncio.wait({handshake}, timeout=15)
+        assert handshake.cancelled()
+    finally:
+        conn.close()
