@@ -47,6 +47,8 @@ TICK_S = 1.0
 SYNC_S = 1.0
 REGISTRY_S = 60.0
 REPORT_S = 60.0
+STOP_S = 10.0
+"""How long a stop waits for the tasks; one stuck past that is reported, not waited on."""
 MAX_BATCH = 5000
 """Messages per detection pass at most, so a backlog never holds the event loop for long."""
 
@@ -79,6 +81,10 @@ class AlertingService:
         self._pending: list[Any] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._writers: list[asyncio.Task[None]] = []
+        """The tasks that write to the SQL store: asked to end at a stop, never cancelled mid-write."""
+        self._stopping = asyncio.Event()
+        self._conns: set[Connection] = set()
         self.ready = asyncio.Event()
         self._connected: set[int] = set()
         self.idle = asyncio.Event()
@@ -113,34 +119,57 @@ class AlertingService:
             *(asyncio.create_task(self._subscribe(n, f), name=f"alerting-in{n}")
               for n, f in enumerate(subscription(self.districts))),
             asyncio.create_task(self._publish(to_mqtt_sub), name="alerting-out"),
-            asyncio.create_task(self._process(), name="alerting-process"),
-            asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),
             asyncio.create_task(to_influx(to_influx_sub, influx), name="alerting-influx"),
             asyncio.create_task(self.metrics.follow(self.pipeline.feed.subscribe(), self.pipeline.lifecycle),
                                 name="alerting-metrics"),
+        ]
+        self._writers = [
+            asyncio.create_task(self._process(), name="alerting-process"),
+            asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),
         ]
         log.info("alerting: %d devices registered, %d open alerts, clock %s, districts %s",
                  len(registry.devices), len(self.pipeline.lifecycle.open), self.config.clock,
                  ",".join(self.districts) or "all")
 
     async def stop(self) -> None:
+        """Take no more messages, finish the batch in hand, store and acknowledge the rest, close.
+
+        The store's writers are asked to end, not cancelled: a write cancelled inside its
+        transaction left SQLite's write lock behind, and every write after it (the drain here,
+        the baselines) waited out the busy timeout and failed.
+        """
+        self._stopping.set()
+        self._wake.set()
+        for conn in self._conns:
+            conn.pause()  # what the broker still holds is delivered at the next start
         for t in self._tasks:
             t.cancel()
-        if self._tasks:
+        stuck: set[asyncio.Task[None]] = set()
+        if self._tasks or self._writers:
             # A stop must end: a task stuck past its cancellation is reported, not waited on.
-            done, stuck = await asyncio.wait(self._tasks, timeout=10)
+            done, stuck = await asyncio.wait(self._tasks + self._writers, timeout=STOP_S)
             for t in stuck:
-                log.error("alerting: task %s did not stop within 10 s", t.get_name())
+                log.error("alerting: task %s did not stop within %.0f s", t.get_name(), STOP_S)
             for t in done:
                 if not t.cancelled() and t.exception() is not None:
                     log.error("alerting: task %s had failed: %r", t.get_name(), t.exception())
-        if self.pipeline is not None:
-            await self._drain()
-            await self.pipeline.save_baselines()
-        if self.store is not None:
-            await self.store.aclose()
-        with contextlib.suppress(Exception):
-            await self._influx.aclose()
+        try:
+            if self.pipeline is not None and not stuck & set(self._writers):
+                await self._drain()
+                await self.pipeline.save_baselines()
+        finally:
+            for conn in self._conns:
+                conn.close(graceful=True)
+            if self.store is not None:
+                await self.store.aclose()
+            with contextlib.suppress(Exception):
+                await self._influx.aclose()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but not past a stop: a loop that retries must not outlive its service."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     def _client_id(self, role: str) -> str:
         m = self.settings.mqtt
@@ -151,15 +180,16 @@ class AlertingService:
         m = self.settings.mqtt
         session = Session.from_settings(m, self._client_id(f"in{n}"))
         delay = 0.5
-        while True:
+        while not self._stopping.is_set():
             try:
                 conn = await connect(session, topic_filter, self._on_messages, tls_context(self.settings.mqtt))
             except (OSError, TimeoutError, MqttError) as exc:
                 log.warning("broker unreachable (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, 30)
                 continue
             delay = 0.5
+            self._conns.add(conn)  # stop() acknowledges the last batch on it, then closes it
             self._connected.add(n)
             if len(self._connected) == len(subscription(self.districts)):
                 self.ready.set()
@@ -168,6 +198,7 @@ class AlertingService:
                 await conn.closed
             except MqttError as exc:
                 log.warning("broker connection lost: %s", exc)
+                self._conns.discard(conn)
             finally:
                 keepalive.cancel()
                 self._connected.discard(n)
@@ -182,7 +213,7 @@ class AlertingService:
         """Alert changes out on MQTT (a client of its own: publishing is rare, receiving is not)."""
         m = self.settings.mqtt
         delay = 1.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 async with aiomqtt.Client(
                     m.host, m.port, username=m.username, password=m.password, keepalive=m.keepalive_s,
@@ -192,11 +223,11 @@ class AlertingService:
                     await to_mqtt(changes, client)
             except aiomqtt.MqttError as exc:
                 log.warning("alert publisher: broker unreachable (%s); retrying in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, 30)
 
     async def _process(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._wake.wait()
             self._wake.clear()
             await self._drain()
@@ -235,7 +266,9 @@ class AlertingService:
         assert self.pipeline is not None and self.store is not None
         last = {"registry": time.monotonic(), "baselines": time.monotonic(), "report": time.monotonic()}
         while True:
-            await asyncio.sleep(min(TICK_S, SYNC_S))
+            await self._pause(min(TICK_S, SYNC_S))
+            if self._stopping.is_set():
+                return
             now = time.monotonic()
             try:
                 if self.config.clock == "wall":

@@ -174,9 +174,16 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
             await asyncio.sleep(1)
         finally:
             watcher.cancel()
-            load_proc.terminate()
-            await asyncio.wait_for(load_proc.wait(), 30)
-            await service.stop()
+            try:
+                if load_proc.returncode is None:
+                    load_proc.terminate()
+                try:
+                    await asyncio.wait_for(load_proc.wait(), 30)
+                except TimeoutError:  # a load that ignores SIGTERM must not skip the service's stop
+                    load_proc.kill()
+                    await load_proc.wait()
+            finally:
+                await service.stop()
     if not latencies:
         raise RuntimeError("no probe alert came back")
     lat = np.array(latencies)
