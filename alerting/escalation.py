@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -101,13 +101,17 @@ class Escalator:
         config: NotifyConfig,
         clock: Callable[[], int] = now_ms,
         dispatcher: Dispatcher | None = None,
+        counts: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.router = Router(config)
         self.signer = AckSigner(config.secret, config.public_url)
-        self.dispatcher = dispatcher or Dispatcher(store, config, clock)
+        self.counts: Counter[tuple[str, str]] = Counter() if counts is None else counts
+        """Deliveries by result and channel type (the dispatcher's), steps with `nobody_on_duty` and
+        changes `dropped`; the serving thread's twin counts into the same one, which the metrics read."""
+        self.dispatcher = dispatcher or Dispatcher(store, config, clock, self.counts)
         self._lock = asyncio.Lock()
         self._sending: set[asyncio.Task[None]] = set()
         self._duty: Duty | None = None
@@ -156,7 +160,7 @@ class Escalator:
     async def _stage(self, box: dict[str, Any], ready: threading.Event) -> None:
         """The notify thread: a twin of this escalator on its own connections, fires before everything waiting."""
         try:
-            own = Escalator(Store(self.store.url), self.config, self.clock)
+            own = Escalator(Store(self.store.url), self.config, self.clock, counts=self.counts)
             batches: asyncio.Queue[list[Change]] = asyncio.Queue()
             stop = asyncio.Event()
             box.update(loop=asyncio.get_running_loop(), queue=batches, stop=stop)
@@ -197,6 +201,7 @@ class Escalator:
                               attempt)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 10)
+        self.counts["dropped", ""] += 1
         log.error("notify gave up on %s of alert %s after 7 attempts; it is not paged", change.kind,
                   change.alert.id)
 
@@ -483,6 +488,7 @@ class Escalator:
         recent = self._duty if self._duty is not None and 0 <= now - self._duty.at_ms < DUTY_REUSE_MS else None
         people = await resolve_targets(s, step.notify, now, self.config.zone, recent)
         if not people and not any(t.startswith("channel:") for t in step.notify):
+            self.counts["nobody_on_duty", ""] += 1
             log.warning("escalation %s step %s: nobody on duty for %s", esc.id, esc.step, step.notify)
         prefix = f"esc{esc.id}:c{esc.cycle}:s{esc.step}"
         sent = await self._messages(s, esc, alert, Purpose.PAGE, prefix, people, step.notify, now, members)

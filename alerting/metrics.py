@@ -164,3 +164,25 @@ class _Counts(Collector):
             "Readings not newer than their device's last one (redeliveries, out of order), skipped",
             value=sum(d.stale for d in pipeline.readings.values()),
         )
+        if s.escalator is not None:
+            yield from _notify(dict(s.escalator.counts))
+
+
+def _notify(counts: dict[tuple[str, str], int]) -> Iterator[Metric]:
+    """The notify stage's deliveries: a page that does not get out is the failure that matters most."""
+    messages = CounterMetricFamily(PREFIX + "notify_messages", "Messages to people and channels by result "
+                                   "(sent, or failed after every retry) and channel type", labels=["result", "channel"])
+    attempts = CounterMetricFamily(PREFIX + "notify_attempts_failed",
+                                   "Failed attempts to hand a message to its channel (retried)", labels=["channel"])
+    for (what, channel), n in sorted(counts.items()):
+        if what in ("sent", "failed"):
+            messages.add_metric([what, channel], n)
+        elif what == "attempt_failed":
+            attempts.add_metric([channel], n)
+    yield messages
+    yield attempts
+    yield CounterMetricFamily(PREFIX + "notify_nobody_on_duty", "Escalation steps that found nobody on duty to page",
+                              value=counts.get(("nobody_on_duty", ""), 0))
+    yield CounterMetricFamily(PREFIX + "notify_changes_dropped",
+                              "Alert changes notify gave up on after 7 attempts: nobody was paged for them",
+                              value=counts.get(("dropped", ""), 0))

@@ -78,6 +78,7 @@ class AlertingService:
         self.received = 0
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
+        self.escalator: Escalator | None = None
         self._pending: list[Any] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,9 +113,9 @@ class AlertingService:
         self._influx = influx
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
-        self._tasks = [] if not self.notify else [asyncio.create_task(
-            Escalator(self.store, notify_config(self.settings)).serve(self.pipeline.feed.subscribe()),
-            name="alerting-notify")]
+        self.escalator = Escalator(self.store, notify_config(self.settings)) if self.notify else None
+        self._tasks = [] if self.escalator is None else [asyncio.create_task(
+            self.escalator.serve(self.pipeline.feed.subscribe()), name="alerting-notify")]
         self._tasks += [
             *(asyncio.create_task(self._subscribe(n, f), name=f"alerting-in{n}")
               for n, f in enumerate(subscription(self.districts))),

@@ -20,8 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerting import service
 from alerting.config import load
+from alerting.roster import load_yaml
+from contract.db import open_store
 from contract.settings import Settings, SettingsError
 from firewatch.services import free_port
+from tests.notify_servers import HttpSink
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -90,6 +93,40 @@ async def test_an_alert_and_a_bad_message_show_on_the_metrics_endpoint(settings:
         stop.set()
         await asyncio.wait_for(running, 30)
     assert not _listening(port), "the metrics port stays open after the service stopped"
+
+
+async def test_pages_sent_and_failed_show_on_the_metrics_endpoint(settings: Settings, sink: HttpSink) -> None:
+    """The supervisor's question after a fire: did the pages get out? One officer's push server
+    answers, the other's is down."""
+    store = await open_store(settings.store.url)
+    await load_yaml(store, f"""
+people:
+  - {{id: wang, name: 王芳, channels: ["ntfy://127.0.0.1:{sink.port}/wang"]}}
+  - {{id: li, name: 李强, channels: ["ntfy://127.0.0.1:{free_port()}/li"]}}
+groups:
+  - {{id: duty, members: [wang, li]}}
+""")
+    await store.aclose()
+    port = free_port()
+    settings.alerting = {"metrics_port": port}
+    settings.notify = {"routes": [{"name": "all", "group_wait_s": 0, "steps": [{"notify": ["group:duty"]}]}],
+                       "retries": 2, "backoff_s": 0.01}
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(settings, stop=stop))
+    try:
+        await scrape_until(port, lambda s: sample(s, "firewatch_alerting_broker_connected") == 1)
+        async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as client:
+            await client.publish("fire/v1/510104/E1/telemetry", orjson.dumps(
+                {"ts": int(time.time() * 1000), "kind": "electrical", "m": {"residual_ma": 420.0}}), qos=1)
+        s = await scrape_until(port, lambda s: sample(
+            s, "firewatch_alerting_notify_messages_total", result="failed", channel="ntfy") == 1)
+        assert sample(s, "firewatch_alerting_notify_messages_total", result="sent", channel="ntfy") == 1
+        assert sample(s, "firewatch_alerting_notify_attempts_failed_total", channel="ntfy") == 2
+        assert sample(s, "firewatch_alerting_notify_nobody_on_duty_total") == 0
+        assert sample(s, "firewatch_alerting_notify_changes_dropped_total") == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
 
 
 @pytest.mark.parametrize("value", [70000, -1, "nine"])

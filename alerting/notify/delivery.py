@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -70,11 +71,14 @@ class Delivery(Base):
 
 
 class Dispatcher:
-    def __init__(self, store: Store, config: NotifyConfig, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, store: Store, config: NotifyConfig, clock: Callable[[], int] = now_ms,
+                 counts: Counter[tuple[str, str]] | None = None) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.channels = Channels(config)
+        self.counts: Counter[tuple[str, str]] = Counter() if counts is None else counts
+        """(`sent` | `failed` | `attempt_failed`, channel type) → how many, for the service's metrics."""
         self._in_flight: set[int] = set()
 
     async def aclose(self) -> None:
@@ -118,11 +122,15 @@ class Dispatcher:
                 error = f"channel raised {exc!r}"
             took = (time.perf_counter() - started) * 1000
             await self._log(msg, attempt, error, took)
+            scheme = msg.channel.partition(":")[0]
             if not error:
+                self.counts["sent", scheme] += 1
                 return
+            self.counts["attempt_failed", scheme] += 1
             if attempt < self.config.retries:
                 await asyncio.sleep(wait)
                 wait *= 2
+        self.counts["failed", scheme] += 1
         log.warning("message %s to %s failed after %d attempts", msg.id, redact(msg.channel), self.config.retries)
 
     async def _log(self, msg: Message, attempt: int, error: str, took_ms: float) -> None:
