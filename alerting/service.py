@@ -199,10 +199,11 @@ class AlertingService:
                 await conn.closed
             except MqttError as exc:
                 log.warning("broker connection lost: %s", exc)
-                self._conns.discard(conn)
             finally:
                 keepalive.cancel()
                 self._connected.discard(n)
+                if not self._stopping.is_set():
+                    self._conns.discard(conn)
 
     def _on_messages(self, conn: Connection, messages: list[tuple[str, bytes, bytes | None, bool]]) -> None:
         now = wall_ms()
