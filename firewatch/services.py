@@ -105,7 +105,8 @@ class _Child:
         self.stop()
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Something accepts connections on this local port (a service up, or one not yet gone)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -145,7 +146,7 @@ log_type warning
         return ["mosquitto", "-c", str(self.dir / "mosquitto.conf")]
 
     def _ready(self) -> bool:
-        return _port_open(self.port)
+        return port_open(self.port)
 
 
 class InfluxD(_Child):

@@ -23,7 +23,7 @@ from alerting.config import load
 from alerting.roster import load_yaml
 from contract.db import open_store
 from contract.settings import Settings, SettingsError
-from firewatch.services import free_port
+from firewatch.services import free_port, port_open
 from tests.notify_servers import HttpSink
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -55,13 +55,6 @@ async def scrape_until(port: int, ready, timeout_s: float = 20.0) -> Samples:
         await asyncio.sleep(0.1)
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 async def test_an_alert_and_a_bad_message_show_on_the_metrics_endpoint(settings: Settings) -> None:
     port = free_port()
@@ -92,7 +85,7 @@ async def test_an_alert_and_a_bad_message_show_on_the_metrics_endpoint(settings:
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)
-    assert not _listening(port), "the metrics port stays open after the service stopped"
+    assert not port_open(port), "the metrics port stays open after the service stopped"
 
 
 async def test_pages_sent_and_failed_show_on_the_metrics_endpoint(settings: Settings, sink: HttpSink) -> None:

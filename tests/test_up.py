@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
-from firewatch.services import free_port
+from firewatch.services import free_port, port_open
 from tests.conftest import wait_for
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _count(influx: str, measurement: str) -> int:
@@ -79,4 +70,4 @@ simulate_rate = 40
     assert proc.returncode == 0, out
     assert "firewatch is up" in out and token in out and "firewatch stopped." in out
     for port in (mqtt, influx_port, api_port, metrics, alerting):
-        assert not _listening(port), f"port {port} still open after Ctrl-C"
+        assert not port_open(port), f"port {port} still open after Ctrl-C"
