@@ -127,9 +127,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
         u = make_url(self.url)
-        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         sqlite = u.get_backend_name() == "sqlite"
+        if sqlite and u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         # A server connection can die in the pool unnoticed; a SQLite file cannot, and the ping
         # would cost every transaction of the alert lifecycle a round trip through aiosqlite.
         self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=not sqlite)
