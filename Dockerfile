@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY contract contract
 COPY ingest ingest
 COPY alerting alerting
+COPY notify notify
 COPY api api
 COPY dashboards dashboards
 COPY simulators simulators

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from contract.db import Alert
+from firewatch.contract.db import Alert
 
 ChangeKind = Literal["fired", "updated", "acknowledged", "resolved"]
 OPEN_STATES = ("firing", "acknowledged")

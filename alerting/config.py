@@ -26,9 +26,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alerting.rules import RULES, Params, Rule
-from contract.kinds import SPECS
-from contract.settings import SettingsError
+from firewatch.alerting.rules import RULES, Params, Rule
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.settings import SettingsError
 
 
 class _Model(BaseModel):

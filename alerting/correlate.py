@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from alerting.config import Correlation
-from alerting.detect.panel import Incident, PanelState
-from alerting.signal import Signal, fingerprint
+from firewatch.alerting.config import Correlation
+from firewatch.alerting.detect.panel import Incident, PanelState
+from firewatch.alerting.signal import Signal, fingerprint
 
 SITE_EVIDENCE = frozenset(
     {"cable_temp", "temp_rise", "residual_current", "arc_fault", "temp_imbalance", "cable_temp_abnormal",

@@ -27,10 +27,10 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerting.changes import OPEN_STATES, AlertChange, ChangeKind, snapshot
-from alerting.config import Flap
-from alerting.signal import Signal
-from contract.db import Alert, AuditEntry, Base, Silence, Store, now_ms
+from firewatch.alerting.changes import OPEN_STATES, AlertChange, ChangeKind, snapshot
+from firewatch.alerting.config import Flap
+from firewatch.alerting.signal import Signal
+from firewatch.contract.db import Alert, AuditEntry, Base, Silence, Store, now_ms
 
 ACTOR = "alerting"
 

@@ -22,16 +22,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from alerting.changes import ChangeKind, Subscription
-from alerting.lifecycle import Lifecycle
-from alerting.signal import SEVERITIES
-from contract.payload import Reason, Record
-from contract.settings import SettingsError
+from firewatch.alerting.changes import ChangeKind, Subscription
+from firewatch.alerting.lifecycle import Lifecycle
+from firewatch.alerting.signal import SEVERITIES
+from firewatch.contract.payload import Reason, Record
+from firewatch.contract.settings import SettingsError
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from alerting.service import AlertingService
+    from firewatch.alerting.service import AlertingService
 
 PREFIX = "firewatch_alerting_"
 RECORD_TYPES = {"readings": "reading", "events": "panel_event", "statuses": "status"}

@@ -20,11 +20,11 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from alerting.changes import AlertChange, Subscription
-from contract.influx import Influx, InfluxError
-from contract.kinds import ALERT_MEASUREMENT
-from contract.lineproto import line
-from contract.topics import alert_topic
+from firewatch.alerting.changes import AlertChange, Subscription
+from firewatch.contract.influx import Influx, InfluxError
+from firewatch.contract.kinds import ALERT_MEASUREMENT
+from firewatch.contract.lineproto import line
+from firewatch.contract.topics import alert_topic
 
 log = logging.getLogger("alerting.outputs")
 MAX_BACKLOG = 100_000

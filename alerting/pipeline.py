@@ -28,18 +28,18 @@ from operator import attrgetter
 
 import numpy as np
 
-from alerting.changes import AlertChange, ChangeFeed
-from alerting.config import AlertingConfig
-from alerting.correlate import Correlator
-from alerting.detect.panel import PanelDetector
-from alerting.detect.readings import ReadingDetector
-from alerting.lifecycle import Lifecycle
-from alerting.registry import Registry
-from alerting.rules import READING_RULES
-from alerting.signal import Signal
-from alerting.state import load_baselines, save_baselines
-from contract.db import Store
-from contract.payload import DeviceStatus, PanelEvent, Reading, Record
+from firewatch.alerting.changes import AlertChange, ChangeFeed
+from firewatch.alerting.config import AlertingConfig
+from firewatch.alerting.correlate import Correlator
+from firewatch.alerting.detect.panel import PanelDetector
+from firewatch.alerting.detect.readings import ReadingDetector
+from firewatch.alerting.lifecycle import Lifecycle
+from firewatch.alerting.registry import Registry
+from firewatch.alerting.rules import READING_RULES
+from firewatch.alerting.signal import Signal
+from firewatch.alerting.state import load_baselines, save_baselines
+from firewatch.contract.db import Store
+from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading, Record
 
 SLICE_MS = 60_000
 _ts = attrgetter("ts_ms")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from contract.db import Device, Store
+from firewatch.contract.db import Device, Store
 
 
 @dataclass(frozen=True, slots=True)

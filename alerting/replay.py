@@ -24,13 +24,13 @@ from typing import Any, TextIO
 
 import orjson
 
-from alerting.config import load
-from alerting.pipeline import Pipeline
-from alerting.registry import DeviceInfo, Registry
-from contract.db import Alert, open_store
-from contract.kinds import SPECS
-from contract.payload import Reading
-from contract.settings import Settings, SettingsError
+from firewatch.alerting.config import load
+from firewatch.alerting.pipeline import Pipeline
+from firewatch.alerting.registry import DeviceInfo, Registry
+from firewatch.contract.db import Alert, open_store
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.payload import Reading
+from firewatch.contract.settings import Settings, SettingsError
 
 TIME_NAMES = ("time", "timestamp", "ts", "datetime", "date", "ts_ms", "time_ms")
 CHUNK = 2000

@@ -7,7 +7,7 @@ reason and skipped, never a crash), and feeds the pipeline in adaptive
 batches: whatever arrived while the previous batch was being processed. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
 registry refreshes, baseline saves, the InfluxDB and MQTT outputs, and the
-notify stage (alerting/escalation.py) on the change feed, and the Prometheus
+notify stage (notify/escalation.py) on the change feed, and the Prometheus
 metrics (alerting/metrics.py), which `run` serves on `alerting.metrics_port`.
 The MQTT session is persistent (fixed client id) and a message is acknowledged
 only after its batch went through the pipeline, so messages published while
@@ -28,19 +28,19 @@ from typing import Any
 import aiomqtt
 import orjson
 
-from alerting.config import AlertingConfig, load
-from alerting.escalation import Escalator
-from alerting.metrics import Metrics
-from alerting.notify.config import notify_config
-from alerting.outputs import to_influx, to_mqtt
-from alerting.pipeline import Pipeline
-from alerting.registry import Registry, load_registry
-from contract.db import Store, open_store
-from contract.influx import Influx
-from contract.mqtt import Connection, MqttError, Session, connect, tls_context
-from contract.payload import Reason, parse
-from contract.settings import Settings
-from contract.topics import TopicError, parse_topic, subscription
+from firewatch.alerting.config import AlertingConfig, load
+from firewatch.alerting.metrics import Metrics
+from firewatch.alerting.outputs import to_influx, to_mqtt
+from firewatch.alerting.pipeline import Pipeline
+from firewatch.alerting.registry import Registry, load_registry
+from firewatch.contract.db import Store, open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.mqtt import Connection, MqttError, Session, connect, tls_context
+from firewatch.contract.payload import Reason, parse
+from firewatch.contract.settings import Settings
+from firewatch.contract.topics import TopicError, parse_topic, subscription
+from firewatch.notify.config import notify_config
+from firewatch.notify.escalation import Escalator
 
 log = logging.getLogger("alerting")
 TICK_S = 1.0

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contract.db import Base, Store, now_ms
+from firewatch.contract.db import Base, Store, now_ms
 
 
 class Baseline(Base):

@@ -1,5 +1,5 @@
 """The api part: REST API, live stream and the monitoring-center console (`firewatch api`)."""
 
-from api.app import create_app, serve
+from firewatch.api.app import create_app, serve
 
 __all__ = ["create_app", "serve"]

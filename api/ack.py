@@ -1,6 +1,6 @@
 """The one-tap acknowledge page a duty officer opens from a phone message; no login.
 
-The signed link (alerting.notify.acklink) is the credential: it names one alert
+The signed link (notify.acklink) is the credential: it names one alert
 and one person and expires. The page shows the alert, the place and a small
 chart of the readings, with three buttons: Acknowledge, On my way, False alarm
 (with a note). A tap acknowledges the alert and the ones paged with it, stops
@@ -22,15 +22,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from alerting.escalation import ACK_HOWS, EscalationMember, acknowledge
-from alerting.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
-from alerting.notify.config import NotifyConfig, notify_config
-from alerting.notify.templates import word
-from alerting.roster import Person
-from api.context import Context, Ctx
-from api.readings import readings
-from contract.db import Alert, Device, now_ms
-from contract.kinds import SPECS
+from firewatch.api.context import Context, Ctx
+from firewatch.api.readings import readings
+from firewatch.contract.db import Alert, Device, now_ms
+from firewatch.contract.kinds import SPECS
+from firewatch.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
+from firewatch.notify.config import NotifyConfig, notify_config
+from firewatch.notify.escalation import ACK_HOWS, EscalationMember, acknowledge
+from firewatch.notify.roster import Person
+from firewatch.notify.templates import word
 
 router = APIRouter(tags=["acknowledge"], include_in_schema=False)
 NOTE_MAX = 1000

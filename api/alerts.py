@@ -17,10 +17,10 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, func, select, update
 
-from api.auth import Operator, Principal, Viewer
-from api.context import Context, Ctx
-from api.errors import conflict, not_found
-from api.fields import (
+from firewatch.api.auth import Operator, Principal, Viewer
+from firewatch.api.context import Context, Ctx
+from firewatch.api.errors import conflict, not_found
+from firewatch.api.fields import (
     DeviceId,
     District,
     IdPath,
@@ -32,10 +32,10 @@ from api.fields import (
     Site,
     UntilQuery,
 )
-from api.readings import ReadingsOut, readings
-from api.responses import fast_json
-from contract.db import Alert, AuditEntry, Device, now_ms
-from contract.kinds import SPECS
+from firewatch.api.readings import ReadingsOut, readings
+from firewatch.api.responses import fast_json
+from firewatch.contract.db import Alert, AuditEntry, Device, now_ms
+from firewatch.contract.kinds import SPECS
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 State = Literal["firing", "acknowledged", "resolved"]

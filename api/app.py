@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from alerting import config as alerting_config
-from api import (
+from firewatch.alerting import config as alerting_config
+from firewatch.api import (
     ack,
     alerts,
     auth,
@@ -32,16 +32,16 @@ from api import (
     stats,
     stream,
 )
-from api.auth import Authenticator
-from api.context import Context
-from api.health import Metrics, RequestMetrics
-from api.live import Feed, Listener
-from api.responses import ChangeCache
-from contract.db import open_store
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.api.auth import Authenticator
+from firewatch.api.context import Context
+from firewatch.api.health import Metrics, RequestMetrics
+from firewatch.api.live import Feed, Listener
+from firewatch.api.responses import ChangeCache
+from firewatch.contract.db import open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
 
-STATIC = Path(str(files("api") / "static"))
+STATIC = Path(str(files("firewatch.api") / "static"))
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -21,11 +21,11 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from api.context import Ctx
-from api.errors import ApiError, not_found
-from api.fields import IdPath, Name
-from api.tables import ApiToken
-from contract.db import Store, now_ms, open_store
+from firewatch.api.context import Ctx
+from firewatch.api.errors import ApiError, not_found
+from firewatch.api.fields import IdPath, Name
+from firewatch.api.tables import ApiToken
+from firewatch.contract.db import Store, now_ms, open_store
 
 Role = Literal["viewer", "operator", "admin"]
 RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from alerting.config import AlertingConfig
-from api.responses import ChangeCache
-from contract.db import Store
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.alerting.config import AlertingConfig
+from firewatch.api.responses import ChangeCache
+from firewatch.contract.db import Store
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
 
 if TYPE_CHECKING:
-    from api.health import Metrics
-    from api.live import Feed, Listener
+    from firewatch.api.health import Metrics
+    from firewatch.api.live import Feed, Listener
 
 
 @dataclass(slots=True)

@@ -16,15 +16,15 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
-from alerting import config as alerting_config
-from alerting.rules import RULES
-from api.auth import Admin, Viewer
-from api.context import Ctx
-from api.errors import ApiError, conflict, invalid, not_found
-from api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
-from api.tables import DeviceState
-from contract.db import Device, now_ms
-from contract.settings import SettingsError
+from firewatch.alerting import config as alerting_config
+from firewatch.alerting.rules import RULES
+from firewatch.api.auth import Admin, Viewer
+from firewatch.api.context import Ctx
+from firewatch.api.errors import ApiError, conflict, invalid, not_found
+from firewatch.api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
+from firewatch.api.tables import DeviceState
+from firewatch.contract.db import Device, now_ms
+from firewatch.contract.settings import SettingsError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 MAX_CSV_BYTES = 20 * 1024 * 1024

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
-from contract.influx import InfluxError
+from firewatch.contract.influx import InfluxError
 
 log = logging.getLogger("firewatch.api")
 

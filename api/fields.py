@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import Field, StringConstraints
 
-from contract.kinds import SPECS
-from contract.topics import DEVICE_RE, DISTRICT_RE
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.topics import DEVICE_RE, DISTRICT_RE
 
 MAX_ID = 2**62
 MIN_MS = 946_684_800_000

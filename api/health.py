@@ -12,7 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.context import Ctx
+from firewatch.api.context import Ctx
 
 router = APIRouter(tags=["health"])
 

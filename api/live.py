@@ -18,11 +18,11 @@ import ssl
 import aiomqtt
 from sqlalchemy import func, select
 
-from api.tables import DeviceState
-from contract.db import AuditEntry, Store, now_ms
-from contract.payload import DeviceStatus, parse
-from contract.settings import MqttSettings
-from contract.topics import ALERTS, PREFIX
+from firewatch.api.tables import DeviceState
+from firewatch.contract.db import AuditEntry, Store, now_ms
+from firewatch.contract.payload import DeviceStatus, parse
+from firewatch.contract.settings import MqttSettings
+from firewatch.contract.topics import ALERTS, PREFIX
 
 log = logging.getLogger("firewatch.api.live")
 POLL_S = 1.0

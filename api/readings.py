@@ -15,14 +15,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from alerting.rules import RULES
-from api.auth import Viewer
-from api.context import Context, Ctx
-from api.devices import load_device
-from api.errors import ApiError, not_found
-from api.fields import MAX_MS, MIN_MS, DevicePath, SitePath
-from contract.db import Device, now_ms
-from contract.kinds import SPECS
+from firewatch.alerting.rules import RULES
+from firewatch.api.auth import Viewer
+from firewatch.api.context import Context, Ctx
+from firewatch.api.devices import load_device
+from firewatch.api.errors import ApiError, not_found
+from firewatch.api.fields import MAX_MS, MIN_MS, DevicePath, SitePath
+from firewatch.contract.db import Device, now_ms
+from firewatch.contract.kinds import SPECS
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d)$")

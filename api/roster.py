@@ -1,6 +1,6 @@
 """The duty roster over HTTP: read it, replace it, change one person, and who is on duty now.
 
-The models and storage are alerting's (`alerting.roster`), so the api and every
+The models and storage are alerting's (`notify.roster`), so the api and every
 alerting worker read and write the same roster.
 """
 
@@ -12,12 +12,19 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import delete
 
-from alerting.notify.config import notify_config
-from alerting.roster import Person, PersonIn, RosterIn, export_roster, on_duty, replace_roster
-from api.auth import Admin, Viewer
-from api.context import Ctx
-from api.errors import ApiError, not_found
-from contract.db import now_ms
+from firewatch.api.auth import Admin, Viewer
+from firewatch.api.context import Ctx
+from firewatch.api.errors import ApiError, not_found
+from firewatch.contract.db import now_ms
+from firewatch.notify.config import notify_config
+from firewatch.notify.roster import (
+    Person,
+    PersonIn,
+    RosterIn,
+    export_roster,
+    on_duty,
+    replace_roster,
+)
 
 router = APIRouter(prefix="/api/v1/roster", tags=["roster"])
 PersonPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from api.auth import Operator, Viewer
-from api.context import Ctx
-from api.errors import ApiError, not_found
-from api.fields import DeviceId, District, EpochMs, IdPath, Note, Site
-from contract.db import Silence, now_ms
+from firewatch.api.auth import Operator, Viewer
+from firewatch.api.context import Ctx
+from firewatch.api.errors import ApiError, not_found
+from firewatch.api.fields import DeviceId, District, EpochMs, IdPath, Note, Site
+from firewatch.contract.db import Silence, now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["silences"])
 Rule = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.:-]{1,64})?$")]

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import case, func, select
 
-from api.auth import Viewer
-from api.context import Ctx
-from api.fields import SinceQuery, UntilQuery
-from api.tables import DeviceState
-from contract.db import Alert, AuditEntry, Device
+from firewatch.api.auth import Viewer
+from firewatch.api.context import Ctx
+from firewatch.api.fields import SinceQuery, UntilQuery
+from firewatch.api.tables import DeviceState
+from firewatch.contract.db import Alert, AuditEntry, Device
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 DAY_MS = 86_400_000

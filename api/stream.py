@@ -17,14 +17,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import or_, select
 
-from api.alerts import ALERT_COLUMNS, OPEN, AlertOut, AuditOut, queue_order
-from api.auth import Viewer
-from api.context import Context, Ctx
-from api.devices import device_out
-from api.fields import MAX_ID
-from api.responses import fast_json
-from api.tables import DeviceState
-from contract.db import Alert, AuditEntry, Device
+from firewatch.api.alerts import ALERT_COLUMNS, OPEN, AlertOut, AuditOut, queue_order
+from firewatch.api.auth import Viewer
+from firewatch.api.context import Context, Ctx
+from firewatch.api.devices import device_out
+from firewatch.api.fields import MAX_ID
+from firewatch.api.responses import fast_json
+from firewatch.api.tables import DeviceState
+from firewatch.contract.db import Alert, AuditEntry, Device
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 BATCH = 500

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contract.db import Base, now_ms
+from firewatch.contract.db import Base, now_ms
 
 
 class ApiToken(Base):

@@ -36,13 +36,13 @@ import aiomqtt
 import numpy as np
 import orjson
 
-from alerting.config import load
-from alerting.pipeline import Pipeline
-from alerting.registry import DeviceInfo, Registry
-from alerting.service import MAX_BATCH, AlertingService
-from contract.db import open_store
-from contract.payload import Record, parse
-from contract.settings import Settings
+from firewatch.alerting.config import load
+from firewatch.alerting.pipeline import Pipeline
+from firewatch.alerting.registry import DeviceInfo, Registry
+from firewatch.alerting.service import MAX_BATCH, AlertingService
+from firewatch.contract.db import open_store
+from firewatch.contract.payload import Record, parse
+from firewatch.contract.settings import Settings
 from firewatch.services import Mosquitto
 
 PROBES = 20
@@ -60,7 +60,7 @@ PROBE_EVERY_S = 0.1
 def city(readings: int, devices: int, with_incidents: bool) -> tuple[Any, list[list[Record]], float]:
     """The fleet and its first `readings` messages, parsed into service-sized batches, and the
     CPU seconds parsing took."""
-    from simulators import Fleet, Scenario, generate
+    from firewatch.simulators import Fleet, Scenario, generate
 
     fleet = Fleet.build(devices, seed=3)
     start = (int(time.time() * 1000) // 60_000 - 24 * 60) * 60_000

@@ -25,12 +25,12 @@ from typing import Any
 import httpx
 import orjson
 
-from api.auth import issue
-from contract.db import Alert, open_store
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.api.auth import issue
+from firewatch.contract.db import Alert, open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto, free_port
-from simulators.fleet import Fleet
+from firewatch.simulators.fleet import Fleet
 
 CHROMIUM = "/usr/bin/chromium"
 

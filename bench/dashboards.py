@@ -23,19 +23,19 @@ from typing import Any
 
 import orjson
 
-from alerting.changes import AlertChange
-from alerting.outputs import change_line
-from contract.db import Alert, Device
-from contract.influx import Influx
-from contract.lineproto import record_line
-from contract.payload import parse
-from contract.settings import InfluxSettings
-from dashboards.boards import all_dashboards
-from dashboards.grafana import REGISTRY_UID, Json
+from firewatch.alerting.changes import AlertChange
+from firewatch.alerting.outputs import change_line
+from firewatch.contract.db import Alert, Device
+from firewatch.contract.influx import Influx
+from firewatch.contract.lineproto import record_line
+from firewatch.contract.payload import parse
+from firewatch.contract.settings import InfluxSettings
+from firewatch.dashboards.boards import all_dashboards
+from firewatch.dashboards.grafana import REGISTRY_UID, Json
 from firewatch.services import InfluxD
-from simulators.fleet import Fleet
-from simulators.scenario import Scenario
-from simulators.stream import generate
+from firewatch.simulators.fleet import Fleet
+from firewatch.simulators.scenario import Scenario
+from firewatch.simulators.stream import generate
 
 MIN = 60_000
 HOUR = 60 * MIN

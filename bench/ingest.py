@@ -26,8 +26,8 @@ import httpx
 import orjson
 import psutil
 
-from contract.mqtt import varint
-from contract.settings import Settings
+from firewatch.contract.mqtt import varint
+from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto, free_port
 
 FILTER = "fire/v1/+/+/+"

@@ -18,9 +18,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.db import Device, open_store
-from contract.kinds import SPECS
-from contract.topics import DEVICE_RE, DISTRICT_RE
+from firewatch.contract.db import Device, open_store
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.topics import DEVICE_RE, DISTRICT_RE
 
 ITERATIONS = 101
 SALT_BYTES = 12

@@ -9,12 +9,18 @@ async so no part blocks its event loop on the database.
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -58,6 +64,23 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_subject", "subject", "at_ms"),)
 
 
+class Severity(StrEnum):
+    """How urgent an alert is, least first: routing, the queue and the dashboards order by it."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    FIRE = "fire"
+
+
+class AlertState(StrEnum):
+    """An alert's place in its lifecycle; only the lifecycle and an acknowledgement move it."""
+
+    FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
 class Alert(Base):
     """One alert per (device, rule) fingerprint while open; its history is in `audit`.
 
@@ -71,9 +94,9 @@ class Alert(Base):
     """`{device_id}:{rule}`, or `{district}:{rule}` for a district-wide alert."""
     rule: Mapped[str] = mapped_column(String(64), index=True)
     severity: Mapped[str] = mapped_column(String(16), index=True)
-    """info, warning, critical, fire."""
+    """A `Severity`."""
     state: Mapped[str] = mapped_column(String(16), index=True)
-    """firing, acknowledged, resolved."""
+    """An `AlertState`."""
     kind: Mapped[str] = mapped_column(String(16), default="")
     device_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     district: Mapped[str] = mapped_column(String(32), default="", index=True)

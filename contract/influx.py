@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from contract.settings import InfluxSettings
+from firewatch.contract.settings import InfluxSettings
 
 
 class InfluxError(RuntimeError):

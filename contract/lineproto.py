@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contract.kinds import SPECS, STATUS_MEASUREMENT
-from contract.payload import DeviceStatus, PanelEvent, Reading, Record
+from firewatch.contract.kinds import SPECS, STATUS_MEASUREMENT
+from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading, Record
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": " "})
 _STR_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": " "})
@@ -24,7 +24,7 @@ def string_field(value: str) -> str:
     return '"' + value.translate(_STR_ESCAPES) + '"'
 
 
-def field_value(value: float | int | bool | str) -> str:
+def field_value(value: float | bool | str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from contract.settings import MqttSettings
+from firewatch.contract.settings import MqttSettings
 
 PUBLISH = 3
 _CONNACK, _SUBACK, _PINGRESP, _DISCONNECT = 2, 9, 13, 14

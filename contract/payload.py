@@ -12,8 +12,8 @@ from enum import StrEnum
 
 import msgspec
 
-from contract.kinds import PANEL_EVENTS, SPECS, Kind
-from contract.topics import Channel, TopicError, parse_topic
+from firewatch.contract.kinds import PANEL_EVENTS, SPECS, Kind
+from firewatch.contract.topics import Channel, TopicError, parse_topic
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 EARLIEST_TS_MS = 1_420_070_400_000  # 2015-01-01: earlier means seconds sent as ms, or no clock

@@ -8,8 +8,8 @@ of data into another measurement.
 
 from __future__ import annotations
 
-from contract.kinds import SPECS
-from dashboards.grafana import (
+from firewatch.contract.kinds import SPECS
+from firewatch.dashboards.grafana import (
     FILTER,
     Json,
     dashboard,
@@ -21,7 +21,7 @@ from dashboards.grafana import (
     stat,
     thresholds,
 )
-from dashboards.platform import MEASUREMENT as PLATFORM
+from firewatch.dashboards.platform import MEASUREMENT as PLATFORM
 
 ACTIVE_WINDOW = "30d"
 """How far back an alert or a fault still counts as open if nothing closed it."""

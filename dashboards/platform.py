@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from contract.influx import Influx
-from contract.lineproto import line
+from firewatch.contract.influx import Influx
+from firewatch.contract.lineproto import line
 
 MEASUREMENT = "platform"
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import niquests
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from dashboards.boards import all_dashboards
-from dashboards.grafana import FOLDER_UID, INFLUX_UID, REGISTRY_UID, Json
+from firewatch.dashboards.boards import all_dashboards
+from firewatch.dashboards.grafana import FOLDER_UID, INFLUX_UID, REGISTRY_UID, Json
 
 FOLDER_TITLE = "firewatch"
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from contract.settings import Settings, SettingsError, load_settings
+from firewatch.contract.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 err = Console(stderr=True)
@@ -23,7 +23,7 @@ _config: Path | None = None
 @app.callback()
 def _root(
     config: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--config", "-c", envvar="FIREWATCH_CONFIG", help="TOML settings file."),
     ] = None,
 ) -> None:
@@ -74,7 +74,7 @@ def ingest_cmd() -> None:
     """Store every MQTT reading in InfluxDB (shared subscription; run several to split the load)."""
     import asyncio
 
-    import ingest
+    from firewatch import ingest
 
     s = settings()
     service_logging()
@@ -86,13 +86,13 @@ def bench_ingest(
     messages: Annotated[int, typer.Option(help="Messages to publish.")] = 400_000,
     devices: Annotated[int, typer.Option(help="Simulated devices sending them.")] = 5_000,
     processes: Annotated[int, typer.Option(help="Ingest processes on the shared subscription.")] = 1,
-    batch_size: Annotated[Optional[int], typer.Option(help="Lines per InfluxDB write (default: the setting).")] = None,
-    mqtt: Annotated[Optional[str], typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
-    influx: Annotated[Optional[str], typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Lines per InfluxDB write (default: the setting).")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
+    influx: Annotated[str | None, typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Messages/s from MQTT into InfluxDB, against what mosquitto_sub receives (the ceiling)."""
-    from bench import ingest as bench
+    from firewatch.bench import ingest as bench
 
     bench.main(messages, devices, processes, batch_size, mqtt, influx, json)
 # --- end ingest ---
@@ -109,7 +109,7 @@ app.add_typer(api_app, name="api")
 def api_cmd(ctx: typer.Context) -> None:
     """Serve the API and the console at [api] host:port."""
     if ctx.invoked_subcommand is None:
-        import api
+        from firewatch import api
 
         service_logging()
         api.serve(settings())
@@ -123,7 +123,7 @@ def api_token_create(
     """Create a token and print it once (only its hash is stored)."""
     import asyncio
 
-    from api.auth import RANK, issue
+    from firewatch.api.auth import RANK, issue
 
     if role not in RANK:
         raise typer.BadParameter(f"role must be one of {', '.join(RANK)}", param_hint="--role")
@@ -135,7 +135,7 @@ def api_token_list() -> None:
     """List tokens: id, role, name, revoked or not."""
     import asyncio
 
-    from api.auth import tokens
+    from firewatch.api.auth import tokens
 
     for t in asyncio.run(tokens(settings().store.url)):
         print(f"{t.id}\t{t.role}\t{t.name}\t{'revoked' if t.revoked_ms else 'active'}")
@@ -146,7 +146,7 @@ def api_token_revoke(token_id: Annotated[int, typer.Argument(help="Token id from
     """Revoke a token (running apis stop accepting it within 10 s)."""
     import asyncio
 
-    from api.auth import revoke_id
+    from firewatch.api.auth import revoke_id
 
     if not asyncio.run(revoke_id(settings().store.url, token_id)):
         err.print(f"no active token {token_id}")
@@ -162,13 +162,13 @@ def bench_api(
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """API p50/p99 latency under concurrent clients, and the console's first render with many devices."""
-    from bench import api as bench
+    from firewatch.bench import api as bench
 
     bench.main(devices, alerts, clients, requests, json)
 # --- end api ---
 
 
-# --- notify (alerting/roster.py, alerting/notify/) ---
+# --- notify (notify/) ---
 roster_app = typer.Typer(no_args_is_help=True, help="The duty roster: people, channels, groups, shifts.")
 app.add_typer(roster_app, name="roster")
 
@@ -178,7 +178,7 @@ def roster_load(path: Annotated[Path, typer.Argument(help="Roster YAML (see docs
     """Replace the stored roster with a YAML file; nothing changes if the file is wrong."""
     import asyncio
 
-    from alerting.roster import RosterError, load_file
+    from firewatch.notify.roster import RosterError, load_file
 
     try:
         roster = asyncio.run(load_file(settings().store.url, path))
@@ -193,7 +193,7 @@ def roster_show() -> None:
     """Print the stored roster as YAML (edit it and `roster load` it back)."""
     import asyncio
 
-    from alerting.roster import dump_yaml
+    from firewatch.notify.roster import dump_yaml
 
     print(asyncio.run(dump_yaml(settings().store.url)), end="")
 
@@ -203,10 +203,10 @@ def roster_test(person_id: Annotated[str, typer.Argument(help="Person id from th
     """Send a test message on each of a person's channels and say which arrived at their server."""
     import asyncio
 
-    from alerting.notify.channels import Outgoing, try_channels
-    from alerting.notify.config import notify_config
-    from alerting.notify.templates import word
-    from alerting.roster import person
+    from firewatch.notify.channels import Outgoing, try_channels
+    from firewatch.notify.config import notify_config
+    from firewatch.notify.roster import person
+    from firewatch.notify.templates import word
 
     s = settings()
     config = notify_config(s)
@@ -229,9 +229,9 @@ def roster_now() -> None:
     import asyncio
     from datetime import datetime
 
-    from alerting.notify.config import notify_config
-    from alerting.roster import duty_now
-    from contract.db import now_ms
+    from firewatch.contract.db import now_ms
+    from firewatch.notify.config import notify_config
+    from firewatch.notify.roster import duty_now
 
     s = settings()
     zone = notify_config(s).zone
@@ -254,7 +254,7 @@ def bench_notify(
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fire alarm published on MQTT -> first page received by a channel: p50/p99 under city load."""
-    from bench import notify as bench
+    from firewatch.bench import notify as bench
 
     bench.main(devices, rate, fires, seconds, json)
 # --- end notify ---
@@ -266,7 +266,7 @@ device_app = typer.Typer(no_args_is_help=True, help="The device registry and the
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(device_app, name="device")
 PasswordFile = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         envvar="FIREWATCH_BROKER_PASSWORD_FILE",
         help="Mosquitto password file to add the device to (reload the broker after: SIGHUP).",
@@ -277,7 +277,7 @@ PasswordFile = Annotated[
 @dashboards_app.command("export")
 def dashboards_export(folder: Annotated[Path, typer.Argument(help="Where to write <uid>.json files.")]) -> None:
     """Write the dashboards as JSON for Grafana's file provisioning."""
-    from dashboards.push import export
+    from firewatch.dashboards.push import export
 
     for path in export(folder):
         print(path)
@@ -289,16 +289,16 @@ def dashboards_push(
     token: Annotated[
         str, typer.Option(envvar="GRAFANA_TOKEN", help="Service-account token (Editor), or user:password.")
     ],
-    influx_url: Annotated[Optional[str], typer.Option(help="InfluxDB as Grafana reaches it; default [influx] url.")] = None,
+    influx_url: Annotated[str | None, typer.Option(help="InfluxDB as Grafana reaches it; default [influx] url.")] = None,
     influx_user: Annotated[str, typer.Option(envvar="GRAFANA_INFLUX_USER", help="InfluxDB read user.")] = "",
     influx_password: Annotated[str, typer.Option(envvar="GRAFANA_INFLUX_PASSWORD", help="Its password.")] = "",
     registry_url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(envvar="GRAFANA_REGISTRY_URL", help="postgresql:// URL of the device registry for the maps."),
     ] = None,
 ) -> None:
     """Install or update the data sources and dashboards in a running Grafana (idempotent)."""
-    from dashboards.push import InfluxSource, PushError, RegistrySource, install
+    from firewatch.dashboards.push import InfluxSource, PushError, RegistrySource, install
 
     s = settings()
     sources = [InfluxSource(influx_url or s.influx.url, s.influx.database, influx_user, influx_password).datasource()]
@@ -325,8 +325,8 @@ def dashboards_relay(
     """Copy the services' Prometheus metrics into InfluxDB for the platform-health dashboard."""
     import asyncio
 
-    from contract.influx import Influx
-    from dashboards.platform import Target, relay
+    from firewatch.contract.influx import Influx
+    from firewatch.dashboards.platform import Target, relay
 
     try:
         parsed = [Target.parse(t) for t in targets]
@@ -352,7 +352,7 @@ def bench_dashboards(
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Time every dashboard query on a simulated city, as Grafana sends it on first load."""
-    from bench import dashboards as bench
+    from firewatch.bench import dashboards as bench
 
     bench.main(devices, hours, districts, json)
 
@@ -364,15 +364,15 @@ def device_add(
     district: Annotated[str, typer.Option(help="District code, as in its topics.")],
     site: Annotated[str, typer.Option(help="Building or street it belongs to.")] = "",
     address: Annotated[str, typer.Option(help="Where to find it.")] = "",
-    lat: Annotated[Optional[float], typer.Option(min=-90, max=90, help="Latitude.")] = None,
-    lon: Annotated[Optional[float], typer.Option(min=-180, max=180, help="Longitude.")] = None,
+    lat: Annotated[float | None, typer.Option(min=-90, max=90, help="Latitude.")] = None,
+    lon: Annotated[float | None, typer.Option(min=-180, max=180, help="Longitude.")] = None,
     password_file: PasswordFile = None,
 ) -> None:
     """Register a device (or re-register it with a new password) and print its broker credentials."""
     import asyncio
 
-    from contract.credentials import register_device
-    from contract.db import Device
+    from firewatch.contract.credentials import register_device
+    from firewatch.contract.db import Device
 
     device = Device(id=device_id, kind=kind, district=district, site=site, address=address,
                     latitude=lat, longitude=lon)
@@ -395,7 +395,7 @@ def device_list() -> None:
 
     from sqlalchemy import select
 
-    from contract.db import Device, open_store
+    from firewatch.contract.db import Device, open_store
 
     async def rows() -> list[Device]:
         store = await open_store(settings().store.url)
@@ -419,16 +419,16 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Same seed, same city and same messages.")] = 1,
     districts: Annotated[int, typer.Option(help="Districts the devices spread over.")] = 5,
     rate: Annotated[float, typer.Option(help="Messages/s in total (event time); 0: each kind's own period.")] = 0.0,
-    duration: Annotated[Optional[str], typer.Option(help="Event time to run: 90s, 10m, 2h, 3d; 0 publishes nothing. Default: until Ctrl-C (live), 1d (--start).")] = None,
-    start: Annotated[Optional[str], typer.Option(help="Accelerated mode from this event time: ISO time or offset from now (-3d).")] = None,
-    speed: Annotated[Optional[float], typer.Option(help="Event seconds per wall second; 0: as fast as the broker takes. Default 1 live, 0 with --start.")] = None,
-    scenario: Annotated[Optional[Path], typer.Option(help="Scenario YAML with incidents to inject.")] = None,
-    truth: Annotated[Optional[Path], typer.Option(help="Write the scenario's ground truth here (JSON lines).")] = None,
-    registry_csv: Annotated[Optional[Path], typer.Option(help="Write the device registry here (CSV).")] = None,
+    duration: Annotated[str | None, typer.Option(help="Event time to run: 90s, 10m, 2h, 3d; 0 publishes nothing. Default: until Ctrl-C (live), 1d (--start).")] = None,
+    start: Annotated[str | None, typer.Option(help="Accelerated mode from this event time: ISO time or offset from now (-3d).")] = None,
+    speed: Annotated[float | None, typer.Option(help="Event seconds per wall second; 0: as fast as the broker takes. Default 1 live, 0 with --start.")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Scenario YAML with incidents to inject.")] = None,
+    truth: Annotated[Path | None, typer.Option(help="Write the scenario's ground truth here (JSON lines).")] = None,
+    registry_csv: Annotated[Path | None, typer.Option(help="Write the device registry here (CSV).")] = None,
     register: Annotated[bool, typer.Option("--register", help="Upsert the devices into the SQL store's registry.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write the messages to this JSON-lines file instead of publishing.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the messages to this JSON-lines file instead of publishing.")] = None,
     qos: Annotated[int, typer.Option(help="MQTT QoS, 0 or 1.")] = 1,
-    connections: Annotated[Optional[int], typer.Option(help="MQTT connections; 0: one per device with its last will (default up to 200 devices, else 4).")] = None,
+    connections: Annotated[int | None, typer.Option(help="MQTT connections; 0: one per device with its last will (default up to 200 devices, else 4).")] = None,
     malformed: Annotated[float, typer.Option(help="Chaos: share of messages followed by an invalid one.")] = 0.0,
     duplicates: Annotated[float, typer.Option(help="Chaos: share of messages sent twice.")] = 0.0,
     out_of_order: Annotated[float, typer.Option(help="Chaos: share held back 2-60 s.")] = 0.0,
@@ -438,12 +438,12 @@ def simulate(
     batch: Annotated[int, typer.Option(help="Chaos: readings per telemetry message (gateway JSON arrays).")] = 1,
     chaos_seed: Annotated[int, typer.Option(help="Seed of the chaos choices.")] = 0,
     json: Annotated[bool, typer.Option("--json", help="Print the tally as one JSON object.")] = False,
-    interval: Annotated[Optional[list[str]], typer.Option(help="KIND=SECONDS reporting period (repeatable), e.g. hydrant=60.")] = None,
+    interval: Annotated[list[str] | None, typer.Option(help="KIND=SECONDS reporting period (repeatable), e.g. hydrant=60.")] = None,
 ) -> None:
     """Run a simulated city over MQTT: electrical, hydrant, panel and pump devices, incidents and chaos."""
-    from simulators.chaos import Chaos
-    from simulators.command import Options, UsageError, run
-    from simulators.scenario import ScenarioError
+    from firewatch.simulators.chaos import Chaos
+    from firewatch.simulators.command import Options, UsageError, run
+    from firewatch.simulators.scenario import ScenarioError
 
     chaos = Chaos(malformed, duplicates, out_of_order, late, skew, skew_s, max(1, batch), chaos_seed)
     options = Options(devices, seed, districts, rate, duration, start, speed, scenario, truth, registry_csv,
@@ -460,14 +460,14 @@ def simulate(
 @app.command("alerting")
 def alerting_cmd(
     districts: Annotated[
-        Optional[str], typer.Option(help="Only these districts, comma-separated (workers split a city).")
+        str | None, typer.Option(help="Only these districts, comma-separated (workers split a city).")
     ] = None,
-    clock: Annotated[Optional[str], typer.Option(help="wall (live, default) or event: what drives timers.")] = None,
+    clock: Annotated[str | None, typer.Option(help="wall (live, default) or event: what drives timers.")] = None,
 ) -> None:
     """Detect, correlate and keep alerts from the broker's device messages."""
     import asyncio
 
-    from alerting import service
+    from firewatch.alerting import service
 
     s = settings()
     if clock:
@@ -482,25 +482,25 @@ def replay_cmd(
     device: Annotated[str, typer.Option(help="Device id the readings belong to.")],
     kind: Annotated[str, typer.Option(help="Device kind: electrical, hydrant or pump.")],
     map_: Annotated[
-        Optional[list[str]], typer.Option("--map", help="column=metric, when a column is not named as the metric.")
+        list[str] | None, typer.Option("--map", help="column=metric, when a column is not named as the metric.")
     ] = None,
-    time_column: Annotated[Optional[str], typer.Option(help="Time column (ISO-8601, epoch s or ms).")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Time column (ISO-8601, epoch s or ms).")] = None,
     district: Annotated[str, typer.Option(help="District the device is in (for district overrides).")] = "replay",
     site: Annotated[str, typer.Option(help="Site of the device (for site overrides).")] = "",
 ) -> None:
     """Replay recorded readings through the detectors in event time; alerts as JSON lines."""
-    from alerting import replay
+    from firewatch.alerting import replay
 
     replay.main(settings(), file, device, kind, map_ or [], time_column, district, site)
 
 
 @app.command("eval")
 def eval_cmd(
-    scenario: Annotated[Path, typer.Option(help="Labelled scenario YAML (see alerting/scenarios/).")],
+    scenario: Annotated[Path, typer.Option(help="Labelled scenario YAML (see bench/scenarios/).")],
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run a labelled scenario through broker, ingest and alerting; score alerts against the truth."""
-    from alerting import evaluate
+    from firewatch.alerting import evaluate
 
     raise typer.Exit(evaluate.main(scenario, json))
 
@@ -515,7 +515,7 @@ def bench_alerting(
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Readings/s through detect+correlate+lifecycle, and device-publish-to-alert-stored latency."""
-    from bench import alerting as bench
+    from firewatch.bench import alerting as bench
 
     bench.main(readings, devices, rate, seconds, repeats, json)
 # --- end alerting ---

@@ -21,9 +21,9 @@ from urllib.parse import urlparse
 
 from rich.console import Console
 
-from alerting.config import load as load_alerting
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.alerting.config import load as load_alerting
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
 
 console = Console()
@@ -148,7 +148,7 @@ async def _prepare(settings: Settings) -> str:
     The token is kept in the data folder (only its hash is in the store) so that
     every `firewatch up` can show the operator how to sign in.
     """
-    from api.auth import issue
+    from firewatch.api.auth import issue
 
     async with Influx(settings.influx) as influx:
         await influx.create_database()

@@ -5,6 +5,6 @@
 `firewatch ingest` runs it as a process of its own.
 """
 
-from ingest.ingestor import Ingestor, run
+from firewatch.ingest.ingestor import Ingestor, run
 
 __all__ = ["Ingestor", "run"]

@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from contract import mqtt
-from contract.influx import Influx, InfluxError
-from contract.lineproto import record_line
-from contract.payload import Reason, parse
-from contract.settings import Settings, SettingsError
-from contract.topics import subscription
-from ingest.dead_letter import DeadLetters, RejectionLog, entry
-from ingest.metrics import Metrics
-from ingest.registry import load_sites
-from ingest.spool import Spool
+from firewatch.contract import mqtt
+from firewatch.contract.influx import Influx, InfluxError
+from firewatch.contract.lineproto import record_line
+from firewatch.contract.payload import Reason, parse
+from firewatch.contract.settings import Settings, SettingsError
+from firewatch.contract.topics import subscription
+from firewatch.ingest.dead_letter import DeadLetters, RejectionLog, entry
+from firewatch.ingest.metrics import Metrics
+from firewatch.ingest.registry import load_sites
+from firewatch.ingest.spool import Spool
 
 log = logging.getLogger("firewatch.ingest")
 INFLUX_REFUSED = "influx_refused"

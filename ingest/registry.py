@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from contract.db import Device, Store
+from firewatch.contract.db import Device, Store
 
 
 async def load_sites(store_url: str) -> dict[str, str]:

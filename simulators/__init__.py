@@ -24,10 +24,10 @@ Public surface (stable; other parts import it):
 `firewatch simulate` (simulators.command) wires these to the terminal.
 """
 
-from simulators.chaos import Chaos
-from simulators.fleet import Device, Fleet
-from simulators.publisher import Pace, publish
-from simulators.scenario import (
+from firewatch.simulators.chaos import Chaos
+from firewatch.simulators.fleet import Device, Fleet
+from firewatch.simulators.publisher import Pace, publish
+from firewatch.simulators.scenario import (
     INCIDENTS,
     Incident,
     Scenario,
@@ -36,7 +36,7 @@ from simulators.scenario import (
     parse_time,
     write_truth,
 )
-from simulators.stream import Message, Tally, generate
+from firewatch.simulators.stream import Message, Tally, generate
 
 __all__ = [
     "INCIDENTS",

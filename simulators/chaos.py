@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from contract.kinds import SPECS
-from contract.payload import Reason
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.payload import Reason
 
 if TYPE_CHECKING:
-    from simulators.fleet import Fleet
-    from simulators.stream import Message
+    from firewatch.simulators.fleet import Fleet
+    from firewatch.simulators.stream import Message
 
 MALFORMED_REASONS = (
     Reason.BAD_JSON,
@@ -68,7 +68,7 @@ class Chaos:
 
 def malformed(m: Message, reason: Reason) -> Message:
     """An invalid sibling of a valid message `m`, rejected by contract.payload.parse with `reason`."""
-    from simulators.stream import Message
+    from firewatch.simulators.stream import Message
 
     prefix, version, district, device, channel = m.topic.split("/")
     event = channel == "event"

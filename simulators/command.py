@@ -22,14 +22,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from contract.kinds import SPECS
-from contract.settings import Settings
-from simulators.chaos import Chaos
-from simulators.fleet import Fleet
-from simulators.mqttlink import LinkError
-from simulators.publisher import Pace, publish
-from simulators.scenario import Scenario, parse_duration, parse_time, write_truth
-from simulators.stream import Message, Tally, generate
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.settings import Settings
+from firewatch.simulators.chaos import Chaos
+from firewatch.simulators.fleet import Fleet
+from firewatch.simulators.mqttlink import LinkError
+from firewatch.simulators.publisher import Pace, publish
+from firewatch.simulators.scenario import Scenario, parse_duration, parse_time, write_truth
+from firewatch.simulators.stream import Message, Tally, generate
 
 
 class UsageError(ValueError):

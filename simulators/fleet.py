@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.kinds import SPECS, Kind
+from firewatch.contract.kinds import SPECS, Kind
 
 CITY_CENTRE = (30.6586, 104.0647)
 """Latitude, longitude of the simulated city's centre (Chengdu, Tianfu Square)."""
@@ -224,8 +224,8 @@ class Fleet:
         """
         from sqlalchemy import select
 
-        from contract.db import Device as DeviceRow
-        from contract.db import open_store
+        from firewatch.contract.db import Device as DeviceRow
+        from firewatch.contract.db import open_store
 
         store = await open_store(store_url)
         try:

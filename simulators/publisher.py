@@ -22,11 +22,11 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from contract.settings import Settings
-from contract.topics import Channel, device_topic
-from simulators.fleet import Fleet
-from simulators.mqttlink import Link, LinkError, Will
-from simulators.stream import Message, Tally, status_payload
+from firewatch.contract.settings import Settings
+from firewatch.contract.topics import Channel, device_topic
+from firewatch.simulators.fleet import Fleet
+from firewatch.simulators.mqttlink import Link, LinkError, Will
+from firewatch.simulators.stream import Message, Tally, status_payload
 
 log = logging.getLogger("simulators")
 

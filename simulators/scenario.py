@@ -29,8 +29,8 @@ import numpy as np
 import orjson
 import yaml
 
-from contract.kinds import Kind
-from simulators.fleet import Device, Fleet
+from firewatch.contract.kinds import Kind
+from firewatch.simulators.fleet import Device, Fleet
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE

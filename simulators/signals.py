@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.kinds import SPECS, Kind
+from firewatch.contract.kinds import SPECS, Kind
 
 LOCAL_UTC_OFFSET_H = 8
 """The city's clock (China Standard Time): load curves follow local hours."""

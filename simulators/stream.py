@@ -21,12 +21,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from contract.kinds import Kind
-from contract.topics import Channel, device_topic
-from simulators import signals
-from simulators.chaos import Chaos, disorder
-from simulators.fleet import Device, Fleet
-from simulators.scenario import INCIDENTS, Incident, Scenario, panel_events
+from firewatch.contract.kinds import Kind
+from firewatch.contract.topics import Channel, device_topic
+from firewatch.simulators import signals
+from firewatch.simulators.chaos import Chaos, disorder
+from firewatch.simulators.fleet import Device, Fleet
+from firewatch.simulators.scenario import INCIDENTS, Incident, Scenario, panel_events
 
 _ROWS_PER_CHUNK = 4000
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contract.settings import Settings
+from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
 from tests.notify_servers import HttpSink, SmtpInbox
 

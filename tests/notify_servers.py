@@ -120,8 +120,8 @@ ALERT_DEFAULTS: dict[str, Any] = {
 
 async def add_alert(store: Any, started_ms: int, **fields: Any) -> Any:
     """Store an alert as the lifecycle would, and return the snapshot it would emit."""
-    from alerting.changes import snapshot
-    from contract.db import Alert
+    from firewatch.alerting.changes import snapshot
+    from firewatch.contract.db import Alert
 
     values = ALERT_DEFAULTS | fields
     values.setdefault("fingerprint", f"{values['device_id']}:{values['rule']}")
@@ -133,8 +133,8 @@ async def add_alert(store: Any, started_ms: int, **fields: Any) -> Any:
 
 
 async def set_state(store: Any, alert_id: int, state: str, at_ms: int, by: str = "") -> Any:
-    from alerting.changes import snapshot
-    from contract.db import Alert
+    from firewatch.alerting.changes import snapshot
+    from firewatch.contract.db import Alert
 
     async with store.session() as s, s.begin():
         alert = await s.get(Alert, alert_id)

@@ -13,14 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from alerting.changes import AlertChange
-from alerting.escalation import Escalation, Escalator
-from alerting.notify.acklink import AckSigner, Claim
-from alerting.notify.config import notify_config
-from alerting.roster import load_yaml
-from contract.db import Alert, AuditEntry, Device, Store, open_store
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.alerting.changes import AlertChange
+from firewatch.contract.db import Alert, AuditEntry, Device, Store, open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
+from firewatch.notify.acklink import AckSigner, Claim
+from firewatch.notify.config import notify_config
+from firewatch.notify.escalation import Escalation, Escalator
+from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, add_alert
 from tests.test_api_server import ApiThread
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select, update
 
-from alerting.config import load
-from alerting.pipeline import Pipeline
-from alerting.registry import DeviceInfo, Registry
-from contract.db import Alert, AuditEntry, Silence, Store, now_ms, open_store
-from contract.payload import PanelEvent, Reading
+from firewatch.alerting.config import load
+from firewatch.alerting.pipeline import Pipeline
+from firewatch.alerting.registry import DeviceInfo, Registry
+from firewatch.contract.db import Alert, AuditEntry, Silence, Store, now_ms, open_store
+from firewatch.contract.payload import PanelEvent, Reading
 
 T0 = 1_763_800_000_000
 MIN = 60_000

@@ -18,11 +18,11 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerting import service
-from alerting.config import load
-from alerting.roster import load_yaml
-from contract.db import open_store
-from contract.settings import Settings, SettingsError
+from firewatch.alerting import service
+from firewatch.alerting.config import load
+from firewatch.contract.db import open_store
+from firewatch.contract.settings import Settings, SettingsError
+from firewatch.notify.roster import load_yaml
 from firewatch.services import free_port, port_open
 from tests.notify_servers import HttpSink
 

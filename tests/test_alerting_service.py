@@ -10,12 +10,12 @@ import aiomqtt
 import orjson
 from sqlalchemy import select
 
-from alerting.changes import AlertChange, ChangeFeed
-from alerting.outputs import to_mqtt
-from alerting.service import AlertingService
-from contract.db import Alert
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.alerting.changes import AlertChange, ChangeFeed
+from firewatch.alerting.outputs import to_mqtt
+from firewatch.alerting.service import AlertingService
+from firewatch.contract.db import Alert
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
 from firewatch.services import Mosquitto
 
 

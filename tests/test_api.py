@@ -10,9 +10,9 @@ import orjson
 import paho.mqtt.publish as mqtt_publish
 import pytest
 
-from contract.db import Alert, AuditEntry, open_store
-from contract.influx import Influx
-from contract.settings import Settings
+from firewatch.contract.db import Alert, AuditEntry, open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings
 from tests import test_api_server
 from tests.conftest import wait_for
 from tests.test_api_server import ApiThread, PipelineThread, client, read_events, run, tokens

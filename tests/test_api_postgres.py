@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.settings import Settings
+from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
 from tests import test_api, test_api_server
 from tests.conftest import make_settings

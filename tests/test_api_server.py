@@ -17,9 +17,9 @@ import orjson
 import pytest
 import uvicorn
 
-from api import create_app
-from api.auth import issue
-from contract.settings import Settings
+from firewatch.api import create_app
+from firewatch.api.auth import issue
+from firewatch.contract.settings import Settings
 from firewatch.services import free_port
 
 T = TypeVar("T")
@@ -165,8 +165,8 @@ class PipelineThread:
         return self
 
     async def _start(self) -> None:
-        from alerting.service import AlertingService
-        from ingest import Ingestor
+        from firewatch.alerting.service import AlertingService
+        from firewatch.ingest import Ingestor
 
         self.ingest = Ingestor(self.settings)
         await self.ingest.start()

@@ -20,11 +20,11 @@ import pytest
 import typer
 import yaml
 
-from contract.credentials import new_credentials, write_password_line
-from dashboards.boards import all_dashboards
-from dashboards.grafana import INFLUX_UID, REGISTRY_UID
-from dashboards.push import InfluxSource, RegistrySource
 from firewatch.cli import app
+from firewatch.contract.credentials import new_credentials, write_password_line
+from firewatch.dashboards.boards import all_dashboards
+from firewatch.dashboards.grafana import INFLUX_UID, REGISTRY_UID
+from firewatch.dashboards.push import InfluxSource, RegistrySource
 from firewatch.services import Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

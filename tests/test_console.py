@@ -11,8 +11,8 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from contract.settings import Settings
-from simulators.fleet import Fleet
+from firewatch.contract.settings import Settings
+from firewatch.simulators.fleet import Fleet
 from tests.conftest import wait_for
 from tests.test_api import insert_alerts, write_lines
 from tests.test_api_server import ApiThread, PipelineThread, client, tokens

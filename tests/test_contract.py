@@ -8,11 +8,11 @@ import sys
 import orjson
 import pytest
 
-from contract import Reason, parse
-from contract.influx import Influx
-from contract.kinds import SPECS
-from contract.lineproto import record_line
-from contract.payload import DeviceStatus, PanelEvent, Reading
+from firewatch.contract import Reason, parse
+from firewatch.contract.influx import Influx
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.lineproto import record_line
+from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading
 
 NOW = 1_763_800_000_000
 T = "fire/v1/510104/H-001/telemetry"

@@ -12,7 +12,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from contract.credentials import (
+from firewatch.contract.credentials import (
     hash_password,
     new_credentials,
     verify_password,
@@ -142,7 +142,7 @@ def _cli(*args: str, store_url: str) -> Any:
 def test_device_add_registers_the_device_and_its_broker_login(tmp_path: Path) -> None:
     import asyncio
 
-    from contract.db import Device, open_store
+    from firewatch.contract.db import Device, open_store
 
     store_url = f"sqlite:///{tmp_path}/firewatch.db"
     pw_file = tmp_path / "auth" / "passwd"

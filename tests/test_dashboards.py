@@ -26,17 +26,17 @@ from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from alerting import service as alerting_service
-from bench.dashboards import Query, interpolate, queries, registry
-from bench.dashboards import city as simulated_city
-from contract.db import Device, open_store
-from contract.influx import Influx, Series
-from contract.settings import InfluxSettings, Settings
-from dashboards.boards import all_dashboards
-from dashboards.grafana import INFLUX_UID, REGISTRY_UID
-from dashboards.platform import Target, scrape_once
+from firewatch.alerting import service as alerting_service
+from firewatch.bench.dashboards import Query, interpolate, queries, registry
+from firewatch.bench.dashboards import city as simulated_city
+from firewatch.contract.db import Device, open_store
+from firewatch.contract.influx import Influx, Series
+from firewatch.contract.settings import InfluxSettings, Settings
+from firewatch.dashboards.boards import all_dashboards
+from firewatch.dashboards.grafana import INFLUX_UID, REGISTRY_UID
+from firewatch.dashboards.platform import Target, scrape_once
+from firewatch.ingest.metrics import Metrics
 from firewatch.services import InfluxD, Mosquitto, free_port
-from ingest.metrics import Metrics
 from tests.conftest import make_settings
 
 NOW_MS = int(time.time() * 1000)

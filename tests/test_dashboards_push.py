@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dashboards.boards import all_dashboards
-from dashboards.grafana import FOLDER_UID, INFLUX_UID, REGISTRY_UID
 from firewatch.cli import app
+from firewatch.dashboards.boards import all_dashboards
+from firewatch.dashboards.grafana import FOLDER_UID, INFLUX_UID, REGISTRY_UID
 
 TOKEN = "glsa_test_token"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from alerting.config import load
-from alerting.detect.panel import PanelDetector
-from alerting.detect.readings import ReadingDetector
-from alerting.registry import DeviceInfo, Registry
-from alerting.signal import Signal
-from contract.payload import PanelEvent, Reading
-from contract.settings import SettingsError
+from firewatch.alerting.config import load
+from firewatch.alerting.detect.panel import PanelDetector
+from firewatch.alerting.detect.readings import ReadingDetector
+from firewatch.alerting.registry import DeviceInfo, Registry
+from firewatch.alerting.signal import Signal
+from firewatch.contract.payload import PanelEvent, Reading
+from firewatch.contract.settings import SettingsError
 
 T0 = 1_763_800_000_000
 MIN = 60_000
@@ -238,8 +238,8 @@ def test_minimum_duration_completed_between_two_readings_still_fires_at_its_time
 
 
 async def test_registered_device_that_never_reports_goes_offline(tmp_path) -> None:
-    from alerting.pipeline import Pipeline
-    from contract.db import open_store
+    from firewatch.alerting.pipeline import Pipeline
+    from firewatch.contract.db import open_store
 
     store = await open_store(f"sqlite:///{tmp_path}/a.db")
     reg = Registry([DeviceInfo("H5", "hydrant", "d1", "street"), DeviceInfo("P5", "panel", "d1", "mall")])
@@ -252,8 +252,8 @@ async def test_registered_device_that_never_reports_goes_offline(tmp_path) -> No
 
 
 async def test_bad_input_is_counted_not_fatal(tmp_path) -> None:
-    from alerting.pipeline import Pipeline
-    from contract.db import open_store
+    from firewatch.alerting.pipeline import Pipeline
+    from firewatch.contract.db import open_store
 
     store = await open_store(f"sqlite:///{tmp_path}/a.db")
     p = Pipeline(load({"clock": "wall", "max_clock_skew_s": 300}), store, Registry())

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from alerting.changes import AlertChange
-from alerting.escalation import Escalation, Escalator, acknowledge
-from alerting.notify.config import NotifyConfig, Route, Step
-from alerting.notify.delivery import Delivery, Dispatcher, Message
-from alerting.roster import load_yaml
-from contract.db import AuditEntry, Device, Store, open_store
+from firewatch.alerting.changes import AlertChange
+from firewatch.contract.db import AuditEntry, Device, Store, open_store
+from firewatch.notify.config import NotifyConfig, Route, Step
+from firewatch.notify.delivery import Delivery, Dispatcher, Message
+from firewatch.notify.escalation import Escalation, Escalator, acknowledge
+from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, add_alert, ntfy_posts, set_state
 from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from alerting.evaluate import evaluate
+from firewatch.bench.evaluate import evaluate
 
-SCENARIOS = Path(__file__).parent.parent / "alerting" / "scenarios"
+SCENARIOS = Path(__file__).parent.parent / "bench" / "scenarios"
 
 
 @pytest.mark.timeout(600)

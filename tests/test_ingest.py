@@ -16,13 +16,13 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
-from bench.ingest import IngestProcess
-from contract.credentials import hash_password
-from contract.db import Device, open_store
-from contract.influx import Influx
-from contract.settings import MqttSettings, Settings
+from firewatch.bench.ingest import IngestProcess
+from firewatch.contract.credentials import hash_password
+from firewatch.contract.db import Device, open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import MqttSettings, Settings
+from firewatch.ingest import Ingestor
 from firewatch.services import Mosquitto
-from ingest import Ingestor
 from tests.conftest import OwnServices
 
 NOW = int(time.time() * 1000) - 3_600_000
@@ -491,7 +491,7 @@ async def test_broker_restart_mid_stream_loses_nothing(
 async def test_a_device_registered_while_running_gets_its_site(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ingest.ingestor.SITES_REFRESH_S", 0.2)
+    monkeypatch.setattr("firewatch.ingest.ingestor.SITES_REFRESH_S", 0.2)
     store = await open_store(settings.store.url)
     ing = Ingestor(settings)
     await ing.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.spool import Spool
+from firewatch.ingest.spool import Spool
 
 
 def test_segments_survive_a_restart_in_order_and_a_torn_write_is_discarded(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import random
 import struct
 
-from contract.mqtt import Connection, Session, varint
+from firewatch.contract.mqtt import Connection, Session, varint
 from firewatch.services import Mosquitto
 
 

@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alerting.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
-from alerting.notify.channels import ChannelError, Channels, Outgoing, redact
-from alerting.notify.config import NotifyConfig, notify_config
-from alerting.notify.templates import Purpose, render
-from contract.db import Alert
-from contract.settings import Settings, SettingsError
+from firewatch.contract.db import Alert
+from firewatch.contract.settings import Settings, SettingsError
+from firewatch.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
+from firewatch.notify.channels import ChannelError, Channels, Outgoing, redact
+from firewatch.notify.config import NotifyConfig, notify_config
+from firewatch.notify.templates import Purpose, render
 
 SENT: list[tuple[str, str]] = []
 

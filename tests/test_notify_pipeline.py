@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from alerting.config import load as alerting_config
-from alerting.escalation import Escalator, acknowledge
-from alerting.notify.config import NotifyConfig, Route, Step
-from alerting.pipeline import Pipeline
-from alerting.roster import load_yaml
-from contract.db import Alert, Store, open_store
-from contract.payload import parse
+from firewatch.alerting.config import load as alerting_config
+from firewatch.alerting.pipeline import Pipeline
+from firewatch.contract.db import Alert, Store, open_store
+from firewatch.contract.payload import parse
+from firewatch.notify.config import NotifyConfig, Route, Step
+from firewatch.notify.escalation import Escalator, acknowledge
+from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, ntfy_posts
 
 

@@ -11,9 +11,9 @@ import apprise
 import pytest
 from typer.testing import CliRunner
 
-from alerting.roster import RosterError, load_yaml, next_handover, on_duty, resolve_targets
-from contract.db import Store, open_store
 from firewatch.cli import app
+from firewatch.contract.db import Store, open_store
+from firewatch.notify.roster import RosterError, load_yaml, next_handover, on_duty, resolve_targets
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROSTER = """

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from alerting.changes import AlertChange, ChangeFeed
-from alerting.escalation import Escalation, EscalationMember, Escalator
-from alerting.notify.config import NotifyConfig, Route, Step
-from alerting.roster import load_yaml
-from alerting.route import Router
-from contract.db import AuditEntry, Silence, Store, open_store
+from firewatch.alerting.changes import AlertChange, ChangeFeed
+from firewatch.contract.db import AuditEntry, Silence, Store, open_store
+from firewatch.notify.config import NotifyConfig, Route, Step
+from firewatch.notify.escalation import Escalation, EscalationMember, Escalator
+from firewatch.notify.roster import load_yaml
+from firewatch.notify.route import Router
 from tests.notify_servers import Clock, HttpSink, add_alert, set_state
 
 
@@ -140,7 +140,7 @@ async def test_a_water_main_alert_stands_for_its_hydrants(store: Store, sink: Ht
 
 
 async def _set_parent(store: Store, alert_id: int, parent_id: int) -> None:
-    from contract.db import Alert
+    from firewatch.contract.db import Alert
 
     async with store.session() as s, s.begin():
         (await s.get(Alert, alert_id)).parent_id = parent_id

@@ -3,7 +3,7 @@
 import httpx
 import paho.mqtt.client as mqtt
 
-from contract.settings import Settings
+from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
 
 

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from contract.kinds import Kind
-from contract.payload import PanelEvent, Reading, parse
 from firewatch.cli import app
-from simulators import INCIDENTS, Chaos, Fleet, Scenario, Tally, generate
+from firewatch.contract.kinds import Kind
+from firewatch.contract.payload import PanelEvent, Reading, parse
+from firewatch.simulators import INCIDENTS, Chaos, Fleet, Scenario, Tally, generate
 
 T0 = 1_763_800_000_000  # 2025-11-22 08:26 UTC
 HOUR = 3_600_000
@@ -317,7 +317,7 @@ def test_simulate_writes_registry_truth_and_messages_without_a_broker(tmp_path: 
 
     from sqlalchemy import func, select
 
-    from contract.db import Device, open_store
+    from firewatch.contract.db import Device, open_store
 
     async def count() -> int:
         store = await open_store(env["FIREWATCH_STORE__URL"])
@@ -357,7 +357,7 @@ def test_a_panel_fire_warms_the_cables_of_its_building_without_crossing_their_al
 async def test_registering_again_keeps_what_operators_set(tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from contract.db import Device, open_store
+    from firewatch.contract.db import Device, open_store
 
     url = f"sqlite:///{tmp_path}/fw.db"
     fleet = Fleet.build(12, seed=9)

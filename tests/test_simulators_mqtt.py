@@ -13,8 +13,8 @@ from pathlib import Path
 import aiomqtt
 import orjson
 
-from contract.settings import Settings
-from simulators import Chaos, Fleet, Pace, generate, publish
+from firewatch.contract.settings import Settings
+from firewatch.simulators import Chaos, Fleet, Pace, generate, publish
 
 T0 = 1_763_800_000_000
 HOUR = 3_600_000

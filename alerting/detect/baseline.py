@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerting.detect.arrays import grown
-from alerting.rules import Params, Rule
-from contract.kinds import SPECS
+from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.rules import Params, Rule
+from firewatch.contract.kinds import SPECS
 
 CLIP = 4.0
 MIN_READINGS = 10

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerting.detect.arrays import grown
-from alerting.rules import Params
+from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.rules import Params
 
 
 class Heartbeats:

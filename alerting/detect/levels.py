@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alerting.detect.arrays import grown
-from alerting.rules import Params, Rule
+from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.rules import Params, Rule
 
 NAN = float("nan")
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alerting.config import AlertingConfig
-from alerting.detect.heartbeat import Heartbeats
-from alerting.registry import DeviceInfo, Registry
-from alerting.rules import RULES, Params
-from alerting.signal import Signal
-from contract.payload import PanelEvent
+from firewatch.alerting.config import AlertingConfig
+from firewatch.alerting.detect.heartbeat import Heartbeats
+from firewatch.alerting.registry import DeviceInfo, Registry
+from firewatch.alerting.rules import RULES, Params
+from firewatch.alerting.signal import Signal
+from firewatch.contract.payload import PanelEvent
 
 Point = tuple[int | None, int | None]
 

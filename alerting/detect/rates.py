@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerting.detect.arrays import grown
-from alerting.rules import Params, Rule
+from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.rules import Params, Rule
 
 MIN_SPAN_MS = 60_000
 

@@ -17,19 +17,19 @@ from operator import attrgetter
 
 import numpy as np
 
-from alerting.config import AlertingConfig
-from alerting.detect.arrays import grown
-from alerting.detect.baseline import Baseline, Drift
-from alerting.detect.heartbeat import Heartbeats
-from alerting.detect.levels import Change, LevelEngine
-from alerting.detect.rates import Rates
-from alerting.detect.sensor import Frozen, Jumps
-from alerting.detect.thresholds import Thresholds
-from alerting.registry import DeviceInfo, Registry
-from alerting.rules import READING_RULES, RULES
-from alerting.signal import Signal
-from contract.kinds import SPECS
-from contract.payload import Reading
+from firewatch.alerting.config import AlertingConfig
+from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.detect.baseline import Baseline, Drift
+from firewatch.alerting.detect.heartbeat import Heartbeats
+from firewatch.alerting.detect.levels import Change, LevelEngine
+from firewatch.alerting.detect.rates import Rates
+from firewatch.alerting.detect.sensor import Frozen, Jumps
+from firewatch.alerting.detect.thresholds import Thresholds
+from firewatch.alerting.registry import DeviceInfo, Registry
+from firewatch.alerting.rules import READING_RULES, RULES
+from firewatch.alerting.signal import Signal
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.payload import Reading
 
 NAN = float("nan")
 _ts = attrgetter("ts_ms")

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contract.settings import Settings, SettingsError
+from firewatch.contract.settings import Settings, SettingsError
 
 MATCH_FIELDS = ("severity", "kind", "district", "site")
 GROUP_FIELDS = ("district", "site", "kind", "rule", "device_id", "zone", "severity")

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 import apprise
 import httpx
 
-from alerting.notify.channels.base import Channel, ChannelError, Outgoing
-from alerting.notify.channels.gateway import GatewayChannel, load_gateway
-from alerting.notify.channels.phone import AppriseChannel
-from alerting.notify.channels.webhook import WebhookChannel
-from alerting.notify.config import NotifyConfig
+from firewatch.notify.channels.base import Channel, ChannelError, Outgoing
+from firewatch.notify.channels.gateway import GatewayChannel, load_gateway
+from firewatch.notify.channels.phone import AppriseChannel
+from firewatch.notify.channels.webhook import WebhookChannel
+from firewatch.notify.config import NotifyConfig
 
 __all__ = ["Channel", "ChannelError", "Channels", "Outgoing", "redact", "try_channels"]
 

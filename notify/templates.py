@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from contract.db import Alert
+from firewatch.contract.db import Alert
 
 
 class Purpose(StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from alerting.notify.channels.base import ChannelError, Outgoing
+from firewatch.notify.channels.base import ChannelError, Outgoing
 
 
 class WebhookChannel:

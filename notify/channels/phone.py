@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 import apprise
 
-from alerting.notify.channels.base import ChannelError, Outgoing
+from firewatch.notify.channels.base import ChannelError, Outgoing
 
 _NTFY_PRIORITY = {"fire": "max", "critical": "high", "warning": "default", "info": "low"}
 

@@ -3,7 +3,7 @@
 The last stage of the alerting pipeline. Each paged group of alerts has one
 `Escalation` row holding its timer (`next_ms`, on the platform clock) and its
 place in the chain; the row moves on in the same transaction that records the
-messages of the step (see `alerting.notify.delivery`), and a version column
+messages of the step (see `notify.delivery`), and a version column
 makes a tick that raced with an acknowledgement from the api give up instead
 of paging. So after a crash or restart the timers go on where they were: no
 step is lost and none is planned twice.
@@ -30,14 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
-from alerting.changes import AlertChange, Subscription
-from alerting.notify.acklink import AckSigner, Claim
-from alerting.notify.config import NotifyConfig, Route
-from alerting.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
-from alerting.notify.templates import Purpose, render, render_handover, word
-from alerting.roster import Duty, DutyGroup, Person, on_duty, resolve_targets
-from alerting.route import Router, covering_silence
-from contract.db import Alert, AuditEntry, Base, Device, Store, now_ms
+from firewatch.alerting.changes import AlertChange, Subscription
+from firewatch.contract.db import Alert, AuditEntry, Base, Device, Store, now_ms
+from firewatch.notify.acklink import AckSigner, Claim
+from firewatch.notify.config import NotifyConfig, Route
+from firewatch.notify.delivery import HELD, PENDING, SENT, Dispatcher, Message
+from firewatch.notify.roster import Duty, DutyGroup, Person, on_duty, resolve_targets
+from firewatch.notify.route import Router, covering_silence
+from firewatch.notify.templates import Purpose, render, render_handover, word
 
 log = logging.getLogger(__name__)
 

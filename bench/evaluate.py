@@ -41,11 +41,11 @@ import orjson
 import yaml
 from sqlalchemy import select
 
-from alerting.service import AlertingService
-from contract.db import Alert, AuditEntry
-from contract.influx import Influx
-from contract.settings import Settings, SettingsError
-from contract.topics import parse_topic
+from firewatch.alerting.service import AlertingService
+from firewatch.contract.db import Alert, AuditEntry
+from firewatch.contract.influx import Influx
+from firewatch.contract.settings import Settings, SettingsError
+from firewatch.contract.topics import parse_topic
 
 MIN = 60_000
 STANDARD, EARLY = "standard", "early"
@@ -135,9 +135,9 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
     """Publish the scenario through broker, ingest and alerting; collect the alerts."""
+    from firewatch.ingest import Ingestor
     from firewatch.services import InfluxD, Mosquitto
-    from ingest import Ingestor
-    from simulators import Chaos, Fleet, Pace, Scenario, generate, parse_duration, publish
+    from firewatch.simulators import Chaos, Fleet, Pace, Scenario, generate, parse_duration, publish
 
     fleet = Fleet.build(**doc.get("fleet", {}))
     duration = parse_duration(doc.get("duration", "1d"))

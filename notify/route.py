@@ -17,8 +17,8 @@ from fnmatch import fnmatchcase
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerting.notify.config import MATCH_FIELDS, Inhibit, NotifyConfig, Route
-from contract.db import Alert, Silence
+from firewatch.contract.db import Alert, Silence
+from firewatch.notify.config import MATCH_FIELDS, Inhibit, NotifyConfig, Route
 
 OPEN_STATES = ("firing", "acknowledged")
 

@@ -20,7 +20,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contract.db import Base, Store
+from firewatch.contract.db import Base, Store
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -282,7 +282,7 @@ async def resolve_targets(
 
 async def load_file(store_url: str, path: Path) -> RosterIn:
     """`firewatch roster load`: open the store, replace the roster, close."""
-    from contract.db import open_store
+    from firewatch.contract.db import open_store
 
     store = await open_store(store_url)
     try:
@@ -293,7 +293,7 @@ async def load_file(store_url: str, path: Path) -> RosterIn:
 
 async def duty_now(store_url: str, now_ms: int, zone: ZoneInfo) -> tuple[Duty, Duty | None]:
     """`firewatch roster now`: who is on duty, and the next handover."""
-    from contract.db import open_store
+    from firewatch.contract.db import open_store
 
     store = await open_store(store_url)
     try:
@@ -305,7 +305,7 @@ async def duty_now(store_url: str, now_ms: int, zone: ZoneInfo) -> tuple[Duty, D
 
 async def dump_yaml(store_url: str) -> str:
     """`firewatch roster show`: the stored roster as YAML that `roster load` takes back."""
-    from contract.db import open_store
+    from firewatch.contract.db import open_store
 
     store = await open_store(store_url)
     try:
@@ -318,7 +318,7 @@ async def dump_yaml(store_url: str) -> str:
 
 async def person(store_url: str, person_id: str) -> Person | None:
     """`firewatch roster test`: one person and their channels."""
-    from contract.db import open_store
+    from firewatch.contract.db import open_store
 
     store = await open_store(store_url)
     try:

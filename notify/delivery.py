@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerting.notify.channels import ChannelError, Channels, Outgoing, redact
-from alerting.notify.config import NotifyConfig
-from contract.db import Base, Store, now_ms
+from firewatch.contract.db import Base, Store, now_ms
+from firewatch.notify.channels import ChannelError, Channels, Outgoing, redact
+from firewatch.notify.config import NotifyConfig
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
-from alerting.notify.channels.base import ChannelError, Outgoing
-from alerting.notify.config import Gateway as GatewaySpec
+from firewatch.notify.channels.base import ChannelError, Outgoing
+from firewatch.notify.config import Gateway as GatewaySpec
 
 
 class Gateway(Protocol):
