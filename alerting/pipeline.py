@@ -190,6 +190,25 @@ class Pipeline:
             signals += self.timers(self.clock_ms)
         return await self._apply(signals, self.clock_ms)
 
+    def teach(self, records: Iterable[Record]) -> None:
+        """A training window (replay's `--learn`): the readings teach the learned detectors, nothing is raised."""
+        for det in self.readings.values():
+            det.teaching = True
+        try:
+            for part in _slices(records):
+                self.detect(part)
+                self._advance()
+                self.timers(self.clock_ms)
+        finally:
+            for det in self.readings.values():
+                det.teaching = False
+
+    def commission(self, now_ms: int) -> None:
+        """End of a training window: what was learned is the device's normal from `now_ms`, every level clear."""
+        self.clock_ms = max(self.clock_ms, now_ms)
+        for det in self.readings.values():
+            det.commission()
+
     async def tick(self, now_ms: int) -> list[AlertChange]:
         return await self._apply(self.timers(now_ms), now_ms)
 

@@ -479,28 +479,57 @@ def alerting_cmd(
 @app.command("replay")
 def replay_cmd(
     file: Annotated[Path, typer.Argument(help="CSV of recorded readings, any separator, with a time column.")],
-    device: Annotated[str, typer.Option(help="Device id the readings belong to.")],
     kind: Annotated[str, typer.Option(help="Device kind: electrical, hydrant or pump.")],
+    device: Annotated[str | None, typer.Option(help="Device id the readings belong to.")] = None,
+    device_column: Annotated[
+        str | None, typer.Option(help="Column naming each row's device, for a file of several devices.")
+    ] = None,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="column=metric, when a column is not named as the metric.")
     ] = None,
     time_column: Annotated[str | None, typer.Option(help="Time column (ISO-8601, epoch s or ms).")] = None,
+    learn: Annotated[
+        str | None, typer.Option(help="Training window: ROWS (400) or a DURATION (6h) per device; raises nothing.")
+    ] = None,
     district: Annotated[str, typer.Option(help="District the device is in (for district overrides).")] = "replay",
     site: Annotated[str, typer.Option(help="Site of the device (for site overrides).")] = "",
 ) -> None:
-    """Replay recorded readings through the detectors in event time; alerts as JSON lines."""
+    """Replay recorded readings through the detectors in event time; alerts as JSON lines, a summary on stderr."""
     from firewatch.alerting import replay
 
-    replay.main(settings(), file, device, kind, map_ or [], time_column, district, site)
+    replay.main(settings(), file, device, kind, map_ or [], time_column, district, site, device_column, learn)
 
 
 @app.command("eval")
 def eval_cmd(
-    scenario: Annotated[Path, typer.Option(help="Labelled scenario YAML (see bench/scenarios/).")],
+    scenario: Annotated[Path | None, typer.Option(help="Labelled scenario YAML (see bench/scenarios/).")] = None,
+    recorded: Annotated[
+        list[Path] | None, typer.Option(help="A labelled recording (CSV) or a folder of them, replayed and scored.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Anomaly windows as JSON: {file: [[start, end], ...]} or [[start, end], ...].")
+    ] = None,
+    label_column: Annotated[str | None, typer.Option(help="Per-row label column (1 = anomalous) instead.")] = None,
+    kind: Annotated[str, typer.Option(help="Recordings: the device kind they are replayed as.")] = "pump",
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Recordings: column=metric.")] = None,
+    device_column: Annotated[str | None, typer.Option(help="Recordings: the column naming the device.")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Recordings: the time column.")] = None,
+    learn: Annotated[str | None, typer.Option(help="Recordings: training window, ROWS or DURATION.")] = None,
+    scale: Annotated[
+        bool, typer.Option(help="Recordings: map each column linearly into its metric's physical range.")
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run a labelled scenario through broker, ingest and alerting; score alerts against the truth."""
-    from firewatch.alerting import evaluate
+    """Score alerts against the truth: a simulated scenario through broker, ingest and alerting, or
+    labelled recordings through replay (per-point precision, recall, F1, false-alarm rate, window score)."""
+    if recorded:
+        from firewatch.bench import recorded as rec
+
+        raise typer.Exit(rec.main(settings(), recorded, labels, label_column, kind, map_ or [], device_column,
+                                  time_column, learn, scale, json))
+    if scenario is None:
+        raise typer.BadParameter("give --scenario FILE or --recorded FILE --labels FILE")
+    from firewatch.bench import evaluate
 
     raise typer.Exit(evaluate.main(scenario, json))
 

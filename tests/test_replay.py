@@ -59,3 +59,67 @@ def test_replay_refuses_what_it_cannot_read_with_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no column is a electrical metric" in r.stderr
     r = run("replay", str(f), "--device", "E7", "--kind", "electrical", "--map", "foo=volts")
     assert r.returncode == 2 and "electrical has no metric 'volts'" in r.stderr
+
+
+def _pump_rig(tmp_path: Path, n: int = 900, shuffle: bool = True) -> Path:
+    """A 1 Hz pump rig: a 90 s vibration fault at rows 300..389 whose rows also carry a broken pressure value."""
+    import random
+
+    lines = []
+    for i in range(n):
+        vib = 12.0 if 300 <= i < 390 else 2.0 + 0.1 * (i % 5)
+        pressure = "-0.27" if 300 <= i < 390 and i % 10 == 0 else f"{0.45 + 0.01 * (i % 3):.2f}"
+        lines.append(f"{T0 + i};{pressure};{30 + i % 4};{20 + 0.2 * (i % 5):.1f};380;41;{vib}")
+    if shuffle:
+        random.Random(4).shuffle(lines)
+    f = tmp_path / "rig.csv"
+    f.write_text("datetime;pressure_mpa;flow_lps;current_a;voltage_v;temp_c;vibration_mm_s\n" + "\n".join(lines) + "\n")
+    return f
+
+
+def test_replay_of_a_1hz_rig_in_any_row_order_keeps_event_time(tmp_path: Path) -> None:
+    """Issue 12: ends before starts, offline on a device reporting every second, rows dropped for one bad value."""
+    r = run("replay", str(_pump_rig(tmp_path)), "--device", "RIG", "--kind", "pump")
+    assert r.returncode == 0, r.stderr
+    alerts = [orjson.loads(x) for x in r.stdout.splitlines()]
+    assert all(a["end_ms"] is None or a["end_ms"] >= a["start_ms"] for a in alerts), alerts
+    assert [a["start_ms"] for a in alerts] == sorted(a["start_ms"] for a in alerts)
+    assert not [a for a in alerts if a["rule"] == "offline"]
+    (vib,) = [a for a in alerts if a["rule"] == "vibration_high"]
+    # the fault's rows with a broken pressure still carry their vibration: for_s 60 from row 300
+    assert vib["start_ms"] == (T0 + 360) * 1000 and vib["end_ms"] == (T0 + 390) * 1000
+    (bad,) = [a for a in alerts if a["rule"] == "sensor_impossible"]
+    assert bad["start_ms"] == (T0 + 320) * 1000  # the third refused value, at its own time
+    assert "reporting period 1 s (learned from the file)" in r.stderr
+    assert "vibration_high: 1 alert(s) (1 critical), 30 s in alert" in r.stderr
+
+
+def test_replay_learn_window_teaches_and_raises_nothing(tmp_path: Path) -> None:
+    f = _pump_rig(tmp_path, shuffle=False)
+    r = run("replay", str(f), "--device", "RIG", "--kind", "pump", "--learn", "400")
+    assert r.returncode == 0, r.stderr
+    assert [a["rule"] for a in map(orjson.loads, r.stdout.splitlines())] == []
+    assert "400 readings only taught the detectors" in r.stderr and "nothing fired" in r.stderr
+    r = run("replay", str(f), "--device", "RIG", "--kind", "pump", "--learn", "5min")
+    rules = [a["rule"] for a in map(orjson.loads, r.stdout.splitlines())]
+    assert "vibration_high" in rules  # 300 s of learning end at row 300, before the fault
+    r = run("replay", str(f), "--device", "RIG", "--kind", "pump", "--learn", "soon")
+    assert r.returncode == 2 and "--learn 'soon'" in r.stderr
+
+
+def test_replay_of_several_devices_in_one_file(tmp_path: Path) -> None:
+    lines = ["ts,meter,residual_ma"]
+    for i in range(200):
+        lines.append(f"{T0 + 60 * i},A1,{400 if 50 <= i < 60 else 80}")
+        if i % 2 == 0:  # B2 reports every two minutes and is never offline for it
+            lines.append(f"{T0 + 60 * i + 7},B2,{350 if i >= 150 else 90}")
+    f = tmp_path / "two.csv"
+    f.write_text("\n".join(lines) + "\n")
+    r = run("replay", str(f), "--device-column", "meter", "--kind", "electrical")
+    assert r.returncode == 0, r.stderr
+    alerts = [(a["device_id"], a["rule"], a["start_ms"], a["end_ms"]) for a in map(orjson.loads, r.stdout.splitlines())]
+    assert alerts == [("A1", "residual_current", (T0 + 3000) * 1000, (T0 + 3600) * 1000),
+                      ("B2", "residual_current", (T0 + 9007) * 1000, None)]
+    assert "2 device(s)" in r.stderr and "reporting period 60 s/120 s" in r.stderr
+    r = run("replay", str(f), "--kind", "electrical")
+    assert r.returncode == 2 and "--device-column" in r.stderr

@@ -58,6 +58,14 @@ class _Learned:
             x[:, i] = v[:, cols[0]] if len(cols) == 1 else self.reduce[i].reduce(v[:, cols], axis=1)
         return x
 
+    teaching = False
+    """Set during a training window (replay's `--learn`); these stages learn the same either way."""
+
+    def commission(self, n: int) -> None:
+        """The warm-up is over for every slot that has seen readings: a training window replaced it."""
+        first = self.first_ts[:n]
+        first[first > 0] = 1
+
     def export(self, slot: int) -> dict[str, list[float]]:
         names = ("first_ts", "last_ts", *self.state_names)
         return {

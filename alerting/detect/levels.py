@@ -154,6 +154,12 @@ class LevelEngine:
         cells = np.nonzero(due)
         return self._commit(cells, ps[cells])
 
+    def clear(self, n: int) -> None:
+        """Every level of the first `n` slots back to clear, nothing pending (the end of a training window)."""
+        self.level[:n] = 0
+        self.pend_since[:n] = 0
+        self.pend_level[:n] = 0
+
     def restore(self, slot: int, rule: int, level: int) -> None:
         """Set a level remembered from an open alert, so a restart neither refires nor forgets it."""
         self.level[slot, rule] = level

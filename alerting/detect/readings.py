@@ -64,8 +64,29 @@ class ReadingDetector:
         self.bad_window_ms = np.zeros(0, dtype=np.int64)
         self.bad_count = np.zeros(0, dtype=np.int64)
         self.bad_needed = np.zeros(0, dtype=np.int64)
+        self._teaching = False
         self.stale = 0
         """Readings older than the newest one already seen from their device (redeliveries)."""
+
+    @property
+    def teaching(self) -> bool:
+        """True while a training window runs: learned stages take every reading and fit nothing yet."""
+        return self._teaching
+
+    @teaching.setter
+    def teaching(self, on: bool) -> None:
+        self._teaching = on
+        for stage in self.learned:
+            stage.teaching = on
+
+    def commission(self) -> None:
+        """After a training window: learned stages speak from now on, and no level is raised yet."""
+        n = len(self.devices)
+        for stage in self.learned:
+            stage.commission(n)
+        self.levels.clear(n)
+        self.heartbeats.offline[:n] = False
+        self.bad_ts[:n] = self.bad_count[:n] = 0
 
     @property
     def learned(self) -> list[Baseline | Drift]:

@@ -1,0 +1,113 @@
+"""`firewatch eval --recorded`: labelled recordings replayed and scored per point and per window."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firewatch.alerting import replay
+from firewatch.bench import recorded
+from firewatch.contract.settings import Settings
+
+T0 = 1_790_000_000
+NAB = Path("/work/shared/data/nab-dev")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from firewatch.cli import main; main()", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+
+
+def _hydrant(tmp_path: Path) -> Path:
+    """Minute readings; pressure lost at rows 100..149; the label marks rows 90..149."""
+    lines = ["time,pressure_mpa,anomaly"]
+    for i in range(300):
+        p = 0.08 if 100 <= i < 150 else 0.30 + 0.002 * (i % 3)
+        lines.append(f"{T0 + 60 * i},{p},{1 if 90 <= i < 150 else 0}")
+    f = tmp_path / "h.csv"
+    f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+def test_per_point_and_window_scores_of_a_labelled_column(tmp_path: Path) -> None:
+    r = run("eval", "--recorded", str(_hydrant(tmp_path)), "--label-column", "anomaly", "--kind", "hydrant",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    total = orjson.loads(r.stdout)["total"]
+    # alerted exactly while the pressure was lost: rows 100..149 of the 60 labelled
+    assert (total["tp"], total["fp"], total["fn"], total["tn"]) == (50, 0, 10, 240)
+    assert (total["precision"], total["recall"], total["f1"], total["false_alarm_rate"]) == (1.0, 0.8333, 0.9091, 0.0)
+    assert (total["windows"], total["windows_found"], total["false_alarms"]) == (1, 1, 0)
+    assert 0 < total["window_score"] < 100 and total["delay_s_p50"] == 600.0
+
+
+def test_windows_from_json_and_an_early_alarm_scores_higher(tmp_path: Path) -> None:
+    f = _hydrant(tmp_path)
+    late = tmp_path / "late.json"
+    iso = [datetime.fromtimestamp(T0 + 60 * i, UTC).strftime("%Y-%m-%d %H:%M:%S.%f") for i in (110, 160)]
+    late.write_text(orjson.dumps({"realX/h.csv": [iso]}).decode())  # NAB's shape; starts after the alert did
+    early = tmp_path / "early.json"
+    early.write_text(orjson.dumps([[(T0 + 60 * 99) * 1000, (T0 + 60 * 149) * 1000]]).decode())
+    scores = {}
+    for name, labels in (("late", late), ("early", early)):
+        r = run("eval", "--recorded", str(f), "--labels", str(labels), "--kind", "hydrant", "--json")
+        assert r.returncode == 0, r.stderr
+        scores[name] = orjson.loads(r.stdout)["total"]
+    assert scores["early"]["windows_found"] == 1 and scores["early"]["window_score"] > 95
+    assert scores["late"]["windows_found"] == 0 and scores["late"]["false_alarms"] >= 1
+    assert scores["late"]["window_score"] < 0  # worse than reporting nothing
+
+
+def test_bad_labels_and_missing_files_are_named(tmp_path: Path) -> None:
+    f = _hydrant(tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"h.csv": [["2026-01-02", "2026-01-01"]]}')
+    r = run("eval", "--recorded", str(f), "--labels", str(bad), "--kind", "hydrant")
+    assert r.returncode == 2 and "ends before it starts" in r.stderr
+    r = run("eval", "--recorded", str(tmp_path / "nope.csv"), "--labels", str(bad), "--kind", "hydrant")
+    assert r.returncode == 2 and "no such file" in " ".join(r.stderr.split())
+    r = run("eval", "--recorded", str(f), "--kind", "hydrant")
+    assert r.returncode == 2 and "--labels" in r.stderr
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789,.;\t -:TZe\nabx")), max_size=400))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_replay_reader_takes_any_text_or_says_why(text: str) -> None:
+    try:
+        rec = replay.read(io.StringIO("time,pressure_mpa\n" + text), "H", "hydrant", "d", [], None, quiet=True)
+    except replay.ReplayError:
+        return
+    assert all(0 <= r.metrics.get("pressure_mpa", 0) <= 2.5 for r in rec.readings)
+    assert [r.ts_ms for r in rec.readings] == sorted(r.ts_ms for r in rec.readings)
+
+
+@given(st.text(max_size=30))
+def test_learn_option_parses_or_says_why(text: str) -> None:
+    try:
+        rows, ms = replay.parse_learn(text)
+    except replay.ReplayError as exc:
+        assert "--learn" in str(exc)
+        return
+    assert rows >= 0 and ms >= 0
+
+
+@pytest.mark.skipif(not NAB.exists(), reason="the development recordings are not on this machine")
+@pytest.mark.timeout(300)
+def test_nab_development_recordings(capsys: pytest.CaptureFixture[str]) -> None:
+    """The 22 real recordings as a load-driven electrical metric; the figures are printed, never tuned per file."""
+    opt = recorded.Options("electrical", ["value=current_a_a"], None, None, None, (0, 0), True)
+    result = recorded.evaluate(Settings(), [NAB / "data"], NAB / "labels" / "combined_windows.json", opt)
+    with capsys.disabled():
+        print()
+        recorded.print_table(result)
+    total = result["total"]
+    assert len(result["files"]) == 22 and total["windows"] == 43
+    assert total["tp"] + total["fp"] + total["fn"] + total["tn"] == total["rows"]
