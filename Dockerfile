@@ -11,6 +11,7 @@ COPY api api
 COPY dashboards dashboards
 COPY simulators simulators
 COPY bench bench
+COPY supervision supervision
 COPY firewatch firewatch
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
 

@@ -25,21 +25,28 @@ from firewatch.api import (
     auth,
     devices,
     errors,
+    hazards,
     health,
     readings,
+    reports_public,
     roster,
     silences,
     stats,
     stream,
+    units,
 )
 from firewatch.api.auth import Authenticator
 from firewatch.api.context import Context
 from firewatch.api.health import Metrics, RequestMetrics
 from firewatch.api.live import Feed, Listener
+from firewatch.api.reports_public import Limits
 from firewatch.api.responses import ChangeCache
+from firewatch.api.supervision_runtime import Runtime
 from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
+from firewatch.supervision import AppriseMessenger, PhotoStore, Supervisor
+from firewatch.supervision import load as supervision_config
 
 STATIC = Path(str(files("firewatch.api") / "static"))
 
@@ -48,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     """Raises SettingsError (exit 2 from the CLI) when the [alerting] thresholds are wrong."""
     metrics = Metrics()
     thresholds = alerting_config.load(settings.alerting)
+    supervision = supervision_config(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,10 +67,17 @@ def create_app(settings: Settings) -> FastAPI:
             settings, store, influx, feed, listener, metrics, thresholds, ChangeCache()
         )
         app.state.auth = Authenticator(store)
+        supervisor = Supervisor(store, supervision, AppriseMessenger(), settings.api.public_url)
+        app.state.supervision = Runtime(
+            supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes)
+        )
+        p = supervision.public
+        app.state.public_limits = Limits(p.per_address_per_hour, p.per_phone_per_day, p.total_per_minute)
         feed.last_id = await feed.head()
-        tasks = [
-            asyncio.create_task(t) for t in (feed.run(), listener.run(), listener.record_statuses())
-        ]
+        jobs = [feed.run(), listener.run(), listener.record_statuses()]
+        if supervision.enabled:
+            jobs.append(supervisor.run())
+        tasks = [asyncio.create_task(t) for t in jobs]
         try:
             yield
         finally:
@@ -84,7 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     errors.install(app)
-    for module in (auth, devices, readings, alerts, silences, roster, stream, stats, health, ack):
+    for module in (auth, devices, readings, alerts, silences, roster, stream, stats, health, ack,
+                   units, hazards, reports_public):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -92,6 +108,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def console() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/m", include_in_schema=False)
+    async def mobile() -> FileResponse:
+        """The phone page of a unit's manager or a maintenance engineer (their orders)."""
+        return FileResponse(STATIC / "mobile.html", headers={"Cache-Control": "no-cache"})
 
     return app
 

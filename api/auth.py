@@ -1,7 +1,10 @@
-"""API tokens and roles: viewer < operator < admin.
+"""API tokens and roles: viewer < operator < admin, and the scoped roles unit and maintenance.
 
 A viewer watches; an operator acknowledges, resolves, comments and silences;
-an admin also manages devices, the duty roster and tokens. The token's name is
+an admin also manages devices, the duty roster and tokens. A `unit` token (a
+unit's manager) or a `maintenance` token (a maintenance company's engineer) ranks
+below viewer, so every center endpoint refuses it; the supervision endpoints let it
+see its own units only (api/scope.py). The token's name is
 the actor written to the audit trail. The console logs in once with a token and
 then rides on an HttpOnly, SameSite=Strict cookie, which is also how the
 browser's EventSource (which cannot send headers) authenticates the stream.
@@ -27,8 +30,10 @@ from firewatch.api.fields import IdPath, Name
 from firewatch.api.tables import ApiToken
 from firewatch.contract.db import Store, now_ms, open_store
 
-Role = Literal["viewer", "operator", "admin"]
-RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+Role = Literal["unit", "maintenance", "viewer", "operator", "admin"]
+RANK: dict[str, int] = {"unit": -1, "maintenance": -1, "viewer": 0, "operator": 1, "admin": 2}
+SCOPED_ROLES = ("unit", "maintenance")
+"""Roles whose token sees only the units its scope names (supervision's TokenScope)."""
 COOKIE = "firewatch_token"
 CACHE_S = 10.0
 """A token revoked by another process stops working within this long; via the api, at once."""
@@ -114,6 +119,8 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+Member = Annotated[Principal, Depends(require("unit"))]
+"""Any valid token, scoped or not."""
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -134,7 +141,10 @@ class Me(BaseModel):
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    role: Role
+    role: Literal["viewer", "operator", "admin"] = Field(
+        description="unit and maintenance tokens are made per unit or company: "
+        "POST /api/v1/units/{id}/tokens, POST /api/v1/companies/{id}/tokens"
+    )
 
 
 class TokenOut(BaseModel):
@@ -175,7 +185,7 @@ async def logout(response: Response) -> Response:
 
 
 @router.get("/session", response_model=Me, summary="Who the presented token belongs to")
-async def me(who: Viewer) -> Me:
+async def me(who: Member) -> Me:
     return Me(name=who.name, role=who.role)
 
 

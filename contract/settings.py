@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     """Owned and validated by the alerting part (thresholds per kind, district, site, device)."""
     notify: dict[str, Any] = Field(default_factory=dict)
     """Owned and validated by the notify stages of alerting."""
+    supervision: dict[str, Any] = Field(default_factory=dict)
+    """Owned and validated by the supervision part (hazard thresholds, deadlines, photos)."""
 
     @classmethod
     def settings_customise_sources(

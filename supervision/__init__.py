@@ -1,0 +1,76 @@
+"""The supervision part: units and their people, maintenance companies, and hazard work orders
+(隐患整改闭环) opened from the alert store, verified from the platform's data, escalated when overdue."""
+
+from firewatch.supervision.config import SupervisionConfig, load
+from firewatch.supervision.credit_code import CreditCodeError, validate
+from firewatch.supervision.hazards import Acted, act, history, still_failing
+from firewatch.supervision.messages import AppriseMessenger, Messenger, Outgoing
+from firewatch.supervision.models import (
+    Contact,
+    HazardOrder,
+    MaintenanceCompany,
+    TokenScope,
+    Unit,
+    UnitSite,
+)
+from firewatch.supervision.photos import PhotoError, PhotoStore
+from firewatch.supervision.registry import (
+    CSV_COLUMNS,
+    CompanyIn,
+    ContactIn,
+    ContactRole,
+    UnitCategory,
+    UnitIn,
+    read_csv,
+)
+from firewatch.supervision.states import (
+    ASSIGNEE,
+    ASSIGNEE_STATES,
+    CENTER,
+    OPEN_STATES,
+    Action,
+    HazardCategory,
+    HazardSeverity,
+    HazardState,
+    MoveError,
+)
+from firewatch.supervision.supervisor import Supervisor
+
+__all__ = [
+    "ASSIGNEE",
+    "ASSIGNEE_STATES",
+    "CENTER",
+    "CSV_COLUMNS",
+    "OPEN_STATES",
+    "Acted",
+    "Action",
+    "AppriseMessenger",
+    "CompanyIn",
+    "Contact",
+    "ContactIn",
+    "ContactRole",
+    "CreditCodeError",
+    "HazardCategory",
+    "HazardOrder",
+    "HazardSeverity",
+    "HazardState",
+    "MaintenanceCompany",
+    "Messenger",
+    "MoveError",
+    "Outgoing",
+    "PhotoError",
+    "PhotoStore",
+    "SupervisionConfig",
+    "Supervisor",
+    "TokenScope",
+    "Unit",
+    "UnitCategory",
+    "UnitIn",
+    "UnitSite",
+    "act",
+    "history",
+    "load",
+    "read_csv",
+    "still_failing",
+    "validate",
+]

@@ -1,0 +1,235 @@
+"""The supervisor: follows the alerts through the store, opens hazard orders, escalates overdue ones.
+
+It runs inside the api process (one task beside the live feed): it needs only the
+store, and the api is already the process every console and phone talks to. Two api
+processes may both run it: an order's `source_key` is unique and an escalation is
+claimed by a guarded UPDATE, so nothing is opened or sent twice.
+
+Its clock is event time by default (the newest event time alerting has stored), so
+a fault left unrepaired 24 h in a replayed month opens its order at the same event
+time as it did live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy import and_, exists, false, func, or_, select, update
+
+from firewatch.contract.db import Alert, AlertState, Store
+from firewatch.supervision.config import SupervisionConfig
+from firewatch.supervision.hazards import (
+    DAY_MS,
+    FALSE_ALARM_RULE,
+    OPEN_ALERT,
+    SEVERITY,
+    SOURCE_RULES,
+)
+from firewatch.supervision.messages import Messenger, Outgoing
+from firewatch.supervision.models import Contact, HazardOrder, MaintenanceCompany, Unit, UnitSite
+from firewatch.supervision.states import ASSIGNEE_STATES, HazardCategory, HazardState
+
+log = logging.getLogger(__name__)
+LABEL = {
+    HazardCategory.FAULT_UNREPAIRED: "故障超时未修复 fault unrepaired",
+    HazardCategory.SHIELDED: "点位长期屏蔽 points shielded too long",
+    HazardCategory.PRESSURE_LOW: "消防水压长时间低于下限 fire water pressure below its floor",
+    HazardCategory.OFFLINE: "设备离线超过一天 device offline",
+    HazardCategory.FALSE_ALARMS: "误报过多 too many false alarms",
+}
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: Store,
+        config: SupervisionConfig,
+        messenger: Messenger,
+        public_url: str,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.messenger = messenger
+        self.public_url = public_url.rstrip("/")
+        self.wall_ms = wall_ms
+        self.event_ms = 0
+        self._seen_updated = 0
+
+    async def now(self) -> int:
+        """The supervisor's clock: the newest stored event time, or the wall clock (`clock = "wall"`)."""
+        if self.config.clock == "wall":
+            return self.wall_ms()
+        async with self.store.session() as s:
+            q = select(func.max(Alert.last_seen_ms), func.max(Alert.updated_ms))
+            if self._seen_updated:
+                q = q.where(Alert.updated_ms >= self._seen_updated - 60_000)
+            latest, updated = (await s.execute(q)).one()
+        self.event_ms = max(self.event_ms, latest or 0)
+        self._seen_updated = max(self._seen_updated, updated or 0)
+        return self.event_ms
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("supervision sweep failed; retrying in %s s", self.config.interval_s)
+            await asyncio.sleep(self.config.interval_s)
+
+    async def sweep(self) -> list[HazardOrder]:
+        """One pass: open what has become a hazard, escalate what is overdue; returns the orders opened."""
+        now = await self.now()
+        opened = await self._open_from_alerts(now) + await self._open_false_alarms(now)
+        for order in opened:
+            await self._tell_assignees(order)
+        await self._escalate(now)
+        return opened
+
+    async def _open_from_alerts(self, now: int) -> list[HazardOrder]:
+        opened: list[HazardOrder] = []
+        for category, rules in SOURCE_RULES.items():
+            async with self.store.session() as s:
+                q = select(Alert).where(
+                    Alert.rule.in_(rules),
+                    Alert.state.in_(OPEN_ALERT),
+                    Alert.device_id != "",
+                    Alert.started_ms <= now - self.config.hold_ms(category),
+                    ~exists().where(HazardOrder.alert_id == Alert.id),
+                    ~exists().where(and_(HazardOrder.device_id == Alert.device_id,
+                                         HazardOrder.category == category,
+                                         HazardOrder.state != HazardState.CLOSED)),
+                )
+                alerts = list((await s.scalars(q)).all())
+            for a in alerts:
+                order = await self._open(category, a.device_id, a.site, a.district, f"alert:{a.id}",
+                                         a.id, a.started_ms + self.config.hold_ms(category),
+                                         f"{LABEL[category]}: {a.device_id} {a.summary}".strip())
+                if order is not None:
+                    opened.append(order)
+        return opened
+
+    async def _open_false_alarms(self, now: int) -> list[HazardOrder]:
+        limit = self.config.hazards.false_alarms_per_day
+        async with self.store.session() as s:
+            q = (
+                select(Alert.device_id, func.min(Alert.site), func.min(Alert.district), func.count())
+                .where(Alert.rule == FALSE_ALARM_RULE, Alert.state == AlertState.RESOLVED,
+                       Alert.probable.is_(False), Alert.started_ms > now - DAY_MS,
+                       Alert.started_ms <= now, Alert.device_id != "")
+                .group_by(Alert.device_id)
+                .having(func.count() > limit)
+            )
+            rows = (await s.execute(q)).all()
+        opened = []
+        for device_id, site, district, n in rows:
+            order = await self._open(
+                HazardCategory.FALSE_ALARMS, device_id, site, district,
+                f"false_alarms:{device_id}:{now // DAY_MS}", None, now,
+                f"{LABEL[HazardCategory.FALSE_ALARMS]}: {device_id} {n} 次/24 h",
+            )
+            if order is not None:
+                opened.append(order)
+        return opened
+
+    async def _open(
+        self, category: HazardCategory, device_id: str, site: str, district: str, key: str,
+        alert_id: int | None, at_ms: int, title: str,
+    ) -> HazardOrder | None:
+        """A new order, or a closed one of the same device and kind reopened; None if one stands."""
+        severity = SEVERITY[category]
+        async with self.store.session() as s, s.begin():
+            if await s.scalar(select(HazardOrder.id).where(HazardOrder.source_key == key)):
+                return None
+            same = select(HazardOrder).where(
+                HazardOrder.device_id == device_id, HazardOrder.category == category
+            )
+            if (await s.scalars(same.where(HazardOrder.state != HazardState.CLOSED).limit(1))).first():
+                return None
+            recent = (
+                await s.scalars(
+                    same.where(HazardOrder.state == HazardState.CLOSED,
+                               HazardOrder.closed_ms >= at_ms - int(self.config.reopen_within_h * 3_600_000))
+                    .order_by(HazardOrder.closed_ms.desc()).limit(1)
+                )
+            ).first()
+            deadline = at_ms + self.config.deadline_ms(severity)
+            if recent is not None:
+                recent.state, recent.deadline_ms, recent.escalated_ms = HazardState.REOPENED, deadline, None
+                recent.closed_ms, recent.source_key, recent.alert_id = None, key, alert_id
+                await self.store.audit(s, "supervision", "reopen", f"hazard:{recent.id}", before="closed",
+                                       after="reopened", note=f"the condition is back: {title}", at=at_ms)
+                return recent
+            unit_id = await s.scalar(select(UnitSite.unit_id).where(UnitSite.site == site)) if site else None
+            order = HazardOrder(
+                unit_id=unit_id, category=category, severity=severity, state=HazardState.DISPATCHED,
+                source_key=key, alert_id=alert_id, device_id=device_id, site=site, district=district,
+                title=title, opened_ms=at_ms, deadline_ms=deadline,
+            )
+            s.add(order)
+            await s.flush()
+            await self.store.audit(s, "supervision", "open", f"hazard:{order.id}", after="dispatched",
+                                   category=str(category), severity=str(severity), source=key, at=at_ms)
+        return order
+
+    def link(self, order: HazardOrder) -> str:
+        return f"{self.public_url}/m#hazard={order.id}"
+
+    async def _tell_assignees(self, order: HazardOrder) -> None:
+        if order.unit_id is None:
+            return
+        async with self.store.session() as s:
+            unit = await s.get(Unit, order.unit_id)
+            company_contacts = (
+                Contact.company_id == unit.company_id if unit and unit.company_id else false()
+            )
+            contacts = (
+                await s.scalars(select(Contact).where(or_(Contact.unit_id == order.unit_id, company_contacts)))
+            ).all()
+            company = await s.get(MaintenanceCompany, unit.company_id) if unit and unit.company_id else None
+        targets = [u for c in contacts for u in c.channels] + (company.channels if company else [])
+        if not targets:
+            return
+        deadline = time.strftime("%Y-%m-%d %H:%M", time.localtime(order.deadline_ms / 1000))
+        body = f"{order.title}\n整改期限 deadline {deadline}\n{self.link(order)}"
+        failed = await self.messenger.send(Outgoing(tuple(dict.fromkeys(targets)), f"隐患工单 #{order.id}", body))
+        async with self.store.session() as s, s.begin():
+            await self.store.audit(s, "supervision", "dispatch_sent", f"hazard:{order.id}",
+                                   sent=len(targets) - len(failed), failed=len(failed))
+
+    async def _escalate(self, now: int) -> None:
+        async with self.store.session() as s:
+            q = select(HazardOrder).where(
+                HazardOrder.state.in_(ASSIGNEE_STATES), HazardOrder.deadline_ms < now,
+                HazardOrder.escalated_ms.is_(None),
+            )
+            overdue = list((await s.scalars(q)).all())
+        for order in overdue:
+            async with self.store.session() as s, s.begin():
+                claimed = await s.execute(
+                    update(HazardOrder)
+                    .where(HazardOrder.id == order.id, HazardOrder.escalated_ms.is_(None))
+                    .values(escalated_ms=now)
+                )
+                if not claimed.rowcount:
+                    continue
+                unit = await s.get(Unit, order.unit_id) if order.unit_id else None
+                targets = [*(unit.department_channels if unit else []),
+                           *self.config.districts.get(order.district or (unit.district if unit else ""), [])]
+                await self.store.audit(s, "supervision", "escalate", f"hazard:{order.id}",
+                                       overdue_min=(now - order.deadline_ms) // 60000,
+                                       department=unit.department if unit else "", targets=len(targets), at=now)
+            if targets:
+                who = unit.name if unit else order.site
+                body = (f"{who}: {order.title}\n状态 state {order.state}, 已超期 overdue "
+                        f"{(now - order.deadline_ms) / 3_600_000:.0f} h\n{self.public_url}/static/hazards.html#{order.id}")
+                failed = await self.messenger.send(Outgoing(tuple(targets), f"隐患工单超期 #{order.id}", body))
+                if failed:
+                    async with self.store.session() as s, s.begin():
+                        await self.store.audit(s, "supervision", "escalate_failed", f"hazard:{order.id}",
+                                               failed=len(failed))
