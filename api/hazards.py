@@ -57,6 +57,7 @@ class HazardOut(BaseModel):
     opened_ms: int
     deadline_ms: int
     overdue: bool
+    due_in_ms: int = Field(description="deadline minus the supervisor's clock (event time by default)")
     escalated_ms: int | None
     closed_ms: int | None
     opened_by: str
@@ -103,7 +104,8 @@ def order_out(o: HazardOrder, now: int, unit: str) -> HazardOut:
         id=o.id, unit_id=o.unit_id, unit=unit, category=o.category, severity=o.severity, state=o.state,
         device_id=o.device_id, site=o.site, district=o.district, title=o.title, note=o.note,
         photos=list(o.photos), opened_ms=o.opened_ms, deadline_ms=o.deadline_ms,
-        overdue=o.state in ASSIGNEE_STATES and o.deadline_ms < now, escalated_ms=o.escalated_ms,
+        overdue=o.state in ASSIGNEE_STATES and o.deadline_ms < now, due_in_ms=o.deadline_ms - now,
+        escalated_ms=o.escalated_ms,
         closed_ms=o.closed_ms, opened_by=o.opened_by, address=o.address, latitude=o.latitude,
         longitude=o.longitude, outcome=o.outcome,
     )

@@ -65,7 +65,8 @@ async def still_failing(
     if category is C.FALSE_ALARMS:
         n = await false_alarms(s, order.device_id, now_ms)
         limit = config.hazards.false_alarms_per_day
-        return f"device {order.device_id} false-alarmed {n} times in the last 24 h" if n > limit else None
+        return (f"设备 {order.device_id} 近24小时误报 {n} 次 (device {order.device_id} false-alarmed {n} times "
+                f"in the last 24 h)") if n > limit else None
     rules = SOURCE_RULES.get(category)
     if not rules:
         return None
@@ -74,8 +75,8 @@ async def still_failing(
         await s.scalars(base.where(Alert.state.in_(OPEN_ALERT)).order_by(Alert.started_ms).limit(1))
     ).first()
     if open_alert is not None:
-        return (f"device {order.device_id} still reports {open_alert.rule} "
-                f"(alert {open_alert.id}: {open_alert.summary or open_alert.rule})")
+        return (f"设备 {order.device_id} 仍在报告{open_alert.rule}，隐患未消除 (device {order.device_id} still "
+                f"reports {open_alert.rule}: alert {open_alert.id}, {open_alert.summary or open_alert.rule})")
     if not closing:
         return None
     cleared = await s.scalar(
@@ -85,8 +86,10 @@ async def still_failing(
     )
     need = int(config.verify_clear_h * 3_600_000)
     if cleared is not None and now_ms - cleared < need:
-        return (f"device {order.device_id} has been clear for {(now_ms - cleared) / 60000:.0f} min; "
-                f"closing needs {config.verify_clear_h:g} h clear")
+        minutes = (now_ms - cleared) / 60000
+        return (f"设备 {order.device_id} 恢复正常仅 {minutes:.0f} 分钟，需持续 {config.verify_clear_h:g} 小时方可闭环 "
+                f"(device {order.device_id} has been clear for {minutes:.0f} min; closing needs "
+                f"{config.verify_clear_h:g} h clear)")
     return None
 
 
@@ -137,7 +140,7 @@ async def act(
         if action in (Action.REPORT_FIXED, Action.APPROVE):
             reason = await still_failing(s, config, order, now_ms, closing=action is Action.APPROVE)
             if reason:
-                raise MoveError(f"refused: {reason}")
+                raise MoveError(f"refused 不予通过: {reason}")
         if action is Action.REOPEN:
             order.deadline_ms = now_ms + config.deadline_ms(order.severity)
             order.escalated_ms = None

@@ -200,7 +200,8 @@ class Supervisor:
         failed = await self.messenger.send(Outgoing(tuple(dict.fromkeys(targets)), f"隐患工单 #{order.id}", body))
         async with self.store.session() as s, s.begin():
             await self.store.audit(s, "supervision", "dispatch_sent", f"hazard:{order.id}",
-                                   sent=len(targets) - len(failed), failed=len(failed))
+                                   sent=len(targets) - len(failed), failed=len(failed), at=self.event_ms
+                                   if self.config.clock == "event" else self.wall_ms())
 
     async def _escalate(self, now: int) -> None:
         async with self.store.session() as s:

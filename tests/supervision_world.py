@@ -77,6 +77,19 @@ class World:
 
         return run(go())
 
+    def resolve_alert(self, alert_id: int, at_ms: int) -> None:
+        """The condition cleared, as alerting records it."""
+
+        async def go() -> None:
+            store = await open_store(self.api.settings.store.url)
+            async with store.session() as s, s.begin():
+                row = await s.get(Alert, alert_id)
+                row.state, row.resolved_ms, row.last_seen_ms = "resolved", at_ms, at_ms
+                await store.audit(s, "alerting", "resolved", f"alert:{alert_id}")
+            await store.aclose()
+
+        run(go())
+
     def hazards(self, who: httpx.Client | None = None, **params: Any) -> list[dict[str, Any]]:
         r = (who or self.operator).get("/api/v1/hazards", params=params)
         assert r.status_code == 200, r.text

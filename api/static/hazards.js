@@ -1,0 +1,108 @@
+// The center's hazard board: orders by state and deadline per district and unit, the units on a map
+// coloured by their open hazards, and one order's history with the center's moves.
+import { $, api, deadline, el, historyList, post, signedIn, switchLang, t, translate, when } from "./supervision.js";
+
+const COLUMNS = ["dispatched", "accepted", "rectifying", "rejected", "reopened", "awaiting_review", "closed"];
+const CENTER_ACTIONS = { awaiting_review: ["approve", "reject", "dispatch"], closed: ["reopen"], rejected: ["reopen"] };
+let orders = [], units = [], mapUnits = [], selected = null;
+
+function filtered() {
+  const d = $("#f-district").value, u = $("#f-unit").value;
+  return orders.filter((o) => (!d || o.district === d) && (!u || String(o.unit_id) === u));
+}
+
+function card(o) {
+  return el("div", {
+    class: `card ${o.severity} ${o.overdue ? "overdue" : ""}`, "data-id": o.id, onclick: () => show(o.id),
+  },
+  el("div", {}, el("b", {}, `#${o.id} `), t(`cat.${o.category}`), " · ", t(`sev.${o.severity}`)),
+  el("div", {}, o.unit || o.address || o.site || "—"),
+  el("div", { class: "meta" }, o.device_id ? `${o.device_id} · ` : "", `${t("deadline")} ${when(o.deadline_ms)} `,
+    el("span", { class: o.overdue ? "late" : "" }, deadline(o))));
+}
+
+function renderBoard() {
+  const list = filtered();
+  $("#board").replaceChildren(...COLUMNS.map((s) => {
+    const here = list.filter((o) => o.state === s).sort((a, b) => a.deadline_ms - b.deadline_ms);
+    return el("div", { class: "col", "data-state": s },
+      el("h2", {}, `${t(`state.${s}`)} `, el("small", {}, here.length)), here.slice(0, 200).map(card));
+  }));
+}
+
+function renderMap() {
+  const svg = $("#units-map");
+  const pts = mapUnits.filter((u) => u.latitude != null);
+  if (!pts.length) { svg.replaceChildren(); return; }
+  const lats = pts.map((u) => u.latitude), lons = pts.map((u) => u.longitude);
+  const [la0, la1, lo0, lo1] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  const x = (lo) => 20 + ((lo - lo0) / ((lo1 - lo0) || 1)) * 360, y = (la) => 280 - ((la - la0) / ((la1 - la0) || 1)) * 260;
+  const NS = "http://www.w3.org/2000/svg";
+  svg.replaceChildren(...pts.map((u) => {
+    const c = document.createElementNS(NS, "circle");
+    const colour = u.major_open || u.overdue ? "#ff2d2d" : u.open_hazards ? "#ffd21a" : "#2ecc71";
+    c.setAttribute("cx", x(u.longitude)); c.setAttribute("cy", y(u.latitude));
+    c.setAttribute("r", 6 + Math.min(10, u.open_hazards * 2)); c.setAttribute("fill", colour);
+    c.setAttribute("fill-opacity", "0.85"); c.setAttribute("data-unit", u.id);
+    c.style.cursor = "pointer";
+    c.addEventListener("click", () => { location.href = `/static/unit.html#${u.id}`; });
+    const title = document.createElementNS(NS, "title");
+    title.textContent = `${u.name}: ${t("open_hazards")} ${u.open_hazards}`;
+    c.append(title);
+    return c;
+  }));
+}
+
+async function show(id) {
+  selected = id;
+  const o = await api(`/api/v1/hazards/${id}`);
+  const note = el("textarea", { id: "act-note", rows: 2, placeholder: t("note") });
+  const unitPick = el("select", { id: "act-unit" }, units.map((u) => el("option", { value: u.id, selected: u.id === o.unit_id }, u.name)));
+  const msg = el("p", { class: "error", id: "act-msg" });
+  const moves = (CENTER_ACTIONS[o.state] || []).map((a) => el("button", {
+    type: "button", class: a === "approve" ? "primary" : a === "reject" ? "danger" : "", "data-action": a,
+    onclick: async () => {
+      try {
+        const body = { action: a, note: note.value };
+        if (a === "dispatch") body.unit_id = Number(unitPick.value);
+        await post(`/api/v1/hazards/${id}/actions`, body);
+        await load();
+        await show(id);
+      } catch (e) { msg.textContent = t("failed") + e.message; }
+    },
+  }, t(`act.${a}`)));
+  $("#detail").replaceChildren(el("section", { class: "panel", id: "order" },
+    el("h2", {}, `#${o.id} ${o.title}`),
+    el("div", {}, el("span", { class: `state s-${o.state}` }, t(`state.${o.state}`)), " ", t(`sev.${o.severity}`),
+      " · ", o.unit_id ? el("a", { href: `/static/unit.html#${o.unit_id}` }, o.unit) : o.address),
+    el("div", { class: "muted" }, `${t("opened")} ${when(o.opened_ms)} · ${t("deadline")} ${when(o.deadline_ms)} `,
+      el("span", { class: o.overdue ? "late error" : "" }, deadline(o))),
+    o.note ? el("p", {}, o.note) : null,
+    el("div", {}, o.photos.map((p) => el("img", { src: `/api/v1/hazards/${o.id}/photos/${p}`, height: 80, alt: t("photo") }))),
+    moves.length ? el("div", {}, note, o.state === "awaiting_review" ? unitPick : null, el("div", { class: "actions" }, moves), msg) : null,
+    el("h3", {}, t("history")), historyList(o.history)));
+}
+
+async function load() {
+  [orders, units, mapUnits] = await Promise.all([
+    api("/api/v1/hazards?limit=5000"), api("/api/v1/units"), api("/api/v1/units-map")]);
+  const districts = [...new Set(units.map((u) => u.district))].sort();
+  const keep = [$("#f-district").value, $("#f-unit").value];
+  $("#f-district").replaceChildren(el("option", { value: "" }, t("all")), districts.map((d) => el("option", { value: d }, d)));
+  $("#f-unit").replaceChildren(el("option", { value: "" }, t("all")), units.map((u) => el("option", { value: u.id }, u.name)));
+  [$("#f-district").value, $("#f-unit").value] = keep;
+  renderBoard();
+  renderMap();
+}
+
+translate();
+$("#f-district").addEventListener("change", renderBoard);
+$("#f-unit").addEventListener("change", renderBoard);
+$("#lang").addEventListener("click", () => switchLang(() => { $("#lang").textContent = t("lang"); renderBoard(); if (selected) show(selected); }));
+$("#lang").textContent = t("lang");
+signedIn(async () => {
+  await load();
+  const wanted = Number(location.hash.slice(1));
+  if (wanted) await show(wanted);
+  setInterval(load, 15000);
+});
