@@ -26,7 +26,6 @@ from collections import Counter
 from typing import Any
 
 import aiomqtt
-import orjson
 
 from firewatch.alerting.config import AlertingConfig, load
 from firewatch.alerting.metrics import Metrics
@@ -51,16 +50,6 @@ STOP_S = 10.0
 """How long a stop waits for the tasks; one stuck past that is reported, not waited on."""
 MAX_BATCH = 5000
 """Messages per detection pass at most, so a backlog never holds the event loop for long."""
-
-
-def _kind_of(payload: bytes) -> str:
-    """The `kind` a refused telemetry message claimed, to know which detector counts it."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return ""
-    first = doc[0] if isinstance(doc, list) and doc else doc
-    return str(first.get("kind", "")) if isinstance(first, dict) else ""
 
 
 def wall_ms() -> int:
@@ -248,7 +237,7 @@ class AlertingService:
                     if r.reason is Reason.OUT_OF_RANGE:
                         with contextlib.suppress(TopicError):
                             t = parse_topic(topic)
-                            impossible.append((t.district, t.device_id, _kind_of(payload), r.detail))
+                            impossible.append((t.district, t.device_id, r.kind, r.detail))
             self.received += len(batch)
             started = time.perf_counter()
             try:

@@ -9,6 +9,8 @@ from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from firewatch.contract.db import Base, now_ms
+from firewatch.contract.kinds import FW_CHARS
+from firewatch.contract.topics import DEVICE_ID_CHARS, DISTRICT_CHARS
 
 
 class ApiToken(Base):
@@ -33,10 +35,10 @@ class DeviceState(Base):
     """
 
     __tablename__ = "device_state"
-    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    district: Mapped[str] = mapped_column(String(32), default="")
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_CHARS), primary_key=True)
+    district: Mapped[str] = mapped_column(String(DISTRICT_CHARS), default="")
     online: Mapped[bool] = mapped_column()
     ts_ms: Mapped[int] = mapped_column()
     """Device time of the status message."""
-    fw: Mapped[str] = mapped_column(String(64), default="")
+    fw: Mapped[str] = mapped_column(String(FW_CHARS), default="")
     changed_ms: Mapped[int] = mapped_column(default=now_ms)

@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from firewatch.contract.kinds import ZONE_CHARS
+from firewatch.contract.topics import DEVICE_ID_CHARS, DISTRICT_CHARS
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -36,9 +39,9 @@ class Device(Base):
     """A registered device: where it is, what it is, and thresholds that override the defaults."""
 
     __tablename__ = "devices"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(DEVICE_ID_CHARS), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
-    district: Mapped[str] = mapped_column(String(32), index=True)
+    district: Mapped[str] = mapped_column(String(DISTRICT_CHARS), index=True)
     site: Mapped[str] = mapped_column(String(128), default="", index=True)
     address: Mapped[str] = mapped_column(String(256), default="")
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -98,10 +101,10 @@ class Alert(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     """An `AlertState`."""
     kind: Mapped[str] = mapped_column(String(16), default="")
-    device_id: Mapped[str] = mapped_column(String(64), default="", index=True)
-    district: Mapped[str] = mapped_column(String(32), default="", index=True)
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_CHARS), default="", index=True)
+    district: Mapped[str] = mapped_column(String(DISTRICT_CHARS), default="", index=True)
     site: Mapped[str] = mapped_column(String(128), default="", index=True)
-    zone: Mapped[str] = mapped_column(String(128), default="")
+    zone: Mapped[str] = mapped_column(String(ZONE_CHARS), default="")
     metric: Mapped[str] = mapped_column(String(64), default="")
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -126,9 +129,9 @@ class Silence(Base):
 
     __tablename__ = "silences"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    device_id: Mapped[str] = mapped_column(String(64), default="")
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_CHARS), default="")
     site: Mapped[str] = mapped_column(String(128), default="")
-    district: Mapped[str] = mapped_column(String(32), default="")
+    district: Mapped[str] = mapped_column(String(DISTRICT_CHARS), default="")
     rule: Mapped[str] = mapped_column(String(64), default="")
     """Empty matches every rule."""
     starts_ms: Mapped[int] = mapped_column()

@@ -121,5 +121,12 @@ PANEL_EVENTS: frozenset[str] = frozenset(
 )
 """GB 26875 states a transmission device reports; `heartbeat` is its link inspection."""
 
+FW_CHARS = 64
+"""Longest firmware version a status keeps (`device_state.fw`); longer is cut at parse time."""
+ZONE_CHARS = 128
+"""Longest panel zone an event keeps (`alerts.zone`); longer is cut at parse time."""
+COMPONENT_CHARS = 64
+"""Longest panel component name an event keeps."""
+
 STATUS_MEASUREMENT = "device_status"
 ALERT_MEASUREMENT = "alert"

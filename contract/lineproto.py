@@ -12,7 +12,9 @@ from typing import Any
 from firewatch.contract.kinds import SPECS, STATUS_MEASUREMENT
 from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading, Record
 
-_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": " "})
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\ ", "\\": "\uff3c"})
+"""A backslash in a tag value becomes the full-width reverse solidus (＼): InfluxDB 1.x has
+no escape for it, and one before a space or at the end refuses the whole line."""
 _STR_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": " "})
 
 

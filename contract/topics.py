@@ -8,8 +8,11 @@ from enum import StrEnum
 from functools import lru_cache
 
 PREFIX = "fire/v1"
-DISTRICT_RE = re.compile(r"[a-z0-9-]{1,32}")
-DEVICE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+DISTRICT_CHARS = 32
+DEVICE_ID_CHARS = 64
+"""The longest district and device id a topic may name, and so every SQL column holding one."""
+DISTRICT_RE = re.compile(rf"[a-z0-9-]{{1,{DISTRICT_CHARS}}}")
+DEVICE_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{DEVICE_ID_CHARS}}}")
 ALERTS = "_alerts"
 """Not a valid district (underscore), so alert topics never collide with device topics."""
 
@@ -40,16 +43,16 @@ def parse_topic(topic: str) -> Topic:
     """
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != "fire" or parts[1] != "v1":
-        raise TopicError(f"expected {PREFIX}/{{district}}/{{device_id}}/{{channel}}, got {topic!r}")
+        raise TopicError(f"expected {PREFIX}/{{district}}/{{device_id}}/{{channel}}, got {topic[:200]!r}")
     _, _, district, device_id, channel = parts
     if not DISTRICT_RE.fullmatch(district):
-        raise TopicError(f"district {district!r} must match [a-z0-9-]{{1,32}}")
+        raise TopicError(f"district {district[:80]!r} must match {DISTRICT_RE.pattern}")
     if not DEVICE_RE.fullmatch(device_id):
-        raise TopicError(f"device_id {device_id!r} must match [A-Za-z0-9_-]{{1,64}}")
+        raise TopicError(f"device_id {device_id[:80]!r} must match {DEVICE_RE.pattern}")
     try:
         return Topic(district, device_id, Channel(channel))
     except ValueError:
-        raise TopicError(f"channel {channel!r} must be telemetry, event or status") from None
+        raise TopicError(f"channel {channel[:80]!r} must be telemetry, event or status") from None
 
 
 def device_topic(district: str, device_id: str, channel: Channel | str) -> str:
