@@ -17,14 +17,24 @@ import orjson
 from firewatch.contract.settings import InfluxSettings
 
 
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        doc = resp.json()
+    except ValueError:
+        return resp.text
+    return str(doc.get("error") or doc.get("message") or resp.text) if isinstance(doc, dict) else resp.text
+
+
 class InfluxError(RuntimeError):
     """InfluxDB answered, but refused; `retryable` tells a full disk from a bad point."""
 
-    def __init__(self, message: str, retryable: bool, status: int = 0) -> None:
+    def __init__(self, message: str, retryable: bool, status: int = 0, answer: str = "") -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         """The HTTP status: 400 is a bad point, 404 a missing database, 401/403 credentials."""
+        self.answer = answer
+        """InfluxDB's whole error text, which names the lines or the field it refused."""
 
 
 @dataclass(slots=True)
@@ -86,6 +96,7 @@ class Influx:
                 f"write refused ({resp.status_code}): {resp.text[:300]}",
                 retryable=resp.status_code >= 500 or resp.status_code == 429,
                 status=resp.status_code,
+                answer=_error_text(resp),
             )
 
     async def query(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import socket
 import time
@@ -24,7 +25,7 @@ import httpx
 
 from firewatch.contract import mqtt
 from firewatch.contract.influx import Influx, InfluxError
-from firewatch.contract.lineproto import record_line
+from firewatch.contract.lineproto import record_line, tag
 from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings, SettingsError
 from firewatch.contract.topics import subscription
@@ -39,9 +40,33 @@ INFLUX_REFUSED = "influx_refused"
 _BAD_POINT_STATUS = frozenset({400, 413, 422})
 """Answers that blame the body, so splitting it finds the culprit; any other refusal
 (missing database, credentials) is InfluxDB's state, and the batch waits in the spool."""
+SPLIT_WRITES = 32
+"""Writes one refused body may cost while looking for its bad lines: a few bad lines among
+thousands are found in about 2·log2(n) each; many are dead-lettered in chunks instead."""
 SITES_REFRESH_S = 60.0
 WRITES_IN_FLIGHT = 2
 """Batches written at once: InfluxDB spends part of each write waiting on its WAL fsync."""
+
+
+_UNPARSED = "unable to parse '"
+_CONFLICT = re.compile(r'field type conflict: input field "([^"]+)" on measurement "([^"]+)"')
+
+
+def refused_lines(lines: list[bytes], answer: str) -> set[int]:
+    """Which of `lines` InfluxDB's error names: lines it could not parse, or, for a field
+    type conflict, the lines of that measurement carrying that field (ingest writes each
+    field with one type, so all of them conflict)."""
+    named = set()
+    for part in answer.removeprefix("partial write: ").split("\n"):
+        if part.startswith(_UNPARSED) and "': " in part:
+            named.add(part[len(_UNPARSED) : part.rindex("': ")].encode())
+    blamed = {i for i, line in enumerate(lines) if line in named}
+    for field, measurement in _CONFLICT.findall(answer):
+        m, f = tag(measurement).encode(), tag(field).encode()
+        for i, line in enumerate(lines):
+            if line.startswith((m + b",", m + b" ")) and (b" " + f + b"=" in line or b"," + f + b"=" in line):
+                blamed.add(i)
+    return blamed
 
 
 @dataclass(slots=True)
@@ -223,33 +248,57 @@ class Ingestor:
     async def _write(self, body: bytes, records: int) -> bool:
         """True once InfluxDB holds every line it will ever accept; False: try again later.
 
-        A body InfluxDB blames is split in halves until the refused lines stand
-        alone; those become dead letters and the rest is written.
+        A body InfluxDB blames loses the lines its answer names (a field of the wrong
+        type, a line it cannot read) as dead letters, and the rest is written again.
+        When the answer names nothing, the body is split in halves until the refused
+        lines stand alone, but for at most `SPLIT_WRITES` writes: what is still refused
+        then is dead-lettered whole, so one hostile message costs a bounded number of
+        writes, never a stall for everyone queued behind it (InfluxDB 1.x has already
+        stored the good lines of a refused body; the dead letters keep the rest).
         """
         started = time.perf_counter()
-        try:
-            await self._influx.write(body)
-        except httpx.TransportError as exc:
-            log.warning("InfluxDB unreachable (%s); spooling", exc.__class__.__name__)
-            return False
-        except InfluxError as exc:
-            if exc.status not in _BAD_POINT_STATUS:
-                log.warning("InfluxDB refused a batch (%s); spooling", exc)
+        chunks = [body.split(b"\n")]
+        splits = 0
+        while chunks:
+            chunk = chunks.pop()
+            try:
+                await self._influx.write(b"\n".join(chunk))
+            except httpx.TransportError as exc:
+                log.warning("InfluxDB unreachable (%s); spooling", exc.__class__.__name__)
+                self.metrics.influx_writes.labels("unreachable").inc()
                 return False
-            lines = body.split(b"\n")
-            if len(lines) == 1:
-                self.metrics.rejected.labels(INFLUX_REFUSED).inc()
-                self._rejections.note(INFLUX_REFUSED, "", str(exc))
-                dead = entry("", INFLUX_REFUSED, str(exc), int(time.time() * 1000), body)
-                await asyncio.to_thread(self._dead.write, [dead])
-                return True
-            half = len(lines) // 2
-            return await self._write(b"\n".join(lines[:half]), half) and await self._write(
-                b"\n".join(lines[half:]), len(lines) - half
-            )
+            except InfluxError as exc:
+                if exc.status not in _BAD_POINT_STATUS:
+                    log.warning("InfluxDB refused a batch (%s); spooling", exc)
+                    self.metrics.influx_writes.labels("failed").inc()
+                    return False
+                self.metrics.influx_writes.labels("refused").inc()
+                blamed = refused_lines(chunk, exc.answer)
+                if blamed:
+                    await self._refuse([chunk[i] for i in sorted(blamed)], exc)
+                    rest = [line for i, line in enumerate(chunk) if i not in blamed]
+                    if rest:
+                        chunks.append(rest)
+                elif len(chunk) == 1 or splits >= SPLIT_WRITES:
+                    await self._refuse(chunk, exc)
+                else:
+                    half = len(chunk) // 2
+                    chunks += [chunk[half:], chunk[:half]]
+                    splits += 2
+                continue
+            self.metrics.influx_writes.labels("ok").inc()
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.written.inc(records)
         return True
+
+    async def _refuse(self, lines: list[bytes], exc: InfluxError) -> None:
+        now_ms = int(time.time() * 1000)
+        reason = str(exc)
+        self.metrics.rejected.labels(INFLUX_REFUSED).inc(len(lines))
+        self._rejections.note(INFLUX_REFUSED, "", reason)
+        await asyncio.to_thread(
+            self._dead.write, [entry("", INFLUX_REFUSED, reason, now_ms, line) for line in lines]
+        )
 
     async def _replay_loop(self) -> None:
         """Oldest segment first; a segment is deleted only after InfluxDB took all of it."""

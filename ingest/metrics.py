@@ -26,6 +26,12 @@ class Metrics:
         self.connected = Gauge(
             p + "broker_connected", "1 while subscribed to the broker", registry=r
         )
+        self.influx_writes = Counter(
+            p + "influx_writes",
+            "Write requests to InfluxDB by outcome: ok, refused (a bad line), failed, unreachable",
+            ["outcome"],
+            registry=r,
+        )
         self.write_seconds = Histogram(
             p + "batch_write_seconds",
             "InfluxDB write latency per batch",
