@@ -20,11 +20,13 @@ still open, and picks up operators' changes from the audit trail (`sync`).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firewatch.alerting.changes import OPEN_STATES, AlertChange, ChangeKind, snapshot
@@ -33,6 +35,7 @@ from firewatch.alerting.signal import Signal
 from firewatch.contract.db import Alert, AuditEntry, Base, Silence, Store, now_ms
 
 ACTOR = "alerting"
+log = logging.getLogger("alerting")
 
 
 @dataclass(slots=True)
@@ -44,6 +47,14 @@ class _Op:
     why: str = ""
     snap: Alert | None = None
     """The alert as this change left it (later ops of the same batch may change it again)."""
+
+
+@dataclass(slots=True)
+class _Memory:
+    open: dict[str, Alert]
+    held: dict[str, int]
+    alerts: dict[str, dict[str, Any]]
+    fired_at: dict[str, deque[int] | None]
 
 
 def _columns(alert: Alert) -> dict[str, Any]:
@@ -82,6 +93,8 @@ class Lifecycle:
         self.held: dict[str, int] = {}
         self.silences: list[Silence] = []
         self.audit_cursor = 0
+        self.refused = 0
+        """Signals the store refused on their own (see `apply`)."""
 
     async def load(self) -> list[Alert]:
         """Reload the open alerts (newest per fingerprint) and the audit position; returns them."""
@@ -95,13 +108,56 @@ class Lifecycle:
         return list(self.open.values())
 
     async def apply(self, signals: list[Signal]) -> list[AlertChange]:
-        ops: list[_Op] = []
-        for s in signals:
-            op = self._plan(s)
-            if op is not None:
-                op.snap = snapshot(op.alert)
-                ops.append(op)
-        return await self._commit(ops) if ops else []
+        """Commit the signals' changes; a transaction the store refuses is split down to its bad signal.
+
+        A value the store will not take (a column too long, a constraint, a trigger) used to fail
+        the whole transaction, so an innocent panel in the same batch lost its fire alert, and the
+        planned alerts stayed in `open` without a row, so later signals only ever updated a ghost.
+        Now the plan is undone and each half tried alone; the one signal the store refuses is
+        logged and counted in `refused`. An unreachable store is not split: that raises as before.
+        """
+        before = self._memory(signals)
+        try:
+            ops: list[_Op] = []
+            for s in signals:
+                op = self._plan(s)
+                if op is not None:
+                    op.snap = snapshot(op.alert)
+                    ops.append(op)
+            return await self._commit(ops) if ops else []
+        except DBAPIError as exc:
+            self._restore(before)
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                raise
+            if len(signals) == 1:
+                self.refused += 1
+                log.error("alerting: the store refused %s for %s: %s", signals[0].rule,
+                          signals[0].fingerprint, str(exc.orig).splitlines()[0] if exc.orig else exc)
+                return []
+        except BaseException:
+            self._restore(before)
+            raise
+        half = len(signals) // 2
+        return await self.apply(signals[:half]) + await self.apply(signals[half:])
+
+    def _memory(self, signals: list[Signal]) -> _Memory:
+        """What planning and committing these signals may change, to put back if the commit fails."""
+        columns = [c.key for c in Alert.__table__.columns]
+        touched = {s.fingerprint for s in signals}
+        alerts = {fp: {k: getattr(a, k) for k in columns} for fp in touched if (a := self.open.get(fp)) is not None}
+        fired = {fp: deque(t, t.maxlen) if (t := self.fired_at.get(fp)) is not None else None for fp in touched}
+        return _Memory(dict(self.open), dict(self.held), alerts, fired)
+
+    def _restore(self, memory: _Memory) -> None:
+        self.open, self.held = memory.open, memory.held
+        for fp, values in memory.alerts.items():
+            for k, v in values.items():
+                setattr(self.open[fp], k, v)
+        for fp, times in memory.fired_at.items():
+            if times is None:
+                self.fired_at.pop(fp, None)
+            else:
+                self.fired_at[fp] = times
 
     def _plan(self, s: Signal) -> _Op | None:
         fp = s.fingerprint

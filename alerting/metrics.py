@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, get_args
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -27,6 +27,7 @@ from firewatch.alerting.lifecycle import Lifecycle
 from firewatch.alerting.signal import SEVERITIES
 from firewatch.contract.payload import Reason, Record
 from firewatch.contract.settings import SettingsError
+from firewatch.contract.supervisor import Supervisor, serve
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -101,10 +102,11 @@ class Metrics:
         """A sample's current value (0 if never set), for tests and benchmarks."""
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    def serve(self, port: int) -> None:
-        """Serve /metrics on 0.0.0.0 until `close`; a port that cannot be bound is a bad setting."""
+    def serve(self, port: int, supervisor: Supervisor) -> None:
+        """Serve /metrics and /health (503 while a task is down) on 0.0.0.0 until `close`;
+        a port that cannot be bound is a bad setting."""
         try:
-            self._server, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
+            self._server = serve(port, self.registry, supervisor)
         except OSError as exc:
             raise SettingsError(f"alerting.metrics_port: cannot serve on {port} ({exc.strerror})") from None
 

@@ -23,6 +23,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import aiomqtt
@@ -37,6 +38,7 @@ from firewatch.contract.influx import Influx
 from firewatch.contract.mqtt import Connection, MqttError, Session, connect, tls_context
 from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings
+from firewatch.contract.supervisor import Supervisor
 from firewatch.contract.topics import TopicError, parse_topic, subscription
 from firewatch.notify.config import notify_config
 from firewatch.notify.escalation import Escalator
@@ -80,6 +82,8 @@ class AlertingService:
         self.idle = asyncio.Event()
         """Set whenever every received message has been processed."""
         self.metrics = Metrics(self)
+        self.supervisor = Supervisor(self.metrics.registry, "firewatch_alerting_", log)
+        """Restarts a task that died; the metrics port's /health answers 503 until it runs again."""
 
     @property
     def backlog(self) -> int:
@@ -103,20 +107,18 @@ class AlertingService:
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
         self.escalator = Escalator(self.store, notify_config(self.settings)) if self.notify else None
-        self._tasks = [] if self.escalator is None else [asyncio.create_task(
-            self.escalator.serve(self.pipeline.feed.subscribe()), name="alerting-notify")]
+        start = self.supervisor.start
+        self._tasks = [] if self.escalator is None else [
+            start("alerting-notify", partial(self.escalator.serve, self.pipeline.feed.subscribe()))]
         self._tasks += [
-            *(asyncio.create_task(self._subscribe(n, f), name=f"alerting-in{n}")
+            *(start(f"alerting-in{n}", partial(self._subscribe, n, f))
               for n, f in enumerate(subscription(self.districts))),
-            asyncio.create_task(self._publish(to_mqtt_sub), name="alerting-out"),
-            asyncio.create_task(to_influx(to_influx_sub, influx), name="alerting-influx"),
-            asyncio.create_task(self.metrics.follow(self.pipeline.feed.subscribe(), self.pipeline.lifecycle),
-                                name="alerting-metrics"),
+            start("alerting-out", partial(self._publish, to_mqtt_sub)),
+            start("alerting-influx", partial(to_influx, to_influx_sub, influx)),
+            start("alerting-metrics",
+                  partial(self.metrics.follow, self.pipeline.feed.subscribe(), self.pipeline.lifecycle)),
         ]
-        self._writers = [
-            asyncio.create_task(self._process(), name="alerting-process"),
-            asyncio.create_task(self._housekeeping(), name="alerting-housekeeping"),
-        ]
+        self._writers = [start("alerting-process", self._process), start("alerting-housekeeping", self._housekeeping)]
         log.info("alerting: %d devices registered, %d open alerts, clock %s, districts %s",
                  len(registry.devices), len(self.pipeline.lifecycle.open), self.config.clock,
                  ",".join(self.districts) or "all")
@@ -293,7 +295,7 @@ async def run(settings: Settings, districts: list[str] | None = None, stop: asyn
             loop.add_signal_handler(sig, stop.set)
     service = AlertingService(settings, districts)
     if service.config.metrics_port:
-        service.metrics.serve(service.config.metrics_port)
+        service.metrics.serve(service.config.metrics_port, service.supervisor)
     try:
         await service.start()
         try:

@@ -28,6 +28,7 @@ from firewatch.contract.influx import Influx, InfluxError
 from firewatch.contract.lineproto import record_line, tag
 from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings, SettingsError
+from firewatch.contract.supervisor import Supervisor
 from firewatch.contract.topics import subscription
 from firewatch.ingest.dead_letter import DeadLetters, RejectionLog, entry
 from firewatch.ingest.metrics import Metrics
@@ -92,6 +93,7 @@ class Ingestor:
         )
         self.topic_filter = f"$share/{s.share_group}/{subscription()[0]}"
         self.metrics = Metrics()
+        self.supervisor = Supervisor(self.metrics.registry, "firewatch_ingest_", log)
         self.ready = asyncio.Event()
         self._batch_size = s.batch_size
         self._max_payload = s.max_payload_bytes
@@ -114,7 +116,7 @@ class Ingestor:
         port = self.settings.ingest.metrics_port
         if port:
             try:
-                self.metrics.serve(port)
+                self.metrics.serve(port, self.supervisor)
             except OSError as exc:
                 raise SettingsError(
                     f"ingest.metrics_port: cannot serve on {port} ({exc.strerror})"
@@ -124,8 +126,10 @@ class Ingestor:
             log.info("spool holds %d records from before; replaying", self._spool.records)
             self._spooled.set()
         jobs = [self._connect_loop, self._replay_loop, self._flush_loop, self._sites_loop]
-        for job in jobs + [self._commit_loop] * WRITES_IN_FLIGHT:
-            self._tasks.append(asyncio.create_task(job(), name=f"ingest{job.__name__}"))
+        named = [(f"ingest{job.__name__}", job) for job in jobs]
+        named += [(f"ingest_commit_loop{k}", self._commit_loop) for k in range(WRITES_IN_FLIGHT)]
+        for name, job in named:
+            self._tasks.append(self.supervisor.start(name, job))
 
     async def stop(self) -> None:
         """Store and acknowledge what was received; what was not stays with the broker."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from firewatch.contract.supervisor import Supervisor, serve
 
 
 class Metrics:
@@ -43,5 +45,6 @@ class Metrics:
         """A sample's current value (0 if never set), for tests and the benchmark."""
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)
+    def serve(self, port: int, supervisor: Supervisor) -> None:
+        """/metrics, and /health: 503 while one of ingest's tasks is down."""
+        serve(port, self.registry, supervisor)

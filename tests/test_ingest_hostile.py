@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import orjson
 
 from firewatch.contract.db import Device, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
 from firewatch.ingest import Ingestor
+from firewatch.services import free_port
 from tests.test_ingest import NOW, Publisher, count_points, eventually, telemetry
 
 
@@ -132,3 +134,39 @@ async def test_lines_influxdb_refuses_cost_a_bounded_number_of_writes(settings: 
     dead = [d for d in _dead(settings) if d["reason"] == "influx_refused"]
     assert len(dead) == 1500 and all("tilt_deg=1.0" in d["payload"] for d in dead)
     assert "field type conflict" in dead[0]["detail"]
+
+
+async def test_a_dead_task_restarts_and_health_says_so_meanwhile(settings: Settings) -> None:
+    port = free_port()
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"metrics_port": port, "flush_interval_s": 0.05})})
+    ing = Ingestor(settings)
+    ing.supervisor.restart_s = 1.5
+    failures = iter([RuntimeError("an unforeseen bug")])
+    real_tick = ing._rejections.tick
+
+    def tick() -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        real_tick()
+
+    ing._rejections.tick = tick  # type: ignore[method-assign]
+    await ing.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            async def health() -> tuple[int, dict]:
+                r = await http.get("/health")
+                return r.status_code, r.json()
+
+            await eventually(health, (503, {"healthy": False, "tasks_down": ["ingest_flush_loop"]}), 5)
+            assert "firewatch_ingest_tasks_down 1.0" in (await http.get("/metrics")).text
+            await eventually(health, (200, {"healthy": True, "tasks_down": []}), 5)
+            with Publisher(settings) as pub:  # sealed by the restarted flush loop, so stored
+                pub.send("fire/v1/d1/H1/telemetry", telemetry("hydrant", NOW, 1, pressure_mpa=0.3))
+            async with Influx(settings.influx) as influx:
+                await eventually(lambda: count_points(influx, "hydrant", "pressure_mpa"), 1)
+            text = (await http.get("/metrics")).text
+            assert 'firewatch_ingest_task_restarts_total{task="ingest_flush_loop"} 1.0' in text
+    finally:
+        await ing.stop()
