@@ -23,12 +23,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 from firewatch.contract.db import Alert
 
-ChangeKind = Literal["fired", "updated", "acknowledged", "resolved"]
-OPEN_STATES = ("firing", "acknowledged")
+
+class ChangeKind(StrEnum):
+    """What happened to an alert; the `change` field of its InfluxDB point and a metric label."""
+
+    FIRED = "fired"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
 
 
 @dataclass(frozen=True, slots=True)

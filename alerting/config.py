@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from firewatch.alerting.rules import RULES, Params, Rule
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import LEVELS, RULES, Params, Rule
 from firewatch.contract.settings import SettingsError
 
 
@@ -231,7 +231,7 @@ def _override(value: Any, key: str) -> RuleOverride:
 
 def _check(rule: Rule, p: Params, kind: str, key: str) -> None:
     """Refuse levels that can never be reached or that contradict each other."""
-    for level in ("warning", "alarm"):
+    for level in LEVELS:
         v = getattr(p, level)
         if v is None:
             continue

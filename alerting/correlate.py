@@ -20,6 +20,7 @@ from collections import defaultdict
 from firewatch.alerting.config import Correlation
 from firewatch.alerting.detect.panel import Incident, PanelState
 from firewatch.alerting.signal import Signal, fingerprint
+from firewatch.contract.db import Severity
 
 SITE_EVIDENCE = frozenset(
     {"cable_temp", "temp_rise", "residual_current", "arc_fault", "temp_imbalance", "cable_temp_abnormal",
@@ -130,7 +131,7 @@ class Correlator:
 
     def _annotate(self, p: PanelState, inc: Incident, ts: int) -> Signal:
         d = p.device
-        s = Signal("fire", d.id, d.district, ts, "fire", kind="panel", site=d.site, annotate=True)
+        s = Signal("fire", d.id, d.district, ts, Severity.FIRE, kind="panel", site=d.site, annotate=True)
         return self._scored(s, p, inc, ts)
 
     def _site_evidence(self, s: Signal) -> list[Signal]:
@@ -165,14 +166,14 @@ class Correlator:
             return [s]
         self.mains.add(district)
         s.group = main
-        out = [s, Signal("water_main", "", district, s.ts_ms, "critical", kind="hydrant", value=float(len(recent)),
+        out = [s, Signal("water_main", "", district, s.ts_ms, Severity.CRITICAL, kind="hydrant", value=float(len(recent)),
                          threshold=float(self.cfg.water_main_hydrants), unit="hydrants",
                          summary=f"{len(recent)} hydrants of district {district} losing pressure together: "
                                  "water main?")]
         for device in members:
             for rule in PRESSURE_LOSS:
                 if f"{device}:{rule}" in self.losing_rules[district]:
-                    out.append(Signal(rule, device, district, s.ts_ms, "warning", kind="hydrant", group=main,
+                    out.append(Signal(rule, device, district, s.ts_ms, Severity.WARNING, kind="hydrant", group=main,
                                       annotate=True))
         return out
 

@@ -29,10 +29,19 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from firewatch.alerting.changes import OPEN_STATES, AlertChange, ChangeKind, snapshot
+from firewatch.alerting.changes import AlertChange, ChangeKind, snapshot
 from firewatch.alerting.config import Flap
 from firewatch.alerting.signal import Signal
-from firewatch.contract.db import Alert, AuditEntry, Base, Silence, Store, now_ms
+from firewatch.contract.db import (
+    OPEN_STATES,
+    Alert,
+    AlertState,
+    AuditEntry,
+    Base,
+    Silence,
+    Store,
+    now_ms,
+)
 
 ACTOR = "alerting"
 log = logging.getLogger("alerting")
@@ -180,13 +189,13 @@ class Lifecycle:
         while times and s.ts_ms - times[0] > self.flap.window_s * 1000:
             times.popleft()
         alert = Alert(
-            fingerprint=fp, rule=s.rule, severity=s.severity, state="firing", kind=s.kind, device_id=s.device_id,
+            fingerprint=fp, rule=s.rule, severity=s.severity, state=AlertState.FIRING, kind=s.kind, device_id=s.device_id,
             district=s.district, site=s.site, zone=s.zone, metric=s.metric, value=s.value, threshold=s.threshold,
             unit=s.unit, summary=s.summary, probable=bool(s.probable), score=s.score or 0.0,
             reasons=list(s.reasons or []), started_ms=s.ts_ms, last_seen_ms=s.ts_ms,
         )
         self.open[fp] = alert
-        return _Op("fired", alert, parent=self.open.get(s.group) if s.group else None)
+        return _Op(ChangeKind.FIRED, alert, parent=self.open.get(s.group) if s.group else None)
 
     def _update(self, alert: Alert, s: Signal, why: str) -> _Op | None:
         values: dict[str, Any] = {}
@@ -203,14 +212,14 @@ class Lifecycle:
         values["last_seen_ms"] = max(alert.last_seen_ms, s.ts_ms)
         for k, v in values.items():
             setattr(alert, k, v)
-        return _Op("updated", alert, values, parent, why)
+        return _Op(ChangeKind.UPDATED, alert, values, parent, why)
 
     def _resolve(self, fp: str, ts_ms: int, why: str) -> _Op:
         alert = self.open.pop(fp)
         self.held.pop(fp, None)
-        alert.state, alert.resolved_ms, alert.last_seen_ms = "resolved", ts_ms, max(alert.last_seen_ms, ts_ms)
-        return _Op("resolved", alert, {"state": "resolved", "resolved_ms": ts_ms, "last_seen_ms": alert.last_seen_ms},
-                   why=why)
+        alert.state, alert.resolved_ms, alert.last_seen_ms = AlertState.RESOLVED, ts_ms, max(alert.last_seen_ms, ts_ms)
+        values = {"state": AlertState.RESOLVED, "resolved_ms": ts_ms, "last_seen_ms": alert.last_seen_ms}
+        return _Op(ChangeKind.RESOLVED, alert, values, why=why)
 
     async def tick(self, now_ms: int) -> list[AlertChange]:
         """Resolve flapping alerts whose condition stayed clear through the hold time."""
@@ -226,12 +235,12 @@ class Lifecycle:
         """One transaction of SQL Core statements: new alerts and audit rows in one executemany each."""
         done: list[tuple[_Op, dict[str, Any]]] = []
         async with self.store.engine.begin() as conn:
-            fired = [op for op in ops if op.kind == "fired"]
+            fired = [op for op in ops if op.kind == ChangeKind.FIRED]
             for op, new_id in zip(fired, await _insert(conn, Alert, [_columns(op.snap or op.alert) for op in fired])):
                 op.alert.id = new_id
             for op in ops:
                 a = op.alert
-                if op.kind == "fired":
+                if op.kind == ChangeKind.FIRED:
                     if op.parent is not None:
                         a.parent_id = op.parent.id
                         await conn.execute(update(Alert).where(Alert.id == a.id).values(parent_id=a.parent_id))
@@ -245,11 +254,11 @@ class Lifecycle:
                         continue
                 snap = op.snap or snapshot(a)
                 snap.id = a.id
-                if op.kind == "fired" or (op.parent is not None and "parent_id" in op.values):
+                if op.kind == ChangeKind.FIRED or (op.parent is not None and "parent_id" in op.values):
                     snap.parent_id = a.parent_id
                 detail = {k: getattr(snap, k) for k in ("severity", "value", "threshold", "score", "probable")}
                 detail.update(rule=a.rule, fingerprint=a.fingerprint, summary=snap.summary, why=op.why or op.kind)
-                if op.kind != "fired":
+                if op.kind != ChangeKind.FIRED:
                     detail["changed"] = sorted(op.values)
                 done.append((op, {"at_ms": now_ms(), "actor": ACTOR, "action": op.kind,
                                   "subject": f"alert:{a.id}", "detail": detail}))
@@ -285,11 +294,11 @@ class Lifecycle:
                     continue
                 for k in ("state", "acknowledged_ms", "acknowledged_by", "resolved_ms"):
                     setattr(alert, k, getattr(row, k))
-                if row.state == "resolved":
+                if row.state == AlertState.RESOLVED:
                     self._closed_elsewhere(alert)
                     by_id.pop(alert.id, None)
-                kind: ChangeKind = "resolved" if row.state == "resolved" else (
-                    "acknowledged" if row.state == "acknowledged" else "updated")
+                kind = {AlertState.RESOLVED: ChangeKind.RESOLVED, AlertState.ACKNOWLEDGED: ChangeKind.ACKNOWLEDGED}.get(
+                    row.state, ChangeKind.UPDATED)
                 changes.append(AlertChange(kind, snapshot(alert), e.id, e.actor, self.silenced(alert)))
         await self._load_silences()
         return changes

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from operator import attrgetter
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from firewatch.alerting.changes import ChangeKind, Subscription
 from firewatch.alerting.lifecycle import Lifecycle
-from firewatch.alerting.signal import SEVERITIES
+from firewatch.contract.db import Severity
 from firewatch.contract.payload import Reason, Record
 from firewatch.contract.settings import SettingsError
 from firewatch.contract.supervisor import Supervisor, serve
@@ -63,9 +63,9 @@ class Metrics:
         )
         self.open = Gauge(PREFIX + "open_alerts", "Alerts firing or acknowledged, by severity", ["severity"],
                           registry=r)
-        for severity in SEVERITIES:
+        for severity in Severity:
             self.open.labels(severity)
-            for kind in get_args(ChangeKind):
+            for kind in ChangeKind:
                 self.changes.labels(kind, severity)
         r.register(_Counts(service, self))
         self._server: WSGIServer | None = None
@@ -92,7 +92,7 @@ class Metrics:
             self._count_open(lifecycle)
 
     def _count_open(self, lifecycle: Lifecycle) -> None:
-        counts = dict.fromkeys(SEVERITIES, 0)
+        counts = dict.fromkeys(Severity, 0)
         for alert in lifecycle.open.values():
             counts[alert.severity] = counts.get(alert.severity, 0) + 1
         for severity, n in counts.items():

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from firewatch.alerting.changes import AlertChange, Subscription
+from firewatch.alerting.changes import AlertChange, ChangeKind, Subscription
 from firewatch.contract.influx import Influx, InfluxError
 from firewatch.contract.kinds import ALERT_MEASUREMENT
 from firewatch.contract.lineproto import line
@@ -35,9 +35,9 @@ PUBLISH_TIMEOUT_S = 30.0
 
 def change_time(c: AlertChange) -> int:
     a = c.alert
-    if c.kind == "resolved" and a.resolved_ms:
+    if c.kind == ChangeKind.RESOLVED and a.resolved_ms:
         return a.resolved_ms
-    return a.started_ms if c.kind == "fired" else a.last_seen_ms
+    return a.started_ms if c.kind == ChangeKind.FIRED else a.last_seen_ms
 
 
 def change_dict(c: AlertChange) -> dict[str, Any]:

@@ -35,11 +35,11 @@ from firewatch.alerting.detect.panel import PanelDetector
 from firewatch.alerting.detect.readings import ReadingDetector
 from firewatch.alerting.lifecycle import Lifecycle
 from firewatch.alerting.registry import Registry
-from firewatch.alerting.rules import READING_RULES
 from firewatch.alerting.signal import Signal
 from firewatch.alerting.state import load_baselines, save_baselines
 from firewatch.contract.db import Store
 from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading, Record
+from firewatch.contract.rules import READING_RULES
 
 SLICE_MS = 60_000
 _ts = attrgetter("ts_ms")

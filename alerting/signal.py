@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SEVERITIES = ("info", "warning", "critical", "fire")
-"""Ordered from least to most urgent; the console sorts by this order."""
+from firewatch.contract.db import Severity
 
 
 @dataclass(slots=True)
@@ -21,7 +20,7 @@ class Signal:
     district: str
     ts_ms: int
     """Event time of the reading or event that changed the verdict."""
-    severity: str | None
+    severity: Severity | None
     """None: the condition has cleared; the lifecycle resolves the alert."""
     kind: str = ""
     site: str = ""

@@ -34,16 +34,22 @@ from firewatch.api.fields import (
 )
 from firewatch.api.readings import ReadingsOut, readings
 from firewatch.api.responses import fast_json
-from firewatch.contract.db import Alert, AuditEntry, Device, now_ms
+from firewatch.contract.db import (
+    OPEN_STATES,
+    Alert,
+    AlertState,
+    AuditEntry,
+    Device,
+    Severity,
+    now_ms,
+)
 from firewatch.contract.kinds import SPECS
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-State = Literal["firing", "acknowledged", "resolved"]
-Severity = Literal["fire", "critical", "warning", "info"]
-OPEN = ("firing", "acknowledged")
 SEVERITY_RANK = case(
-    {"fire": 0, "critical": 1, "warning": 2, "info": 3}, value=Alert.severity, else_=4
+    {s.value: rank for rank, s in enumerate(reversed(Severity))}, value=Alert.severity, else_=len(Severity)
 )
+"""Most urgent first: the queue's order."""
 Outcome = Literal["", "real_fire", "false_alarm", "fault", "test", "other"]
 
 
@@ -139,7 +145,7 @@ async def list_alerts(
     c: Ctx,
     _: Viewer,
     state: Annotated[
-        list[State | Literal["open"]] | None, Query(description="open = firing or acknowledged")
+        list[AlertState | Literal["open"]] | None, Query(description="open = firing or acknowledged")
     ] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
     kind: Annotated[KindName | None, Query()] = None,
@@ -159,7 +165,7 @@ async def list_alerts(
         return fast_json(cached)
     q = select(*ALERT_COLUMNS)
     if state:
-        states = {s for s in state if s != "open"} | (set(OPEN) if "open" in state else set())
+        states = {s for s in state if s != "open"} | (set(OPEN_STATES) if "open" in state else set())
         q = q.where(Alert.state.in_(sorted(states)))
     if severity:
         q = q.where(Alert.severity.in_(severity))
@@ -234,7 +240,7 @@ async def _change(
     who: Principal,
     alert_id: int,
     action: str,
-    allowed: tuple[str, ...],
+    allowed: tuple[AlertState, ...],
     values: dict[str, Any],
     detail: dict[str, Any],
 ) -> AlertOut:
@@ -252,7 +258,7 @@ async def _change(
                 raise not_found(f"alert {alert_id}")
             by = (
                 f" by {a.acknowledged_by}"
-                if a.state == "acknowledged" and a.acknowledged_by
+                if a.state == AlertState.ACKNOWLEDGED and a.acknowledged_by
                 else ""
             )
             raise conflict(f"alert {alert_id} is {a.state}{by}; cannot {action} it")
@@ -278,8 +284,8 @@ async def acknowledge(
         who,
         alert_id,
         "acknowledge",
-        ("firing",),
-        {"state": "acknowledged", "acknowledged_ms": t, "acknowledged_by": who.name},
+        (AlertState.FIRING,),
+        {"state": AlertState.ACKNOWLEDGED, "acknowledged_ms": t, "acknowledged_by": who.name},
         {"note": note} if note else {},
     )
 
@@ -291,7 +297,7 @@ async def resolve(
     body = body or ResolveIn()
     detail = {k: v for k, v in body.model_dump().items() if v}
     return await _change(
-        c, who, alert_id, "resolve", OPEN, {"state": "resolved", "resolved_ms": now_ms()}, detail
+        c, who, alert_id, "resolve", OPEN_STATES, {"state": AlertState.RESOLVED, "resolved_ms": now_ms()}, detail
     )
 
 

@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
 from firewatch.alerting import config as alerting_config
-from firewatch.alerting.rules import RULES
 from firewatch.api.auth import Admin, Viewer
 from firewatch.api.context import Ctx
 from firewatch.api.errors import ApiError, conflict, invalid, not_found
 from firewatch.api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import Device, now_ms
+from firewatch.contract.rules import RULES
 from firewatch.contract.settings import SettingsError
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])

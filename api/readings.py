@@ -15,7 +15,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from firewatch.alerting.rules import RULES
 from firewatch.api.auth import Viewer
 from firewatch.api.context import Context, Ctx
 from firewatch.api.devices import load_device
@@ -23,6 +22,8 @@ from firewatch.api.errors import ApiError, not_found
 from firewatch.api.fields import MAX_MS, MIN_MS, DevicePath, SitePath
 from firewatch.contract.db import Device, now_ms
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import LEVELS, RULES
+from firewatch.contract.rules import Level as RuleLevel
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d)$")
@@ -52,7 +53,7 @@ class PanelEventOut(BaseModel):
 
 class Level(BaseModel):
     rule: str
-    level: Literal["warning", "alarm"]
+    level: RuleLevel
     value: float
     label: str
 
@@ -124,7 +125,7 @@ def levels(c: Context, d: Device) -> dict[str, list[Level]]:
         p = params[name]
         if rule.feature != "value" or not p.enabled:
             continue
-        for level in ("warning", "alarm"):
+        for level in LEVELS:
             value = getattr(p, level)
             if value is not None:
                 for metric in rule.metrics:

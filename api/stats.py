@@ -19,7 +19,7 @@ from firewatch.api.auth import Viewer
 from firewatch.api.context import Ctx
 from firewatch.api.fields import SinceQuery, UntilQuery
 from firewatch.api.tables import DeviceState
-from firewatch.contract.db import Alert, AuditEntry, Device
+from firewatch.contract.db import Alert, AlertState, AuditEntry, Device, Severity
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 DAY_MS = 86_400_000
@@ -188,8 +188,8 @@ async def false_alarms(
                     Alert.zone,
                     Alert.started_ms,
                 ).where(
-                    Alert.severity == "fire",
-                    Alert.state == "resolved",
+                    Alert.severity == Severity.FIRE,
+                    Alert.state == AlertState.RESOLVED,
                     Alert.started_ms >= lo,
                     Alert.started_ms < hi,
                 )

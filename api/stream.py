@@ -17,14 +17,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import or_, select
 
-from firewatch.api.alerts import ALERT_COLUMNS, OPEN, AlertOut, AuditOut, queue_order
+from firewatch.api.alerts import ALERT_COLUMNS, AlertOut, AuditOut, queue_order
 from firewatch.api.auth import Viewer
 from firewatch.api.context import Context, Ctx
 from firewatch.api.devices import device_out
 from firewatch.api.fields import MAX_ID
 from firewatch.api.responses import fast_json
 from firewatch.api.tables import DeviceState
-from firewatch.contract.db import Alert, AuditEntry, Device
+from firewatch.contract.db import OPEN_STATES, Alert, AuditEntry, Device
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 BATCH = 500
@@ -179,7 +179,7 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
             (
                 await s.execute(
                     select(*ALERT_COLUMNS)
-                    .where(Alert.state.in_(OPEN))
+                    .where(Alert.state.in_(OPEN_STATES))
                     .order_by(*queue_order())
                     .limit(5000)
                 )

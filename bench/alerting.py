@@ -36,6 +36,7 @@ import aiomqtt
 import numpy as np
 import orjson
 
+from firewatch.alerting.changes import ChangeKind
 from firewatch.alerting.config import load
 from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import DeviceInfo, Registry
@@ -151,8 +152,8 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
         async def watch() -> None:
             """Time each probe's change the moment the lifecycle hands it over."""
             async for c in changes:
-                if c.alert.device_id.startswith("PROBE-") and c.kind in ("fired", "resolved"):
-                    sent = c.alert.started_ms if c.kind == "fired" else c.alert.resolved_ms
+                if c.alert.device_id.startswith("PROBE-") and c.kind in (ChangeKind.FIRED, ChangeKind.RESOLVED):
+                    sent = c.alert.started_ms if c.kind == ChangeKind.FIRED else c.alert.resolved_ms
                     latencies.append(time.time() * 1000 - sent)
 
         watcher = asyncio.create_task(watch())

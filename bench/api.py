@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 from firewatch.api.auth import issue
-from firewatch.contract.db import Alert, open_store
+from firewatch.contract.db import Alert, AlertState, Severity, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto, free_port
@@ -84,7 +84,7 @@ class ApiProcess:
 async def _seed_alerts(settings: Settings, fleet: Fleet, count: int) -> None:
     store = await open_store(settings.store.url)
     now = int(time.time() * 1000)
-    severities = ("fire", "critical", "warning", "warning", "info")
+    severities = (Severity.FIRE, Severity.CRITICAL, Severity.WARNING, Severity.WARNING, Severity.INFO)
     async with store.session() as s, s.begin():
         for k in range(count):
             d = fleet.devices[(k * 7919) % len(fleet.devices)]
@@ -92,7 +92,7 @@ async def _seed_alerts(settings: Settings, fleet: Fleet, count: int) -> None:
                 fingerprint=f"{d.id}:bench{k}",
                 rule=f"bench{k % 5}",
                 severity=severities[k % 5],
-                state="firing",
+                state=AlertState.FIRING,
                 kind=d.kind.value,
                 device_id=d.id,
                 district=d.district,

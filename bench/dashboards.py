@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from firewatch.alerting.changes import AlertChange
+from firewatch.alerting.changes import AlertChange, ChangeKind
 from firewatch.alerting.outputs import change_line
-from firewatch.contract.db import Alert, Device
+from firewatch.contract.db import Alert, AlertState, Device, Severity
 from firewatch.contract.influx import Influx
 from firewatch.contract.lineproto import record_line
 from firewatch.contract.payload import parse
@@ -90,8 +90,8 @@ def alert_lines(fleet: Fleet, now_ms: int) -> list[str]:
                 id=10 * n + k,
                 fingerprint=f"{device.id}:residual_current",
                 rule="residual_current",
-                severity="critical",
-                state="firing",
+                severity=Severity.CRITICAL,
+                state=AlertState.FIRING,
                 kind="electrical",
                 device_id=device.id,
                 district=district,
@@ -104,10 +104,10 @@ def alert_lines(fleet: Fleet, now_ms: int) -> list[str]:
                 started_ms=now_ms - (2 * HOUR if resolved else 20 * MIN),
                 last_seen_ms=now_ms,
             )
-            out.append(change_line(AlertChange("fired", alert, None)))
+            out.append(change_line(AlertChange(ChangeKind.FIRED, alert, None)))
             if resolved:
-                alert.state, alert.resolved_ms = "resolved", now_ms - HOUR
-                out.append(change_line(AlertChange("resolved", alert, None)))
+                alert.state, alert.resolved_ms = AlertState.RESOLVED, now_ms - HOUR
+                out.append(change_line(AlertChange(ChangeKind.RESOLVED, alert, None)))
     return out
 
 

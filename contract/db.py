@@ -84,6 +84,10 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
+OPEN_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+"""An alert in these states is open: the one alert of its fingerprint, still to be resolved."""
+
+
 class Alert(Base):
     """One alert per (device, rule) fingerprint while open; its history is in `audit`.
 

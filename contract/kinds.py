@@ -2,7 +2,8 @@
 
 Physical ranges are what a sensor of that kind can report at all, not alarm
 thresholds: a value outside them is a broken message, not a dangerous condition,
-so ingest rejects it instead of storing it. Thresholds live in alerting.
+so ingest rejects it instead of storing it. Thresholds live in the rule catalogue
+(contract/rules.py).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from firewatch.contract.kinds import (
 from firewatch.contract.topics import Channel, Topic, TopicError, parse_topic
 
 MAX_PAYLOAD_BYTES = 256 * 1024
+"""The largest message parsed; `ingest.max_payload_bytes` may only lower it."""
 EARLIEST_TS_MS = 1_420_070_400_000  # 2015-01-01: earlier means seconds sent as ms, or no clock
 MAX_FUTURE_MS = 24 * 3600 * 1000
 SHOWN_CHARS = 64

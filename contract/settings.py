@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from firewatch.contract.payload import MAX_PAYLOAD_BYTES
+
 ENV_FILE_VAR = "FIREWATCH_CONFIG"
 DEFAULT_FILE = "firewatch.toml"
 
@@ -53,7 +55,8 @@ class IngestSettings(_Section):
     flush_interval_s: float = Field(0.2, gt=0, le=60)
     spool_dir: Path = Path(".firewatch/spool")
     dead_letter_file: Path = Path(".firewatch/dead-letter.jsonl")
-    max_payload_bytes: int = Field(256 * 1024, ge=64, le=16 * 1024 * 1024)
+    max_payload_bytes: int = Field(MAX_PAYLOAD_BYTES, ge=64, le=MAX_PAYLOAD_BYTES)
+    """Messages larger than this are rejected `oversized`; at most what payload parsing accepts."""
     metrics_port: int = Field(9464, ge=0, le=65535)
     """0 turns the Prometheus endpoint off."""
     client_id: str = ""
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
     alerting: dict[str, Any] = Field(default_factory=dict)
     """Owned and validated by the alerting part (thresholds per kind, district, site, device)."""
     notify: dict[str, Any] = Field(default_factory=dict)
-    """Owned and validated by the notify stages of alerting."""
+    """Owned and validated by the notify part."""
     supervision: dict[str, Any] = Field(default_factory=dict)
     """Owned and validated by the supervision part (hazard thresholds, deadlines, photos)."""
 

@@ -1,4 +1,8 @@
-"""The five firewatch dashboards. Thresholds are DOMAIN.md's defaults, drawn on the panels.
+"""The five firewatch dashboards, with the rule catalogue's default levels drawn on the panels.
+
+Every threshold line, threshold in a query and level quoted in a description is
+read from contract/rules.py, so a dashboard cannot disagree with what alerting
+judges by.
 
 Queries are InfluxQL against the storage schema of DESIGN.md. Where InfluxQL
 cannot say something in one statement (a ratio of conditions, a join with the
@@ -8,7 +12,10 @@ of data into another measurement.
 
 from __future__ import annotations
 
+from functools import partial
+
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import RULES, default_level
 from firewatch.dashboards.grafana import (
     FILTER,
     Json,
@@ -35,7 +42,16 @@ ONLINE_FIELD = {
 """The field each kind always reports; counting it counts reports."""
 
 RED, ORANGE, YELLOW, GREEN, BLUE = "red", "orange", "yellow", "green", "blue"
-PRESSURE = limits("suffix: MPa", (None, RED), (0.10, ORANGE), (0.14, GREEN), (1.0, RED))
+HYDRANT_LOW = default_level("hydrant", "pressure_low", "warning")
+HYDRANT_CRITICAL = default_level("hydrant", "pressure_low", "alarm")
+HYDRANT_HIGH = default_level("hydrant", "pressure_high", "warning")
+PRESSURE = limits("suffix: MPa", (None, RED), (HYDRANT_CRITICAL, ORANGE), (HYDRANT_LOW, GREEN), (HYDRANT_HIGH, RED))
+PUMP_PRESSURE = limits(
+    "suffix: MPa",
+    (None, RED),
+    (default_level("pump", "pressure_low", "alarm"), ORANGE),
+    (default_level("pump", "pressure_low", "warning"), GREEN),
+)
 WHERE = f"WHERE $timeFilter AND {FILTER}"
 PER_DISTRICT = 'GROUP BY time($__interval), "district" fill(none)'
 NARROW = "Pick a site or device above to see it alone."
@@ -216,6 +232,14 @@ def city_overview() -> Json:
 
 def electrical() -> Json:
     m = '"electrical"'
+    rules = RULES["electrical"]
+    residual_rule, cable_rule, arc_rule = rules["residual_current"], rules["cable_temp"], rules["arc_fault"]
+    level = partial(default_level, "electrical")
+    residual_warn, residual_alarm = level("residual_current", "warning"), level("residual_current", "alarm")
+    cable_warn, cable_alarm = level("cable_temp", "warning"), level("cable_temp", "alarm")
+    arc_alarm = level("arc_fault", "alarm")
+    volt_rule = rules["overvoltage"]
+    under_v, over_v = level("undervoltage", "warning"), level("overvoltage", "warning")
     residual = panel(
         "timeseries",
         "Residual current, highest per district",
@@ -224,19 +248,20 @@ def electrical() -> Json:
                 f'SELECT max("residual_ma") FROM {m} {WHERE} {PER_DISTRICT}', alias="$tag_district"
             )
         ],
-        description="Alarm at 300 mA (GB 50116 §9.2.3); natural leakage is often 100–200 mA. "
-        + NARROW,
+        description=f"Warning at {residual_warn:g} {residual_rule.unit}, alarm at {residual_alarm:g} "
+        f"{residual_rule.unit} ({residual_rule.source}); natural leakage is often 100–200 mA. " + NARROW,
         interval=COARSE,
-        field_config=limits("mamp", (None, GREEN), (200, YELLOW), (300, RED)),
+        field_config=limits("mamp", (None, GREEN), (residual_warn, YELLOW), (residual_alarm, RED)),
     )
     temps = ", ".join(f'max("temp{i}_c") AS "T{i}"' for i in range(1, 5))
     cable = panel(
         "timeseries",
         "Cable temperature, hottest per district",
         [influx(f"SELECT {temps} FROM {m} {WHERE} {PER_DISTRICT}", alias="$tag_district $col")],
-        description="Alarm at 70 °C (GB 14287.3). " + NARROW,
+        description=f"Warning at {cable_warn:g} {cable_rule.unit}, alarm at {cable_alarm:g} {cable_rule.unit} "
+        f"({cable_rule.source}). " + NARROW,
         interval=COARSE,
-        field_config=limits("celsius", (None, GREEN), (55, YELLOW), (70, RED)),
+        field_config=limits("celsius", (None, GREEN), (cable_warn, YELLOW), (cable_alarm, RED)),
     )
     lasts = ", ".join(f'last("temp{i}_c") AS "T{i}"' for i in range(1, 5))
     hottest = panel(
@@ -252,7 +277,7 @@ def electrical() -> Json:
         description="Latest reading of each detector, hottest circuit first.",
         field_config={
             "defaults": {
-                "thresholds": thresholds((None, GREEN), (55, YELLOW), (70, RED)),
+                "thresholds": thresholds((None, GREEN), (cable_warn, YELLOW), (cable_alarm, RED)),
                 "custom": {"cellOptions": {"type": "color-background"}},
             },
             "overrides": [],
@@ -272,11 +297,11 @@ def electrical() -> Json:
         ],
     )
     over = stat(
-        "Detectors at or above 300 mA now",
+        f"Detectors at or above {residual_alarm:g} {residual_rule.unit} now",
         [
             influx(
                 f'SELECT count("r") FROM (SELECT last("residual_ma") AS "r" FROM {m} {WHERE} '
-                'GROUP BY "device_id") WHERE "r" >= 300'
+                f'GROUP BY "device_id") WHERE "r" >= {residual_alarm:g}'
             )
         ],
         ((None, GREEN), (1, RED)),
@@ -287,9 +312,9 @@ def electrical() -> Json:
         "Arcing half-cycles per second",
         [influx(f'SELECT max("arc_count") FROM {m} {WHERE} {PER_DISTRICT}', alias="$tag_district")],
         width=6,
-        description="Alarm at 14 half-cycles in 1 s, none at 9 or fewer (GB 14287.4). Highest per district.",
+        description=f"Alarm at {arc_alarm:g} {arc_rule.unit} ({arc_rule.source}). Highest per district.",
         interval=COARSE,
-        field_config=limits("none", (None, GREEN), (10, YELLOW), (14, RED)),
+        field_config=limits("none", (None, GREEN), (arc_alarm, RED)),
     )
     phases = ", ".join(f'max("current_{p}_a") AS "{p.upper()}"' for p in "abc")
     currents = panel(
@@ -312,10 +337,10 @@ def electrical() -> Json:
                 alias="$col",
             )
         ],
-        description="Lowest and highest of the selected detectors; under 198 V or over 242 V on a 220 V "
-        "supply (±10 %).",
+        description=f"Lowest and highest of the selected detectors; under {under_v:g} {volt_rule.unit} or over "
+        f"{over_v:g} {volt_rule.unit} ({volt_rule.source}).",
         interval="5m",
-        field_config=limits("volt", (None, RED), (198, GREEN), (242, RED), style="line"),
+        field_config=limits("volt", (None, RED), (under_v, GREEN), (over_v, RED), style="line"),
     )
     return dashboard(
         "firewatch-electrical",
@@ -330,6 +355,8 @@ def electrical() -> Json:
 
 def water() -> Json:
     h, p = '"hydrant"', '"pump"'
+    low, high, tilt = RULES["hydrant"]["pressure_low"], RULES["hydrant"]["pressure_high"], RULES["hydrant"]["tilt"]
+    tilted = default_level("hydrant", "tilt", "alarm")
     by_district = panel(
         "timeseries",
         "Hydrant pressure by district",
@@ -344,17 +371,19 @@ def water() -> Json:
                 alias="$tag_district lowest",
             ),
         ],
-        description="Warn below 0.14 MPa (GB 50974 §7.2.8), critical below 0.10 MPa, high above 1.0 MPa.",
+        description=f"Warn below {HYDRANT_LOW:g} {low.unit} ({low.source}), critical below {HYDRANT_CRITICAL:.2f} "
+        f"{low.unit}, high above {HYDRANT_HIGH:.1f} {high.unit}.",
         interval=HYDRANT_INTERVAL,
         field_config=PRESSURE,
     )
     low_now = panel(
         "table",
-        "Hydrants below 0.14 MPa now",
+        f"Hydrants below {HYDRANT_LOW:g} {low.unit} now",
         [
             influx(
                 f'SELECT "p" AS "pressure_mpa" FROM (SELECT last("pressure_mpa") AS "p" FROM {h} {WHERE} '
-                'GROUP BY "district", "site", "device_id") WHERE "p" < 0.14 GROUP BY "district", "site", "device_id"',
+                f'GROUP BY "district", "site", "device_id") WHERE "p" < {HYDRANT_LOW:g} '
+                'GROUP BY "district", "site", "device_id"',
                 table=True,
             )
         ],
@@ -374,7 +403,7 @@ def water() -> Json:
 
     def below(limit: float, color: str) -> Json:
         return stat(
-            f"Hydrants below {limit} MPa",
+            f"Hydrants below {limit} {low.unit}",
             [
                 influx(
                     f'SELECT count("p") FROM (SELECT last("pressure_mpa") AS "p" FROM {h} {WHERE} '
@@ -397,10 +426,10 @@ def water() -> Json:
                 alias="water flowing",
             ),
             influx(
-                f'SELECT count("tilt_deg") FROM {h} {WHERE} AND "tilt_deg" >= 30 '
+                f'SELECT count("tilt_deg") FROM {h} {WHERE} AND "tilt_deg" >= {tilted:g} '
                 "GROUP BY time($__interval) fill(0)",
                 "B",
-                alias="tilted ≥ 30°",
+                alias=f"tilted ≥ {tilted:g}{tilt.unit}",
             ),
             influx(
                 f'SELECT count("cover_open") FROM {h} {WHERE} AND "cover_open" = 1 '
@@ -426,7 +455,7 @@ def water() -> Json:
         ],
         description="A pump running at rated current with no outlet pressure has failed. " + NARROW,
         interval=COARSE,
-        field_config=PRESSURE,
+        field_config=PUMP_PRESSURE,
     )
     pump_current = panel(
         "timeseries",
@@ -464,8 +493,8 @@ def water() -> Json:
         [
             by_district,
             low_now,
-            below(0.14, ORANGE),
-            below(0.10, RED),
+            below(HYDRANT_LOW, ORANGE),
+            below(HYDRANT_CRITICAL, RED),
             events,
             pump_pressure,
             pump_current,

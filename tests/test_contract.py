@@ -120,6 +120,20 @@ def test_a_bad_setting_names_the_key_and_exits_2(tmp_path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_the_payload_size_setting_cannot_exceed_what_parsing_accepts() -> None:
+    """A setting above the parser's limit would promise messages the parser then rejects."""
+    from firewatch.contract.payload import MAX_PAYLOAD_BYTES
+    from firewatch.contract.settings import IngestSettings
+
+    assert IngestSettings().max_payload_bytes == MAX_PAYLOAD_BYTES
+    IngestSettings(max_payload_bytes=MAX_PAYLOAD_BYTES)
+    with pytest.raises(ValueError, match="max_payload_bytes"):
+        IngestSettings(max_payload_bytes=MAX_PAYLOAD_BYTES + 1)
+    body = b"[" + b" " * (MAX_PAYLOAD_BYTES - 2) + b"]"
+    assert [r.reason for r in parse(T, body).rejections] != [Reason.OVERSIZED]
+    assert [r.reason for r in parse(T, body + b" ").rejections] == [Reason.OVERSIZED]
+
+
 def test_an_environment_variable_overrides_the_file(tmp_path) -> None:
     cfg = tmp_path / "firewatch.toml"
     cfg.write_text('[influx]\ndatabase = "fromfile"\n')

@@ -223,3 +223,55 @@ def test_relay_targets_are_checked() -> None:
     for bad in ("http://api:8080/metrics", "api=", "api=ftp://x", "=http://x"):
         with pytest.raises(ValueError):
             Target.parse(bad)
+
+
+def _panel(board: dict[str, Any], title: str) -> dict[str, Any]:
+    return next(p for p in board["panels"] if p["title"] == title)
+
+
+def _lines(panel: dict[str, Any]) -> list[float]:
+    """The threshold values a panel draws, lowest first (the first step is minus infinity)."""
+    return [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]]
+
+
+def test_threshold_lines_are_the_levels_alerting_judges_by() -> None:
+    """An operator reading a line on a graph must see the level at which the alert fires."""
+    from firewatch.contract.rules import RULES
+
+    boards = {b["uid"]: b for b in all_dashboards()}
+    elec, water = boards["firewatch-electrical"], boards["firewatch-water"]
+
+    def levels(kind: str, *rules: str) -> list[float]:
+        values = [getattr(RULES[kind][r].defaults, lvl) for r in rules for lvl in ("alarm", "warning")]
+        return sorted(v for v in values if v is not None)
+
+    assert _lines(_panel(elec, "Residual current, highest per district")) == levels("electrical", "residual_current")
+    assert _lines(_panel(elec, "Residual current, highest per district"))[0] != 200  # the old, wrong line
+    assert _lines(_panel(elec, "Cable temperature, hottest per district")) == levels("electrical", "cable_temp")
+    assert _lines(_panel(elec, "Hottest circuits now")) == levels("electrical", "cable_temp")
+    assert _lines(_panel(elec, "Arcing half-cycles per second")) == levels("electrical", "arc_fault")
+    volts = [RULES["electrical"][r].defaults.warning for r in ("undervoltage", "overvoltage")]
+    assert _lines(_panel(elec, "Phase voltage extremes")) == volts
+    hydrant = [RULES["hydrant"]["pressure_low"].defaults.alarm, RULES["hydrant"]["pressure_low"].defaults.warning,
+               RULES["hydrant"]["pressure_high"].defaults.warning]
+    assert _lines(_panel(water, "Hydrant pressure by district")) == hydrant
+    assert _lines(_panel(water, "Pump outlet pressure, lowest per district")) == levels("pump", "pressure_low")
+    alarm = RULES["electrical"]["residual_current"].defaults.alarm
+    over = _panel(elec, f"Detectors at or above {alarm:g} mA now")
+    assert over["targets"][0]["query"].endswith(f'"r" >= {alarm:g}')
+
+
+def test_a_changed_default_moves_the_line_and_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from firewatch.contract.rules import RULES
+    from firewatch.dashboards.boards import electrical
+
+    rule = RULES["electrical"]["residual_current"]
+    monkeypatch.setitem(RULES["electrical"], "residual_current",
+                        replace(rule, defaults=replace(rule.defaults, warning=222.0, alarm=333.0)))
+    board = electrical()
+    residual = _panel(board, "Residual current, highest per district")
+    assert _lines(residual) == [222.0, 333.0]
+    assert "Warning at 222 mA, alarm at 333 mA" in residual["description"]
+    assert _panel(board, "Detectors at or above 333 mA now")["targets"][0]["query"].endswith('"r" >= 333')

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.rules import Params, Rule
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import Params, Rule
 
 CLIP = 4.0
 MIN_READINGS = 10

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.rules import Params
+from firewatch.contract.rules import Params
 
 
 class Heartbeats:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.rules import Params, Rule
+from firewatch.contract.rules import Params, Rule
 
 NAN = float("nan")
 

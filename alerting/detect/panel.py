@@ -23,9 +23,9 @@ import numpy as np
 from firewatch.alerting.config import AlertingConfig
 from firewatch.alerting.detect.heartbeat import Heartbeats
 from firewatch.alerting.registry import DeviceInfo, Registry
-from firewatch.alerting.rules import RULES, Params
 from firewatch.alerting.signal import Signal
 from firewatch.contract.payload import PanelEvent
+from firewatch.contract.rules import RULES, Params
 
 Point = tuple[int | None, int | None]
 

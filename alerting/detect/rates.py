@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.rules import Params, Rule
+from firewatch.contract.rules import Params, Rule
 
 MIN_SPAN_MS = 60_000
 

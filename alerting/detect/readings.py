@@ -26,12 +26,15 @@ from firewatch.alerting.detect.rates import Rates
 from firewatch.alerting.detect.sensor import Frozen, Jumps
 from firewatch.alerting.detect.thresholds import Thresholds
 from firewatch.alerting.registry import DeviceInfo, Registry
-from firewatch.alerting.rules import READING_RULES, RULES
 from firewatch.alerting.signal import Signal
+from firewatch.contract.db import Severity
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.payload import Reading
+from firewatch.contract.rules import COMMON_RULES, READING_RULES, RULES
 
 NAN = float("nan")
+OFFLINE = COMMON_RULES["offline"].severities[0]
+IMPOSSIBLE = COMMON_RULES["sensor_impossible"].severities[0]
 _ts = attrgetter("ts_ms")
 
 
@@ -182,7 +185,7 @@ class ReadingDetector:
     def tick(self, now_ms: int) -> list[Signal]:
         n = len(self.devices)
         out = [self._signal(c, c.at_ms, None) for c in self.levels.tick(now_ms, n)]
-        out += [self._heartbeat(s, at, "warning") for s, at in self.heartbeats.tick(now_ms, n)]
+        out += [self._heartbeat(s, at, OFFLINE) for s, at in self.heartbeats.tick(now_ms, n)]
         bad = self.bad_ts[:n]
         for s in np.nonzero((bad > 0) & (now_ms - bad > self.bad_window_ms[:n]))[0]:
             at = int(bad[s] + self.bad_window_ms[s])
@@ -198,7 +201,7 @@ class ReadingDetector:
 
     def offline(self, device_id: str, district: str, ts_ms: int) -> list[Signal]:
         s = self.slot(device_id, district)
-        return [self._heartbeat(s, ts_ms, "warning")] if self.heartbeats.went_offline(s, ts_ms) else []
+        return [self._heartbeat(s, ts_ms, OFFLINE)] if self.heartbeats.went_offline(s, ts_ms) else []
 
     def impossible(self, device_id: str, district: str, ts_ms: int, detail: str) -> list[Signal]:
         """A message from this device was refused as physically impossible."""
@@ -224,7 +227,7 @@ class ReadingDetector:
             sev = self.rules[j].severities
             self.levels.restore(s, j, 2 if severity == sev[1] and sev[0] != sev[1] else 1)
 
-    def _base(self, s: int, rule: str, ts_ms: int, severity: str | None) -> Signal:
+    def _base(self, s: int, rule: str, ts_ms: int, severity: Severity | None) -> Signal:
         d = self.devices[s]
         return Signal(rule, d.id, d.district, ts_ms, severity, kind=self.kind, site=d.site, zone=d.zone)
 
@@ -247,7 +250,7 @@ class ReadingDetector:
             sig.summary = f"{rule.label}: back to {c.value:.4g} {rule.unit}"
         return sig
 
-    def _heartbeat(self, s: int, ts_ms: int, severity: str | None) -> Signal:
+    def _heartbeat(self, s: int, ts_ms: int, severity: Severity | None) -> Signal:
         sig = self._base(s, "offline", ts_ms, severity)
         last = int(self.heartbeats.last_seen[s])
         sig.summary = (f"{RULES[self.kind]['offline'].label}: silent since {last} ms"
@@ -255,7 +258,7 @@ class ReadingDetector:
         return sig
 
     def _impossible(self, s: int, ts_ms: int, detail: str | None) -> Signal:
-        sig = self._base(s, "sensor_impossible", ts_ms, "warning" if detail else None)
+        sig = self._base(s, "sensor_impossible", ts_ms, IMPOSSIBLE if detail else None)
         sig.summary = f"impossible sensor value: {detail}" if detail else "sensor values plausible again"
         return sig
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.rules import Params, Rule
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import Params, Rule
 
 JUMP_FRACTION = 0.25
 

@@ -1,18 +1,24 @@
-"""The rule catalogue: every rule a detector knows, per device kind, with its defaults.
+"""The rule catalogue: every rule a detector knows, per device kind, with its default levels.
 
+This is the one place a threshold is written. Alerting judges readings by it,
+the dashboards draw their threshold lines from it, and the api shows the levels
+in force beside a device's readings, so it lives in the contract next to the
+metric catalogue (contract/kinds.py) rather than inside alerting.
 Defaults come from DOMAIN.md (the standards, or field practice where marked).
 Each rule turns readings into one number per device (a feature: the reading
 itself, the hottest of four cables, a rate, a deviation from the learned
 baseline) and compares it with a warning and an alarm level. `direction = -1`
 flips the comparison for rules that fire when the number falls (pressure,
 voltage, freeze). Any of these defaults can be overridden per kind, district,
-site or device (see alerting/config.py).
+site or device (alerting/config.py resolves them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+
+from firewatch.contract.db import Severity
 
 Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "frozen", "jump", "event"]
 
@@ -44,21 +50,34 @@ class Rule:
     unit: str
     direction: int = 1
     reduce: Literal["max", "min"] = "max"
-    severities: tuple[str, str] = ("warning", "critical")
+    severities: tuple[Severity, Severity] = (Severity.WARNING, Severity.CRITICAL)
     """Severity at the warning level and at the alarm level."""
+    source: str = ""
+    """Where the default levels come from (DOMAIN.md): a standard's clause, or field practice."""
 
+
+WARNING_ONLY = (Severity.WARNING, Severity.WARNING)
+CRITICAL_ONLY = (Severity.CRITICAL, Severity.CRITICAL)
+FIRE_ONLY = (Severity.FIRE, Severity.FIRE)
+"""Rules whose alarm level, if any, does not raise the severity."""
+
+MAINS = "field practice: ±10 % of a 220 V supply"
 
 TEMPS = ("temp1_c", "temp2_c", "temp3_c", "temp4_c")
 VOLTS = ("voltage_a_v", "voltage_b_v", "voltage_c_v")
 AMPS = ("current_a_a", "current_b_a", "current_c_a")
 
 ELECTRICAL: tuple[Rule, ...] = (
-    Rule("residual_current", "value", ("residual_ma",), Params(240, 300, 20), "residual current", "mA"),
-    Rule("cable_temp", "value", TEMPS, Params(60, 70, 3), "cable temperature", "°C"),
-    Rule("arc_fault", "value", ("arc_count",), Params(None, 14, 4), "arc fault", "half-cycles/s"),
-    Rule("overvoltage", "value", VOLTS, Params(242, 264, 4), "over-voltage", "V"),
+    Rule("residual_current", "value", ("residual_ma",), Params(240, 300, 20), "residual current", "mA",
+         source="GB 50116 §9.2.3"),
+    Rule("cable_temp", "value", TEMPS, Params(60, 70, 3), "cable temperature", "°C",
+         source="GB 14287.3"),
+    Rule("arc_fault", "value", ("arc_count",), Params(None, 14, 4), "arc fault", "half-cycles/s",
+         source="GB 14287.4; none at 9 or fewer"),
+    Rule("overvoltage", "value", VOLTS, Params(242, 264, 4), "over-voltage", "V",
+         source=MAINS),
     Rule("undervoltage", "value", VOLTS, Params(198, 154, 4), "under-voltage", "V", direction=-1,
-         reduce="min"),
+         reduce="min", source=MAINS),
     Rule("overcurrent", "value", AMPS, Params(None, None, 5, for_s=60), "overcurrent", "A"),
     Rule("temp_rise", "rate", TEMPS, Params(5, 15, 2, window_s=600), "cable temperature rise", "°C/min"),
     Rule("temp_imbalance", "spread", TEMPS, Params(8, 20, 2, for_s=120), "one cable hotter than its siblings",
@@ -72,22 +91,23 @@ ELECTRICAL: tuple[Rule, ...] = (
     Rule("cable_temp_abnormal", "baseline", TEMPS, Params(7, None, 2, for_s=60, window_s=86400,
          warmup_s=21600), "cable temperature abnormal for this device", "dev"),
     Rule("sensor_frozen", "frozen", ("residual_ma", *TEMPS), Params(21600, None, 0), "sensor value frozen", "s",
-         severities=("warning", "warning")),
+         severities=WARNING_ONLY),
     Rule("sensor_jump", "jump", ("residual_ma", *TEMPS), Params(3, None, 2, window_s=3600),
-         "sensor value jumping", "spikes", severities=("warning", "warning")),
+         "sensor value jumping", "spikes", severities=WARNING_ONLY),
 )
 
 HYDRANT: tuple[Rule, ...] = (
     Rule("pressure_low", "value", ("pressure_mpa",), Params(0.14, 0.10, 0.01), "low water pressure", "MPa",
-         direction=-1),
-    Rule("pressure_high", "value", ("pressure_mpa",), Params(1.0, None, 0.02), "high water pressure", "MPa"),
+         direction=-1, source="GB 50974 §7.2.8"),
+    Rule("pressure_high", "value", ("pressure_mpa",), Params(1.0, None, 0.02), "high water pressure", "MPa",
+         source="field practice"),
     Rule("tilt", "value", ("tilt_deg",), Params(None, 30, 5), "hydrant tilted (knocked over?)", "°"),
     Rule("cover_open", "value", ("cover_open",), Params(0.5, None, 0, for_s=10), "cover open", ""),
     Rule("water_flow", "value", ("water_flow",), Params(0.5, None, 0, for_s=60),
          "water flowing with no fire logged (theft or leak)", ""),
     Rule("freeze_risk", "value", ("temp_c",), Params(2, None, 1), "freeze risk", "°C", direction=-1),
     Rule("battery_low", "value", ("battery_pct",), Params(20, 10, 2), "battery low", "%", direction=-1,
-         severities=("info", "warning")),
+         severities=(Severity.INFO, Severity.WARNING)),
     Rule("pressure_drop", "rate", ("pressure_mpa",), Params(0.05, 0.2, 0.02, window_s=1800),
          "water pressure dropping", "MPa/min", direction=-1),
     Rule("pressure_leak", "drift", ("pressure_mpa",), Params(0.05, None, 0.01, window_s=259200, warmup_s=43200),
@@ -95,9 +115,9 @@ HYDRANT: tuple[Rule, ...] = (
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=600, window_s=86400,
          warmup_s=43200), "water pressure abnormally low for this hydrant", "dev", direction=-1),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
-         severities=("warning", "warning")),
+         severities=WARNING_ONLY),
     Rule("sensor_jump", "jump", ("pressure_mpa",), Params(3, None, 2, window_s=3600), "sensor value jumping",
-         "spikes", severities=("warning", "warning")),
+         "spikes", severities=WARNING_ONLY),
 )
 
 PUMP: tuple[Rule, ...] = (
@@ -114,35 +134,48 @@ PUMP: tuple[Rule, ...] = (
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
          warmup_s=21600), "standby pressure abnormally low for this pump", "dev", direction=-1),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
-         severities=("warning", "warning")),
+         severities=WARNING_ONLY),
 )
 
 PANEL: tuple[Rule, ...] = (
-    Rule("fire", "event", (), Params(), "fire alarm", "", severities=("fire", "fire")),
-    Rule("fault", "event", (), Params(), "fault", "", severities=("warning", "warning")),
+    Rule("fire", "event", (), Params(), "fire alarm", "", severities=FIRE_ONLY),
+    Rule("fault", "event", (), Params(), "fault", "", severities=WARNING_ONLY),
     Rule("fault_unrepaired", "event", (), Params(for_s=86400), "fault unrepaired (hazard)", "",
-         severities=("critical", "critical")),
-    Rule("supervisory", "event", (), Params(), "supervisory signal", "", severities=("warning", "warning")),
+         severities=CRITICAL_ONLY),
+    Rule("supervisory", "event", (), Params(), "supervisory signal", "", severities=WARNING_ONLY),
     Rule("shield_left_on", "event", (), Params(for_s=86400), "points shielded too long", "",
-         severities=("warning", "warning")),
-    Rule("main_power", "event", (), Params(), "main power fault", "", severities=("critical", "critical")),
-    Rule("backup_power", "event", (), Params(), "backup power fault", "", severities=("warning", "warning")),
+         severities=WARNING_ONLY),
+    Rule("main_power", "event", (), Params(), "main power fault", "", severities=CRITICAL_ONLY),
+    Rule("backup_power", "event", (), Params(), "backup power fault", "", severities=WARNING_ONLY),
     Rule("false_alarm_repeated", "event", (), Params(warning=3, window_s=7 * 86400), "a point false-alarms repeatedly",
-         "alarms", severities=("warning", "warning")),
+         "alarms", severities=WARNING_ONLY),
 )
 """Panel rules are a state machine over GB 26875 events (alerting/detect/panel.py), not features."""
 
 COMMON: tuple[Rule, ...] = (
     Rule("offline", "event", (), Params(warning=2), "offline (missed reporting periods)", "periods",
-         severities=("warning", "warning")),
+         severities=WARNING_ONLY),
     Rule("sensor_impossible", "event", (), Params(warning=3, window_s=3600), "impossible sensor values", "",
-         severities=("warning", "warning")),
+         severities=WARNING_ONLY),
 )
 """Rules every kind has: missing heartbeats, and values outside the sensor's physical range
 (`warning` of them within `window_s`; one garbled message is not yet a broken sensor)."""
 
+COMMON_RULES: dict[str, Rule] = {r.name: r for r in COMMON}
 READING_RULES: dict[str, tuple[Rule, ...]] = {"electrical": ELECTRICAL, "hydrant": HYDRANT, "pump": PUMP}
 RULES: dict[str, dict[str, Rule]] = {
     kind: {r.name: r for r in (*rules, *COMMON)}
     for kind, rules in {**READING_RULES, "panel": PANEL}.items()
 }
+
+Level = Literal["warning", "alarm"]
+LEVELS: tuple[Level, ...] = get_args(Level)
+"""A rule's two levels, in the order its severities follow."""
+
+
+def default_level(kind: str, rule: str, level: Level) -> float:
+    """A rule's default level, for the parts that draw or quote it (dashboards, docs)."""
+    value = getattr(RULES[kind][rule].defaults, level)
+    if value is None:
+        raise LookupError(f"the {kind} rule {rule} has no {level} level")
+    return value
