@@ -50,6 +50,8 @@ SEVERITY_RANK = case(
     {s.value: rank for rank, s in enumerate(reversed(Severity))}, value=Alert.severity, else_=len(Severity)
 )
 """Most urgent first: the queue's order."""
+WAITING_RANK = case({AlertState.FIRING.value: 0}, value=Alert.state, else_=1)
+"""Within a severity, what nobody has acknowledged yet first."""
 Outcome = Literal["", "real_fire", "false_alarm", "fault", "test", "other"]
 
 
@@ -127,9 +129,13 @@ class CommentIn(BaseModel):
 
 
 def queue_order() -> tuple[Any, ...]:
-    """Fire first, then by probable-fire score, then newest."""
+    """Fire first; within a severity what nobody has acknowledged yet, then by probable-fire score, then newest.
+
+    An acknowledged alarm has a person on it; an unacknowledged one below it would wait unseen.
+    """
     return (
         SEVERITY_RANK,
+        WAITING_RANK,
         Alert.probable.desc(),
         Alert.score.desc(),
         Alert.started_ms.desc(),

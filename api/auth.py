@@ -35,6 +35,8 @@ RANK: dict[str, int] = {"unit": -1, "maintenance": -1, "viewer": 0, "operator": 
 SCOPED_ROLES = ("unit", "maintenance")
 """Roles whose token sees only the units its scope names (supervision's TokenScope)."""
 COOKIE = "firewatch_token"
+SESSION_S = 7 * 86400
+"""How long a console stays signed in without asking; each GET /session starts it again."""
 CACHE_S = 10.0
 """A token revoked by another process stops working within this long; via the api, at once."""
 
@@ -166,15 +168,19 @@ async def login(body: LoginIn, request: Request, response: Response) -> Me:
     who = await request.app.state.auth.principal(body.token)
     if who is None:
         raise ApiError(401, "the API token is unknown or revoked")
+    _keep_cookie(request, response, body.token)
+    return Me(name=who.name, role=who.role)
+
+
+def _keep_cookie(request: Request, response: Response, token: str) -> None:
     response.set_cookie(
         COOKIE,
-        body.token,
-        max_age=7 * 86400,
+        token,
+        max_age=SESSION_S,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return Me(name=who.name, role=who.role)
 
 
 @router.delete("/session", status_code=204, summary="Log out (clears the console cookie)")
@@ -184,8 +190,16 @@ async def logout(response: Response) -> Response:
     return response
 
 
-@router.get("/session", response_model=Me, summary="Who the presented token belongs to")
-async def me(who: Member) -> Me:
+@router.get(
+    "/session",
+    response_model=Me,
+    summary="Who the presented token belongs to; renews the console cookie",
+)
+async def me(who: Member, request: Request, response: Response) -> Me:
+    # A wall screen asks every hour: while its token is valid it is never signed out.
+    token = request.cookies.get(COOKIE)
+    if token:
+        _keep_cookie(request, response, token)
     return Me(name=who.name, role=who.role)
 
 

@@ -1,7 +1,7 @@
 // The monitoring-center console: city map, live alarm queue, drill-down, one-click handling.
 // Plain ES modules, no build step, no network beyond this server.
 
-import { ago, language, setLanguage, t } from "./i18n.js";
+import { ago, language, setLanguage, t, when } from "./i18n.js";
 import { CityMap, COLOURS } from "./map.js";
 import { drawChart } from "./chart.js";
 
@@ -47,7 +47,8 @@ function showLogin(message = "") {
 
 async function login(event) {
   event.preventDefault();
-  unlockSound();
+  if (localStorage.getItem(SOUND_KEY) !== "off") unlockSound(); // the login click may start the sound
+
   const res = await fetch("/api/v1/session", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -63,14 +64,50 @@ async function login(event) {
 }
 
 // --- sound and flash ---------------------------------------------------------
+// Sound and wall-screen mode are remembered per screen (localStorage), so a wall screen
+// reloaded at night comes back loud. Browsers start audio only after a click unless the
+// kiosk runs with --autoplay-policy=no-user-gesture-required; until then a banner says so.
 
+const SOUND_KEY = "firewatch.sound";
+const WALL_KEY = "firewatch.wall";
 let audio = null;
 
+function soundWanted() {
+  return localStorage.getItem(SOUND_KEY) === "on";
+}
+
+function showSound() {
+  const running = audio?.state === "running";
+  $("#sound").textContent = t(running ? "sound_off" : "sound_on");
+  $("#sound").classList.toggle("on", running);
+  $("#sound-blocked").hidden = !(soundWanted() && !running);
+}
+
 function unlockSound() {
+  localStorage.setItem(SOUND_KEY, "on");
   audio = audio || new AudioContext();
-  if (audio.state === "suspended") audio.resume();
-  $("#sound").textContent = t("sound_off");
-  $("#sound").classList.add("on");
+  audio.onstatechange = showSound;
+  if (audio.state === "suspended") audio.resume().then(showSound, showSound);
+  showSound();
+}
+
+function toggleSound() {
+  if (audio?.state === "running") {
+    localStorage.setItem(SOUND_KEY, "off");
+    audio.suspend().then(showSound);
+  } else {
+    unlockSound();
+  }
+}
+
+function wallMode() {
+  return localStorage.getItem(WALL_KEY) === "1";
+}
+
+function setWall(on) {
+  localStorage.setItem(WALL_KEY, on ? "1" : "0");
+  document.body.classList.toggle("wall", on);
+  $("#wall").classList.toggle("on", on);
 }
 
 function beep() {
@@ -137,6 +174,7 @@ function putAlert(a) {
 function sortedAlerts() {
   return [...state.alerts.values()].filter(visibleAlert).sort((a, b) =>
     (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) ||
+    Number(a.state !== "firing") - Number(b.state !== "firing") ||
     Number(b.probable) - Number(a.probable) || b.score - a.score || b.started_ms - a.started_ms || b.id - a.id);
 }
 
@@ -329,7 +367,7 @@ function chartsFor(readings) {
   for (const s of readings.series) {
     if (!s.metrics.length) {
       const rows = s.events.slice(0, 50).map((e) =>
-        `<tr><td>${esc(new Date(e.t).toLocaleString())}</td><td>${esc(e.event)}</td><td>${esc([e.loop, e.point].filter((x) => x != null).join("-"))}</td><td>${esc(e.zone || "")}</td></tr>`).join("");
+        `<tr><td>${esc(when(e.t))}</td><td>${esc(e.event)}</td><td>${esc([e.loop, e.point].filter((x) => x != null).join("-"))}</td><td>${esc(e.zone || "")}</td></tr>`).join("");
       parts.push(`<h3>${esc(t("events"))} · ${esc(s.device_id)}</h3>${rows ? `<table class="events">${rows}</table>` : `<p>${esc(t("no_data"))}</p>`}`);
       continue;
     }
@@ -397,7 +435,7 @@ async function showAlert(id) {
       [t("district"), esc(a.district)], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
     ${(a.reasons || []).length ? `<ul class="reasons">${a.reasons.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}
     <h3>${esc(t("history"))}</h3><ul class="history">${history.map((h) =>
-      `<li><time>${esc(new Date(h.at_ms).toLocaleString())}</time> <b>${esc(h.actor)}</b> ${esc(h.action)} ${esc(h.detail.note || h.detail.text || h.detail.outcome || "")}</li>`).join("")}</ul>
+      `<li><time>${esc(when(h.at_ms))}</time> <b>${esc(h.actor)}</b> ${esc(h.action)} ${esc(h.detail.note || h.detail.text || h.detail.outcome || "")}</li>`).join("")}</ul>
     <h3>${esc(t("readings"))}</h3><div class="charts"></div>`);
   $("#drill").dataset.view = `alert:${id}`;
   if (readings) {
@@ -455,21 +493,52 @@ function wireDrill() {
 }
 
 // --- live stream ---------------------------------------------------------------
+// The stream reconnects by itself for as long as it takes (an api restart, a network cut):
+// only a token that no longer works shows the login. While it is down a red bar says since when.
+
+let retryMs = 1000;
+let downSince = 0;
+
+function streamDown() {
+  $("#link").className = "link down";
+  $("#link").title = t("reconnecting");
+  if (!downSince) downSince = Date.now();
+  const bar = $("#stream-down");
+  setTimeout(() => {
+    if (!downSince) return;
+    bar.textContent = `${t("stream_down")} ${when(downSince, { date: false })}${t("stream_down_after")}`;
+    bar.hidden = false;
+  }, 2500);
+}
+
+function streamUp() {
+  downSince = 0;
+  retryMs = 1000;
+  $("#link").className = "link live";
+  $("#link").title = t("live");
+  $("#stream-down").hidden = true;
+}
+
+async function reconnect() {
+  try {
+    await api("/api/v1/session");
+  } catch (err) {
+    if ($("#login").open) return; // the token no longer works: the login is showing
+    retryMs = Math.min(retryMs * 2, 15000);
+    setTimeout(reconnect, retryMs);
+    return;
+  }
+  connect();
+}
 
 function connect() {
   state.source?.close();
   const source = new EventSource(`/api/v1/stream?since=${state.cursor}`);
   state.source = source;
-  source.addEventListener("open", () => { $("#link").className = "link live"; $("#link").title = t("live"); });
-  source.addEventListener("error", async () => {
-    $("#link").className = "link down";
-    $("#link").title = t("reconnecting");
-    if (source.readyState === EventSource.CLOSED) {
-      try {
-        await api("/api/v1/session");
-        setTimeout(connect, 2000);
-      } catch { /* showLogin already */ }
-    }
+  source.addEventListener("open", streamUp);
+  source.addEventListener("error", () => {
+    streamDown();
+    if (source.readyState === EventSource.CLOSED && state.source === source) setTimeout(reconnect, retryMs);
   });
   source.addEventListener("alert", (e) => {
     const { alert } = JSON.parse(e.data);
@@ -532,16 +601,24 @@ function init() {
   $("#lang").addEventListener("click", () => {
     setLanguage(language() === "zh" ? "en" : "zh");
     $("#lang").textContent = language() === "zh" ? "English" : "中文";
-    if (audio?.state === "running") $("#sound").textContent = t("sound_off");
+    showSound();
     if (state.started) {
       fillFiltersKeep();
       renderLegend();
       renderQueue();
     }
   });
-  $("#sound").addEventListener("click", unlockSound);
+  $("#sound").addEventListener("click", toggleSound);
+  if (soundWanted()) unlockSound();
+  if (new URLSearchParams(location.search).get("wall") === "1") setWall(true);
+  setWall(wallMode());
+  $("#wall").addEventListener("click", () => setWall(!wallMode()));
+  // A wall screen renews its session every hour, so it is never signed out while its token is valid.
+  setInterval(() => wallMode() && state.started && api("/api/v1/session").catch(() => {}), 3600000);
   $("#stats").addEventListener("click", () => showStats().catch((err) => toast(`${t("failed")}${err.message}`)));
-  document.addEventListener("pointerdown", () => { if (audio?.state === "suspended") audio.resume(); }, { once: false });
+  document.addEventListener("pointerdown", () => {
+    if (audio?.state === "suspended" && soundWanted()) audio.resume().then(showSound);
+  });
   $("#login-form").addEventListener("submit", login);
   $("#logout").addEventListener("click", async () => {
     await fetch("/api/v1/session", { method: "DELETE" });

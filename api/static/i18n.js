@@ -13,7 +13,8 @@ const TEXT = {
     range_6h: "6小时", range_24h: "24小时", range_7d: "7天", probable: "疑似真实火警",
     stats: "统计", online_by_area: "各区域在线率", alerts_per_day: "近7天每日报警", time_to_ack: "平均确认时间（30天）",
     false_points: "误报最多的点位（30天）", day: "日期", rule: "规则", count: "次数", total: "总数", rate: "在线率",
-    mean: "平均", seconds: "秒", hazards: "隐患整改",
+    mean: "平均", seconds: "秒", hazards: "隐患整改", wall: "大屏模式", sound_blocked: "声音已设为开启，但浏览器尚未允许播放：点击屏幕任意处恢复报警声音",
+    stream_down: "实时连接中断：自", stream_down_after: "起未收到推送，正在自动重连…（报警队列可能不是最新）",
     "kind.electrical": "电气火灾", "kind.hydrant": "消火栓", "kind.panel": "火灾报警控制器", "kind.pump": "消防泵房",
     "sev.fire": "火警", "sev.critical": "严重", "sev.warning": "警告", "sev.info": "提示",
   },
@@ -31,7 +32,9 @@ const TEXT = {
     range_6h: "6 h", range_24h: "24 h", range_7d: "7 d", probable: "probably a real fire",
     stats: "Statistics", online_by_area: "Online rate by district", alerts_per_day: "Alerts per day (7 days)",
     time_to_ack: "Mean time to acknowledge (30 days)", false_points: "Most false alarms (30 days)", day: "Day",
-    rule: "Rule", count: "Count", total: "Total", rate: "Rate", mean: "Mean", seconds: "s", hazards: "Hazards",
+    rule: "Rule", count: "Count", total: "Total", rate: "Rate", mean: "Mean", seconds: "s", hazards: "Hazards", wall: "Wall screen",
+    sound_blocked: "Sound is set to on but the browser has not allowed it yet: click anywhere to restore the alarm sound",
+    stream_down: "Live stream down since ", stream_down_after: "; reconnecting by itself… (the queue may be out of date)",
     "kind.electrical": "Electrical", "kind.hydrant": "Hydrant", "kind.panel": "Alarm panel", "kind.pump": "Pump room",
     "sev.fire": "FIRE", "sev.critical": "critical", "sev.warning": "warning", "sev.info": "info",
   },
@@ -60,4 +63,12 @@ export function ago(ms) {
   if (s < 3600) return `${Math.floor(s / 60)}${lang === "en" ? " " : ""}${t("ago_m")}`;
   if (s < 86400) return `${Math.floor(s / 3600)}${lang === "en" ? " " : ""}${t("ago_h")}`;
   return `${Math.floor(s / 86400)}${lang === "en" ? " " : ""}${t("ago_d")}`;
+}
+
+const LOCALE = { zh: "zh-CN", en: "en-GB" };
+
+/** A moment as the screen's language writes it, 24-hour clock: a night shift reads 03:12, not 3:12 AM. */
+export function when(ms, { date = true } = {}) {
+  const d = new Date(ms);
+  return date ? d.toLocaleString(LOCALE[lang], { hour12: false }) : d.toLocaleTimeString(LOCALE[lang], { hour12: false });
 }

@@ -1,0 +1,125 @@
+"""The console through a twelve-hour night shift, in real headless Chromium.
+
+The queue keeps what nobody has handled on top, a wall screen reloaded at night
+keeps its sound and its mode, and a stream that drops says so and comes back by itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Browser, expect
+
+from firewatch.simulators.fleet import Fleet
+from tests.test_api import insert_alerts
+from tests.test_api_server import ApiThread, client
+from tests.test_console import ARTIFACTS, CHROMIUM, browser, city, open_console, panel_alert
+
+__all__ = ["browser", "city"]  # fixtures used by name
+
+CityFixture = tuple[ApiThread, Fleet, dict[str, str]]
+
+
+def test_an_unacknowledged_fire_sits_above_an_acknowledged_one_which_looks_calmer(
+    browser: Browser, city: CityFixture
+) -> None:
+    api, fleet, keys = city
+    now = int(time.time() * 1000)
+    older, newer = insert_alerts(
+        api.settings,
+        panel_alert(fleet, 0, score=0.3, started_ms=now - 600_000, last_seen_ms=now - 600_000),
+        panel_alert(fleet, 1, score=0.9, probable=True, started_ms=now - 60_000, last_seen_ms=now),
+    )
+    operator = client(api, keys["operator"])
+    assert operator.post(f"/api/v1/alerts/{newer}/acknowledge", json={}).status_code == 200
+    queue = operator.get("/api/v1/alerts", params={"state": "open"}).json()["items"]
+    assert [a["id"] for a in queue] == [older, newer]
+
+    page = open_console(browser, api, keys["operator"])
+    items = page.locator("#queue li.alert")
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_have_attribute("data-id", str(older))
+    expect(items.nth(1)).to_have_class("alert sev-fire state-acknowledged")
+    opacity = [float(items.nth(k).evaluate("e => getComputedStyle(e).opacity")) for k in (0, 1)]
+    assert opacity[1] < 0.7 < opacity[0], opacity
+    # Once both have a person on them, the probable fire leads again.
+    page.click(f"#queue li[data-id='{older}'] button[data-act=ack]")
+    expect(items.nth(0)).to_have_attribute("data-id", str(newer))
+
+
+def test_sound_and_wall_mode_survive_a_reload(browser: Browser, city: CityFixture) -> None:
+    api, _, keys = city
+    page = open_console(browser, api, keys["viewer"])
+    expect(page.locator("#sound")).to_have_text("声音已开")  # the login click started it
+    page.click("#wall")
+    expect(page.locator("body")).to_have_class("wall")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("body")).to_have_class("wall")
+    expect(page.locator("#logout")).to_be_hidden()
+    # Without a click the browser keeps audio suspended: the screen says so, a click restores it.
+    expect(page.locator("#sound-blocked")).to_be_visible()
+    page.mouse.click(600, 400)
+    expect(page.locator("#sound-blocked")).to_be_hidden()
+    expect(page.locator("#sound")).to_have_text("声音已开")
+    assert page.evaluate("() => localStorage.getItem('firewatch.sound')") == "on"
+    # Switched off, it stays off after a reload, with no banner.
+    page.click("#sound")
+    expect(page.locator("#sound")).to_have_text("开启声音")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#sound")).to_have_text("开启声音")
+    expect(page.locator("#sound-blocked")).to_be_hidden()
+
+
+def test_a_kiosk_wall_screen_rings_after_a_reload_without_any_click(
+    city: CityFixture,
+) -> None:
+    """The kiosk flag the docs give for wall screens lets the remembered sound start unattended."""
+    from playwright.sync_api import sync_playwright
+
+    api, _, keys = city
+    with sync_playwright() as p:
+        kiosk = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            page = kiosk.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(api.url + "/?wall=1")
+            page.fill("#token", keys["viewer"])
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready='1']")
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']")
+            expect(page.locator("#sound")).to_have_text("声音已开")
+            expect(page.locator("#sound-blocked")).to_be_hidden()
+            assert page.evaluate("() => document.body.classList.contains('wall')")
+        finally:
+            kiosk.close()
+
+
+def test_the_stream_going_down_is_visible_and_the_console_reconnects_by_itself(
+    browser: Browser, city: CityFixture
+) -> None:
+    api, fleet, keys = city
+    page = open_console(browser, api, keys["viewer"])
+    expect(page.locator("#link")).to_have_class("link live")
+    api.stop()
+    expect(page.locator("#stream-down")).to_be_visible(timeout=10_000)
+    expect(page.locator("#stream-down")).to_contain_text("实时连接中断")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.screenshot(path=str(ARTIFACTS / "console-stream-down.png"))
+    time.sleep(6)  # longer than EventSource's own retry: the console must keep trying
+    api.start()
+    (alert_id,) = insert_alerts(api.settings, panel_alert(fleet, 4))
+    expect(page.locator(f"#queue li[data-id='{alert_id}']")).to_be_visible(timeout=20_000)
+    expect(page.locator("#stream-down")).to_be_hidden()
+    expect(page.locator("#link")).to_have_class("link live")
