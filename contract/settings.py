@@ -7,18 +7,43 @@ person reading it is an installer editing a file, not a developer.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from firewatch.contract.payload import MAX_PAYLOAD_BYTES
 
 ENV_FILE_VAR = "FIREWATCH_CONFIG"
 DEFAULT_FILE = "firewatch.toml"
+ENV_PREFIX = "FIREWATCH_"
+OTHER_ENV = frozenset({ENV_FILE_VAR, "FIREWATCH_BROKER_PASSWORD_FILE", "FIREWATCH_BROWSER", "FIREWATCH_VERSION"})
+"""FIREWATCH_* names that are not settings: the file's name, `device passwd`'s file, setup's
+browser switch, the compose image tag."""
+
+
+def _url(schemes: tuple[str, ...], optional: bool = False) -> AfterValidator:
+    """A URL an installer typed: without its scheme (`db:8086`) it would fail later, far from the key."""
+
+    def check(value: str) -> str:
+        if optional and not value:
+            return value
+        parts = urlsplit(value)
+        scheme = parts.scheme.split("+")[0]
+        if scheme not in schemes or not (parts.netloc or scheme == "sqlite"):
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    return AfterValidator(check)
+
+
+HttpUrl = Annotated[str, _url(("http", "https"))]
 
 
 class _Section(BaseModel):
@@ -37,7 +62,7 @@ class MqttSettings(_Section):
 
 
 class InfluxSettings(_Section):
-    url: str = "http://127.0.0.1:8086"
+    url: HttpUrl = "http://127.0.0.1:8086"
     api: Literal["v1", "v2"] = "v1"
     database: str = Field("firewatch", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """Database (1.x) or bucket (2.x/3.x)."""
@@ -64,21 +89,25 @@ class IngestSettings(_Section):
 
 
 class StoreSettings(_Section):
-    url: str = "sqlite:///.firewatch/firewatch.db"
+    url: Annotated[str, _url(("sqlite", "postgresql", "postgres"))] = "sqlite:///.firewatch/firewatch.db"
 
 
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: HttpUrl = "http://127.0.0.1:8080"
     """Where phones reach the acknowledge pages."""
     secret: str = ""
     """Signs acknowledge links; empty makes one per data folder."""
-    map_tile_url: str = ""
+    map_tile_url: Annotated[str, _url(("http", "https"), optional=True)] = ""
 
 
 class UpSettings(_Section):
     data_dir: Path = Path(".firewatch")
+    start_services: bool | None = None
+    """When nothing answers at the broker's or InfluxDB's address: None starts one of its own only
+    at the default loopback address (asking first at any other, when run at a terminal), true
+    starts one at the configured address, false never does."""
     simulate_devices: int = Field(200, ge=0, le=1_000_000)
     simulate_rate: float = Field(0.0, ge=0)
     """Messages per second of the demo city; 0 uses each kind's own interval."""
@@ -124,8 +153,38 @@ def _describe(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"])
         got = e.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {key}: {e['msg']}{shown}")
+        lines.append(f"  {key}: {e['msg'].removeprefix('Value error, ')}{shown}")
     return "\n".join(lines)
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """FIREWATCH_* variables that set nothing, each with what was probably meant.
+
+    pydantic-settings ignores them, so `FIREWATCH_MQTT_PORT=1884` (one underscore) would
+    leave the port at 1883 without a word.
+    """
+    sections = {name: field.annotation for name, field in Settings.model_fields.items()}
+    known = [
+        f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+        for section, model in sections.items()
+        if isinstance(model, type) and issubclass(model, BaseModel)
+        for key in model.model_fields
+    ]
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_ENV:
+            continue
+        section, sep, key = upper[len(ENV_PREFIX):].partition("__")
+        model = sections.get(section.lower())
+        if sep and key and model is not None:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                continue  # [alerting] and [notify]: their parts check what lies beneath
+            if key.lower() in model.model_fields:
+                continue
+        guess = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+        out.append(f"{name}: not a setting" + (f" (did you mean {guess[0]}?)" if guess else ""))
+    return out
 
 
 def load_settings(path: Path | str | None = None) -> Settings:
@@ -140,7 +199,11 @@ def load_settings(path: Path | str | None = None) -> Settings:
             raise SettingsError(f"bad setting file {file}: {exc}") from None
     elif chosen:
         raise SettingsError(f"setting file {file} does not exist")
+    unknown = [f"  {u}" for u in unknown_environment(os.environ)]
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, f"{file} or FIREWATCH_* environment")) from None
+        raise SettingsError("\n".join([_describe(exc, f"{file} or FIREWATCH_* environment"), *unknown])) from None
+    if unknown:
+        raise SettingsError("\n".join(["bad setting in the FIREWATCH_* environment:", *unknown]))
+    return settings

@@ -45,11 +45,22 @@ def service_logging() -> None:
 
 
 @app.command("config")
-def config_show() -> None:
-    """Check the settings and print them as the program sees them."""
+def config_show(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Only check; print nothing but the problems (exit 2).")
+    ] = False,
+) -> None:
+    """Check every part's settings and print them as the program sees them."""
     import orjson
 
-    sys.stdout.write(orjson.dumps(settings().model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+    from firewatch.check import check
+
+    s = settings()
+    check(s)
+    if check_only:
+        err.print("settings OK", highlight=False)
+        return
+    sys.stdout.write(orjson.dumps(s.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
     sys.stdout.write("\n")
 
 
@@ -183,7 +194,7 @@ def roster_load(path: Annotated[Path, typer.Argument(help="Roster YAML (see docs
     try:
         roster = asyncio.run(load_file(settings().store.url, path))
     except (RosterError, OSError) as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     print(f"roster loaded: {len(roster.people)} people, {len(roster.groups)} groups, {len(roster.shifts)} shifts")
 
@@ -310,7 +321,7 @@ def dashboards_push(
     try:
         report = install(url, token, sources)
     except PushError as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     print("\n".join(report))
     if not registry_url:
@@ -451,7 +462,7 @@ def simulate(
     try:
         raise typer.Exit(run(settings(), options))
     except (UsageError, ScenarioError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 # --- end simulators ---
 
@@ -554,5 +565,5 @@ def main() -> None:
     try:
         app()
     except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

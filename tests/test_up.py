@@ -41,6 +41,7 @@ public_url = "http://127.0.0.1:{api_port}"
 [up]
 simulate_devices = 40
 simulate_rate = 40
+start_services = true
 """
     )
     proc = subprocess.Popen(
@@ -51,7 +52,16 @@ simulate_rate = 40
         text=True,
         start_new_session=True,
     )
+    banner: list[str] = []
     try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            banner.append(line)
+            if "firewatch is up" in line:
+                break
+        # "is up" means every part answers, the api first of all
+        assert httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{alerting}/metrics").status_code == 200
         wait_for(lambda: _count(influx, "electrical") > 20, timeout_s=90, interval_s=0.5)
         token = (tmp_path / ".firewatch" / "admin-token").read_text().strip()
         me = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/session", headers={"Authorization": f"Bearer {token}"})
@@ -60,14 +70,17 @@ simulate_rate = 40
         assert "firewatch_ingest_records_written_total" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
         assert "firewatch_alerting_messages_received_total" in httpx.get(f"http://127.0.0.1:{alerting}/metrics").text
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out = proc.stdout.read()  # not communicate(): it would skip what the line reader holds
+        proc.wait(60)
     finally:
         if proc.poll() is None:  # a failed check: take down up, its parts and its services
             os.killpg(proc.pid, signal.SIGKILL)
             for leftover in (tmp_path / ".firewatch").glob("*/*.conf"):
                 subprocess.run(["pkill", "-f", str(leftover)], check=False)
             proc.communicate()
+    out = "".join(banner) + out
     assert proc.returncode == 0, out
     assert "firewatch is up" in out and token in out and "firewatch stopped." in out
+    assert f"mqtt://127.0.0.1:{mqtt}  (started by firewatch up" in out
     for port in (mqtt, influx_port, api_port, metrics, alerting):
         assert not port_open(port), f"port {port} still open after Ctrl-C"
