@@ -24,6 +24,7 @@ from firewatch.api import (
     alerts,
     auth,
     devices,
+    districts,
     errors,
     hazards,
     health,
@@ -99,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     errors.install(app)
-    for module in (auth, devices, readings, alerts, silences, roster, stream, stats, health, ack,
+    for module in (auth, devices, districts, readings, alerts, silences, roster, stream, stats, health, ack,
                    units, hazards, reports_public):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)

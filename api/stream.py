@@ -21,6 +21,7 @@ from firewatch.api.alerts import ALERT_COLUMNS, AlertOut, AuditOut, queue_order
 from firewatch.api.auth import Viewer
 from firewatch.api.context import Context, Ctx
 from firewatch.api.devices import device_out
+from firewatch.api.districts import DistrictOut, registry
 from firewatch.api.fields import MAX_ID
 from firewatch.api.responses import fast_json
 from firewatch.api.tables import DeviceState
@@ -28,15 +29,22 @@ from firewatch.contract.db import OPEN_STATES, Alert, AuditEntry, Device
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 BATCH = 500
+UNREGISTERED = "unregistered"
+"""The kind the snapshot gives a device that reports without being in the registry."""
+UNREGISTERED_SHOWN = 5000
 IDLE_S = 15.0
 
 
 class Snapshot(BaseModel):
     cursor: int
     devices: dict[str, list[Any]]
-    """Columns id, kind, district, site, latitude, longitude, online (null: never reported)."""
+    """Columns id, kind, district, site, latitude, longitude, online (null: never reported);
+    devices reporting without being registered come last, kind `unregistered`."""
     alerts: list[AlertOut]
     map_tile_url: str
+    map_layer: bool
+    """Whether GET /map/layer has boundaries and roads to draw."""
+    districts: list[DistrictOut]
 
 
 async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSentEvent]:
@@ -98,6 +106,7 @@ async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSent
                 "device_id": device_id,
                 "device": device_out(d, st).model_dump() if d else None,
                 "online": st.online if st else None,
+                "district": d.district if d else st.district if st else "",
             }
             events.append(ServerSentEvent(id=str(r.id), event="device", data=data))
     if rows and (not events or events[-1].id != str(rows[-1].id)):
@@ -187,6 +196,17 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
             .mappings()
             .all()
         )
+        # Devices that report but are not registered: shown at their topic's district, to be registered.
+        unregistered = (
+            await s.execute(
+                select(DeviceState.device_id, DeviceState.district, DeviceState.online)
+                .outerjoin(Device, Device.id == DeviceState.device_id)
+                .where(Device.id.is_(None))
+                .order_by(DeviceState.device_id)
+                .limit(UNREGISTERED_SHOWN)
+            )
+        ).all()
+    rows = [*rows, *((r.device_id, UNREGISTERED, r.district, "", None, None, r.online) for r in unregistered)]
     names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
     columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
     return fast_json(
@@ -195,5 +215,7 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
             "devices": columns,
             "alerts": [dict(a) for a in alerts],
             "map_tile_url": c.settings.api.map_tile_url,
+            "map_layer": c.settings.api.map_layer is not None,
+            "districts": [d.model_dump() for d in await registry(c)],
         }
     )

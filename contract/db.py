@@ -53,6 +53,21 @@ class Device(Base):
     retired_ms: Mapped[int | None] = mapped_column(nullable=True)
 
 
+class District(Base):
+    """The district registry: a code (the topic's and the registry's) and the name people use.
+
+    The console, the phone pages and the messages say 锦江区, not 510104; the centre places
+    devices that have no coordinates of their own. `firewatch districts load FILE.csv`.
+    """
+
+    __tablename__ = "districts"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    name_en: Mapped[str] = mapped_column(String(128), default="")
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class AuditEntry(Base):
     """Who changed what, when and why: alerts, silences, devices, roster, tokens."""
 

@@ -100,6 +100,9 @@ class ApiSettings(_Section):
     secret: str = ""
     """Signs acknowledge links; empty makes one per data folder."""
     map_tile_url: Annotated[str, _url(("http", "https"), optional=True)] = ""
+    map_layer: Path | None = None
+    """A GeoJSON file of district boundaries (Polygon, property `district`) and roads (LineString)
+    drawn under the devices; `firewatch up` uses the simulated city's."""
 
 
 class UpSettings(_Section):

@@ -420,6 +420,37 @@ def device_list() -> None:
         place = f"{d.latitude},{d.longitude}" if d.latitude is not None else "-"
         creds = "credentials" if d.mqtt_password_hash else "no credentials"
         print(f"{d.id}\t{d.kind}\t{d.district}\t{d.site}\t{place}\t{creds}")
+districts_app = typer.Typer(no_args_is_help=True, help="The district registry: code → name, for every screen and message.")
+app.add_typer(districts_app, name="districts")
+
+
+@districts_app.command("load")
+def districts_load(
+    path: Annotated[Path, typer.Argument(help="CSV: code,name,name_en,latitude,longitude (simulators/data/districts.csv).")],
+) -> None:
+    """Replace the district registry with a CSV file; a bad line names itself and nothing changes."""
+    import asyncio
+
+    from firewatch.contract.db import open_store
+    from firewatch.contract.districts import RegistryError, parse_csv, replace_registry
+
+    try:
+        rows = parse_csv(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RegistryError) as exc:
+        err.print(f"[red]{path}: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+    async def load() -> None:
+        store = await open_store(settings().store.url)
+        try:
+            await replace_registry(store, rows)
+        finally:
+            await store.aclose()
+
+    asyncio.run(load())
+    print(f"loaded {len(rows)} districts")
+
+
 # --- end dashboards and devices ---
 
 

@@ -174,11 +174,16 @@ def _wait_until_answering(
                 time.sleep(0.3)
 
 
-def _spawn(part: Part, config: Path | None) -> subprocess.Popen[bytes]:
+def _spawn(part: Part, config: Path | None, settings: Settings) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "firewatch"]
     if config:
         args += ["--config", str(config)]
-    return subprocess.Popen(args + part.args, env=os.environ.copy())
+    env = os.environ.copy()
+    if settings.api.map_layer is None:
+        from firewatch.simulators.citymap import LAYER_FILE
+
+        env["FIREWATCH_API__MAP_LAYER"] = str(LAYER_FILE)  # the simulated city's boundaries and roads
+    return subprocess.Popen(args + part.args, env=env)
 
 
 def run(settings: Settings, config: Path | None, devices: int) -> int:
@@ -203,7 +208,7 @@ def run(settings: Settings, config: Path | None, devices: int) -> int:
     try:
         token = asyncio.run(_prepare(settings))
         for part in parts(settings, devices):
-            proc = _spawn(part, config)
+            proc = _spawn(part, config, settings)
             if part.name == "registry":
                 proc.wait()
                 continue
@@ -272,8 +277,27 @@ async def _prepare(settings: Settings) -> str:
 
     async with Influx(settings.influx) as influx:
         await influx.create_database()
+    await _demo_districts(settings)
     kept = settings.up.data_dir / "admin-token"
     if not kept.exists():
         kept.touch(mode=0o600)
         kept.write_text(await issue(settings.store.url, "admin (firewatch up)", "admin"))
     return kept.read_text().strip()
+
+
+async def _demo_districts(settings: Settings) -> None:
+    """The simulated city's district names, unless a registry is already loaded."""
+    from sqlalchemy import func, select
+
+    from firewatch.contract.db import District, open_store
+    from firewatch.contract.districts import parse_csv, replace_registry
+    from firewatch.simulators.citymap import DISTRICTS_FILE
+
+    store = await open_store(settings.store.url)
+    try:
+        async with store.session() as s:
+            loaded = (await s.execute(select(func.count()).select_from(District))).scalar_one()
+        if not loaded:
+            await replace_registry(store, parse_csv(DISTRICTS_FILE.read_text(encoding="utf-8")), "firewatch up")
+    finally:
+        await store.aclose()

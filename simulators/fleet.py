@@ -23,18 +23,18 @@ CITY_CENTRE = (30.6586, 104.0647)
 """Latitude, longitude of the simulated city's centre (Chengdu, Tianfu Square)."""
 
 _DISTRICTS = [
-    # code, name, km east, km north of the centre
-    ("510104", "Jinjiang", 3.0, -1.5),
-    ("510105", "Qingyang", -3.5, 0.5),
-    ("510106", "Jinniu", -1.0, 4.5),
-    ("510107", "Wuhou", -1.5, -4.5),
-    ("510108", "Chenghua", 4.5, 3.5),
-    ("510112", "Longquanyi", 18.0, -3.0),
-    ("510113", "Qingbaijiang", 21.0, 22.0),
-    ("510114", "Xindu", 5.0, 18.0),
-    ("510115", "Wenjiang", -16.0, -2.0),
-    ("510116", "Shuangliu", -3.0, -18.0),
-    ("510117", "Pidu", -16.0, 10.0),
+    # code, name, Chinese name, km east, km north of the centre
+    ("510104", "Jinjiang", "锦江区", 3.0, -1.5),
+    ("510105", "Qingyang", "青羊区", -3.5, 0.5),
+    ("510106", "Jinniu", "金牛区", -1.0, 4.5),
+    ("510107", "Wuhou", "武侯区", -1.5, -4.5),
+    ("510108", "Chenghua", "成华区", 4.5, 3.5),
+    ("510112", "Longquanyi", "龙泉驿区", 18.0, -3.0),
+    ("510113", "Qingbaijiang", "青白江区", 21.0, 22.0),
+    ("510114", "Xindu", "新都区", 5.0, 18.0),
+    ("510115", "Wenjiang", "温江区", -16.0, -2.0),
+    ("510116", "Shuangliu", "双流区", -3.0, -18.0),
+    ("510117", "Pidu", "郫都区", -16.0, 10.0),
 ]
 _STREETS = [
     "Chunxi", "Renmin", "Shuncheng", "Hongxing", "Jianshe", "Shuangqing", "Yulin", "Kehua",
@@ -53,6 +53,7 @@ class District:
     name: str
     latitude: float
     longitude: float
+    name_zh: str = ""
 
 
 @dataclass(slots=True)
@@ -97,13 +98,13 @@ def districts_of_city(count: int) -> list[District]:
     out = []
     for i in range(count):
         if i < len(_DISTRICTS):
-            code, name, east, north = _DISTRICTS[i]
+            code, name, name_zh, east, north = _DISTRICTS[i]
         else:
             angle = i * 2.399963  # golden angle spreads them evenly
-            code, name = f"5101{i + 50:02d}", f"District {i + 1}"
+            code, name, name_zh = f"5101{i + 50:02d}", f"District {i + 1}", f"第{i + 1}区"
             east, north = 30 * math.cos(angle), 30 * math.sin(angle)
         lat, lon = _offset(*CITY_CENTRE, east, north)
-        out.append(District(code, name, round(lat, 6), round(lon, 6)))
+        out.append(District(code, name, round(lat, 6), round(lon, 6), name_zh))
     return out
 
 

@@ -19,6 +19,13 @@ const state = {
 };
 let map;
 
+const districts = new Map(); // code -> registry entry
+/** A district as people call it (锦江区), the code where the registry has no name for it. */
+const place = (code) => {
+  const d = districts.get(code);
+  return (d && (language() === "en" ? d.name_en || d.name : d.name)) || code || "";
+};
+
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 async function api(path, { method = "GET", body } = {}) {
@@ -214,7 +221,7 @@ function renderQueue() {
     return;
   }
   list.innerHTML = items.map((a) => {
-    const where = [a.site, a.zone, a.device_id, a.district].filter(Boolean).map(esc).join(" · ");
+    const where = [a.site, a.zone, a.device_id, place(a.district)].filter(Boolean).map(esc).join(" · ");
     const reasons = (a.reasons || []).map((r) => `<li>${esc(r)}</li>`).join("");
     const note = state.notes.has(a.id)
       ? `<input class="note" placeholder="${esc(t("note_placeholder"))}" value="${esc(state.notes.get(a.id))}">` : "";
@@ -317,21 +324,26 @@ function scheduleRate() {
 }
 
 function fillFilters(cols) {
-  const districts = [...new Set(cols.district)].sort();
+  const codes = new Set(cols.district);
+  for (const code of districts.keys()) codes.add(code);
+  const districtList = [...codes].filter(Boolean).sort();
   const kinds = [...new Set(cols.kind)].sort();
   const opts = (sel, values, label) => {
     const el = $(sel);
     el.length = 1;
     for (const v of values) el.add(new Option(label(v), v));
   };
-  opts("#f-district", districts, (d) => d);
+  opts("#f-district", districtList, place);
   opts("#f-kind", kinds, (k) => t("kind." + k));
 }
 
 function applyFilter() {
+  const before = state.filter.district;
   state.filter = { district: $("#f-district").value, kind: $("#f-kind").value };
   const { district, kind } = state.filter;
   map.setFilter((i) => (!district || map.districts[i] === district) && (!kind || map.kinds[i] === kind));
+  map.focusDistrict = district;
+  if (district !== before) map.fit(Boolean(district)); // choosing a district zooms to it, clearing shows the city
   scheduleQueue();
   scheduleRate();
 }
@@ -339,7 +351,8 @@ function applyFilter() {
 function renderLegend() {
   const items = ["fire", "critical", "warning", "online", "offline", "unknown"];
   $("#legend").innerHTML = items.map((k) =>
-    `<span><i style="background:${COLOURS[k]}"></i>${esc(k in SEVERITY_RANK ? t("sev." + k) : t(k))}</span>`).join("");
+    `<span><i style="background:${COLOURS[k]}"></i>${esc(k in SEVERITY_RANK ? t("sev." + k) : t(k))}</span>`).join("")
+    + `<span><i class="hollow"></i>${esc(t("at_district"))}</span>`;
 }
 
 // --- drill-down ----------------------------------------------------------------
@@ -405,7 +418,7 @@ async function showDevice(id) {
   const status = d.status ? `${t(d.status.online ? "online" : "offline")} · ${ago(d.status.ts_ms)}` : t("unknown");
   const open = [...(state.byDevice.get(id) || [])].map((aid) => state.alerts.get(aid)).filter(Boolean);
   openDrill(`<h2>${esc(d.id)} <small>${esc(t("kind." + d.kind))}</small></h2>
-    ${table([[t("district"), esc(d.district)], [t("site"), d.site ? `<a href="#" data-site="${esc(d.site)}">${esc(d.site)}</a>` : ""],
+    ${table([[t("district"), esc(place(d.district))], [t("site"), d.site ? `<a href="#" data-site="${esc(d.site)}">${esc(d.site)}</a>` : ""],
       [t("address"), esc(d.address)], [t("status"), esc(status)], [t("fw"), esc(d.status?.fw || "")]])}
     ${open.length ? `<h3>${esc(t("open_alerts"))}</h3><ul class="mini">${open.map((a) =>
       `<li><a href="#" data-alert="${a.id}">${esc(t("sev." + a.severity))} · ${esc(a.summary || a.rule)}</a></li>`).join("")}</ul>` : ""}
@@ -432,7 +445,7 @@ async function showAlert(id) {
   openDrill(`<h2 class="sev-${esc(a.severity)}">${esc(t("sev." + a.severity))} · ${esc(a.summary || a.rule)}</h2>
     ${table([[t("status"), esc(t(a.state))], [t("site"), a.site ? `<a href="#" data-site="${esc(a.site)}">${esc(a.site)}</a>` : ""],
       ["ID", a.device_id ? `<a href="#" data-device="${esc(a.device_id)}">${esc(a.device_id)}</a>` : ""],
-      [t("district"), esc(a.district)], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
+      [t("district"), esc(place(a.district))], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
     ${(a.reasons || []).length ? `<ul class="reasons">${a.reasons.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}
     <h3>${esc(t("history"))}</h3><ul class="history">${history.map((h) =>
       `<li><time>${esc(when(h.at_ms))}</time> <b>${esc(h.actor)}</b> ${esc(h.action)} ${esc(h.detail.note || h.detail.text || h.detail.outcome || "")}</li>`).join("")}</ul>
@@ -464,7 +477,7 @@ async function showStats() {
   const pct = (r) => (r == null ? "–" : `${(100 * r).toFixed(1)}%`);
   openDrill(`<h2>${esc(t("stats"))}</h2>
     <h3>${esc(t("online_by_area"))}</h3>${grid([t("district"), t("kind"), t("total"), t("online"), t("offline"), t("rate")],
-      online.map((r) => [r.district, t("kind." + r.kind), r.total, r.online, r.offline, pct(r.rate)]))}
+      online.map((r) => [place(r.district), t("kind." + r.kind), r.total, r.online, r.offline, pct(r.rate)]))}
     <h3>${esc(t("alerts_per_day"))}</h3>${grid([t("day"), t("rule"), t("kind"), t("count")],
       perDay.map((r) => [r.day, `${t("sev." + r.severity)} · ${r.rule}`, r.kind ? t("kind." + r.kind) : "", r.count]))}
     <h3>${esc(t("time_to_ack"))}</h3>${grid(["", t("count"), `${t("mean")} (${t("seconds")})`],
@@ -547,10 +560,11 @@ function connect() {
     if (open && alert.severity === "fire" && alert.state === "firing" && before?.severity !== "fire") fireAlarm();
   });
   source.addEventListener("device", (e) => {
-    const { device, device_id: id, online } = JSON.parse(e.data);
+    const { device, device_id: id, online, district } = JSON.parse(e.data);
     state.cursor = Number(e.lastEventId) || state.cursor;
     if (device) map.upsertDevice(device, online ?? undefined);
-    else map.setOnline(id, online);
+    else if (map.index.has(id)) map.setOnline(id, online);
+    else map.upsertDevice({ id, kind: "unregistered", district, site: "" }, online ?? undefined);
     scheduleRate();
   });
   source.addEventListener("cursor", (e) => { state.cursor = Number(e.lastEventId) || state.cursor; });
@@ -574,12 +588,19 @@ async function start(me) {
         tip.hidden = false;
         tip.style.left = `${x + 12}px`;
         tip.style.top = `${y + 12}px`;
-        tip.textContent = `${id} · ${t("kind." + map.kinds[i])} · ${map.sites[i] || map.districts[i]}`;
+        tip.textContent = [id, t("kind." + map.kinds[i]), map.sites[i], place(map.districts[i])].filter(Boolean).join(" · ");
       },
     });
+    $("#map").cityMap = map; // reachable for tools and tests, like any widget from its element
     wireQueue();
     wireDrill();
     state.started = true;
+  }
+  districts.clear();
+  for (const d of snap.districts) districts.set(d.code, d);
+  map.setDistricts(snap.districts.map((d) => ({ ...d, label: place(d.code) })));
+  if (snap.map_layer && !map.polygons.length) {
+    try { map.setLayer(await api("/api/v1/map/layer")); } catch (err) { toast(`${t("failed")}${err.message}`); }
   }
   map.setDevices(snap.devices);
   state.alerts.clear();
@@ -603,6 +624,7 @@ function init() {
     $("#lang").textContent = language() === "zh" ? "English" : "中文";
     showSound();
     if (state.started) {
+      map.setDistricts([...districts.values()].map((d) => ({ ...d, label: place(d.code) })));
       fillFiltersKeep();
       renderLegend();
       renderQueue();
