@@ -95,7 +95,12 @@ class Pipeline:
                 self.readings[a.kind].restore(a.device_id, a.district, a.rule, a.severity)
 
     def expect(self, now_ms: int) -> None:
-        """Every registered device is expected to report from now on: silent ones go offline in time."""
+        """Every registered device is expected to report from now on: silent ones go offline in time.
+
+        Called at start and after every reconnect to the broker: each device gets its grace from now.
+        """
+        for det in (*self.readings.values(), self.panels):
+            det.heartbeats.grace_from = max(det.heartbeats.grace_from, now_ms)
         for d in self.registry.devices.values():
             det = self.panels if d.kind == "panel" else self.readings.get(d.kind)
             if det is None:

@@ -182,6 +182,8 @@ class AlertingService:
                 continue
             delay = 0.5
             self._conns.add(conn)  # stop() acknowledges the last batch on it, then closes it
+            if self.config.clock == "wall" and self.pipeline is not None:
+                self.pipeline.expect(wall_ms())  # after a broker outage: a grace, not an offline storm
             self._connected.add(n)
             if len(self._connected) == len(subscription(self.districts)):
                 self.ready.set()
@@ -264,7 +266,8 @@ class AlertingService:
                 return
             now = time.monotonic()
             try:
-                if self.config.clock == "wall":
+                if self.config.clock == "wall" and self.subscribed:
+                    # without the broker alerting hears no device: it must not call them offline
                     await self.pipeline.tick(wall_ms())
                 await self.pipeline.sync()
                 if now - last["registry"] >= REGISTRY_S:

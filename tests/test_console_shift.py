@@ -123,3 +123,37 @@ def test_the_stream_going_down_is_visible_and_the_console_reconnects_by_itself(
     expect(page.locator(f"#queue li[data-id='{alert_id}']")).to_be_visible(timeout=20_000)
     expect(page.locator("#stream-down")).to_be_hidden()
     expect(page.locator("#link")).to_have_class("link live")
+
+
+def test_the_history_speaks_chinese_and_names_people(browser: Browser, city: CityFixture) -> None:
+    from firewatch.contract.db import open_store
+    from tests.test_api_server import run
+
+    api, fleet, keys = city
+    roster = {"people": [{"id": "wang", "name": "王值班", "channels": []}], "groups": [], "shifts": []}
+    assert client(api, keys["admin"]).put("/api/v1/roster", json=roster).status_code == 200
+    now = int(time.time() * 1000)
+    (alert_id,) = insert_alerts(
+        api.settings, panel_alert(fleet, 2, state="acknowledged", acknowledged_by="wang", acknowledged_ms=now)
+    )
+
+    async def acknowledged_by_phone() -> None:
+        store = await open_store(api.settings.store.url)
+        async with store.session() as s, s.begin():
+            await store.audit(s, "wang", "notify_ack", f"alert:{alert_id}", how="ack", note="", via="ack-link")
+        await store.aclose()
+
+    run(acknowledged_by_phone())
+    page = open_console(browser, api, keys["viewer"])
+    item = page.locator(f"#queue li[data-id='{alert_id}']")
+    expect(item.locator(".acked")).to_have_text("已确认：王值班")
+    item.locator(".where").click()
+    history = page.locator("#drill ul.history li")
+    expect(history).to_have_count(2)
+    expect(history.nth(0)).to_contain_text("报警引擎 报警触发")
+    expect(history.nth(1)).to_contain_text("王值班 手机确认")
+    for english in ("fired", "notify_ack", "wang"):
+        assert english not in page.locator("#drill ul.history").inner_text()
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-history-zh.png"))

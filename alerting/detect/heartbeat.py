@@ -1,11 +1,16 @@
 """Missing heartbeats: a device that misses `offline.warning` reporting periods (default 2) is offline.
 
+After any restart (alerting's, or the broker's: `Pipeline.expect`) every device gets that long
+again before it is declared offline, so a restart is no offline storm.
+
 Any message from the device counts as a sign of life (telemetry, an event, a
 panel's link inspection, a status); a retained `online: false` status (the
 device's last will) takes it offline at once. Recovery is the next sign of life.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -15,6 +20,9 @@ from firewatch.contract.rules import Params
 
 class Heartbeats:
     def __init__(self) -> None:
+        self.grace_from = 0
+        """When alerting last (re)started hearing devices: an `online: false` dated before it is a last
+        will from an earlier connection (retained by the broker), so it waits out the device's grace."""
         self.last_seen = np.zeros(0, dtype=np.int64)
         self.limit_ms = np.zeros(0, dtype=np.int64)
         self.offline = np.zeros(0, dtype=bool)
@@ -37,6 +45,8 @@ class Heartbeats:
 
     def went_offline(self, slot: int, ts: int) -> bool:
         """The device said it is offline (last will); True if that is news."""
+        if ts < self.grace_from:
+            return False  # said before the restart: offline only if it stays silent through its grace
         self.last_seen[slot] = max(self.last_seen[slot], ts)
         news = not self.offline[slot]
         self.offline[slot] = True
@@ -52,3 +62,13 @@ class Heartbeats:
 
     def restore(self, slot: int) -> None:
         self.offline[slot] = True
+
+
+def silence(last_ms: int, at_ms: int) -> str:
+    """How long a device has been silent, as a person reads it: 'no report for 4 min (since 21:03:04 UTC)'."""
+    if last_ms <= 0:
+        return "never reported"
+    s = max(0, (at_ms - last_ms) // 1000)
+    span = f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h {s % 3600 // 60} min"
+    since = datetime.fromtimestamp(last_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"no report for {span} (since {since})"

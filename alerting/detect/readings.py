@@ -20,7 +20,7 @@ import numpy as np
 from firewatch.alerting.config import AlertingConfig
 from firewatch.alerting.detect.arrays import grown
 from firewatch.alerting.detect.baseline import Baseline, Drift
-from firewatch.alerting.detect.heartbeat import Heartbeats
+from firewatch.alerting.detect.heartbeat import Heartbeats, silence
 from firewatch.alerting.detect.levels import Change, LevelEngine
 from firewatch.alerting.detect.rates import Rates
 from firewatch.alerting.detect.sensor import Frozen, Jumps
@@ -253,8 +253,7 @@ class ReadingDetector:
     def _heartbeat(self, s: int, ts_ms: int, severity: Severity | None) -> Signal:
         sig = self._base(s, "offline", ts_ms, severity)
         last = int(self.heartbeats.last_seen[s])
-        sig.summary = (f"{RULES[self.kind]['offline'].label}: silent since {last} ms"
-                       if severity else "back online")
+        sig.summary = f"{RULES[self.kind]['offline'].label}: {silence(last, ts_ms)}" if severity else "back online"
         return sig
 
     def _impossible(self, s: int, ts_ms: int, detail: str | None) -> Signal:

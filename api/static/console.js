@@ -26,6 +26,18 @@ const place = (code) => {
   return (d && (language() === "en" ? d.name_en || d.name : d.name)) || code || "";
 };
 
+const people = new Map(); // roster person id -> name: "已确认：王值班", not "wang"
+const person = (id) => {
+  if (people.has(id)) return people.get(id);
+  const system = t("actor." + id); // the platform's own parts: alerting, notify
+  return system === "actor." + id ? id || "" : system;
+};
+/** An audit action as a verb of the screen's language; an unknown one as it is. */
+const verb = (action) => {
+  const v = t("act." + action);
+  return v === "act." + action ? action : v;
+};
+
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 async function api(path, { method = "GET", body } = {}) {
@@ -226,7 +238,7 @@ function renderQueue() {
     const note = state.notes.has(a.id)
       ? `<input class="note" placeholder="${esc(t("note_placeholder"))}" value="${esc(state.notes.get(a.id))}">` : "";
     const score = a.score ? `<div class="score"><span style="width:${Math.round(Math.min(1, a.score) * 100)}%"></span><em>${esc(t("score"))} ${Math.round(a.score * 100)}%${a.probable ? " · " + esc(t("probable")) : ""}</em></div>` : "";
-    const acked = a.state === "acknowledged" ? `<div class="acked">${esc(t("acknowledged_by"))}${esc(a.acknowledged_by)}</div>` : "";
+    const acked = a.state === "acknowledged" ? `<div class="acked">${esc(t("acknowledged_by"))}${esc(person(a.acknowledged_by))}</div>` : "";
     return `<li data-id="${a.id}" class="alert sev-${esc(a.severity)} state-${esc(a.state)}">
       <div class="head"><span class="sev">${esc(t("sev." + a.severity))}</span>
         <b class="what">${esc(a.summary || a.rule)}</b><span class="age">${esc(ago(a.started_ms))}</span></div>
@@ -448,7 +460,7 @@ async function showAlert(id) {
       [t("district"), esc(place(a.district))], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
     ${(a.reasons || []).length ? `<ul class="reasons">${a.reasons.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}
     <h3>${esc(t("history"))}</h3><ul class="history">${history.map((h) =>
-      `<li><time>${esc(when(h.at_ms))}</time> <b>${esc(h.actor)}</b> ${esc(h.action)} ${esc(h.detail.note || h.detail.text || h.detail.outcome || "")}</li>`).join("")}</ul>
+      `<li><time>${esc(when(h.at_ms))}</time> <b>${esc(person(h.actor))}</b> ${esc(verb(h.action))} ${esc(h.detail.note || h.detail.text || (h.detail.outcome ? t("outcome." + h.detail.outcome) : "") || h.detail.reason || "")}</li>`).join("")}</ul>
     <h3>${esc(t("readings"))}</h3><div class="charts"></div>`);
   $("#drill").dataset.view = `alert:${id}`;
   if (readings) {
@@ -598,6 +610,11 @@ async function start(me) {
   }
   districts.clear();
   for (const d of snap.districts) districts.set(d.code, d);
+  api("/api/v1/roster").then((r) => {
+    people.clear();
+    for (const p of r.people) people.set(p.id, p.name);
+    scheduleQueue();
+  }).catch(() => {}); // names are a courtesy: ids still say who
   map.setDistricts(snap.districts.map((d) => ({ ...d, label: place(d.code) })));
   if (snap.map_layer && !map.polygons.length) {
     try { map.setLayer(await api("/api/v1/map/layer")); } catch (err) { toast(`${t("failed")}${err.message}`); }
