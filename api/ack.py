@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from firewatch.api.context import Context, Ctx
 from firewatch.api.readings import readings
-from firewatch.contract.db import Alert, Device, now_ms
+from firewatch.contract.db import Alert, Device, District, now_ms
 from firewatch.contract.kinds import SPECS
 from firewatch.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
 from firewatch.notify.config import NotifyConfig, notify_config
@@ -47,7 +47,7 @@ PAGE_TEXT = {
         "other_alert": "此确认链接属于告警 #{other}，不能用于告警 #{alert}，未做任何更改。",
         "missing": "告警不存在。", "bad_how": "未知操作，未做任何更改。", "since": "开始", "value": "数值",
         "threshold": "阈值", "score": "火情评分", "more": "同组告警 {n} 条一并确认", "chart": "最近读数",
-        "you": "确认人",
+        "you": "本链接发给",
     },
     "en": {
         "title": "Acknowledge alert", "state_firing": "not acknowledged", "state_acknowledged": "acknowledged",
@@ -60,7 +60,7 @@ PAGE_TEXT = {
         "other_alert": "This link belongs to alert #{other}, not alert #{alert}. Nothing was changed.",
         "missing": "No such alert.", "bad_how": "Unknown action. Nothing was changed.", "since": "Since", "value": "Value",
         "threshold": "threshold", "score": "Fire score", "more": "{n} grouped alerts are acknowledged with it",
-        "chart": "Recent readings", "you": "You",
+        "chart": "Recent readings", "you": "Sent to",
     },
 }
 
@@ -165,6 +165,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
     async with c.store.session() as s:
         alert = await s.get(Alert, claim.alert_id)
         device = await s.get(Device, alert.device_id) if alert and alert.device_id else None
+        district = await s.get(District, alert.district) if alert and alert.district else None
         member = await s.get(EscalationMember, claim.alert_id)
         group = 0
         if member is not None:
@@ -174,7 +175,8 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
     if alert is None:
         return _page(lang, f'<div class="card"><p class="msg bad">{t["missing"]}</p></div>', 404)
     e = html.escape
-    where = " · ".join(x for x in (alert.site, alert.district) if x)
+    place = (district.name_en or district.name if lang == "en" else district.name) if district else alert.district
+    where = " · ".join(x for x in (alert.site, place) if x)  # 锦江区, not 510104
     rows = [("📍", where), ("", device.address if device else ""), ("", alert.zone)]
     facts = "".join(f"<dd>{e(icon + ' ' if icon else '')}{e(v)}</dd>" for icon, v in rows if v)
     if alert.value is not None:
@@ -182,7 +184,8 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
         facts += f"<dt>{t['value']}</dt><dd>{alert.value:g}{e(alert.unit)}{thr}</dd>"
     facts += f"<dt>{t['since']}</dt><dd>{_clock(alert.started_ms, zone)}</dd>"
     if alert.probable or alert.score:
-        facts += f"<dt>{t['score']}</dt><dd>{alert.score:.0f} · {e('; '.join(alert.reasons))}</dd>"
+        # the score is 0..1: ".0f" printed 0.3 as "0"
+        facts += f"<dt>{t['score']}</dt><dd>{alert.score:.1f} · {e('; '.join(alert.reasons))}</dd>"
     names = await _names(c, claim.person, alert.acknowledged_by)
     state = t.get(f"state_{alert.state}", alert.state)
     if alert.state == "acknowledged":
@@ -199,8 +202,10 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
             return f'<button class="{how}" name="how" value="{how}" type="submit">{word(lang, how)}</button>'
 
         note = f'<textarea name="note" maxlength="{NOTE_MAX}" placeholder="{t["note"]}"></textarea>'
+        # someone already took it: no 确认 again, but "on my way" and "false alarm" still tell the center something
+        first = "" if alert.state == "acknowledged" else button("ack")
         action = (
-            f'<form class="card" method="post">{more}{button("ack")}{button("on_way")}'
+            f'<form class="card" method="post">{more}{first}{button("on_way")}'
             f'{note}{button("false_alarm")}</form>'
         )
     head = (

@@ -187,3 +187,45 @@ async def test_duty_officer_taps_acknowledge_on_a_phone_and_escalation_stops(
     async with store.session() as s:
         assert (await s.scalar(select(Escalation.state))) == "acknowledged"
     assert len(sink.at("/zhang")) == 1, "no further page after the tap"
+
+
+@pytest.mark.browser
+async def test_phone_page_shows_the_score_names_nobody_early_and_offers_no_second_acknowledge(
+    api: ApiThread, store: Store, sink: HttpSink
+) -> None:
+    from pathlib import Path
+
+    from playwright.async_api import async_playwright
+
+    from firewatch.contract.districts import parse_csv, replace_registry
+    from firewatch.simulators.citymap import DISTRICTS_FILE
+
+    await replace_registry(store, parse_csv(DISTRICTS_FILE.read_text(encoding="utf-8")))
+    paged = await page_someone(api, store, sink, probable=True, score=0.3, reasons=["同一防火分区两个探测器"])
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                                has_touch=True, locale="zh-CN")
+            page = await context.new_page()
+            await page.goto(paged.link)
+            text = await page.locator("main").inner_text()
+            assert "0.3 · 同一防火分区两个探测器" in text, text
+            assert "确认人" not in text, "nobody has confirmed yet"
+            assert "本链接发给: 张伟" in text
+            assert "万达广场 · 锦江区" in text and "510104" not in text
+            await page.screenshot(path=str(artifacts / "phone-zh.png"))
+            await page.get_by_role("button", name="马上到").tap()
+            await page.wait_for_selector("#result")
+            await page.goto(paged.link)  # the same link opened again later
+            assert await page.get_by_role("button", name="确认", exact=True).count() == 0
+            assert await page.get_by_role("button", name="误报").count() == 1
+            assert "张伟" in await page.locator("#state").inner_text()
+            await page.screenshot(path=str(artifacts / "phone-acknowledged-zh.png"))
+        finally:
+            await browser.close()
