@@ -12,6 +12,7 @@ COPY dashboards dashboards
 COPY simulators simulators
 COPY bench bench
 COPY supervision supervision
+COPY gateway gateway
 COPY firewatch firewatch
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
 

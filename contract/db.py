@@ -49,6 +49,9 @@ class Device(Base):
     thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
     report_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     mqtt_password_hash: Mapped[str] = mapped_column(Text, default="")
+    transmitter_address: Mapped[str | None] = mapped_column(String(12), nullable=True, unique=True)
+    """A panel's GB/T 26875.3 user information transmission device address (12 hex digits):
+    how the gateway knows which registered panel a TCP connection speaks for."""
     created_ms: Mapped[int] = mapped_column(default=now_ms)
     retired_ms: Mapped[int | None] = mapped_column(nullable=True)
 

@@ -118,9 +118,12 @@ PANEL_EVENTS: frozenset[str] = frozenset(
         "power_restored",
         "test",
         "heartbeat",
+        "duty_check_answered",
+        "duty_check_missed",
     }
 )
-"""GB 26875 states a transmission device reports; `heartbeat` is its link inspection."""
+"""GB 26875 states a transmission device reports; `heartbeat` is its link inspection; the duty
+check (查岗) events say whether the control room answered the center in time."""
 
 FW_CHARS = 64
 """Longest firmware version a status keeps (`device_state.fw`); longer is cut at parse time."""

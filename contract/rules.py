@@ -149,6 +149,8 @@ PANEL: tuple[Rule, ...] = (
     Rule("backup_power", "event", (), Params(), "backup power fault", "", severities=WARNING_ONLY),
     Rule("false_alarm_repeated", "event", (), Params(warning=3, window_s=7 * 86400), "a point false-alarms repeatedly",
          "alarms", severities=WARNING_ONLY),
+    Rule("duty_check_missed", "event", (), Params(), "control room did not answer the duty check", "",
+         severities=CRITICAL_ONLY),
 )
 """Panel rules are a state machine over GB 26875 events (alerting/detect/panel.py), not features."""
 

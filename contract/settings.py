@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from firewatch.contract.payload import MAX_PAYLOAD_BYTES
@@ -116,6 +118,90 @@ class UpSettings(_Section):
     """Messages per second of the demo city; 0 uses each kind's own interval."""
 
 
+class Gb26875Variant(_Section):
+    """How one vendor's transmission devices deviate from GB/T 26875.3-2011 (the defaults)."""
+
+    time: Literal["binary", "bcd"] = "binary"
+    """The 6-byte time fields: one binary byte each (the standard), or BCD."""
+    checksum: Literal["sum", "xor"] = "sum"
+    """Sum mod 256 of the bytes from the serial through the data unit (the standard), or their XOR."""
+    max_unit_bytes: int = Field(1024, ge=2, le=1024)
+    """Longest data unit accepted; some vendors stop at 512."""
+    address_order: Literal["little", "big"] = "little"
+    """Byte order of the 6-byte source and destination addresses."""
+    loop_bytes: tuple[int, int] = (2, 3)
+    """Which bytes of the 4-byte component address hold the loop (little-endian, first to last)."""
+    point_bytes: tuple[int, int] = (0, 1)
+    """Which bytes of the 4-byte component address hold the point."""
+    vendor_commands: Literal["deny", "confirm"] = "deny"
+    """Commands 128-255 (login frames with user and password on some models): deny, or confirm and
+    otherwise ignore them."""
+    test_bit: bool = True
+    """Bit 0 of a state word clear means test mode (the standard); False for vendors that send 0
+    for normal."""
+
+
+class Gb26875Settings(Gb26875Variant):
+    """`[gateway.gb26875]`: the transmission-device gateway; variant keys here are every port's default."""
+
+    listen: list[str] = Field(default_factory=lambda: ["0.0.0.0:8181"], min_length=1)
+    """HOST:PORT to accept transmission devices on (there is no standard port; 8181 is common)."""
+    center_address: str = Field("000000000000", pattern=r"^[0-9a-fA-F]{12}$")
+    """This center's 6-byte address (12 hex digits), the destination devices send to."""
+    timezone: str = "Asia/Shanghai"
+    """Device clocks are local time without a zone; this names it."""
+    timeout_s: float = Field(10.0, gt=0, le=10)
+    """How long the center waits for an answer to its own request (GB/T 26875.3: <= 10 s)."""
+    retries: int = Field(3, ge=0, le=3)
+    """How often the center repeats a request that got no answer (GB/T 26875.3: <= 3)."""
+    inspection_period_s: float = Field(600.0, ge=5, le=7200)
+    """A link silent this long is inspected (81); one silent past inspection plus its retries goes
+    offline (GB 50440: <= 2 h)."""
+    duty_window_s: float = Field(600.0, ge=10, le=3600)
+    """How long a control room has to answer a duty check (the device sounds for up to 10 min)."""
+    duty_shifts: list[str] = Field(default_factory=lambda: ["08:00-20:00", "20:00-08:00"])
+    """Shifts (HH:MM-HH:MM, local time) in each of which every connected device gets one duty check
+    at a random moment; empty turns the random checks off."""
+    clock_skew_s: float = Field(60.0, ge=1)
+    """A device whose clock is off by more than this gets a clock sync (90)."""
+    max_connections: int = Field(20_000, ge=1, le=1_000_000)
+    metrics_port: int = Field(9467, ge=0, le=65535)
+    """Prometheus endpoint; 0 turns it off."""
+    ports: dict[int, Gb26875Variant] = Field(default_factory=dict)
+    """Variant per listening port: `[gateway.gb26875.ports.8182] checksum = "xor"`."""
+    devices: dict[str, Gb26875Variant] = Field(default_factory=dict)
+    """Variant per device address (12 hex digits), over its port's."""
+
+    @field_validator("devices")
+    @classmethod
+    def _addresses(cls, v: dict[str, Gb26875Variant]) -> dict[str, Gb26875Variant]:
+        bad = [k for k in v if not re.fullmatch(r"[0-9a-fA-F]{12}", k)]
+        if bad:
+            raise ValueError(f"device address {bad[0]!r} must be 12 hex digits")
+        return {k.lower(): x for k, x in v.items()}
+
+    @field_validator("duty_shifts")
+    @classmethod
+    def _shifts(cls, v: list[str]) -> list[str]:
+        for shift in v:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", shift):
+                raise ValueError(f"shift {shift!r} must be HH:MM-HH:MM")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class GatewaySettings(_Section):
+    gb26875: Gb26875Settings = Gb26875Settings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FIREWATCH_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
@@ -126,6 +212,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
     up: UpSettings = UpSettings()
+    gateway: GatewaySettings = GatewaySettings()
     alerting: dict[str, Any] = Field(default_factory=dict)
     """Owned and validated by the alerting part (thresholds per kind, district, site, device)."""
     notify: dict[str, Any] = Field(default_factory=dict)
@@ -160,6 +247,18 @@ def _describe(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _known_key(model: Any, path: list[str]) -> bool:
+    """A key path inside a section (`gb26875__metrics_port` in [gateway]); below a dict, anything goes."""
+    for name in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return True
+        field = model.model_fields.get(name)
+        if field is None:
+            return False
+        model = field.annotation
+    return True
+
+
 def unknown_environment(environ: Mapping[str, str]) -> list[str]:
     """FIREWATCH_* variables that set nothing, each with what was probably meant.
 
@@ -183,7 +282,7 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
         if sep and key and model is not None:
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 continue  # [alerting] and [notify]: their parts check what lies beneath
-            if key.lower() in model.model_fields:
+            if _known_key(model, key.lower().split("__")):
                 continue
         guess = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
         out.append(f"{name}: not a setting" + (f" (did you mean {guess[0]}?)" if guess else ""))

@@ -592,6 +592,54 @@ def bench_alerting(
 # --- end alerting ---
 
 
+# --- gateway (gateway/, bench/gateway.py) ---
+gateway_app = typer.Typer(no_args_is_help=True, help="Protocol gateways: GB/T 26875.3 transmission devices.")
+app.add_typer(gateway_app, name="gateway")
+
+
+@gateway_app.command("gb26875")
+def gateway_gb26875(
+    listen: Annotated[list[str] | None, typer.Option(help="HOST:PORT to accept devices on (repeatable); "
+                                                        "default [gateway.gb26875] listen.")] = None,
+) -> None:
+    """Accept user information transmission devices (GB/T 26875.3 over TCP) and publish their events."""
+    import asyncio
+
+    from firewatch.gateway import service
+
+    s = settings()
+    try:
+        for address in listen or []:
+            service.parse_listen(address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--listen") from None
+    service_logging()
+    try:
+        asyncio.run(service.run(s, listen or None))
+    except KeyboardInterrupt:
+        pass
+
+
+@gateway_app.command("duty-check")
+def gateway_duty_check(
+    device: Annotated[str | None, typer.Option(help="One device: its id or transmitter address.")] = None,
+    district: Annotated[str | None, typer.Option(help="Every device of this district.")] = None,
+    by: Annotated[str, typer.Option(help="Who asks (kept with the result).")] = "cli",
+) -> None:
+    """Ask control rooms to answer a duty check (查岗): one device, a district, or all connected."""
+    import asyncio
+    import uuid
+
+    from firewatch.gateway.duty import DutyRequest
+    from firewatch.gateway.publisher import request_duty_check
+
+    req = DutyRequest(uuid.uuid4().hex[:16], by, device, district)
+    asyncio.run(request_duty_check(settings().mqtt, req))
+    print(f"duty check {req.request_id} sent to the gateways; results: GET /api/v1/duty-checks?request_id="
+          f"{req.request_id}")
+# --- end gateway ---
+
+
 def main() -> None:
     try:
         app()

@@ -7,6 +7,8 @@
   (24 h) becomes a hazard (critical) until it is cleared.
 - points shielded longer than `shield_left_on.for_s`; main and backup power
   faults until `power_restored`; `supervisory` until `reset`.
+- `duty_check_missed` (the gateway's 查岗 went unanswered) is critical, a hazard on the
+  unit's record, until the control room answers a later check.
 - a point whose fire alarms keep being reset soon is a
   false-alarm point: `false_alarm_repeated` when it did so `warning` times in
   `window_s` (work for the maintenance company, and a GB 50440 handling plan).
@@ -161,6 +163,10 @@ class PanelDetector:
             if rule not in p.active:
                 return [self._signal(p, rule, ts, True, ev.replace("_", " "))]
             return []
+        if ev == "duty_check_missed" and ev not in p.active:
+            return [self._signal(p, ev, ts, True, "control room did not answer the duty check")]
+        if ev == "duty_check_answered" and "duty_check_missed" in p.active:
+            return [self._signal(p, "duty_check_missed", ts, False, "control room answered a duty check")]
         if ev == "power_restored":
             return [self._signal(p, r, ts, False, "power restored") for r in ("main_power", "backup_power")
                     if r in p.active]
