@@ -25,6 +25,7 @@ from firewatch.api import (
     auth,
     devices,
     districts,
+    duty,
     errors,
     hazards,
     health,
@@ -101,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     for module in (auth, devices, districts, readings, alerts, silences, roster, stream, stats, health, ack,
-                   units, hazards, reports_public):
+                   units, hazards, reports_public, duty):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import func, select
 
 from firewatch.alerting import config as alerting_config
@@ -38,7 +38,13 @@ CSV_COLUMNS = (
     "longitude",
     "thresholds",
     "report_interval_s",
+    "transmitter_address",
 )
+TransmitterAddress = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-fA-F]{12}$", to_lower=True),
+    Field(description="a panel's GB/T 26875.3 transmission device address, 12 hex digits"),
+]
 Thresholds = Annotated[
     dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], dict[str, float | bool | None]],
     Field(
@@ -81,6 +87,7 @@ class DeviceIn(BaseModel):
     longitude: Longitude | None = None
     thresholds: Thresholds = Field(default_factory=dict)
     report_interval_s: ReportInterval | None = None
+    transmitter_address: TransmitterAddress | None = None
 
 
 class DevicePatch(BaseModel):
@@ -94,6 +101,7 @@ class DevicePatch(BaseModel):
     longitude: Longitude | None = None
     thresholds: Thresholds | None = None
     report_interval_s: ReportInterval | None = None
+    transmitter_address: TransmitterAddress | None = None
 
 
 class Status(BaseModel):
@@ -113,6 +121,7 @@ class DeviceOut(BaseModel):
     longitude: float | None
     thresholds: dict[str, Any]
     report_interval_s: int | None
+    transmitter_address: str | None = None
     created_ms: int
     retired_ms: int | None
     status: Status | None = None
@@ -149,10 +158,20 @@ def device_out(d: Device, st: DeviceState | None = None) -> DeviceOut:
         longitude=d.longitude,
         thresholds=d.thresholds or {},
         report_interval_s=d.report_interval_s,
+        transmitter_address=d.transmitter_address,
         created_ms=d.created_ms,
         retired_ms=d.retired_ms,
         status=status,
     )
+
+
+async def check_transmitter(s: Any, address: str | None, device_id: str) -> None:
+    """One transmission device speaks for one panel: a second claim on its address is a conflict."""
+    if address is None:
+        return
+    owner = (await s.execute(select(Device.id).where(Device.transmitter_address == address))).scalar()
+    if owner is not None and owner != device_id:
+        raise conflict(f"transmitter address {address} belongs to device {owner}")
 
 
 async def load_device(c: Ctx, device_id: str) -> Device:
@@ -209,6 +228,7 @@ async def create_device(body: DeviceIn, c: Ctx, who: Admin) -> DeviceOut:
     async with c.store.session() as s, s.begin():
         if await s.get(Device, body.id) is not None:
             raise conflict(f"device {body.id} already exists (retired ids are never reused)")
+        await check_transmitter(s, body.transmitter_address, body.id)
         d = Device(**body.model_dump())
         s.add(d)
         await c.store.audit(
@@ -235,6 +255,7 @@ async def update_device(device_id: DevicePath, body: DevicePatch, c: Ctx, who: A
             raise conflict(f"device {device_id} is retired")
         if "thresholds" in changes:
             check_thresholds(d.kind, changes["thresholds"])
+        await check_transmitter(s, changes.get("transmitter_address"), device_id)
         for key, value in changes.items():
             setattr(d, key, value)
         await c.store.audit(s, who.name, "update", f"device:{device_id}", **changes)
@@ -265,6 +286,7 @@ def _csv_row(raw: dict[str, str | None]) -> DeviceIn:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     fields: dict[str, Any] = {k: (raw.get(k) or "").strip() for k in CSV_COLUMNS}
+    fields["transmitter_address"] = fields["transmitter_address"] or None
     for key, number in (("latitude", float), ("longitude", float), ("report_interval_s", int)):
         try:
             fields[key] = number(fields[key]) if fields[key] else None
@@ -347,9 +369,21 @@ async def import_devices(request: Request, c: Ctx, who: Admin) -> ImportReport:
                     for d in (await s.execute(select(Device).where(Device.id.in_(chunk)))).scalars()
                 }
             )
+        addresses = [dev.transmitter_address for _, dev in good.values() if dev.transmitter_address]
+        owners: dict[str, str] = {}
+        for i in range(0, len(addresses), 500):
+            rows = await s.execute(select(Device.transmitter_address, Device.id)
+                                   .where(Device.transmitter_address.in_(addresses[i : i + 500])))
+            owners.update({a: d for a, d in rows})
         for device_id, (line, dev) in good.items():
             values = dev.model_dump(exclude={"id"})
             d = existing.get(device_id)
+            address = dev.transmitter_address
+            if address and owners.setdefault(address, device_id) != device_id:
+                report.rejected.append(Rejected(
+                    line=line, id=device_id, reason=f"transmitter address {address} belongs to device "
+                                                    f"{owners[address]}"))
+                continue
             if d is None:
                 s.add(Device(id=device_id, **values))
                 report.created += 1

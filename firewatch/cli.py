@@ -377,20 +377,33 @@ def device_add(
     address: Annotated[str, typer.Option(help="Where to find it.")] = "",
     lat: Annotated[float | None, typer.Option(min=-90, max=90, help="Latitude.")] = None,
     lon: Annotated[float | None, typer.Option(min=-180, max=180, help="Longitude.")] = None,
+    transmitter_address: Annotated[str | None, typer.Option(
+        help="A panel's GB/T 26875.3 transmission device address (12 hex digits): the gateway "
+             "publishes that device's events as this one.")] = None,
     password_file: PasswordFile = None,
 ) -> None:
     """Register a device (or re-register it with a new password) and print its broker credentials."""
     import asyncio
+    import re
+
+    from sqlalchemy.exc import IntegrityError
 
     from firewatch.contract.credentials import register_device
     from firewatch.contract.db import Device
 
+    if transmitter_address is not None and not re.fullmatch(r"[0-9a-fA-F]{12}", transmitter_address):
+        raise typer.BadParameter("must be 12 hex digits", param_hint="--transmitter-address")
     device = Device(id=device_id, kind=kind, district=district, site=site, address=address,
                     latitude=lat, longitude=lon)
+    if transmitter_address:  # only when given: a re-registration keeps the address it had
+        device.transmitter_address = transmitter_address.lower()
     try:
         creds = asyncio.run(register_device(settings().store.url, device, password_file, actor="cli"))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    except IntegrityError:
+        raise typer.BadParameter(f"transmitter address {transmitter_address} belongs to another device",
+                                 param_hint="--transmitter-address") from None
     print(f"username: {creds.username}\npassword: {creds.password}\ntopics:   fire/v1/{district}/{device_id}/#")
     if password_file is None:
         err.print("no --password-file: add this line to the broker's password file, then reload it:")
@@ -637,6 +650,24 @@ def gateway_duty_check(
     asyncio.run(request_duty_check(settings().mqtt, req))
     print(f"duty check {req.request_id} sent to the gateways; results: GET /api/v1/duty-checks?request_id="
           f"{req.request_id}")
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    connections: Annotated[int, typer.Option(help="Transmission devices connected at once.")] = 10_000,
+    heartbeat_s: Annotated[float, typer.Option(help="Seconds between a device's heartbeats.")] = 20.0,
+    hold_s: Annotated[float, typer.Option(help="How long to hold them.")] = 40.0,
+    frames: Annotated[int, typer.Option(help="Fire frames in the throughput run.")] = 60_000,
+    frame_connections: Annotated[int, typer.Option(help="Devices sending them.")] = 100,
+    window: Annotated[int, typer.Option(help="Frames outstanding per device.")] = 16,
+    rate: Annotated[float, typer.Option(help="Frames/s in the latency run.")] = 2_000.0,
+    seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 15.0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Connections held with heartbeats (and the gateway's RSS), frames/s confirmed, frame-to-MQTT latency."""
+    from firewatch.bench import gateway as bench
+
+    bench.main(connections, heartbeat_s, hold_s, frames, frame_connections, window, rate, seconds, json)
 # --- end gateway ---
 
 

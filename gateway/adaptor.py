@@ -146,6 +146,7 @@ class Target:
     device_id: str
     variant: Gb26875Variant
     zone: ZoneInfo
+    site: str = ""
     seq: int = 0
 
 

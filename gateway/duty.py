@@ -44,12 +44,13 @@ class DutyCheck(Base):
 
 @dataclass(frozen=True, slots=True)
 class DutyRequest:
-    """`device` or `district` narrows the scope; neither means every connected device."""
+    """`device`, `site` or `district` narrows the scope; none means every connected device."""
 
     request_id: str
     requested_by: str
     device: str | None = None
     district: str | None = None
+    site: str | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps({k: v for k in _REQUEST_FIELDS if (v := getattr(self, k)) is not None})
@@ -63,18 +64,20 @@ class DutyRequest:
             raise ValueError(f"duty-check request is not JSON: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("request_id"), str):
             raise ValueError("duty-check request needs a request_id")
-        fields = {k: doc.get(k) for k in ("device", "district")}
+        fields = {k: doc.get(k) for k in ("device", "district", "site")}
         if any(v is not None and not isinstance(v, str) for v in fields.values()):
-            raise ValueError("device and district must be strings")
+            raise ValueError("device, district and site must be strings")
         return cls(doc["request_id"], str(doc.get("requested_by") or ""), **fields)
 
-    def matches(self, device_id: str, district: str, address: str) -> bool:
+    def matches(self, device_id: str, district: str, site: str, address: str) -> bool:
         if self.device is not None and self.device not in (device_id, address):
+            return False
+        if self.site is not None and self.site != site:
             return False
         return self.district is None or self.district == district
 
 
-_REQUEST_FIELDS = ("request_id", "requested_by", "device", "district")
+_REQUEST_FIELDS = ("request_id", "requested_by", "device", "district", "site")
 
 
 def next_shift_checks(shifts: list[str], now: datetime, rng: random.Random,

@@ -276,15 +276,15 @@ def _command_name(command: int) -> str:
 
 @dataclass(slots=True)
 class Registry:
-    """Transmission-device address -> (district, registered device id), refreshed from the store."""
+    """Transmission-device address -> (district, registered device id, site), refreshed from the store."""
 
-    by_address: dict[str, tuple[str, str]] = field(default_factory=dict)
+    by_address: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     async def load(self, store: Store) -> None:
         async with store.session() as s:
-            rows = await s.execute(select(Device.transmitter_address, Device.district, Device.id)
+            rows = await s.execute(select(Device.transmitter_address, Device.district, Device.id, Device.site)
                                    .where(Device.transmitter_address.is_not(None), Device.retired_ms.is_(None)))
-            self.by_address = {a.lower(): (d, i) for a, d, i in rows}
+            self.by_address = {a.lower(): (d, i, site) for a, d, i, site in rows}
 
 
 class Gateway:
@@ -307,6 +307,7 @@ class Gateway:
         self.ports: list[int] = []
         self._variants: dict[tuple[int, bytes], Gb26875Variant] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._duty_tasks: set[asyncio.Task[Any]] = set()
         self._shift_checks: dict[tuple[str, datetime], datetime | None] = {}
         """Per shift occurrence (shift, its start): when its random check is due, None once sent."""
 
@@ -338,15 +339,15 @@ class Gateway:
         if link is None:
             known = self.registry.by_address.get(address)
             if known is None:
-                district, device_id = UNASSIGNED, unregistered_id(address)
+                district, device_id, site = UNASSIGNED, unregistered_id(address), ""
                 self.unregistered.add(address)
                 self.metrics.unregistered.set(len(self.unregistered))
                 log.warning("transmission device %s is not registered: published as %s/%s",
                             address, district, device_id)
             else:
-                district, device_id = known
-            link = self.links[address] = Link(address, Target(district, device_id, self.variant_hex(port, address),
-                                                                self.zone))
+                district, device_id, site = known
+            target = Target(district, device_id, self.variant_hex(port, address), self.zone, site)
+            link = self.links[address] = Link(address, target)
         return link
 
     async def came_online(self, link: Link) -> None:
@@ -380,30 +381,38 @@ class Gateway:
         except ValueError as exc:
             log.warning("ignored a duty-check request: %s", exc)
             return
-        await self.duty_check(req)
+        task = asyncio.create_task(self.duty_check(req))  # not in the broker's receive loop: it takes seconds
+        self._duty_tasks.add(task)
+        task.add_done_callback(self._duty_tasks.discard)
 
     async def duty_check(self, req: DutyRequest) -> int:
         """Send the duty check to every connected device in scope; how many were asked."""
         links = [lk for lk in self.links.values() if lk.session is not None and lk.duty is None
-                 and req.matches(lk.target.device_id, lk.target.district, lk.address)]
-        await asyncio.gather(*(self._duty_one(lk, req) for lk in links))
+                 and req.matches(lk.target.device_id, lk.target.district, lk.target.site, lk.address)]
+        if not links:
+            log.info("duty check %s: no connected device in scope", req.request_id)
+            return 0
+        sent = now_ms()
+        rows = [DutyCheck(request_id=req.request_id, device_id=lk.target.device_id, district=lk.target.district,
+                          address=lk.address, requested_by=req.requested_by, sent_ms=sent) for lk in links]
+        async with self.store.session() as s, s.begin():
+            s.add_all(rows)
+        deadline = sent + int(self.config.duty_window_s * 1000)
+        for lk, row in zip(links, rows, strict=True):
+            lk.duty = PendingDuty(row.id, sent, deadline)
+        await asyncio.gather(*(self._duty_one(lk, row.id) for lk, row in zip(links, rows, strict=True)))
         return len(links)
 
-    async def _duty_one(self, link: Link, req: DutyRequest) -> None:
-        sent = now_ms()
-        row = DutyCheck(request_id=req.request_id, device_id=link.target.device_id, district=link.target.district,
-                        address=link.address, requested_by=req.requested_by, sent_ms=sent)
-        async with self.store.session() as s, s.begin():
-            s.add(row)
-        link.duty = PendingDuty(row.id, sent, sent + int(self.config.duty_window_s * 1000))
+    async def _duty_one(self, link: Link, row_id: int) -> None:
         session = link.session
         answer = None
         if session is not None:
             answer = await session.request(Command.CONTROL, DataUnit(UnitType.DUTY_CHECK, [DeviceCommand()]),
                                            link.target.variant)
         if answer is None or answer.command == Command.DENY:
-            link.duty = None
-            await self._close_duty(row.id, DutyResult.UNREACHABLE)
+            if link.duty is not None and link.duty.row_id == row_id:
+                link.duty = None
+            await self._close_duty(row_id, DutyResult.UNREACHABLE)
 
     async def duty_answered(self, link: Link, at_ms: int) -> None:
         duty = link.duty

@@ -48,6 +48,11 @@ async def running(settings: Settings, registered: dict[str, tuple[str, str]] | N
     finally:
         await gateway.stop()
         await store.aclose()
+        # The statuses are retained: clear them, so later tests on the shared broker never see them.
+        async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as client:
+            for link in gateway.links.values():
+                t = link.target
+                await client.publish(f"fire/v1/{t.district}/{t.device_id}/status", b"", qos=1, retain=True)
 
 
 @asynccontextmanager

@@ -444,7 +444,7 @@ async function showSite(site) {
     api(`/api/v1/devices?site=${encodeURIComponent(site)}&limit=500`),
     api(`/api/v1/sites/${encodeURIComponent(site)}/readings?start=${Date.now() - drillRange}`),
   ]);
-  openDrill(`<h2>${esc(site)}</h2><h3>${esc(t("devices"))} (${devices.total})</h3>
+  openDrill(`<h2>${esc(site)} <button type="button" data-duty-site="${esc(site)}">${esc(t("duty_this_site"))}</button></h2><h3>${esc(t("devices"))} (${devices.total})</h3>
     <ul class="mini">${devices.items.map((d) => `<li><a href="#" data-device="${esc(d.id)}">${esc(d.id)}</a> ${esc(t("kind." + d.kind))} ·
       ${esc(d.status ? t(d.status.online ? "online" : "offline") : t("unknown"))}${worstSeverity(d.id) ? ` · <b class="sev-${esc(worstSeverity(d.id))}">${esc(t("sev." + worstSeverity(d.id)))}</b>` : ""}</li>`).join("")}</ul>
     <h3>${esc(t("readings"))}</h3>${rangeButtons()}<div class="charts"></div>`);
@@ -499,14 +499,33 @@ async function showStats() {
   $("#drill").dataset.view = "stats";
 }
 
+// --- duty checks (查岗): ask control rooms to answer, watch who does ------------
+async function dutyCheck(scope) {
+  const sent = await api("/api/v1/duty-checks", { method: "POST", body: scope });
+  toast(`${t("duty_sent")}${scope.site || scope.district || t("duty_scope_all")}`);
+  await showDuty(sent.request_id);
+}
+
+async function showDuty(requestId) {
+  const rows = await api(`/api/v1/duty-checks?request_id=${encodeURIComponent(requestId)}`);
+  openDrill(`<h2>${esc(t("duty_results"))}</h2>${grid(["ID", t("district"), t("duty_time"), t("duty_result"), t("duty_response")],
+    rows.map((r) => [r.device_id, r.district, new Date(r.sent_ms).toLocaleTimeString(), t("duty." + r.result),
+      r.response_s == null ? "–" : `${r.response_s.toFixed(1)} ${t("seconds")}`]))}`);
+  $("#drill").dataset.view = `duty:${requestId}`;
+  if (!rows.length || rows.some((r) => r.result === "pending")) {
+    setTimeout(() => { if ($("#drill").dataset.view === `duty:${requestId}` && !$("#drill").hidden) showDuty(requestId).catch(() => {}); }, 3000);
+  }
+}
+
 function wireDrill() {
   $("#drill-close").addEventListener("click", () => { $("#drill").hidden = true; });
   $("#drill").addEventListener("click", (e) => {
-    const link = e.target.closest("[data-device],[data-site],[data-alert],[data-range]");
+    const link = e.target.closest("[data-device],[data-site],[data-alert],[data-range],[data-duty-site]");
     if (!link) return;
     e.preventDefault();
     const fail = (err) => toast(`${t("failed")}${err.message}`);
-    if (link.dataset.device) { map.focus(link.dataset.device); showDevice(link.dataset.device).catch(fail); }
+    if (link.dataset.dutySite) dutyCheck({ site: link.dataset.dutySite }).catch(fail);
+    else if (link.dataset.device) { map.focus(link.dataset.device); showDevice(link.dataset.device).catch(fail); }
     else if (link.dataset.site) showSite(link.dataset.site).catch(fail);
     else if (link.dataset.alert) showAlert(Number(link.dataset.alert)).catch(fail);
     else if (link.dataset.range) {
@@ -655,6 +674,10 @@ function init() {
   // A wall screen renews its session every hour, so it is never signed out while its token is valid.
   setInterval(() => wallMode() && state.started && api("/api/v1/session").catch(() => {}), 3600000);
   $("#stats").addEventListener("click", () => showStats().catch((err) => toast(`${t("failed")}${err.message}`)));
+  $("#duty").addEventListener("click", () => {
+    const district = $("#f-district").value;
+    dutyCheck(district ? { district } : {}).catch((err) => toast(`${t("failed")}${err.message}`));
+  });
   document.addEventListener("pointerdown", () => {
     if (audio?.state === "suspended" && soundWanted()) audio.resume().then(showSound);
   });
