@@ -68,9 +68,14 @@ class _Word:
     running: int
 
 
-_PANEL_WORD = _Word(_ON, State.FAULT | State.BUS_FAULT, State.MAIN_POWER_FAULT | State.BACKUP_POWER_FAULT,
+def _word(on: tuple[tuple[int, str, str], ...], *bits: int) -> _Word:
+    """Plain ints: IntFlag arithmetic per reported bit cost a tenth of a frame's time."""
+    return _Word(tuple((int(b), e, label) for b, e, label in on), *(int(b) for b in bits))
+
+
+_PANEL_WORD = _word(_ON, State.FAULT | State.BUS_FAULT, State.MAIN_POWER_FAULT | State.BACKUP_POWER_FAULT,
                     State.SHIELDED, State.RUNNING)
-_DEVICE_WORD = _Word(_DEVICE_ON, DeviceState.FAULT | DeviceState.PANEL_LINK_FAULT,
+_DEVICE_WORD = _word(_DEVICE_ON, DeviceState.FAULT | DeviceState.PANEL_LINK_FAULT,
                      DeviceState.MAIN_POWER_FAULT | DeviceState.BACKUP_POWER_FAULT, 0, DeviceState.RUNNING)
 _OPERATIONS: tuple[tuple[int, str, str], ...] = (
     (Operation.MANUAL_ALARM, "fire", "manual alarm"),
