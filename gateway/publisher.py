@@ -81,6 +81,8 @@ class Publisher:
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         """Now on the loop's thread, or handed to it from the connect thread."""
         assert self._loop is not None
+        if self._loop.is_closed():
+            return  # paho closing its socket as it is collected, after the loop ended
         if threading.get_ident() == self._loop_thread:
             _quietly(fn, *args)
         else:
