@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from firewatch.alerting.config import Correlation
-from firewatch.alerting.detect.panel import Incident, PanelState
-from firewatch.alerting.signal import Signal, fingerprint
+from firewatch.alerting.signal import Decision, FireIncident, Signal, fingerprint
 from firewatch.contract.db import Severity
 
 SITE_EVIDENCE = frozenset(
@@ -37,7 +36,7 @@ def _is(component: str, words: tuple[str, ...]) -> bool:
     return any(w in c for w in words)
 
 
-def rank(inc: Incident, panel: PanelState, site_evidence: list[tuple[int, str]], cfg: Correlation,
+def rank(inc: FireIncident, site_evidence: list[tuple[int, str]], cfg: Correlation,
          now_ms: int) -> tuple[float, list[str]]:
     """Score a panel fire incident in [0, 1] with the reasons, strongest first."""
     score, reasons = 0.3, []
@@ -76,7 +75,7 @@ def rank(inc: Incident, panel: PanelState, site_evidence: list[tuple[int, str]],
         score -= 0.3
         reasons.append(f"reset within {cfg.quick_reset_s:g} s")
     since = inc.started_ms - int(cfg.history_s * 1000)
-    history = max((panel.false_alarms(p, since) for p in points), default=0)
+    history = max((inc.false_alarms(p, since) for p in points), default=0)
     if history:
         score -= min(0.1 * history, 0.3)
         reasons.append(f"point false-alarmed {history} times in {cfg.history_s / 86400:g} days")
@@ -84,65 +83,62 @@ def rank(inc: Incident, panel: PanelState, site_evidence: list[tuple[int, str]],
 
 
 class Correlator:
+    """Keeps only what correlation itself learnt: site evidence, open fire incidents, hydrants losing pressure."""
+
     def __init__(self, cfg: Correlation) -> None:
         self.cfg = cfg
         self.site_evidence: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        self.fires_by_site: dict[str, dict[str, PanelState]] = defaultdict(dict)
+        self.fires_by_site: dict[str, dict[str, FireIncident]] = defaultdict(dict)
+        """site -> panel -> its open fire incident as last reported."""
         self.losing: dict[str, dict[str, int]] = defaultdict(dict)
         """district -> hydrant -> since when it has been losing pressure."""
         self.losing_rules: dict[str, set[str]] = defaultdict(set)
         self.mains: set[str] = set()
         """Districts with an open water-main alert."""
 
-    def correlate(self, signals: list[Signal]) -> list[Signal]:
-        out: list[Signal] = []
+    def correlate(self, signals: list[Signal]) -> list[Decision]:
+        out: list[Decision] = []
         for s in signals:
             if s.kind == "panel" and s.rule == "fire":
                 out += self._fire(s)
             elif s.kind == "hydrant" and s.rule in PRESSURE_LOSS and not s.annotate:
                 out += self._hydrant(s)
             else:
-                out.append(s)
+                out.append(Decision(s))
                 if s.kind == "electrical" and s.severity and s.rule in SITE_EVIDENCE and s.site:
                     out += self._site_evidence(s)
         return out
 
-    def _fire(self, s: Signal) -> list[Signal]:
-        p: PanelState = s.extra["panel"]  # type: ignore[assignment]
-        site = p.device.site
-        inc = p.incident
+    def _fire(self, s: Signal) -> list[Decision]:
+        inc = s.incident
         if s.severity is None:
-            self.fires_by_site[site].pop(p.device.id, None)
-            inc = s.extra.get("incident") or inc
+            self.fires_by_site[s.site].pop(s.device_id, None)
             if inc is None:
-                return [s]
-            return [self._annotate(p, inc, s.ts_ms), s]
+                return [Decision(s)]
+            return [self._annotate(inc, s.ts_ms), Decision(s)]
         if inc is None:
-            return [s]
-        self.fires_by_site[site][p.device.id] = p
-        self._scored(s, p, inc, s.ts_ms)
-        return [s]
+            return [Decision(s)]
+        self.fires_by_site[inc.site][inc.device_id] = inc
+        return [self._scored(s, inc, s.ts_ms)]
 
-    def _scored(self, s: Signal, p: PanelState, inc: Incident, now_ms: int) -> Signal:
-        evidence = self.site_evidence.get(p.device.site, []) if p.device.site else []
-        score, reasons = rank(inc, p, evidence, self.cfg, now_ms)
-        s.score, s.reasons, s.probable = score, reasons, score >= self.cfg.probable_score
-        return s
+    def _scored(self, s: Signal, inc: FireIncident, now_ms: int) -> Decision:
+        evidence = self.site_evidence.get(inc.site, []) if inc.site else []
+        score, reasons = rank(inc, evidence, self.cfg, now_ms)
+        return Decision(s, score, score >= self.cfg.probable_score, tuple(reasons))
 
-    def _annotate(self, p: PanelState, inc: Incident, ts: int) -> Signal:
-        d = p.device
-        s = Signal("fire", d.id, d.district, ts, Severity.FIRE, kind="panel", site=d.site, annotate=True)
-        return self._scored(s, p, inc, ts)
+    def _annotate(self, inc: FireIncident, ts: int) -> Decision:
+        s = Signal("fire", inc.device_id, inc.district, ts, Severity.FIRE, kind="panel", site=inc.site,
+                   annotate=True)
+        return self._scored(s, inc, ts)
 
-    def _site_evidence(self, s: Signal) -> list[Signal]:
+    def _site_evidence(self, s: Signal) -> list[Decision]:
         ev = self.site_evidence[s.site]
         ev.append((s.ts_ms, s.rule))
         horizon = s.ts_ms - int(self.cfg.site_window_s * 1000)
         ev[:] = [e for e in ev if e[0] >= horizon]
-        return [self._annotate(p, p.incident, s.ts_ms) for p in self.fires_by_site.get(s.site, {}).values()
-                if p.incident is not None]
+        return [self._annotate(inc, s.ts_ms) for inc in self.fires_by_site.get(s.site, {}).values()]
 
-    def _hydrant(self, s: Signal) -> list[Signal]:
+    def _hydrant(self, s: Signal) -> list[Decision]:
         district, main = s.district, fingerprint(s.district, "water_main")
         key = f"{s.device_id}:{s.rule}"
         members = self.losing[district]
@@ -154,27 +150,25 @@ class Correlator:
             if not any(k.startswith(f"{s.device_id}:") for k in self.losing_rules[district]):
                 members.pop(s.device_id, None)
         if district in self.mains:
-            if s.severity is not None:
-                s.group = main
             if members:
-                return [s]
+                return [Decision(s, group=main if s.severity is not None else None)]
             self.mains.discard(district)
-            return [s, Signal("water_main", "", district, s.ts_ms, None, kind="hydrant",
-                              summary="hydrant pressures recovered")]
+            return [Decision(s), Decision(Signal("water_main", "", district, s.ts_ms, None, kind="hydrant",
+                                                 summary="hydrant pressures recovered"))]
         recent = [d for d, t in members.items() if s.ts_ms - t <= self.cfg.water_main_window_s * 1000]
         if s.severity is None or len(recent) < self.cfg.water_main_hydrants:
-            return [s]
+            return [Decision(s)]
         self.mains.add(district)
-        s.group = main
-        out = [s, Signal("water_main", "", district, s.ts_ms, Severity.CRITICAL, kind="hydrant", value=float(len(recent)),
-                         threshold=float(self.cfg.water_main_hydrants), unit="hydrants",
-                         summary=f"{len(recent)} hydrants of district {district} losing pressure together: "
-                                 "water main?")]
+        out = [Decision(s, group=main),
+               Decision(Signal("water_main", "", district, s.ts_ms, Severity.CRITICAL, kind="hydrant",
+                               value=float(len(recent)), threshold=float(self.cfg.water_main_hydrants),
+                               unit="hydrants", summary=f"{len(recent)} hydrants of district {district} losing "
+                               "pressure together: water main?"))]
         for device in members:
             for rule in PRESSURE_LOSS:
                 if f"{device}:{rule}" in self.losing_rules[district]:
-                    out.append(Signal(rule, device, district, s.ts_ms, Severity.WARNING, kind="hydrant", group=main,
-                                      annotate=True))
+                    out.append(Decision(Signal(rule, device, district, s.ts_ms, Severity.WARNING, kind="hydrant",
+                                               annotate=True), group=main))
         return out
 
     def restore(self, rule: str, device_id: str, district: str, started_ms: int) -> None:

@@ -1,6 +1,6 @@
 """Lifecycle: one alert per fingerprint, from firing through acknowledged to resolved, kept in SQL.
 
-Signals from detection and correlation become changes of `contract.db.Alert`
+Correlation's decisions on detection's signals become changes of `contract.db.Alert`
 rows, each with an audit row (actor `alerting`, subject `alert:{id}`) in the
 same transaction; the audit ids are the change feed the api's live stream
 resumes from. The SQL row is the truth and other parts write it too (the api
@@ -25,19 +25,22 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firewatch.alerting.changes import AlertChange, ChangeKind, snapshot
 from firewatch.alerting.config import Flap
-from firewatch.alerting.signal import Signal
+from firewatch.alerting.metrics import PREFIX
+from firewatch.alerting.signal import Decision
 from firewatch.contract.db import (
     OPEN_STATES,
     Alert,
     AlertState,
     AuditEntry,
     Base,
+    Severity,
     Silence,
     Store,
     now_ms,
@@ -94,9 +97,18 @@ async def _insert(conn: AsyncConnection, table: type[Base], rows: list[dict[str,
 
 
 class Lifecycle:
-    def __init__(self, store: Store, flap: Flap) -> None:
+    def __init__(self, store: Store, flap: Flap, metrics: CollectorRegistry | None = None) -> None:
         self.store = store
         self.flap = flap
+        r = metrics or CollectorRegistry()
+        self._changes = Counter(PREFIX + "alert_changes", "Alert changes committed, by kind and the alert's severity",
+                                ["kind", "severity"], registry=r)
+        self._open = Gauge(PREFIX + "open_alerts", "Alerts firing or acknowledged, by severity", ["severity"],
+                           registry=r)
+        for severity in Severity:
+            self._open.labels(severity)
+            for kind in ChangeKind:
+                self._changes.labels(kind, severity)
         self.open: dict[str, Alert] = {}
         self.fired_at: dict[str, deque[int]] = {}
         self.held: dict[str, int] = {}
@@ -113,11 +125,23 @@ class Lifecycle:
             )).scalars().all()
             self.audit_cursor = (await s.execute(select(func.max(AuditEntry.id)))).scalar() or 0
         self.open = {a.fingerprint: a for a in rows}
+        self._counted([])
         await self._load_silences()
         return list(self.open.values())
 
-    async def apply(self, signals: list[Signal]) -> list[AlertChange]:
-        """Commit the signals' changes; a transaction the store refuses is split down to its bad signal.
+    def _counted(self, changes: list[AlertChange]) -> list[AlertChange]:
+        """Count committed changes, and recount the open alerts (on the loop that changes `open`)."""
+        for c in changes:
+            self._changes.labels(c.kind, c.alert.severity).inc()
+        counts = dict.fromkeys(Severity, 0)
+        for alert in self.open.values():
+            counts[alert.severity] = counts.get(alert.severity, 0) + 1
+        for severity, n in counts.items():
+            self._open.labels(severity).set(n)
+        return changes
+
+    async def apply(self, decisions: list[Decision]) -> list[AlertChange]:
+        """Commit the decisions' changes; a transaction the store refuses is split down to its bad one.
 
         A value the store will not take (a column too long, a constraint, a trigger) used to fail
         the whole transaction, so an innocent panel in the same batch lost its fire alert, and the
@@ -125,11 +149,11 @@ class Lifecycle:
         Now the plan is undone and each half tried alone; the one signal the store refuses is
         logged and counted in `refused`. An unreachable store is not split: that raises as before.
         """
-        before = self._memory(signals)
+        before = self._memory(decisions)
         try:
             ops: list[_Op] = []
-            for s in signals:
-                op = self._plan(s)
+            for d in decisions:
+                op = self._plan(d)
                 if op is not None:
                     op.snap = snapshot(op.alert)
                     ops.append(op)
@@ -138,21 +162,22 @@ class Lifecycle:
             self._restore(before)
             if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
                 raise
-            if len(signals) == 1:
+            if len(decisions) == 1:
                 self.refused += 1
-                log.error("alerting: the store refused %s for %s: %s", signals[0].rule,
-                          signals[0].fingerprint, str(exc.orig).splitlines()[0] if exc.orig else exc)
+                s = decisions[0].signal
+                log.error("alerting: the store refused %s for %s: %s", s.rule,
+                          s.fingerprint, str(exc.orig).splitlines()[0] if exc.orig else exc)
                 return []
         except BaseException:
             self._restore(before)
             raise
-        half = len(signals) // 2
-        return await self.apply(signals[:half]) + await self.apply(signals[half:])
+        half = len(decisions) // 2
+        return await self.apply(decisions[:half]) + await self.apply(decisions[half:])
 
-    def _memory(self, signals: list[Signal]) -> _Memory:
-        """What planning and committing these signals may change, to put back if the commit fails."""
+    def _memory(self, decisions: list[Decision]) -> _Memory:
+        """What planning and committing these decisions may change, to put back if the commit fails."""
         columns = [c.key for c in Alert.__table__.columns]
-        touched = {s.fingerprint for s in signals}
+        touched = {d.signal.fingerprint for d in decisions}
         alerts = {fp: {k: getattr(a, k) for k in columns} for fp in touched if (a := self.open.get(fp)) is not None}
         fired = {fp: deque(t, t.maxlen) if (t := self.fired_at.get(fp)) is not None else None for fp in touched}
         return _Memory(dict(self.open), dict(self.held), alerts, fired)
@@ -168,11 +193,12 @@ class Lifecycle:
             else:
                 self.fired_at[fp] = times
 
-    def _plan(self, s: Signal) -> _Op | None:
+    def _plan(self, d: Decision) -> _Op | None:
+        s = d.signal
         fp = s.fingerprint
         alert = self.open.get(fp)
         if s.annotate:
-            return self._update(alert, s, "evidence") if alert is not None else None
+            return self._update(alert, d, "evidence") if alert is not None else None
         if s.severity is None:
             if alert is None:
                 return None
@@ -183,7 +209,7 @@ class Lifecycle:
             return self._resolve(fp, s.ts_ms, s.summary)
         self.held.pop(fp, None)
         if alert is not None:
-            return self._update(alert, s, "level")
+            return self._update(alert, d, "level")
         times = self.fired_at.setdefault(fp, deque(maxlen=self.flap.changes))
         times.append(s.ts_ms)
         while times and s.ts_ms - times[0] > self.flap.window_s * 1000:
@@ -191,20 +217,22 @@ class Lifecycle:
         alert = Alert(
             fingerprint=fp, rule=s.rule, severity=s.severity, state=AlertState.FIRING, kind=s.kind, device_id=s.device_id,
             district=s.district, site=s.site, zone=s.zone, metric=s.metric, value=s.value, threshold=s.threshold,
-            unit=s.unit, summary=s.summary, probable=bool(s.probable), score=s.score or 0.0,
-            reasons=list(s.reasons or []), started_ms=s.ts_ms, last_seen_ms=s.ts_ms,
+            unit=s.unit, summary=s.summary, probable=bool(d.probable), score=d.score or 0.0,
+            reasons=list(d.reasons or []), started_ms=s.ts_ms, last_seen_ms=s.ts_ms,
         )
         self.open[fp] = alert
-        return _Op(ChangeKind.FIRED, alert, parent=self.open.get(s.group) if s.group else None)
+        return _Op(ChangeKind.FIRED, alert, parent=self.open.get(d.group) if d.group else None)
 
-    def _update(self, alert: Alert, s: Signal, why: str) -> _Op | None:
+    def _update(self, alert: Alert, d: Decision, why: str) -> _Op | None:
+        s = d.signal
         values: dict[str, Any] = {}
         if not s.annotate and s.severity != alert.severity:
             values.update(severity=s.severity, value=s.value, threshold=s.threshold, summary=s.summary,
                           metric=s.metric or alert.metric)
-        if s.score is not None and (s.score != alert.score or s.reasons != alert.reasons):
-            values.update(score=s.score, probable=bool(s.probable), reasons=list(s.reasons or []))
-        parent = self.open.get(s.group) if s.group else None
+        reasons = list(d.reasons or [])
+        if d.score is not None and (d.score != alert.score or reasons != alert.reasons):
+            values.update(score=d.score, probable=bool(d.probable), reasons=reasons)
+        parent = self.open.get(d.group) if d.group else None
         if parent is not None and (parent.id is None or parent.id != alert.parent_id):
             values["parent_id"] = parent.id
         if not values:
@@ -263,8 +291,8 @@ class Lifecycle:
                 done.append((op, {"at_ms": now_ms(), "actor": ACTOR, "action": op.kind,
                                   "subject": f"alert:{a.id}", "detail": detail}))
             audit_ids = await _insert(conn, AuditEntry, [row for _, row in done])
-        return [AlertChange(op.kind, op.snap, audit_id, ACTOR, self.silenced(op.alert))
-                for (op, _), audit_id in zip(done, audit_ids)]
+        return self._counted([AlertChange(op.kind, op.snap, audit_id, ACTOR, self.silenced(op.alert))
+                for (op, _), audit_id in zip(done, audit_ids)])
 
     def _closed_elsewhere(self, alert: Alert) -> None:
         """An operator resolved the row meanwhile: forget it here too."""
@@ -301,7 +329,7 @@ class Lifecycle:
                     row.state, ChangeKind.UPDATED)
                 changes.append(AlertChange(kind, snapshot(alert), e.id, e.actor, self.silenced(alert)))
         await self._load_silences()
-        return changes
+        return self._counted(changes)
 
     async def _load_silences(self) -> None:
         async with self.store.session() as s:

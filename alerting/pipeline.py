@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
 import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from firewatch.alerting.changes import AlertChange, ChangeFeed
 from firewatch.alerting.config import AlertingConfig
@@ -34,6 +37,7 @@ from firewatch.alerting.correlate import Correlator
 from firewatch.alerting.detect.panel import PanelDetector
 from firewatch.alerting.detect.readings import ReadingDetector
 from firewatch.alerting.lifecycle import Lifecycle
+from firewatch.alerting.metrics import PREFIX
 from firewatch.alerting.registry import Registry
 from firewatch.alerting.signal import Signal
 from firewatch.alerting.state import load_baselines, save_baselines
@@ -59,30 +63,43 @@ def _slices(records: Iterable[Record]) -> list[list[Record]]:
     return [[records[i] for i in part] for part in np.split(order, cuts)]
 
 
+RECORD_TYPES = {"readings": "reading", "events": "panel_event", "statuses": "status"}
+"""`Pipeline.counts` key → the `type` label of records_processed."""
+COUNTERS = {
+    "clock_ahead": ("records_clock_ahead", "Records stamped over max_clock_skew_s ahead; receive time used"),
+    "unknown_status": ("statuses_unknown_device", "Status messages of devices neither registered nor seen"),
+    "impossible": ("readings_impossible", "Physically impossible readings, counted towards sensor_impossible"),
+    "signals": ("signals", "Detector findings handed to correlation and the lifecycle"),
+}
+"""The other `Pipeline.counts` keys, each its own counter (alert changes are the lifecycle's to count)."""
+
+
 class Pipeline:
-    def __init__(self, config: AlertingConfig, store: Store, registry: Registry | None = None) -> None:
+    def __init__(self, config: AlertingConfig, store: Store, registry: Registry | None = None,
+                 metrics: CollectorRegistry | None = None) -> None:
+        """`metrics`: where the stages register their Prometheus metrics (default: a registry of their own)."""
+        metrics = metrics or CollectorRegistry()
         self.config = config
         self.store = store
         self.registry = registry or Registry()
         self.readings = {k: ReadingDetector(k, config, self.registry) for k in READING_RULES}
         self.panels = PanelDetector(config, self.registry)
         self.correlator = Correlator(config.correlation)
-        self.lifecycle = Lifecycle(store, config.flap)
+        self.lifecycle = Lifecycle(store, config.flap, metrics)
         self.feed = ChangeFeed()
         self.clock_ms = 0
         self._lock = asyncio.Lock()
         """Lifecycle changes commit one batch at a time (a tick must not interleave with a batch)."""
         self.counts: Counter[str] = Counter()
         """readings, events, statuses, clock_ahead, unknown_status, impossible, signals, changes."""
+        metrics.register(_Counts(self))
 
     async def start(self) -> None:
         """Restore open alerts into the detectors and learned baselines, so a restart changes nothing."""
         for b in await load_baselines(self.store):
             det = self.readings.get(b.kind)
             if det is not None:
-                s = det.slot(b.device_id, b.district)
-                for stage in det.learned:
-                    stage.restore(s, b.state)
+                det.restore_baseline(b.device_id, b.district, b.state)
         for a in await self.lifecycle.load():
             self.clock_ms = max(self.clock_ms, a.last_seen_ms)
             if a.rule == "water_main" or (a.kind == "hydrant" and a.rule in ("pressure_low", "pressure_drop")):
@@ -100,13 +117,11 @@ class Pipeline:
         Called at start and after every reconnect to the broker: each device gets its grace from now.
         """
         for det in (*self.readings.values(), self.panels):
-            det.heartbeats.grace_from = max(det.heartbeats.grace_from, now_ms)
+            det.grace(now_ms)
         for d in self.registry.devices.values():
             det = self.panels if d.kind == "panel" else self.readings.get(d.kind)
-            if det is None:
-                continue
-            slot = det.state(d.id, d.district).slot if det is self.panels else det.slot(d.id, d.district)
-            det.heartbeats.last_seen[slot] = max(int(det.heartbeats.last_seen[slot]), now_ms)
+            if det is not None:
+                det.expect(d.id, d.district, now_ms)
 
     def detect(self, records: Iterable[Record], impossible: Iterable[tuple[str, str, str, str]] = (),
                now_ms: int | None = None) -> list[Signal]:
@@ -147,20 +162,16 @@ class Pipeline:
         A percentile rather than the newest timestamp, so a few devices with clocks
         running ahead cannot fire everyone else's timers early.
         """
-        seen = [det.heartbeats.last_seen[: len(det.devices)] for det in self.readings.values()]
-        seen.append(self.panels.heartbeats.last_seen[: len(self.panels.panels)])
-        ts = np.concatenate(seen)
+        ts = np.concatenate([det.latest_seen() for det in (*self.readings.values(), self.panels)])
         ts = ts[ts > 0]
         if len(ts):
             mark = int(np.percentile(ts, 90, method="lower")) - int(self.config.lateness_s * 1000)
             self.clock_ms = max(self.clock_ms, mark)
 
     def _detector_of(self, device_id: str) -> ReadingDetector | PanelDetector | None:
-        for det in self.readings.values():
-            if device_id in det.index:
+        for det in (*self.readings.values(), self.panels):
+            if det.knows(device_id):
                 return det
-        if device_id in self.panels.panels:
-            return self.panels
         info = self.registry.devices.get(device_id)
         if info is not None:
             return self.panels if info.kind == "panel" else self.readings.get(info.kind)
@@ -240,20 +251,38 @@ class Pipeline:
 
     async def save_baselines(self) -> None:
         for kind, det in self.readings.items():
-            rows = []
-            for s, d in enumerate(det.devices):
-                state = {}
-                for stage in det.learned:
-                    state.update(stage.export(s))
-                if state:
-                    rows.append((d.id, d.district, state))
-            await save_baselines(self.store, kind, rows)
+            await save_baselines(self.store, kind, det.baselines())
 
     def reconfigure(self) -> None:
         """Re-apply thresholds after the registry changed (new sites, device thresholds)."""
         for det in self.readings.values():
-            for s, d in enumerate(det.devices):
-                info = self.registry.devices.get(d.id)
-                if info is not None and info != d:
-                    det.devices[s] = info
-                    det.configure(s)
+            det.reconfigure()
+
+
+class _Counts(Collector):
+    """The pipeline's counts, read when Prometheus scrapes (on the HTTP server's thread), so the
+    per-reading path pays nothing for metrics. Copying a Counter is atomic under the GIL."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def collect(self) -> Iterator[Metric]:
+        p = self._pipeline
+        counts = dict(p.counts)
+        records = CounterMetricFamily(PREFIX + "records_processed", "Records through detection, by type",
+                                      labels=["type"])
+        for key, label in RECORD_TYPES.items():
+            records.add_metric([label], counts.get(key, 0))
+        yield records
+        for key, (name, doc) in COUNTERS.items():
+            yield CounterMetricFamily(PREFIX + name, doc, value=counts.get(key, 0))
+        yield GaugeMetricFamily(
+            PREFIX + "unregistered_devices",
+            "Devices heard from but not in the registry (detected with their kind's defaults): register them",
+            value=len(p.registry.unknown),
+        )
+        yield CounterMetricFamily(
+            PREFIX + "readings_stale",
+            "Readings not newer than their device's last one (redeliveries, out of order), skipped",
+            value=sum(d.stale for d in p.readings.values()),
+        )

@@ -8,7 +8,8 @@ batches: whatever arrived while the previous batch was being processed. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
 registry refreshes, baseline saves, the InfluxDB and MQTT outputs, and the
 notify stage (notify/escalation.py) on the change feed, and the Prometheus
-metrics (alerting/metrics.py), which `run` serves on `alerting.metrics_port`.
+metrics, which `run` serves on `alerting.metrics_port` (alerting/metrics.py): the
+service counts its messages here, the pipeline and lifecycle count theirs.
 The MQTT session is persistent (fixed client id) and a message is acknowledged
 only after its batch went through the pipeline, so messages published while
 the service restarts are delivered when it is back.
@@ -23,13 +24,19 @@ import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 import aiomqtt
+import numpy as np
+from prometheus_client import Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from firewatch.alerting.config import AlertingConfig, load
-from firewatch.alerting.metrics import Metrics
+from firewatch.alerting.metrics import PREFIX, Metrics, NotifyCounts
 from firewatch.alerting.outputs import to_influx, to_mqtt
 from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import Registry, load_registry
@@ -52,6 +59,10 @@ STOP_S = 10.0
 """How long a stop waits for the tasks; one stuck past that is reported, not waited on."""
 MAX_BATCH = 5000
 """Messages per detection pass at most, so a backlog never holds the event loop for long."""
+
+
+LAG_SAMPLE = 256
+_ts = attrgetter("ts_ms")
 
 
 def wall_ms() -> int:
@@ -81,8 +92,10 @@ class AlertingService:
         self._connected: set[int] = set()
         self.idle = asyncio.Event()
         """Set whenever every received message has been processed."""
-        self.metrics = Metrics(self)
-        self.supervisor = Supervisor(self.metrics.registry, "firewatch_alerting_", log)
+        self.metrics = Metrics()
+        self._counts = _Counts(self)
+        self.metrics.registry.register(self._counts)
+        self.supervisor = Supervisor(self.metrics.registry, PREFIX, log)
         """Restarts a task that died; the metrics port's /health answers 503 until it runs again."""
 
     @property
@@ -98,7 +111,7 @@ class AlertingService:
     async def start(self) -> None:
         self.store = await open_store(self.settings.store.url)
         registry = Registry(await load_registry(self.store))
-        self.pipeline = Pipeline(self.config, self.store, registry)
+        self.pipeline = Pipeline(self.config, self.store, registry, self.metrics.registry)
         await self.pipeline.start()
         if self.config.clock == "wall":
             self.pipeline.expect(wall_ms())
@@ -107,6 +120,8 @@ class AlertingService:
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
         self.escalator = Escalator(self.store, notify_config(self.settings)) if self.notify else None
+        if self.escalator is not None:
+            self.metrics.registry.register(NotifyCounts(self.escalator.counts))
         start = self.supervisor.start
         self._tasks = [] if self.escalator is None else [
             start("alerting-notify", partial(self.escalator.serve, self.pipeline.feed.subscribe()))]
@@ -115,8 +130,6 @@ class AlertingService:
               for n, f in enumerate(subscription(self.districts))),
             start("alerting-out", partial(self._publish, to_mqtt_sub)),
             start("alerting-influx", partial(to_influx, to_influx_sub, influx)),
-            start("alerting-metrics",
-                  partial(self.metrics.follow, self.pipeline.feed.subscribe(), self.pipeline.lifecycle)),
         ]
         self._writers = [start("alerting-process", self._process), start("alerting-housekeeping", self._housekeeping)]
         log.info("alerting: %d devices registered, %d open alerts, clock %s, districts %s",
@@ -248,7 +261,7 @@ class AlertingService:
                 await self.pipeline.process(records, impossible, now if self.config.clock == "wall" else None)
             except Exception:
                 log.exception("alerting: a batch of %d messages failed", len(batch))
-            self.metrics.processed(records, started, now)
+            self._counts.processed(records, started, now)
             acks: dict[Connection, list[bytes]] = {}
             for _, _, _, conn, pid in batch:
                 if pid is not None:
@@ -283,6 +296,54 @@ class AlertingService:
                              dict(self.pipeline.counts), dict(self.rejected), len(self.pipeline.registry.unknown))
             except Exception:
                 log.exception("alerting housekeeping failed")
+
+
+class _Counts(Collector):
+    """The service's own numbers: messages in and refused, backlog, broker connection, time per batch,
+    event lag. Read at scrape time on the HTTP server's thread; copying a dict is atomic under the GIL."""
+
+    def __init__(self, service: AlertingService) -> None:
+        self._service = service
+        self.event_ms = 0
+        """The median device timestamp of the latest batch (at most its processing time); 0 before any."""
+        self.batch_seconds = Histogram(
+            PREFIX + "batch_seconds", "Detect, correlate and lifecycle time per batch of messages",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=service.metrics.registry,
+        )
+
+    def processed(self, records: list[Any], started: float, now_ms: int) -> None:
+        """After each batch: its processing time (`started` from perf_counter) and where in event time it was.
+
+        The median rather than the newest timestamp, so that a few devices with clocks running
+        ahead cannot hide that alerting falls behind. Taken over an even sample of at most
+        `LAG_SAMPLE` records: this runs on the batch path, and a gauge needs no exact median.
+        """
+        self.batch_seconds.observe(time.perf_counter() - started)
+        if records:
+            sample = records[:: len(records) // LAG_SAMPLE + 1]
+            ts = np.fromiter(map(_ts, sample), np.int64, len(sample))
+            self.event_ms = min(int(np.median(ts)), now_ms)
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._service
+        yield CounterMetricFamily(PREFIX + "messages_received", "MQTT messages taken into a batch",
+                                  value=s.received)
+        rejected = CounterMetricFamily(PREFIX + "messages_rejected",
+                                       "Messages refused by the contract, by reason", labels=["reason"])
+        for reason, n in (dict.fromkeys(Reason, 0) | dict(s.rejected)).items():
+            rejected.add_metric([str(reason)], n)
+        yield rejected
+        yield GaugeMetricFamily(PREFIX + "backlog_messages", "Messages received and waiting for a batch",
+                                value=s.backlog)
+        yield GaugeMetricFamily(PREFIX + "broker_connected", "1 while every subscription is up",
+                                value=int(s.subscribed))
+        yield GaugeMetricFamily(
+            PREFIX + "event_lag_seconds",
+            "Wall clock minus the median device timestamp of the latest batch: grows while alerting "
+            "falls behind or receives nothing",
+            value=(time.time() * 1000 - self.event_ms) / 1000 if self.event_ms else float("nan"),
+        )
 
 
 async def run(settings: Settings, districts: list[str] | None = None, stop: asyncio.Event | None = None) -> None:

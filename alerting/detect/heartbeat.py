@@ -63,6 +63,18 @@ class Heartbeats:
     def restore(self, slot: int) -> None:
         self.offline[slot] = True
 
+    def grace(self, now_ms: int) -> None:
+        """Every device gets its grace again from `now_ms` (a start, a reconnect to the broker)."""
+        self.grace_from = max(self.grace_from, now_ms)
+
+    def expect(self, slot: int, now_ms: int) -> None:
+        """Count the device as heard from at `now_ms`, so its silence from then on is noticed."""
+        self.last_seen[slot] = max(int(self.last_seen[slot]), now_ms)
+
+    def latest(self, n: int) -> np.ndarray:
+        """A copy of the last-heard times of the first `n` slots (0: never heard from)."""
+        return self.last_seen[:n].copy()
+
 
 def silence(last_ms: int, at_ms: int) -> str:
     """How long a device has been silent, as a person reads it: 'no report for 4 min (since 21:03:04 UTC)'."""

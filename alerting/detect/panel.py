@@ -25,24 +25,14 @@ import numpy as np
 from firewatch.alerting.config import AlertingConfig
 from firewatch.alerting.detect.heartbeat import Heartbeats
 from firewatch.alerting.registry import DeviceInfo, Registry
-from firewatch.alerting.signal import Signal
+from firewatch.alerting.signal import FireIncident, Point, PointAlarm, Signal
 from firewatch.contract.payload import PanelEvent
 from firewatch.contract.rules import RULES, Params
-
-Point = tuple[int | None, int | None]
-
-
-@dataclass(slots=True)
-class PointAlarm:
-    point: Point
-    zone: str
-    component: str
-    ts_ms: int
 
 
 @dataclass(slots=True)
 class Incident:
-    """One panel fire alarm from the first point to the reset: what correlation ranks."""
+    """One panel fire alarm from the first point to the reset; its signals carry a `FireIncident` of it."""
 
     started_ms: int
     alarms: list[PointAlarm] = field(default_factory=list)
@@ -64,6 +54,14 @@ class PanelState:
 
     def false_alarms(self, point: Point, since_ms: int) -> int:
         return sum(1 for t in self.quick_resets.get(point, ()) if t >= since_ms)
+
+    def record(self, inc: Incident) -> FireIncident:
+        """The incident as a value: what happened, where, and its points' history of quick resets."""
+        d = self.device
+        points = {a.point for a in inc.alarms}
+        return FireIncident(d.id, d.district, d.site, inc.started_ms, tuple(inc.alarms), tuple(inc.linkage),
+                            inc.reset_ms, tuple((pt, tuple(self.quick_resets[pt])) for pt in sorted(
+                                points & self.quick_resets.keys(), key=str)))
 
 
 def _where(e: PanelEvent) -> str:
@@ -97,14 +95,30 @@ class PanelDetector:
             self.heartbeats.set_params(p.slot, interval, params["offline"])
         return p
 
+    def grace(self, now_ms: int) -> None:
+        """No device of this kind is called offline for silence before its grace from `now_ms`."""
+        self.heartbeats.grace(now_ms)
+
+    def knows(self, device_id: str) -> bool:
+        return device_id in self.panels
+
+    def expect(self, device_id: str, district: str, now_ms: int) -> None:
+        """The panel should report from `now_ms` on (the registry says it exists)."""
+        self.heartbeats.expect(self.state(device_id, district).slot, now_ms)
+
+    def latest_seen(self) -> np.ndarray:
+        """When each panel was last heard from (event time, ms)."""
+        return self.heartbeats.latest(len(self.panels))
+
     def _signal(self, p: PanelState, rule: str, ts: int, on: bool, summary: str, zone: str = "",
                 annotate: bool = False) -> Signal:
         if not annotate:
             (p.active.add if on else p.active.discard)(rule)
         sev = RULES["panel"][rule].severities[0] if on else None
         d = p.device
+        incident = p.record(p.incident) if rule == "fire" and p.incident is not None else None
         return Signal(rule, d.id, d.district, ts, sev, kind="panel", site=d.site, zone=zone, summary=summary,
-                      annotate=annotate, extra={"panel": p})
+                      annotate=annotate, incident=incident)
 
     def detect(self, events: list[PanelEvent]) -> list[Signal]:
         out: list[Signal] = []
@@ -189,9 +203,7 @@ class PanelDetector:
                         out.append(self._signal(p, "false_alarm_repeated", ts, True,
                                                 f"loop {a.point[0]} point {a.point[1]}: {n} false alarms "
                                                 f"in {rep.window_s / 3600:g} h", a.zone))
-            cleared = self._signal(p, "fire", ts, False, "panel reset")
-            cleared.extra["incident"] = inc
-            out.insert(0, cleared)
+            out.insert(0, self._signal(p, "fire", ts, False, "panel reset"))
             p.incident = None
         if "supervisory" in p.active:
             out.append(self._signal(p, "supervisory", ts, False, "panel reset"))

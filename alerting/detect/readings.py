@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain, repeat
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,46 @@ class ReadingDetector:
         self.bad_needed = grown(self.bad_needed, n, 0)
         self.configure(s)
         return s
+
+    def grace(self, now_ms: int) -> None:
+        """No device of this kind is called offline for silence before its grace from `now_ms`."""
+        self.heartbeats.grace(now_ms)
+
+    def knows(self, device_id: str) -> bool:
+        return device_id in self.index
+
+    def expect(self, device_id: str, district: str, now_ms: int) -> None:
+        """The device should report from `now_ms` on (the registry says it exists)."""
+        self.heartbeats.expect(self.slot(device_id, district), now_ms)
+
+    def latest_seen(self) -> np.ndarray:
+        """When each device of this kind was last heard from (event time, ms)."""
+        return self.heartbeats.latest(len(self.devices))
+
+    def restore_baseline(self, device_id: str, district: str, state: dict[str, Any]) -> None:
+        """Give a device back what its learned stages had learnt before a restart."""
+        s = self.slot(device_id, district)
+        for stage in self.learned:
+            stage.restore(s, state)
+
+    def baselines(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(device, district, learned state) of every device that has learnt something, to store."""
+        rows = []
+        for s, d in enumerate(self.devices):
+            state: dict[str, Any] = {}
+            for stage in self.learned:
+                state.update(stage.export(s))
+            if state:
+                rows.append((d.id, d.district, state))
+        return rows
+
+    def reconfigure(self) -> None:
+        """Re-apply thresholds of every device whose registry entry changed (new site, own thresholds)."""
+        for s, d in enumerate(self.devices):
+            info = self.registry.devices.get(d.id)
+            if info is not None and info != d:
+                self.devices[s] = info
+                self.configure(s)
 
     def configure(self, s: int) -> None:
         """(Re)apply the settings and registry thresholds of the device in slot `s`."""
@@ -227,39 +268,37 @@ class ReadingDetector:
             sev = self.rules[j].severities
             self.levels.restore(s, j, 2 if severity == sev[1] and sev[0] != sev[1] else 1)
 
-    def _base(self, s: int, rule: str, ts_ms: int, severity: Severity | None) -> Signal:
+    def _base(self, s: int, rule: str, ts_ms: int, severity: Severity | None, **found: Any) -> Signal:
         d = self.devices[s]
-        return Signal(rule, d.id, d.district, ts_ms, severity, kind=self.kind, site=d.site, zone=d.zone)
+        return Signal(rule, d.id, d.district, ts_ms, severity, kind=self.kind, site=d.site, zone=d.zone, **found)
 
     def _signal(self, c: Change, ts_ms: int, row: np.ndarray | None) -> Signal:
         rule = self.rules[c.rule]
-        sig = self._base(c.slot, rule.name, ts_ms, rule.severities[c.new - 1] if c.new else None)
         metric = rule.metrics[0]
         if row is not None and len(rule.metrics) > 1:
             values = [row[self.metrics.index(m)] for m in rule.metrics]
             pick = np.nanargmin if rule.reduce == "min" else np.nanargmax
             metric = rule.metrics[int(pick(values))]
-        sig.metric = metric if rule.feature == "value" else rule.metrics[0] if len(rule.metrics) == 1 else ""
-        sig.value = round(c.value, 4)
-        sig.threshold = self.levels.threshold(c.slot, c.rule, c.new or c.old)
-        sig.unit = rule.unit
+        threshold = self.levels.threshold(c.slot, c.rule, c.new or c.old)
         where = f" ({metric})" if len(rule.metrics) > 1 and rule.feature == "value" else ""
         if c.new:
-            sig.summary = f"{rule.label}{where}: {c.value:.4g} {rule.unit}, level {sig.threshold:g}"
+            summary = f"{rule.label}{where}: {c.value:.4g} {rule.unit}, level {threshold:g}"
         else:
-            sig.summary = f"{rule.label}: back to {c.value:.4g} {rule.unit}"
-        return sig
+            summary = f"{rule.label}: back to {c.value:.4g} {rule.unit}"
+        return self._base(
+            c.slot, rule.name, ts_ms, rule.severities[c.new - 1] if c.new else None,
+            metric=metric if rule.feature == "value" else rule.metrics[0] if len(rule.metrics) == 1 else "",
+            value=round(c.value, 4), threshold=threshold, unit=rule.unit, summary=summary,
+        )
 
     def _heartbeat(self, s: int, ts_ms: int, severity: Severity | None) -> Signal:
-        sig = self._base(s, "offline", ts_ms, severity)
         last = int(self.heartbeats.last_seen[s])
-        sig.summary = f"{RULES[self.kind]['offline'].label}: {silence(last, ts_ms)}" if severity else "back online"
-        return sig
+        summary = f"{RULES[self.kind]['offline'].label}: {silence(last, ts_ms)}" if severity else "back online"
+        return self._base(s, "offline", ts_ms, severity, summary=summary)
 
     def _impossible(self, s: int, ts_ms: int, detail: str | None) -> Signal:
-        sig = self._base(s, "sensor_impossible", ts_ms, IMPOSSIBLE if detail else None)
-        sig.summary = f"impossible sensor value: {detail}" if detail else "sensor values plausible again"
-        return sig
+        summary = f"impossible sensor value: {detail}" if detail else "sensor values plausible again"
+        return self._base(s, "sensor_impossible", ts_ms, IMPOSSIBLE if detail else None, summary=summary)
 
 
 def _rounds(slots: np.ndarray, ts: np.ndarray) -> list[np.ndarray]:
