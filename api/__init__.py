@@ -2,4 +2,5 @@
 
 from firewatch.api.app import create_app, serve
 
-__all__ = ["create_app", "serve"]
+__all__ = ["auth", "create_app", "serve"]
+"""`auth`: API tokens, which `firewatch api token` and `firewatch up` issue."""

@@ -39,8 +39,9 @@ from firewatch.api import (
 )
 from firewatch.api.auth import Authenticator
 from firewatch.api.context import Context
-from firewatch.api.health import Metrics, RequestMetrics
+from firewatch.api.health import RequestMetrics
 from firewatch.api.live import Feed, Listener
+from firewatch.api.metrics import Metrics
 from firewatch.api.reports_public import Limits
 from firewatch.api.responses import ChangeCache
 from firewatch.api.supervision_runtime import Runtime

@@ -14,8 +14,8 @@ from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
 
 if TYPE_CHECKING:
-    from firewatch.api.health import Metrics
     from firewatch.api.live import Feed, Listener
+    from firewatch.api.metrics import Metrics
 
 
 @dataclass(slots=True)

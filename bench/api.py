@@ -30,7 +30,7 @@ from firewatch.contract.db import Alert, AlertState, Severity, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto, free_port
-from firewatch.simulators.fleet import Fleet
+from firewatch.simulators import Fleet
 
 CHROMIUM = "/usr/bin/chromium"
 

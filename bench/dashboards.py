@@ -33,9 +33,7 @@ from firewatch.contract.settings import InfluxSettings
 from firewatch.dashboards.boards import all_dashboards
 from firewatch.dashboards.grafana import REGISTRY_UID, Json
 from firewatch.services import InfluxD
-from firewatch.simulators.fleet import Fleet
-from firewatch.simulators.scenario import Scenario
-from firewatch.simulators.stream import generate
+from firewatch.simulators import Fleet, Scenario, generate
 
 MIN = 60_000
 HOUR = 60 * MIN

@@ -76,8 +76,6 @@ def up(
 
 
 # --- ingest (ingest/, bench/ingest.py) ---
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON object with --json.")
-app.add_typer(bench_app, name="bench")
 
 
 @app.command("ingest")
@@ -92,20 +90,6 @@ def ingest_cmd() -> None:
     asyncio.run(ingest.run(s))
 
 
-@bench_app.command("ingest")
-def bench_ingest(
-    messages: Annotated[int, typer.Option(help="Messages to publish.")] = 400_000,
-    devices: Annotated[int, typer.Option(help="Simulated devices sending them.")] = 5_000,
-    processes: Annotated[int, typer.Option(help="Ingest processes on the shared subscription.")] = 1,
-    batch_size: Annotated[int | None, typer.Option(help="Lines per InfluxDB write (default: the setting).")] = None,
-    mqtt: Annotated[str | None, typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
-    influx: Annotated[str | None, typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Messages/s from MQTT into InfluxDB, against what mosquitto_sub receives (the ceiling)."""
-    from firewatch.bench import ingest as bench
-
-    bench.main(messages, devices, processes, batch_size, mqtt, influx, json)
 # --- end ingest ---
 
 
@@ -164,18 +148,6 @@ def api_token_revoke(token_id: Annotated[int, typer.Argument(help="Token id from
         raise typer.Exit(1)
 
 
-@bench_app.command("api")
-def bench_api(
-    devices: Annotated[int, typer.Option(help="Registered devices (and on the console map).")] = 20_000,
-    alerts: Annotated[int, typer.Option(help="Open alerts.")] = 500,
-    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 50,
-    requests: Annotated[int, typer.Option(help="Requests per measured endpoint.")] = 2_000,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """API p50/p99 latency under concurrent clients, and the console's first render with many devices."""
-    from firewatch.bench import api as bench
-
-    bench.main(devices, alerts, clients, requests, json)
 # --- end api ---
 
 
@@ -256,18 +228,6 @@ def roster_now() -> None:
             print(f"  {group}: {', '.join(p.name or p.id for p in people) or '-'}")
 
 
-@bench_app.command("notify")
-def bench_notify(
-    devices: Annotated[int, typer.Option(help="Electrical detectors sending background telemetry.")] = 20_000,
-    rate: Annotated[float, typer.Option(help="Background messages per second.")] = 2_000.0,
-    fires: Annotated[float, typer.Option(help="Panel fire alarms per second (each from a new panel).")] = 5.0,
-    seconds: Annotated[float, typer.Option(help="How long to publish.")] = 30.0,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Fire alarm published on MQTT -> first page received by a channel: p50/p99 under city load."""
-    from firewatch.bench import notify as bench
-
-    bench.main(devices, rate, fires, seconds, json)
 # --- end notify ---
 
 
@@ -353,19 +313,6 @@ def dashboards_relay(
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
-
-
-@bench_app.command("dashboards")
-def bench_dashboards(
-    devices: Annotated[int, typer.Option(help="Devices in the simulated city.")] = 1_000,
-    hours: Annotated[float, typer.Option(min=1, help="Hours of history before now.")] = 30.0,
-    districts: Annotated[int, typer.Option(min=1, help="Districts of the city.")] = 5,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Time every dashboard query on a simulated city, as Grafana sends it on first load."""
-    from firewatch.bench import dashboards as bench
-
-    bench.main(devices, hours, districts, json)
 
 
 @device_app.command("add")
@@ -496,9 +443,8 @@ def simulate(
     interval: Annotated[list[str] | None, typer.Option(help="KIND=SECONDS reporting period (repeatable), e.g. hydrant=60.")] = None,
 ) -> None:
     """Run a simulated city over MQTT: electrical, hydrant, panel and pump devices, incidents and chaos."""
-    from firewatch.simulators.chaos import Chaos
+    from firewatch.simulators import Chaos, ScenarioError
     from firewatch.simulators.command import Options, UsageError, run
-    from firewatch.simulators.scenario import ScenarioError
 
     chaos = Chaos(malformed, duplicates, out_of_order, late, skew, skew_s, max(1, batch), chaos_seed)
     options = Options(devices, seed, districts, rate, duration, start, speed, scenario, truth, registry_csv,
@@ -555,53 +501,6 @@ def replay_cmd(
     replay.main(settings(), file, device, kind, map_ or [], time_column, district, site, device_column, learn)
 
 
-@app.command("eval")
-def eval_cmd(
-    scenario: Annotated[Path | None, typer.Option(help="Labelled scenario YAML (see bench/scenarios/).")] = None,
-    recorded: Annotated[
-        list[Path] | None, typer.Option(help="A labelled recording (CSV) or a folder of them, replayed and scored.")
-    ] = None,
-    labels: Annotated[
-        Path | None, typer.Option(help="Anomaly windows as JSON: {file: [[start, end], ...]} or [[start, end], ...].")
-    ] = None,
-    label_column: Annotated[str | None, typer.Option(help="Per-row label column (1 = anomalous) instead.")] = None,
-    kind: Annotated[str, typer.Option(help="Recordings: the device kind they are replayed as.")] = "pump",
-    map_: Annotated[list[str] | None, typer.Option("--map", help="Recordings: column=metric.")] = None,
-    device_column: Annotated[str | None, typer.Option(help="Recordings: the column naming the device.")] = None,
-    time_column: Annotated[str | None, typer.Option(help="Recordings: the time column.")] = None,
-    learn: Annotated[str | None, typer.Option(help="Recordings: training window, ROWS or DURATION.")] = None,
-    scale: Annotated[
-        bool, typer.Option(help="Recordings: map each column linearly into its metric's physical range.")
-    ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Score alerts against the truth: a simulated scenario through broker, ingest and alerting, or
-    labelled recordings through replay (per-point precision, recall, F1, false-alarm rate, window score)."""
-    if recorded:
-        from firewatch.bench import recorded as rec
-
-        raise typer.Exit(rec.main(settings(), recorded, labels, label_column, kind, map_ or [], device_column,
-                                  time_column, learn, scale, json))
-    if scenario is None:
-        raise typer.BadParameter("give --scenario FILE or --recorded FILE --labels FILE")
-    from firewatch.bench import evaluate
-
-    raise typer.Exit(evaluate.main(scenario, json))
-
-
-@bench_app.command("alerting")
-def bench_alerting(
-    readings: Annotated[int, typer.Option(help="Readings for the in-process throughput run.")] = 400_000,
-    devices: Annotated[int, typer.Option(help="Devices publishing in the end-to-end run.")] = 20_000,
-    rate: Annotated[int, typer.Option(help="Messages per second in the end-to-end run.")] = 2_000,
-    seconds: Annotated[float, typer.Option(help="Length of the end-to-end run.")] = 20.0,
-    repeats: Annotated[int, typer.Option(min=1, help="Throughput runs per city; the median is reported.")] = 5,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Readings/s through detect+correlate+lifecycle, and device-publish-to-alert-stored latency."""
-    from firewatch.bench import alerting as bench
-
-    bench.main(readings, devices, rate, seconds, repeats, json)
 # --- end alerting ---
 
 
@@ -650,25 +549,19 @@ def gateway_duty_check(
     asyncio.run(request_duty_check(settings().mqtt, req))
     print(f"duty check {req.request_id} sent to the gateways; results: GET /api/v1/duty-checks?request_id="
           f"{req.request_id}")
-
-
-@bench_app.command("gateway")
-def bench_gateway(
-    connections: Annotated[int, typer.Option(help="Transmission devices connected at once.")] = 10_000,
-    heartbeat_s: Annotated[float, typer.Option(help="Seconds between a device's heartbeats.")] = 20.0,
-    hold_s: Annotated[float, typer.Option(help="How long to hold them.")] = 40.0,
-    frames: Annotated[int, typer.Option(help="Fire frames in the throughput run.")] = 60_000,
-    frame_connections: Annotated[int, typer.Option(help="Devices sending them.")] = 100,
-    window: Annotated[int, typer.Option(help="Frames outstanding per device.")] = 16,
-    rate: Annotated[float, typer.Option(help="Frames/s in the latency run.")] = 2_000.0,
-    seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 15.0,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Connections held with heartbeats (and the gateway's RSS), frames/s confirmed, frame-to-MQTT latency."""
-    from firewatch.bench import gateway as bench
-
-    bench.main(connections, heartbeat_s, hold_s, frames, frame_connections, window, rate, seconds, json)
 # --- end gateway ---
+
+
+def _add_plugins() -> None:
+    """Commands other packages add, found by entry point (bench/ adds `bench …` and `eval`), so the
+    product command depends on none of them and works without them."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="firewatch.commands"):
+        ep.load()(app, settings)
+
+
+_add_plugins()
 
 
 def main() -> None:

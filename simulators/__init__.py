@@ -49,6 +49,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Tally",
+    "command",
     "generate",
     "parse_duration",
     "parse_time",
