@@ -245,3 +245,22 @@ async def test_fire_alarm_with_cable_overheating_at_the_same_site_is_probable(st
     fire_alert = next(a for a in await rows(store) if a.rule == "fire")
     assert fire_alert.probable and any("same site" in r for r in fire_alert.reasons)
     await store.aclose()
+
+
+async def test_a_fire_alarm_is_ranked_the_same_however_its_messages_were_batched(tmp_path) -> None:
+    """Correlation ranks the incident as each message left it, so one batch or one message per
+    batch gives the operator the same history of scores (it once read the panel's state after the
+    whole batch, and the first score of a batch already counted later points)."""
+    events = [fire(T0, 1), fire(T0 + 40_000, 2),
+              PanelEvent("d1", "P1", T0 + 95_000, None, "start", zone="3F", component="fan"),
+              fire(T0 + 150_000, 3, "heat")]
+    histories = []
+    for name, batches in (("one", [events]), ("each", [[e] for e in events])):
+        p, store = await pipeline(f"sqlite:///{tmp_path}/{name}.db")
+        for batch in batches:
+            await p.process(batch)
+        histories.append([(e.action, e.detail["score"], e.detail["probable"]) for e in await audit(store)])
+        await store.aclose()
+    assert histories[0] == histories[1]
+    assert histories[0][0] == ("fired", 0.3, False)  # the first point alone, as it arrived
+    assert histories[0][-1][2] is True
