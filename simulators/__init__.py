@@ -49,6 +49,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Tally",
+    "citymap",
     "command",
     "generate",
     "parse_duration",

@@ -58,6 +58,8 @@ KNOWN: set[tuple[str, str]] = {
     ("firewatch.api.roster", "firewatch.notify.config"),
     ("firewatch.api.roster", "firewatch.notify.roster"),
     ("firewatch.bench.notify", "firewatch.notify.roster"),
+    ("firewatch.check", "firewatch.notify.config"),
+    ("firewatch.check", "firewatch.notify.roster"),
     ("firewatch.cli", "firewatch.notify.channels"),
     ("firewatch.cli", "firewatch.notify.config"),
     ("firewatch.cli", "firewatch.notify.roster"),
