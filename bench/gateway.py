@@ -12,7 +12,9 @@ is not the limit). Four measurements, one JSON object:
 - `frame_to_mqtt_p50_ms`/`p99_ms`: paced at `rate` frames/s, from writing the frame to a
   subscriber receiving its event from the broker;
 - `echo_frames_per_s`: the same frames and client against a raw asyncio TCP echo server
-  (another child process): the ceiling of the machine's sockets and this client.
+  (another child process): the ceiling of the machine's sockets and this client;
+- `gateway_cpu_us_per_frame`: the gateway process's CPU time per confirmed frame (user +
+  system), which holds on a busy machine where the rates do not.
 """
 
 from __future__ import annotations
@@ -276,7 +278,14 @@ def main(connections: int, heartbeat_s: float, hold_s: float, frames: int, frame
                     result: dict[str, Any] = {"fd_limit": limit}
                     result |= await hold(gw_port, connections, heartbeat_s, hold_s, psutil.Process(gw.pid))
                     result["echo_frames_per_s"] = round(await throughput(echo_port, frame_connections, frames, window))
+                    proc = psutil.Process(gw.pid)
+                    before = proc.cpu_times()
                     result["frames_per_s"] = round(await throughput(gw_port, frame_connections, frames, window))
+                    after = proc.cpu_times()
+                    cpu_s = (after.user - before.user) + (after.system - before.system)
+                    result["gateway_cpu_us_per_frame"] = round(cpu_s / (frames // frame_connections
+                                                                        * frame_connections) * 1e6, 1)
+                    result["load_average_1m"] = round(os.getloadavg()[0], 2)
                     result["ratio_to_echo"] = round(result["frames_per_s"] / result["echo_frames_per_s"], 3)
                     result |= await latency(gw_port, broker.port, min(frame_connections, 200), rate, seconds)
                     return result

@@ -153,11 +153,12 @@ class Session(asyncio.Protocol):
             if isinstance(item, Rejection):
                 self._refuse(item)
                 continue
-            g.metrics.frames.labels(_command_name(item.command)).inc()
+            g.count_frame(item.command)
             link = self._link(item.source, now)
             link.last_ms = now
             if not link.online:
                 link.online = True
+                link.last_heartbeat_ms = now  # the online status says as much as a heartbeat would
                 self._spawn(g.came_online(link))
             if item.command == Command.SEND:
                 try:
@@ -165,34 +166,45 @@ class Session(asyncio.Protocol):
                 except UnitError as exc:
                     self._refuse(Rejection(exc.reason, str(exc), item.serial, item.source, item.destination))
                     continue
-                work.append((item, self.adaptor.translate(unit, link.target, now)))
                 self._check_clock(link, item.time, now)
+                if unit is None:
+                    self._heartbeat(item, link, now)
+                else:
+                    work.append((item, self.adaptor.translate(unit, link.target, now)))
             else:
                 self._answer(item, link, now)
-        # GB 26875.1: fire before anything else queued on the same connection.
-        work.sort(key=lambda w: not w[1].fire)
-        for frame, tr in work:
-            self._spawn(self._deliver(frame, tr, self.link))
+        if work:
+            # GB 26875.1: fire before anything else queued on the same connection.
+            work.sort(key=lambda w: not w[1].fire)
+            self._spawn(self._deliver(work, self.link))
 
     # --- the device's sends ---
-    async def _deliver(self, frame: Frame, tr: Translation, link: Link | None) -> None:
+    def _heartbeat(self, frame: Frame, link: Link, now: int) -> None:
+        """An empty send carries no event: confirmed at once; alerting hears of it once a minute."""
         g = self.gateway
-        assert link is not None
-        messages = tr.messages
-        now = now_ms()
-        if not messages and now - link.last_heartbeat_ms >= HEARTBEAT_EVERY_S * 1000:
-            messages = [heartbeat_message(link.target)]
-        if messages:
-            if not await g.publisher.publish(messages):
-                g.metrics.unconfirmed.inc()
-                return
-            g.metrics.published.inc(len(messages))
-        link.last_heartbeat_ms = now
-        self.adaptor.confirm(tr)
         self.write(reply(frame, Command.CONFIRM, g.center, link.target.variant, time=g.local_now()))
         g.metrics.confirmed.inc()
-        if tr.duty_answered_at is not None:
-            await g.duty_answered(link, now)
+        if now - link.last_heartbeat_ms >= HEARTBEAT_EVERY_S * 1000:
+            link.last_heartbeat_ms = now
+            self._spawn(g.publisher.publish([heartbeat_message(link.target)]))
+
+    async def _deliver(self, work: list[tuple[Frame, Translation]], link: Link | None) -> None:
+        """Publish what the frames of one read became, fire first; confirm them once all are acknowledged."""
+        g = self.gateway
+        assert link is not None
+        messages = [m for _, tr in work for m in tr.messages]
+        if messages and not await g.publisher.publish(messages):
+            g.metrics.unconfirmed.inc(len(work))
+            return
+        g.metrics.published.inc(len(messages))
+        now = now_ms()
+        stamp = g.local_now()
+        for frame, tr in work:
+            self.adaptor.confirm(tr)
+            self.write(reply(frame, Command.CONFIRM, g.center, link.target.variant, time=stamp))
+            if tr.duty_answered_at is not None:
+                await g.duty_answered(link, now)
+        g.metrics.confirmed.inc(len(work))
 
     def _refuse(self, rej: Rejection) -> None:
         g = self.gateway
@@ -308,6 +320,7 @@ class Gateway:
         self._variants: dict[tuple[int, bytes], Gb26875Variant] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._duty_tasks: set[asyncio.Task[Any]] = set()
+        self._frame_counters: dict[int, Any] = {}
         self._shift_checks: dict[tuple[str, datetime], datetime | None] = {}
         """Per shift occurrence (shift, its start): when its random check is due, None once sent."""
 
@@ -329,6 +342,12 @@ class Gateway:
 
     def variant_hex(self, port: int, address: str) -> Gb26875Variant:
         return merge(self.config, self.config.ports.get(port), self.config.devices.get(address))
+
+    def count_frame(self, command: int) -> None:
+        counter = self._frame_counters.get(command)
+        if counter is None:
+            counter = self._frame_counters[command] = self.metrics.frames.labels(_command_name(command))
+        counter.inc()
 
     def local_now(self) -> datetime:
         return datetime.now(self.zone).replace(tzinfo=None, microsecond=0)
