@@ -20,6 +20,7 @@ is not the limit). Four measurements, one JSON object:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import subprocess
@@ -32,11 +33,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiomqtt
 import numpy as np
 import orjson
 import psutil
 
+from firewatch.contract.mqtt import Connection, Session
+from firewatch.contract.mqtt import connect as subscribe
 from firewatch.gateway.frame import Command, Decoder, Frame, encode
 from firewatch.gateway.units import ComponentState, DataUnit, State, UnitType, encode_unit
 from firewatch.services import Mosquitto, free_port, port_open
@@ -145,46 +147,55 @@ async def throughput(port: int, connections: int, frames: int, window: int) -> f
 
 
 async def latency(port: int, mqtt_port: int, connections: int, rate: float, seconds: float) -> dict[str, float]:
-    """Frame written → its event received from the broker, paced at `rate` frames/s."""
+    """Frame written → its event received from the broker, paced at `rate` frames/s.
+
+    The subscriber is the platform's own lean one (contract.mqtt, what ingest and alerting
+    use): aiomqtt here could not take 2,000 messages/s and measured its own queue.
+    """
     first = 50_000  # addresses of their own: a fresh link for every device
+    total = int(rate * seconds)
+    devices = await connect(port, connections, lambda d, s: None, first)
+    plan = []
+    for n in range(total):
+        d = devices[n % connections]
+        k = n // connections
+        plan.append((d, (f"gb-{_address(d.index)}", k // 60000 + 1, k % 60000 + 1),
+                     fire(d.index, (k + 1) & 0xFFFF, k)))
     sent_at: dict[tuple[str, int, int], float] = {}
     lat: list[float] = []
-    devices = await connect(port, connections, lambda d, s: None, first)
-    total = int(rate * seconds)
+    done = asyncio.Event()
 
-    async def receive() -> None:
-        async with aiomqtt.Client("127.0.0.1", mqtt_port, identifier="bench-gw-sub") as c:
-            await c.subscribe("fire/v1/unassigned/+/event", qos=0)
-            ready.set()
-            async for m in c.messages:
-                doc = orjson.loads(m.payload)  # type: ignore[arg-type]
-                if doc.get("event") != "fire":
-                    continue
-                key = (m.topic.value.split("/")[3], doc["loop"], doc["point"])
-                t = sent_at.pop(key, None)
+    def on_messages(conn: Connection, msgs: list[tuple[str, bytes, bytes | None, bool]]) -> None:
+        now = time.perf_counter()
+        acks = []
+        for topic, payload, pid, _dup in msgs:
+            if pid is not None:
+                acks.append(pid)
+            doc = orjson.loads(payload)
+            if doc.get("event") == "fire":
+                t = sent_at.pop((topic.split("/")[3], doc["loop"], doc["point"]), None)
                 if t is not None:
-                    lat.append((time.perf_counter() - t) * 1000)
-                    if len(lat) >= total:
-                        return
+                    lat.append((now - t) * 1000)
+        if acks:
+            conn.ack(acks)
+        if len(lat) >= total:
+            done.set()
 
-    ready = asyncio.Event()
-    sub = asyncio.create_task(receive())
-    await asyncio.wait_for(ready.wait(), 10)
+    sub = await subscribe(Session("127.0.0.1", mqtt_port, f"bench-gw-sub-{os.getpid()}", session_expiry_s=0),
+                          "fire/v1/unassigned/+/event", on_messages)
     t0 = time.perf_counter()
     n = 0
     while n < total:
         due = min(total, int((time.perf_counter() - t0) * rate))
         while n < due:
-            d = devices[n % connections]
-            k = n // connections
-            sent_at[(f"gb-{_address(d.index)}", k // 60000 + 1, k % 60000 + 1)] = time.perf_counter()
-            d.write(fire(d.index, (k + 1) & 0xFFFF, k))
+            d, key, frame = plan[n]
+            sent_at[key] = time.perf_counter()
+            d.write(frame)
             n += 1
         await asyncio.sleep(0.002)
-    try:
-        await asyncio.wait_for(sub, 30)
-    except TimeoutError:
-        sub.cancel()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), 30)
+    sub.close()
     for d in devices:
         assert d.transport is not None
         d.transport.close()
