@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings, store, influx, feed, listener, metrics, thresholds, ChangeCache()
         )
         app.state.auth = Authenticator(store)
-        supervisor = Supervisor(store, supervision, AppriseMessenger(), settings.api.public_url)
+        supervisor = Supervisor(store, supervision, AppriseMessenger(), settings.api.public_url, influx)
         app.state.supervision = Runtime(
             supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes)
         )

@@ -54,8 +54,8 @@ class SupervisionConfig(_Model):
     enabled: bool = True
     """The supervisor (opening, escalating) runs inside the api process."""
     clock: Literal["event", "wall"] = "event"
-    """event: the newest event time in the alert store (replays give the same orders as live);
-    wall: the machine's clock (a quiet city whose devices raise no alerts for days)."""
+    """event: the newest event time the platform stored, alerts and readings (replays give the same
+    orders as live); wall: the machine's clock."""
     interval_s: float = Field(30, ge=0.05, le=3600)
     hazards: Thresholds = Thresholds()
     deadlines: Deadlines = Deadlines()

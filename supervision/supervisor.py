@@ -5,9 +5,9 @@ store, and the api is already the process every console and phone talks to. Two 
 processes may both run it: an order's `source_key` is unique and an escalation is
 claimed by a guarded UPDATE, so nothing is opened or sent twice.
 
-Its clock is event time by default (the newest event time alerting has stored), so
-a fault left unrepaired 24 h in a replayed month opens its order at the same event
-time as it did live.
+Its clock is event time by default (supervision/clock.py: the newest alert or reading
+the platform has stored), so a fault left unrepaired 24 h in a replayed month opens
+its order at the same event time as it did live.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Callable
 from sqlalchemy import and_, exists, false, func, or_, select, update
 
 from firewatch.contract.db import Alert, AlertState, Store
+from firewatch.contract.influx import Influx
+from firewatch.supervision.clock import Clock
 from firewatch.supervision.config import SupervisionConfig
 from firewatch.supervision.hazards import (
     DAY_MS,
@@ -49,28 +51,18 @@ class Supervisor:
         config: SupervisionConfig,
         messenger: Messenger,
         public_url: str,
+        influx: Influx | None = None,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.store = store
         self.config = config
         self.messenger = messenger
         self.public_url = public_url.rstrip("/")
-        self.wall_ms = wall_ms
-        self.event_ms = 0
-        self._seen_updated = 0
+        self.clock = Clock(store, influx, config.clock, wall_ms)
 
     async def now(self) -> int:
-        """The supervisor's clock: the newest stored event time, or the wall clock (`clock = "wall"`)."""
-        if self.config.clock == "wall":
-            return self.wall_ms()
-        async with self.store.session() as s:
-            q = select(func.max(Alert.last_seen_ms), func.max(Alert.updated_ms))
-            if self._seen_updated:
-                q = q.where(Alert.updated_ms >= self._seen_updated - 60_000)
-            latest, updated = (await s.execute(q)).one()
-        self.event_ms = max(self.event_ms, latest or 0)
-        self._seen_updated = max(self._seen_updated, updated or 0)
-        return self.event_ms
+        """The supervisor's clock (event time by default, see supervision/clock.py)."""
+        return await self.clock.now()
 
     async def run(self) -> None:
         while True:
@@ -200,8 +192,7 @@ class Supervisor:
         failed = await self.messenger.send(Outgoing(tuple(dict.fromkeys(targets)), f"隐患工单 #{order.id}", body))
         async with self.store.session() as s, s.begin():
             await self.store.audit(s, "supervision", "dispatch_sent", f"hazard:{order.id}",
-                                   sent=len(targets) - len(failed), failed=len(failed), at=self.event_ms
-                                   if self.config.clock == "event" else self.wall_ms())
+                                   sent=len(targets) - len(failed), failed=len(failed), at=await self.now())
 
     async def _escalate(self, now: int) -> None:
         async with self.store.session() as s:

@@ -106,10 +106,9 @@ def test_a_fault_unrepaired_24_h_in_event_time_opens_an_order_that_closes_only_w
         # The center reviews at once: the data has shown it clear for minutes, not the hour required.
         early = act(w.operator, oid, "approve", note="核查通过")
         assert early.status_code == 409 and "closing needs 1 h clear" in early.json()["message"]
-        # An hour of event time later (a low-pressure hydrant elsewhere moves the clock), it closes.
+        # An hour of event time later (an ordinary reading elsewhere moves the clock), it closes.
         publish(w, "H-9", "telemetry", {"ts": t0 + 26 * HOUR + 60_000, "kind": "hydrant",
-                                        "m": {"pressure_mpa": 0.05}})
-        wait_for(lambda: alerts(w, device_id="H-9", rule="pressure_low"))
+                                        "m": {"pressure_mpa": 0.35}})
         closed = wait_for(lambda: (r := act(w.operator, oid, "approve", note="核查通过")).status_code == 200
                           and r)
         page = closed.json()
