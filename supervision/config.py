@@ -30,6 +30,8 @@ class Thresholds(_Model):
     """Hydrant or pump pressure below its floor (alerting's pressure_low level) this long."""
     offline_h: float = Field(24, gt=0, le=24 * 90)
     """A device silent this long."""
+    duty_check_missed_h: float = Field(0, ge=0, le=24 * 90)
+    """A control room that did not answer the gateway's duty check (查岗) and has not answered one since."""
     false_alarms_per_day: int = Field(5, ge=1, le=1000)
     """More false alarms than this from one device within 24 h (GB 50440: agree a plan with the unit)."""
 
@@ -72,7 +74,8 @@ class SupervisionConfig(_Model):
     def hold_ms(self, category: str) -> int:
         h = self.hazards
         hours = {"fault_unrepaired": h.fault_unrepaired_h, "shielded": h.shielded_h,
-                 "pressure_low": h.pressure_low_h, "offline": h.offline_h}[category]
+                 "pressure_low": h.pressure_low_h, "offline": h.offline_h,
+                 "duty_check": h.duty_check_missed_h}[category]
         return int(hours * 3_600_000)
 
     def deadline_ms(self, severity: str) -> int:

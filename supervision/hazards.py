@@ -32,6 +32,7 @@ SOURCE_RULES: dict[HazardCategory, tuple[str, ...]] = {
     C.SHIELDED: ("shield_left_on",),
     C.PRESSURE_LOW: ("pressure_low",),
     C.OFFLINE: ("offline",),
+    C.DUTY_CHECK: ("duty_check_missed",),
 }
 """Which alert rules stand for each hazard the platform opens by itself."""
 FALSE_ALARM_RULE = "fire"

@@ -41,6 +41,7 @@ LABEL = {
     HazardCategory.PRESSURE_LOW: "消防水压长时间低于下限 fire water pressure below its floor",
     HazardCategory.OFFLINE: "设备离线超过一天 device offline",
     HazardCategory.FALSE_ALARMS: "误报过多 too many false alarms",
+    HazardCategory.DUTY_CHECK: "消防控制室查岗未应答 control room missed a duty check",
 }
 
 

@@ -146,6 +146,19 @@ def test_an_overdue_order_escalates_to_the_department_and_the_district_once(worl
     assert w.hazards(overdue=True)[0]["id"] == order["id"]
 
 
+def test_a_control_room_that_misses_a_duty_check_is_a_hazard_until_it_answers(world: World) -> None:
+    w = world
+    t = 1_780_000_000_000
+    missed = w.insert_alert(rule="duty_check_missed", device_id="P-1", site=SITE_A, started_ms=t,
+                            severity="critical", summary="control room did not answer the duty check")
+    order = wait_for(lambda: w.hazards(category="duty_check"))[0]
+    assert (order["unit"], order["opened_ms"], order["state"]) == ("春熙商场有限公司", t, "dispatched")
+    assert act(w.unit_a, order["id"], "accept").status_code == 200
+    assert act(w.unit_a, order["id"], "report_fixed").status_code == 409
+    w.resolve_alert(missed, t + 60_000)
+    assert act(w.unit_a, order["id"], "report_fixed", note="值班人员已到岗").json()["state"] == "awaiting_review"
+
+
 def test_only_the_center_reviews_and_a_viewer_cannot_act(world: World) -> None:
     w = world
     r = w.operator.post("/api/v1/hazards", json={"unit_id": w.a["id"], "title": "疏散通道堵塞",
