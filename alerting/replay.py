@@ -326,7 +326,7 @@ async def run(settings: Settings, rec: Recording, learn: tuple[int, int] = (0, 0
         for c in changes.drain():
             alerts[c.alert.id] = c.alert
         counts = Counter(rec.bad)
-        counts["readings"] = pipeline.counts["readings"] + len(teach)
+        counts["readings"] = pipeline.counts["readings"]
         counts["readings_learned_from_only"] = len(teach)
         counts["alerts"] = len(alerts)
         await store.aclose()
@@ -372,6 +372,7 @@ def summary(rec: Recording, result: Result) -> list[str]:
     if result.learned_until:
         lines.append(f"replay: {result.counts['readings_learned_from_only']} readings only taught the detectors "
                      "(--learn)")
+    last = max((int(t[-1]) for t in ts), default=0)
     by_rule: dict[str, list[Alert]] = defaultdict(list)
     for a in result.alerts:
         by_rule[a.rule].append(a)
@@ -380,7 +381,7 @@ def summary(rec: Recording, result: Result) -> list[str]:
     for rule, alerts in sorted(by_rule.items(), key=lambda kv: -len(kv[1])):
         open_ = sum(1 for a in alerts if a.resolved_ms is None)
         sev = Counter(a.severity for a in alerts)
-        held = sum((a.resolved_ms or a.last_seen_ms or a.started_ms) - a.started_ms for a in alerts) / 1000
+        held = sum((a.resolved_ms or last) - a.started_ms for a in alerts) / 1000
         lines.append(f"replay: {rule}: {len(alerts)} alert(s) ({', '.join(f'{n} {s}' for s, n in sev.items())}"
                      f"{f', {open_} open at the end' if open_ else ''}), {held:.0f} s in alert")
     return lines

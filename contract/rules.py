@@ -20,7 +20,8 @@ from typing import Literal, get_args
 
 from firewatch.contract.db import Severity
 
-Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "frozen", "jump", "event"]
+Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "multivariate", "changepoint", "daily",
+                  "frozen", "jump", "event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,12 @@ MAINS = "field practice: ±10 % of a 220 V supply"
 TEMPS = ("temp1_c", "temp2_c", "temp3_c", "temp4_c")
 VOLTS = ("voltage_a_v", "voltage_b_v", "voltage_c_v")
 AMPS = ("current_a_a", "current_b_a", "current_c_a")
+PATTERN = Params(2.0, None, 1.0, window_s=7 * 86400, warmup_s=21600)
+"""Multivariate rules: the score is in multiples of the statistical limit (1); warning is the sensitivity."""
+PATTERN_LABEL = "readings unlike this device's learned normal"
+SHIFT = Params(30, None, 10, window_s=86400, warmup_s=21600)
+"""Change points: `warning` is the CUSUM decision interval h, in deviations (allowance 2 deviations)."""
+SHIFT_LABEL = "level shift"
 
 ELECTRICAL: tuple[Rule, ...] = (
     Rule("residual_current", "value", ("residual_ma",), Params(240, 300, 20), "residual current", "mA",
@@ -90,6 +97,11 @@ ELECTRICAL: tuple[Rule, ...] = (
          warmup_s=21600), "residual current abnormal for this device", "dev"),
     Rule("cable_temp_abnormal", "baseline", TEMPS, Params(7, None, 2, for_s=60, window_s=86400,
          warmup_s=21600), "cable temperature abnormal for this device", "dev"),
+    Rule("pattern_abnormal", "multivariate", ("residual_ma", *TEMPS, *AMPS, *VOLTS), PATTERN, PATTERN_LABEL,
+         "x limit"),
+    Rule("level_shift", "changepoint", ("residual_ma",), SHIFT, SHIFT_LABEL, "dev"),
+    Rule("load_abnormal", "daily", (*AMPS, *TEMPS), Params(10, None, 3, for_s=600, window_s=14 * 86400,
+         warmup_s=2 * 86400), "current or cable temperature unusual for the time of day", "dev"),
     Rule("sensor_frozen", "frozen", ("residual_ma", *TEMPS), Params(21600, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
     Rule("sensor_jump", "jump", ("residual_ma", *TEMPS), Params(3, None, 2, window_s=3600),
@@ -114,6 +126,7 @@ HYDRANT: tuple[Rule, ...] = (
          "water pressure sinking slowly (leak?)", "MPa", direction=-1),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=600, window_s=86400,
          warmup_s=43200), "water pressure abnormally low for this hydrant", "dev", direction=-1),
+    Rule("level_shift", "changepoint", ("pressure_mpa",), SHIFT, SHIFT_LABEL, "dev"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
     Rule("sensor_jump", "jump", ("pressure_mpa",), Params(3, None, 2, window_s=3600), "sensor value jumping",
@@ -133,6 +146,8 @@ PUMP: tuple[Rule, ...] = (
          direction=-1),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
          warmup_s=21600), "standby pressure abnormally low for this pump", "dev", direction=-1),
+    Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "temp_c",
+                                              "vibration_mm_s"), PATTERN, PATTERN_LABEL, "x limit"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
 )

@@ -21,8 +21,11 @@ import numpy as np
 from firewatch.alerting.config import AlertingConfig
 from firewatch.alerting.detect.arrays import grown
 from firewatch.alerting.detect.baseline import Baseline, Drift
+from firewatch.alerting.detect.changepoint import ChangePoints
+from firewatch.alerting.detect.daily import TimeOfDay
 from firewatch.alerting.detect.heartbeat import Heartbeats, silence
 from firewatch.alerting.detect.levels import Change, LevelEngine
+from firewatch.alerting.detect.multivariate import Multivariate
 from firewatch.alerting.detect.rates import Rates
 from firewatch.alerting.detect.sensor import Frozen, Jumps
 from firewatch.alerting.detect.thresholds import Thresholds
@@ -48,18 +51,26 @@ class ReadingDetector:
         self._columns: dict[tuple[str, ...], np.ndarray] = {}
         columns = {m: i for i, m in enumerate(self.metrics)}
         by = {f: [r for r in READING_RULES[kind] if r.feature in f] for f in
-              (("value", "spread", "unbalance"), ("rate",), ("drift",), ("baseline",), ("frozen",), ("jump",))}
+              (("value", "spread", "unbalance"), ("rate",), ("drift",), ("baseline",), ("multivariate",),
+               ("changepoint",), ("daily",), ("frozen",), ("jump",))}
         self.stages = [
             Thresholds(by[("value", "spread", "unbalance")], columns),
             Rates(by[("rate",)], columns),
             Drift(kind, by[("drift",)], columns),
             Baseline(kind, by[("baseline",)], columns),
+            Multivariate(kind, by[("multivariate",)], columns),
+            ChangePoints(kind, by[("changepoint",)], columns),
+            TimeOfDay(kind, by[("daily",)], columns),
             Frozen(kind, by[("frozen",)], columns),
             Jumps(kind, by[("jump",)], columns),
         ]
         self.rules = [r for s in self.stages for r in s.rules]
         self.rule_index = {r.name: i for i, r in enumerate(self.rules)}
         self.levels = LevelEngine(self.rules)
+        self.pattern = next(s for s in self.stages if isinstance(s, Multivariate))
+        self.shifts = next(s for s in self.stages if isinstance(s, ChangePoints))
+        self.daily = next(s for s in self.stages if isinstance(s, TimeOfDay))
+        self.pattern.engine = self.daily.engine = self.levels
         self.heartbeats = Heartbeats()
         self.index: dict[str, int] = {}
         self.devices: list[DeviceInfo] = []
@@ -93,8 +104,8 @@ class ReadingDetector:
         self.bad_ts[:n] = self.bad_count[:n] = 0
 
     @property
-    def learned(self) -> list[Baseline | Drift]:
-        return [s for s in self.stages if isinstance(s, Baseline | Drift)]
+    def learned(self) -> list[Baseline | Drift | Multivariate | ChangePoints | TimeOfDay]:
+        return [s for s in self.stages if isinstance(s, Baseline | Drift | Multivariate | ChangePoints | TimeOfDay)]
 
     def slot(self, device_id: str, district: str) -> int:
         s = self.index.get(device_id)
@@ -281,14 +292,22 @@ class ReadingDetector:
             metric = rule.metrics[int(pick(values))]
         threshold = self.levels.threshold(c.slot, c.rule, c.new or c.old)
         where = f" ({metric})" if len(rule.metrics) > 1 and rule.feature == "value" else ""
-        if c.new:
+        shown = metric if rule.feature == "value" else rule.metrics[0] if len(rule.metrics) == 1 else ""
+        if c.new and rule.feature == "multivariate":
+            why = self.pattern.explain(c.slot, row) if row is not None else "held long enough"
+            summary = f"{rule.label}: {c.value:.3g} x its limit; {why}"
+        elif c.new and rule.feature == "changepoint":
+            shown = self.shifts.metric(c.slot)
+            summary = f"{rule.label}: {self.shifts.explain(c.slot)} (CUSUM {c.value:.3g}, h {threshold:g})"
+        elif c.new and rule.feature == "daily":
+            summary = f"{rule.label}: {self.daily.explain(c.slot, ts_ms)} ({c.value:.3g} dev)"
+        elif c.new:
             summary = f"{rule.label}{where}: {c.value:.4g} {rule.unit}, level {threshold:g}"
         else:
             summary = f"{rule.label}: back to {c.value:.4g} {rule.unit}"
         return self._base(
             c.slot, rule.name, ts_ms, rule.severities[c.new - 1] if c.new else None,
-            metric=metric if rule.feature == "value" else rule.metrics[0] if len(rule.metrics) == 1 else "",
-            value=round(c.value, 4), threshold=threshold, unit=rule.unit, summary=summary,
+            metric=shown, value=round(c.value, 4), threshold=threshold, unit=rule.unit, summary=summary,
         )
 
     def _heartbeat(self, s: int, ts_ms: int, severity: Severity | None) -> Signal:

@@ -1,0 +1,151 @@
+"""Level shifts on single metrics: a two-sided CUSUM per metric, vectorised across devices.
+
+A pressure that settles 0.05 MPa lower after a valve was left half closed, a
+residual current that steps up when a wet cable is connected: each reading is
+within its band, the level has changed. Per device and metric this stage keeps
+a slow baseline (exponentially weighted mean and mean absolute deviation, time
+constant `window_s`, residuals clipped at `CLIP` deviations) and the CUSUM sums
+S⁺ = max(0, S⁺ + z − k) and S⁻ = max(0, S⁻ − z − k) of the standardised
+residual z, with the allowance k = `ALLOWANCE` deviations. The feature is the
+largest sum over the rule's metrics, compared with `warning` (the decision
+interval h). While a sum is over half of h the baseline learns nothing (a
+shift in progress is not the new normal); once it has stayed over h for
+`ACCEPT_READINGS` readings the change is taken as the new level: the baseline
+restarts at the recent level and the sums at zero, so the alert marks the
+change point and then clears. Warm-up as the other learned stages: `warmup_s`
+of history or `WARMUP_READINGS` readings, at least `MIN_READINGS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from firewatch.alerting.detect.arrays import grown
+from firewatch.contract.rules import Params, Rule
+from firewatch.contract.kinds import SPECS
+
+ALLOWANCE = 2.0
+CLIP = 4.0
+MIN_READINGS = 30
+WARMUP_READINGS = 300
+ACCEPT_READINGS = 30
+RECENT = 0.2
+"""Weight of the newest reading in the recent level a change restarts from."""
+
+
+class ChangePoints:
+    """The `changepoint` rule of a kind (at most one), one CUSUM per metric of it."""
+
+    teaching = False
+
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
+        self.rules = rules
+        self.kind = kind
+        self.names = list(rules[0].metrics) if rules else []
+        self.cols = np.array([columns[m] for m in self.names], dtype=np.int64)
+        spec = SPECS[kind].metrics
+        self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in self.names])
+        m = len(self.names)
+        self.tau_ms = np.zeros(0)
+        self.warmup_ms = np.zeros(0)
+        self.h = np.zeros(0)
+        self.first_ts = np.zeros(0, dtype=np.int64)
+        self.last_ts = np.zeros(0, dtype=np.int64)
+        self.count = np.zeros((0, m))
+        self.mean = np.zeros((0, m))
+        self.dev = np.zeros((0, m))
+        self.recent = np.zeros((0, m))
+        self.up = np.zeros((0, m))
+        self.down = np.zeros((0, m))
+        self.over = np.zeros((0, m))
+        self.ready = np.zeros(0, dtype=bool)
+
+    _ARRAYS = ("tau_ms", "warmup_ms", "h", "first_ts", "last_ts", "count", "mean", "dev", "recent", "up", "down",
+               "over", "ready")
+
+    def grow(self, n: int) -> None:
+        if self.rules:
+            for name in self._ARRAYS:
+                setattr(self, name, grown(getattr(self, name), n, 0))
+
+    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+        if not self.rules:
+            return
+        p = params[self.rules[0].name]
+        self.tau_ms[slot] = max(p.window_s, 1) * 1000
+        self.warmup_ms[slot] = p.warmup_s * 1000
+        self.h[slot] = p.warning if p.enabled and p.warning else np.inf
+
+    def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
+        if not self.rules:
+            return np.empty((len(slots), 0))
+        x = v[:, self.cols]
+        have = ~np.isnan(x)
+        mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
+        scale = np.maximum(dev * 1.25, self.floor)
+        ready = self.ready[slots][:, None]
+        z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
+        up = np.where(ready & have, np.maximum(0, self.up[slots] + z - ALLOWANCE), 0.0)
+        down = np.where(ready & have, np.maximum(0, self.down[slots] - z - ALLOWANCE), 0.0)
+        s = np.maximum(up, down)
+        h = self.h[slots][:, None]
+        over = np.where(s >= h, self.over[slots] + 1, 0)
+        recent = np.where(have, np.where(count == 0, x, self.recent[slots] + RECENT * (x - self.recent[slots])),
+                          self.recent[slots])
+        accept = over >= ACCEPT_READINGS
+        feature = np.where(ready[:, 0] & have.any(axis=1), np.where(have, s, 0).max(axis=1), np.nan)
+        learn = have & (self.teaching | (s < h / 2))
+        first = self.first_ts[slots]
+        last = self.last_ts[slots]
+        dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
+        alpha = np.maximum(1 - np.exp(-dt / self.tau_ms[slots][:, None]), 1 / (count + 1))
+        resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
+        new = have & (count == 0)
+        mean = np.where(new, x, np.where(learn, mean + alpha * resid, mean))
+        dev = np.where(learn & ~new, dev + alpha * (np.abs(resid) - dev), dev)
+        mean = np.where(accept, recent, mean)
+        up, down, over = (np.where(accept, 0, a) for a in (up, down, over))
+        self.mean[slots], self.dev[slots], self.recent[slots] = mean, dev, recent
+        self.up[slots], self.down[slots], self.over[slots] = up, down, over
+        self.count[slots] = count + learn
+        self.first_ts[slots] = np.where(first == 0, ts, first)
+        self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
+        n = self.count[slots].min(axis=1)
+        due = ~self.ready[slots] & (not self.teaching) & (n >= MIN_READINGS) & (
+            (ts - self.first_ts[slots] >= self.warmup_ms[slots]) | (n >= WARMUP_READINGS))
+        self.ready[slots[due]] = True
+        return feature[:, None]
+
+    def explain(self, slot: int) -> str:
+        """Which metric shifted, and from what level to what."""
+        s = np.maximum(self.up[slot], self.down[slot])
+        i = int(np.argmax(s))
+        m = SPECS[self.kind].metrics[self.names[i]]
+        word = "up" if self.up[slot, i] >= self.down[slot, i] else "down"
+        return (f"{m.label} shifted {word}: now about {self.recent[slot, i]:.4g} {m.unit}, "
+                f"usually {self.mean[slot, i]:.4g}")
+
+    def metric(self, slot: int) -> str:
+        return self.names[int(np.argmax(np.maximum(self.up[slot], self.down[slot])))] if self.names else ""
+
+    def commission(self, n: int) -> None:
+        if self.rules:
+            self.ready[:n] = self.count[:n].min(axis=1) >= min(MIN_READINGS, 10)
+            self.up[:n] = self.down[:n] = self.over[:n] = 0
+
+    def export(self, slot: int) -> dict[str, list[float]]:
+        if not self.rules or not self.count[slot].any():
+            return {}
+        names = ("count", "mean", "dev", "recent")
+        values = np.concatenate([[self.first_ts[slot], self.last_ts[slot], self.ready[slot]],
+                                 *(getattr(self, k)[slot] for k in names)]).astype(float)
+        return {self.rules[0].name + ":cusum": values.tolist()}
+
+    def restore(self, slot: int, saved: dict[str, list[float]]) -> None:
+        row = saved.get(self.rules[0].name + ":cusum") if self.rules else None
+        m = len(self.names)
+        if not row or len(row) != 3 + 4 * m:
+            return
+        self.first_ts[slot], self.last_ts[slot], self.ready[slot] = int(row[0]), int(row[1]), row[2] > 0
+        for i, k in enumerate(("count", "mean", "dev", "recent")):
+            getattr(self, k)[slot] = row[3 + i * m: 3 + (i + 1) * m]

@@ -1,0 +1,317 @@
+"""A device's metrics judged together: PCA with Hotelling's T² and the residual Q (SPE), per device.
+
+A fault often shows in how metrics move together before any one leaves its
+range: a pump's flow falls while its motor current stays up (a closed valve,
+cavitation), one cable warms while its current does not. Per device (and per
+operating state, see `operating.py`) this stage learns the mean and the
+correlation of the rule's metrics on a warm-up window, keeps the principal
+components that explain 90 % of the variance, and scores each reading by
+
+- T², the squared distance inside the learned plane (every metric plausible,
+  their combination unusual), against its chi-square limit, and
+- Q, the squared residual off the plane (the usual relation between metrics
+  broken), against Jackson and Mudholkar's limit,
+
+both at 1 − `ALPHA`. The feature is max(T²/limit, Q/limit), smoothed over the
+last few readings; 1 is the statistical limit and `warning` (default 2) is the
+sensitivity. After the warm-up the model keeps learning slowly (time constant
+`window_s`) and is refitted now and then, from readings that raise nothing:
+never from a reading over half the warning level nor while the device has an
+alert of another rule. A metric a reading lacks (a broken probe, a refused
+value) counts as its learned mean, so the others are still judged; a reading
+with fewer than two of the metrics is not scored. Until a device has
+`warmup_s` of history or `WARMUP_READINGS` readings (whichever comes first,
+and at least `MIN_READINGS`) the feature is NaN.
+
+`explain` names the metrics that drive a score in words: each metric's share
+of T²/limit + Q/limit, and whether it is above or below what was learned.
+Everything is numpy across devices; eigen-decompositions run only for the
+devices due a refit, batched.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.detect.levels import LevelEngine
+from firewatch.alerting.detect.operating import OperatingStates
+from firewatch.contract.rules import Params, Rule
+from firewatch.contract.kinds import SPECS
+
+ALPHA = 0.001
+VARIANCE = 0.90
+MIN_READINGS = 30
+"""And ten per metric: a state fits on no fewer readings."""
+WARMUP_READINGS = 300
+REFIT_READINGS = 200
+LEARN_GAP_MS = 240_000
+"""Once fitted, a model learns from at most one reading per device in this much event time (its memory is days)."""
+SMOOTH = 0.5
+"""Weight of the newest reading in the smoothed score."""
+CAP = 50.0
+"""A single wild reading adds at most this much to the smoothed score."""
+_Z = NormalDist().inv_cdf(1 - ALPHA)
+
+
+def chi2_limit(k: np.ndarray) -> np.ndarray:
+    """Wilson–Hilferty's chi-square quantile at 1 − ALPHA for k degrees of freedom."""
+    k = np.maximum(k, 1).astype(float)
+    return k * (1 - 2 / (9 * k) + _Z * np.sqrt(2 / (9 * k))) ** 3
+
+
+def q_limit(lam: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Jackson–Mudholkar's limit of the squared prediction error from the residual eigenvalues."""
+    r = np.where(residual, lam, 0.0)
+    t1, t2, t3 = r.sum(-1), (r**2).sum(-1), (r**3).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h0 = np.clip(1 - 2 * t1 * t3 / (3 * t2**2), 0.1, None)
+        base = _Z * np.sqrt(2 * t2 * h0**2) / t1 + 1 + t2 * h0 * (h0 - 1) / t1**2
+        q = t1 * np.maximum(base, 1e-6) ** (1 / h0)
+    return np.where(t1 > 1e-9, q, np.inf)
+
+
+class Multivariate:
+    """The `multivariate` rule of a kind (at most one), over the rule's metrics."""
+
+    teaching = False
+    """Set during a training window: every reading is learned and nothing is fitted until `commission`."""
+
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
+        self.rules = rules
+        self.kind = kind
+        self.states = OperatingStates(kind, columns)
+        self.engine: LevelEngine | None = None
+        """The detector's level engine, set by ReadingDetector: a device with an alert open teaches nothing."""
+        metrics = rules[0].metrics if rules else ()
+        self.names = list(metrics)
+        self.cols = np.array([columns[m] for m in metrics], dtype=np.int64)
+        spec = SPECS[kind].metrics
+        self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in metrics])
+        m, s = len(metrics), self.states.n
+        self.shape = (s, m)
+        self.tau_ms = np.zeros(0)
+        self.warmup_ms = np.zeros(0)
+        self.learn_below = np.zeros(0)
+        self.first_ts = np.zeros(0, dtype=np.int64)
+        self.last_ts = np.zeros((0, s), dtype=np.int64)
+        self.n = np.zeros((0, s))
+        self.s1 = np.zeros((0, s, m))
+        self.c1 = np.zeros((0, s, m))
+        self.s2 = np.zeros((0, s, m, m), dtype=np.float32)
+        """Sums of products of the readings less `ref` (centred, so float32 keeps the precision)."""
+        self.ref = np.full((0, s, m), np.nan)
+        """Per cell and metric, the first value learned: what the sums are centred on."""
+        self.fitted = np.zeros((0, s), dtype=bool)
+        self.since_fit = np.zeros((0, s))
+        self.mu = np.zeros((0, s, m))
+        self.sd = np.ones((0, s, m))
+        self.vec = np.zeros((0, s, m, m), dtype=np.float32)
+        self.w_t = np.zeros((0, s, m))
+        """1/λ of the kept components (their T² weight), 0 for the residual ones."""
+        self.w_q = np.zeros((0, s, m))
+        """1 for the residual components (their Q weight), 0 for the kept ones."""
+        self.lim_t = np.ones((0, s))
+        self.lim_q = np.ones((0, s))
+        self.score = np.zeros(0)
+
+    _ARRAYS = ("tau_ms", "warmup_ms", "learn_below", "first_ts", "last_ts", "n", "s1", "c1", "s2", "ref", "fitted",
+               "since_fit", "mu", "sd", "vec", "w_t", "w_q", "lim_t", "lim_q", "score")
+
+    def grow(self, n: int) -> None:
+        if not self.rules:
+            return
+        for name in self._ARRAYS:
+            a = getattr(self, name)
+            fill = 1 if name in ("sd", "lim_t", "lim_q") else np.nan if name == "ref" else 0
+            setattr(self, name, grown(a, n, fill))
+
+    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+        if not self.rules:
+            return
+        p = params[self.rules[0].name]
+        self.tau_ms[slot] = max(p.window_s, 1) * 1000
+        self.warmup_ms[slot] = p.warmup_s * 1000
+        self.learn_below[slot] = (p.warning if p.warning is not None else 2.0) / 2 if p.enabled else 0
+
+    def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
+        if not self.rules:
+            return np.empty((len(slots), 0))
+        x = v[:, self.cols]
+        have = ~np.isnan(x)
+        st = self.states.of(slots, v)
+        self.states.note(slots, st)
+        enough = have.sum(axis=1) >= min(2, x.shape[1])
+        fitted = self.fitted[slots, st]
+        raw = np.zeros(len(slots))
+        scored = np.flatnonzero(fitted & enough)
+        if len(scored):
+            _, raw[scored] = self._scores(slots[scored], st[scored], x[scored], have[scored])
+        prev = self.score[slots]
+        sm = np.where(fitted & enough, prev + SMOOTH * (np.minimum(raw, CAP) - prev), 0.0)
+        self.score[slots] = sm
+        settled = self.states.settled(slots)
+        out = np.where(fitted & enough & settled, sm, np.nan)
+        if self.teaching:
+            learn = enough
+        else:
+            busy = self.engine.level[slots].any(axis=1) if self.engine is not None else np.zeros(len(slots), bool)
+            spaced = ts - self.last_ts[slots, st] >= LEARN_GAP_MS
+            learn = enough & ~busy & settled & (~fitted | ((sm < self.learn_below[slots]) & spaced))
+        self._learn(slots[learn], st[learn], ts[learn], x[learn], have[learn])
+        return out[:, None]
+
+    def _scores(self, slots: np.ndarray, st: np.ndarray, x: np.ndarray,
+                have: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cell = (slots, st)
+        mu, sd = self.mu[cell], self.sd[cell]
+        z = np.where(have, (x - mu) / sd, 0.0)
+        t = np.einsum("nm,nmk->nk", z.astype(np.float32), self.vec[cell]).astype(float)
+        t2 = (t * t * self.w_t[cell]).sum(axis=1)
+        q = (t * t * self.w_q[cell]).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = np.maximum(t2 / self.lim_t[cell], q / self.lim_q[cell])
+        return z, np.nan_to_num(raw, nan=0.0, posinf=CAP)
+
+    def _learn(self, slots: np.ndarray, st: np.ndarray, ts: np.ndarray, x: np.ndarray, have: np.ndarray) -> None:
+        if not len(slots):
+            return
+        cell = (slots, st)
+        first = self.first_ts[slots]
+        self.first_ts[slots] = np.where(first == 0, ts, first)
+        last = self.last_ts[cell]
+        fitted = self.fitted[cell]
+        dt = np.where(last > 0, np.maximum(ts - last, 0), 0)
+        keep = np.where(fitted, np.exp(-dt / self.tau_ms[slots]), 1.0)
+        self.last_ts[cell] = ts
+        ref = self.ref[cell]
+        ref = np.where(np.isnan(ref), x, ref)
+        self.ref[cell] = ref
+        x0 = np.where(have, x - ref, 0.0)
+        h = have.astype(float)
+        decay = bool(fitted.any())
+        self.n[cell] = self.n[cell] * keep + 1
+        self.s1[cell] = self.s1[cell] * keep[:, None] + x0
+        self.c1[cell] = self.c1[cell] * keep[:, None] + h
+        x32 = x0.astype(np.float32)
+        s2 = self.s2[:, 0][slots] if self.shape[0] == 1 else self.s2[cell]
+        if decay:
+            s2 *= keep.astype(np.float32)[:, None, None]
+        s2 += x32[:, :, None] * x32[:, None, :]
+        if self.shape[0] == 1:
+            self.s2[:, 0][slots] = s2
+        else:
+            self.s2[cell] = s2
+        self.since_fit[cell] += 1
+        if self.teaching:
+            return
+        n = self.n[cell]
+        due = np.where(fitted, self.since_fit[cell] >= REFIT_READINGS,
+                       (n >= max(MIN_READINGS, 10 * len(self.names))) & ((ts - self.first_ts[slots] >= self.warmup_ms[slots])
+                                              | (n >= WARMUP_READINGS)))
+        if due.any():
+            self._fit(slots[due], st[due])
+
+    def commission(self, n: int) -> None:
+        """A training window ended: fit every (device, state) that saw enough readings."""
+        if not self.rules:
+            return
+        slots, st = np.nonzero(self.n[:n] >= min(MIN_READINGS, 10))
+        self._fit(slots, st)
+        self.score[:n] = 0
+
+    def _fit(self, slots: np.ndarray, st: np.ndarray) -> None:
+        """Mean, scale, principal components and both limits of each (slot, state) cell, batched."""
+        if not len(slots):
+            return
+        cell = (slots, st)
+        c1 = np.maximum(self.c1[cell], 1e-9)
+        d = self.s1[cell] / c1
+        mu = np.nan_to_num(self.ref[cell]) + d
+        pairs = np.minimum(c1[:, :, None], c1[:, None, :])  # exact while a metric is missing from some time on
+        cov = self.s2[cell].astype(float) / pairs - d[:, :, None] * d[:, None, :]
+        var = np.diagonal(cov, axis1=1, axis2=2)
+        sd = np.sqrt(np.maximum(var, self.floor**2))
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        seen = self.c1[cell] >= 2
+        pair = seen[:, :, None] & seen[:, None, :]
+        m = corr.shape[1]
+        eye = np.eye(m, dtype=bool)
+        corr = np.where(pair & ~eye, np.clip(corr, -1, 1), 0.0) + np.where(eye, 1.0, 0.0)
+        lam, vec = np.linalg.eigh(corr)
+        lam, vec = lam[:, ::-1], vec[:, :, ::-1]
+        lam = np.maximum(lam, 1e-3)
+        share = np.cumsum(lam, axis=1) / lam.sum(axis=1, keepdims=True)
+        k = np.minimum((share < VARIANCE).sum(axis=1) + 1, max(m - 1, 1))
+        kept = np.arange(m)[None, :] < k[:, None]
+        self.mu[cell] = mu
+        self.sd[cell] = sd
+        self.vec[cell] = vec
+        self.w_t[cell] = np.where(kept, 1 / lam, 0.0)
+        self.w_q[cell] = np.where(kept, 0.0, 1.0)
+        self.lim_t[cell] = chi2_limit(k)
+        self.lim_q[cell] = q_limit(lam, ~kept)
+        self.fitted[cell] = True
+        self.since_fit[cell] = 0
+
+    def explain(self, slot: int, row: np.ndarray) -> str:
+        """The metrics behind a reading's score, largest share first, in an operator's words."""
+        if not self.rules:
+            return ""
+        x = row[self.cols][None, :]
+        have = ~np.isnan(x)
+        st = self.states.of(np.array([slot]), row[None, :])
+        cell = (np.array([slot]), st)
+        z, _ = self._scores(cell[0], st, x, have)
+        vec, w_t, w_q = self.vec[cell][0], self.w_t[cell][0], self.w_q[cell][0]
+        t = vec.T @ z[0]
+        c_t = z[0] * (vec @ (w_t * t)) / self.lim_t[cell][0]
+        resid = vec @ (w_q * t)
+        c_q = resid**2 / self.lim_q[cell][0]
+        c = np.maximum(c_t, 0) + c_q
+        total = c.sum()
+        if total <= 0:
+            return "no single metric stands out"
+        spec = SPECS[self.kind].metrics
+        parts = []
+        for i in np.argsort(-c)[:3]:
+            if c[i] / total < 0.15 and parts:
+                break
+            m = spec[self.names[i]]
+            word = "higher" if z[0, i] > 0 else "lower"
+            mean = self.mu[cell][0, i]
+            value = "missing" if not have[0, i] else f"{x[0, i]:.4g} {m.unit}"
+            parts.append(f"{m.label} {word} than usual ({value}, usually {mean:.4g}; {c[i] / total:.0%})")
+        state = self.states.label(int(st[0]))
+        return ", ".join(parts) + (f" [{state}]" if state else "")
+
+    def export(self, slot: int) -> dict[str, list[float]]:
+        if not self.rules or not self.n[slot].any():
+            return {}
+        values = np.concatenate([[self.first_ts[slot]], self.last_ts[slot], self.n[slot], self.s1[slot].ravel(),
+                                 self.c1[slot].ravel(), self.s2[slot].ravel(), np.nan_to_num(self.ref[slot].ravel()),
+                                 self.fitted[slot]]).astype(float)
+        return {self.rules[0].name + ":model": values.tolist()}
+
+    def restore(self, slot: int, saved: dict[str, list[float]]) -> None:
+        if not self.rules:
+            return
+        row = saved.get(self.rules[0].name + ":model")
+        s, m = self.shape
+        sizes = [1, s, s, s * m, s * m, s * m * m, s * m, s]
+        if not row or len(row) != sum(sizes):
+            return
+        parts = np.split(np.array(row), np.cumsum(sizes)[:-1])
+        self.first_ts[slot] = int(parts[0][0])
+        self.last_ts[slot] = parts[1].astype(np.int64)
+        self.n[slot] = parts[2]
+        self.s1[slot] = parts[3].reshape(s, m)
+        self.c1[slot] = parts[4].reshape(s, m)
+        self.s2[slot] = parts[5].reshape(s, m, m)
+        self.ref[slot] = np.where(parts[2][:, None] > 0, parts[6].reshape(s, m), np.nan)
+        fitted = np.flatnonzero(parts[7] > 0)
+        if len(fitted):
+            self._fit(np.full(len(fitted), slot), fitted)
+

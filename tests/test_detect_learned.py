@@ -1,0 +1,161 @@
+"""The learned detectors (issue 12): multivariate baseline, operating states, change points, time of day."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import tempfile
+
+import numpy as np
+
+from firewatch.alerting.config import load
+from firewatch.alerting.detect.readings import ReadingDetector
+from firewatch.alerting.pipeline import Pipeline
+from firewatch.alerting.registry import Registry
+from firewatch.alerting.signal import Signal
+from firewatch.contract.db import open_store
+from firewatch.contract.payload import Reading
+
+T0 = 1_763_856_000_000  # midnight UTC
+MIN = 60_000
+
+
+def det(kind: str, settings: dict | None = None) -> ReadingDetector:
+    return ReadingDetector(kind, load(settings or {}), Registry())
+
+
+def feed(d: ReadingDetector, rows: list[tuple[int, dict[str, float]]], device: str = "D1") -> list[Signal]:
+    out = []
+    for ts, m in rows:
+        out += d.detect([Reading("d1", device, d.kind, ts, None, m)])  # type: ignore[arg-type]
+    return out
+
+
+def fired(signals: list[Signal], rule: str) -> list[Signal]:
+    return [s for s in signals if s.rule == rule and s.severity]
+
+
+def running_pump(i: int, rng: random.Random, flow: float | None = None) -> dict[str, float]:
+    """A running pump: flow and current rise and fall together with the demand, pressure against them."""
+    load_ = 0.5 + 0.4 * math.sin(i / 40) + rng.gauss(0, 0.03)
+    f = 20 + 15 * load_ if flow is None else flow
+    return {"pressure_mpa": 0.75 - 0.1 * load_ + rng.gauss(0, 0.004), "flow_lps": f + rng.gauss(0, 0.3),
+            "current_a": 30 + 20 * load_ + rng.gauss(0, 0.4), "voltage_v": 380 + rng.gauss(0, 1),
+            "temp_c": 45 + rng.gauss(0, 0.2), "vibration_mm_s": 2.5 + rng.gauss(0, 0.1)}
+
+
+def test_flow_down_while_current_stays_up_is_seen_and_named() -> None:
+    """Every metric within its band, no threshold near: only how they move together gives the closed valve away."""
+    rng = random.Random(1)
+    d = det("pump")
+    rows = [(T0 + i * MIN, running_pump(i, rng)) for i in range(600)]
+    healthy = feed(d, rows)
+    assert not fired(healthy, "pattern_abnormal")
+    # a valve closing: flow at the low end of its usual range while the current is at the high end
+    fault = [(T0 + (600 + i) * MIN, {**running_pump(600 + i, rng), "flow_lps": 21.0}) for i in range(30)]
+    for _, m in fault:
+        m["current_a"] = 46 + rng.gauss(0, 0.4)
+    sig = feed(d, fault)
+    (alert,) = fired(sig, "pattern_abnormal")
+    assert alert.ts_ms <= T0 + 602 * MIN
+    assert "flow lower than usual" in alert.summary and "[running]" in alert.summary
+    assert not [s for s in sig if s.severity and s.rule != "pattern_abnormal"]
+    # readings inside the alert taught nothing: the learned mean flow is what it was
+    s = d.index["D1"]
+    assert abs(d.pattern.mu[s, 1, 1] - 27.5) < 2
+
+
+def test_a_broken_probe_leaves_the_other_metrics_judged() -> None:
+    rng = random.Random(2)
+    d = det("pump")
+    feed(d, [(T0 + i * MIN, running_pump(i, rng)) for i in range(600)])
+    fault = []
+    for i in range(30):
+        m = running_pump(600 + i, rng)
+        del m["pressure_mpa"]  # the probe is gone (refused values, a cut wire)
+        m["flow_lps"], m["current_a"] = 21.0, 46.0
+        fault.append((T0 + (600 + i) * MIN, m))
+    (alert,) = fired(feed(d, fault), "pattern_abnormal")
+    assert "flow" in alert.summary
+
+
+def test_standby_and_running_are_separate_normals() -> None:
+    """A fire pump at standby most of the time, running now and then: neither state is a fault of the other."""
+    rng = random.Random(3)
+    d = det("pump")
+    rows = []
+    for i in range(3000):
+        if i % 500 >= 380:  # a two-hour run every ~8 h, like a weekly test run at a faster pace
+            rows.append((T0 + i * MIN, running_pump(i, rng)))
+        else:
+            rows.append((T0 + i * MIN, {"pressure_mpa": 0.32 + rng.gauss(0, 0.003), "flow_lps": 0.0,
+                                        "current_a": 0.0, "voltage_v": 380 + rng.gauss(0, 1),
+                                        "temp_c": 20 + rng.gauss(0, 0.2), "vibration_mm_s": 0.1}))
+    sig = feed(d, rows)
+    assert not fired(sig, "pattern_abnormal")
+    s = d.index["D1"]
+    assert d.pattern.fitted[s].tolist() == [True, True]
+    # standby pressure sagging while the motor stays off: judged against standby's normal
+    sag = [(T0 + (3000 + i) * MIN, {"pressure_mpa": 0.26, "flow_lps": 0.0, "current_a": 0.0, "voltage_v": 380.0,
+                                    "temp_c": 20.0, "vibration_mm_s": 0.1}) for i in range(10)]
+    (alert,) = fired(feed(d, sag), "pattern_abnormal")
+    assert "outlet pressure lower than usual" in alert.summary and "[standby]" in alert.summary
+
+
+def test_a_level_shift_is_marked_and_then_accepted() -> None:
+    rng = random.Random(4)
+    d = det("electrical")
+    rows = [(T0 + i * MIN, {"residual_ma": 80 + rng.gauss(0, 2)}) for i in range(600)]
+    assert not fired(feed(d, rows), "level_shift")
+    step = [(T0 + (600 + i) * MIN, {"residual_ma": 100 + rng.gauss(0, 2)}) for i in range(300)]
+    sig = feed(d, step)
+    (alert,) = fired(sig, "level_shift")
+    assert T0 + 600 * MIN < alert.ts_ms <= T0 + 610 * MIN  # far below every level, seen within minutes
+    assert alert.metric == "residual_ma" and "shifted up: now about" in alert.summary
+    cleared = [s for s in sig if s.rule == "level_shift" and s.severity is None]
+    assert len(cleared) == 1  # the new level is the normal now
+
+
+def test_the_same_current_is_normal_in_the_evening_and_not_at_4am() -> None:
+    rng = random.Random(5)
+    d = det("electrical")
+
+    def amps(minute: int) -> float:
+        hour = (minute % 1440) / 60
+        return 20 + 60 * math.exp(-((hour - 19) ** 2) / 4) + rng.gauss(0, 1.5)  # the evening peak at 19:00
+
+    rows = [(T0 + i * MIN, {"current_a_a": amps(i), "temp1_c": 30.0}) for i in range(4 * 1440)]
+    sig = feed(d, rows)
+    assert not fired(sig, "load_abnormal")  # four evening peaks, none a fault
+    night = [(T0 + (4 * 1440 + 240 + i) * MIN, {"current_a_a": 78 + rng.gauss(0, 1.5), "temp1_c": 30.0})
+             for i in range(30)]
+    feed(d, [(T0 + (4 * 1440 + i) * MIN, {"current_a_a": amps(i), "temp1_c": 30.0}) for i in range(240)])
+    (alert,) = fired(feed(d, night), "load_abnormal")
+    assert "04:00-05:00 UTC" in alert.summary and "current A" in alert.summary
+
+
+def test_learned_models_survive_a_restart() -> None:
+    async def go() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await open_store(f"sqlite:///{tmp}/x.db")
+            p = Pipeline(load({"clock": "event"}), store)
+            rng = random.Random(6)
+            for i in range(400):
+                await p.process([Reading("d", "P1", "pump", T0 + MIN * i, None, running_pump(i, rng)),  # type: ignore[arg-type]
+                                 Reading("d", "E1", "electrical", T0 + MIN * i, None,  # type: ignore[arg-type]
+                                         {"residual_ma": 50 + i % 9, "current_a_a": 10 + i % 4})])
+            await p.save_baselines()
+            q = Pipeline(load({"clock": "event"}), store)
+            await q.start()
+            for kind, device in (("pump", "P1"), ("electrical", "E1")):
+                a, b = p.readings[kind], q.readings[kind]
+                s, t = a.index[device], b.index[device]
+                assert (a.pattern.fitted[s] == b.pattern.fitted[t]).all() and b.pattern.fitted[t].any()
+                assert np.allclose(a.pattern.mu[s], b.pattern.mu[t], rtol=0.02)
+                if kind == "electrical":  # the pump's states make it a poor subject for both
+                    assert np.allclose(a.shifts.mean[s], b.shifts.mean[t]) and b.shifts.ready[t]
+                    assert np.allclose(a.daily.mean[s], b.daily.mean[t]) and b.daily.count[t].any()
+            await store.aclose()
+
+    asyncio.run(go())
