@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.contract.rules import Params, Rule
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import Params, Rule
 
 ALLOWANCE = 2.0
 CLIP = 4.0

@@ -18,8 +18,8 @@ import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
 from firewatch.alerting.detect.levels import LevelEngine
-from firewatch.contract.rules import Params, Rule
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import Params, Rule
 
 BINS = 24
 CLIP = 4.0

@@ -38,8 +38,8 @@ import numpy as np
 from firewatch.alerting.detect.arrays import grown
 from firewatch.alerting.detect.levels import LevelEngine
 from firewatch.alerting.detect.operating import OperatingStates
-from firewatch.contract.rules import Params, Rule
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import Params, Rule
 
 ALPHA = 0.001
 VARIANCE = 0.90
