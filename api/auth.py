@@ -74,6 +74,7 @@ class Authenticator:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._valid: dict[int, tuple[float, bool]] = {}
 
     async def principal(self, token: str) -> Principal | None:
         digest = token_hash(token)
@@ -94,8 +95,25 @@ class Authenticator:
         self._cache[digest] = (time.monotonic(), found)
         return found
 
+    async def valid(self, who: Principal) -> bool:
+        """Whether the token behind `who` is still unrevoked: an open live stream asks on every
+        wake, so a revoked token loses the stream it opened too (at once via the api)."""
+        hit = self._valid.get(who.token_id)
+        if hit and time.monotonic() - hit[0] < CACHE_S:
+            return hit[1]
+        async with self.store.session() as s:
+            revoked = (
+                await s.execute(select(ApiToken.revoked_ms).where(ApiToken.id == who.token_id))
+            ).one_or_none()
+        ok = revoked is not None and revoked[0] is None
+        if len(self._valid) > 10_000:
+            self._valid.clear()
+        self._valid[who.token_id] = (time.monotonic(), ok)
+        return ok
+
     def forget(self) -> None:
         self._cache.clear()
+        self._valid.clear()
 
 
 _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer fw_...`")

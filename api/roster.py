@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import delete
 
-from firewatch.api.auth import Admin, Viewer
+from firewatch.api.auth import RANK, Admin, Viewer
 from firewatch.api.context import Ctx
 from firewatch.api.errors import ApiError, not_found
 from firewatch.contract.db import now_ms
@@ -40,10 +40,24 @@ class OnDuty(BaseModel):
     groups: dict[str, list[OnDutyPerson]]
 
 
-@router.get("", response_model=RosterIn, summary="The whole duty roster: people, groups, shifts")
-async def get_roster(c: Ctx, _: Viewer) -> RosterIn:
+@router.get(
+    "",
+    response_model=RosterIn,
+    summary="The whole duty roster: people, groups, shifts (channel addresses for admins only)",
+)
+async def get_roster(c: Ctx, who: Viewer) -> RosterIn:
     async with c.store.session() as s:
-        return await export_roster(s)
+        roster = await export_roster(s)
+    if RANK[who.role] < RANK["admin"]:
+        for person in roster.people:
+            person.channels = [redacted(ch) for ch in person.channels]
+    return roster
+
+
+def redacted(channel: str) -> str:
+    """What a non-admin sees of a channel: its type, never the number, address or token in its URL."""
+    scheme, sep, _ = channel.partition(":")
+    return f"{scheme}://…" if sep else "…"
 
 
 @router.put(

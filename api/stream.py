@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import or_, select
@@ -130,8 +130,9 @@ def _cursor(last_event_id: str | None, since: int | None) -> int | None:
     "`cursor` {cursor} (position only). Without Last-Event-ID or since, starts at the present.",
 )
 async def stream(
+    request: Request,
     c: Ctx,
-    _: Viewer,
+    who: Viewer,
     since: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="audit id to resume after")
     ] = None,
@@ -145,6 +146,9 @@ async def stream(
         yield ServerSentEvent(id=str(cursor), event="cursor", data={"cursor": cursor}, retry=2000)
         while True:
             grown = c.feed.grown()
+            if not await request.app.state.auth.valid(who):
+                yield ServerSentEvent(event="error", data={"error": "the API token was revoked"})
+                return
             batch = await changes(c, cursor)
             for event in batch:
                 yield event

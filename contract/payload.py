@@ -114,11 +114,17 @@ def _shown(value: object) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
+def one_line(text: str) -> str:
+    """Text without control characters (NUL, line breaks, bidirectional overrides): each run one space.
+
+    For device text at parse time, and for any stored text a message puts on one line of its own.
+    """
+    return _CONTROL.sub(" ", text).strip()
+
+
 def _text(value: str | None, limit: int) -> str | None:
-    """Device text as stored: control characters (NUL, line breaks) become one space, cut at `limit`."""
-    if value is None:
-        return None
-    return _CONTROL.sub(" ", value).strip()[:limit]
+    """Device text as stored: on one line, cut at `limit`."""
+    return None if value is None else one_line(value)[:limit]
 
 
 @dataclass(slots=True)

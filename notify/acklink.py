@@ -73,7 +73,8 @@ class AckSigner:
             claim = Claim(int(aid), person, int(exp))
         except (ValueError, UnicodeDecodeError):
             raise AckLinkError(LinkProblem.TAMPERED) from None
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        # Bytes, not str: compare_digest raises TypeError for a str with non-ASCII characters.
+        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
             raise AckLinkError(LinkProblem.TAMPERED)
         if claim.alert_id != alert_id:
             raise AckLinkError(LinkProblem.OTHER_ALERT, claim)

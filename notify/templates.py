@@ -12,6 +12,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from firewatch.contract.db import Alert
+from firewatch.contract.payload import one_line
 
 
 class Purpose(StrEnum):
@@ -112,14 +113,16 @@ def render(
     more: int = 0,
 ) -> Text:
     t = TEXTS.get(language, TEXTS["zh"])
-    what = alert.summary or alert.rule
+    # Every text a device or the registry supplied goes on one line: a line break in it would
+    # pose as a line of the message (a forged "resolved" or link line in an SMS).
+    what = one_line(alert.summary or alert.rule)
     title = t[purpose.value].format(severity=t.get(alert.severity, alert.severity), what=what)
-    where = " · ".join(x for x in (alert.site, alert.district) if x)
+    where = one_line(" · ".join(x for x in (alert.site, alert.district) if x))
     lines = [t["where"].format(where=where)] if where else []
     if address:
-        lines.append(t["address"].format(address=address))
+        lines.append(t["address"].format(address=one_line(address)))
     if alert.zone:
-        lines.append(t["zone"].format(zone=alert.zone))
+        lines.append(t["zone"].format(zone=one_line(alert.zone)))
     if alert.device_id:
         lines.append(t["device"].format(device=f"{alert.device_id} ({alert.kind})" if alert.kind else alert.device_id))
     if alert.value is not None:
@@ -129,7 +132,7 @@ def render(
     if purpose is Purpose.ALL_CLEAR and alert.resolved_ms:
         lines.append(t["resolved"].format(resolved=_clock(alert.resolved_ms, zone)))
     if alert.probable:
-        lines.append(t["probable"].format(score=alert.score, reasons="; ".join(alert.reasons)))
+        lines.append(t["probable"].format(score=alert.score, reasons=one_line("; ".join(alert.reasons))))
     if more:
         lines.append(t["more"].format(count=more))
     if alert.acknowledged_by and purpose is not Purpose.PAGE:
@@ -148,8 +151,8 @@ def render_handover(
     for alert, link in alerts:
         state = t["open_acked"].format(by=alert.acknowledged_by) if alert.state == "acknowledged" else t["open_unacked"]
         lines.append(t["handover_line"].format(
-            severity=t.get(alert.severity, alert.severity), what=alert.summary or alert.rule,
-            where=" · ".join(x for x in (alert.site, alert.district) if x) or "-",
+            severity=t.get(alert.severity, alert.severity), what=one_line(alert.summary or alert.rule),
+            where=one_line(" · ".join(x for x in (alert.site, alert.district) if x)) or "-",
             since=_clock(alert.started_ms, zone), state=state,
         ))
         if link:

@@ -28,6 +28,11 @@ from tests.test_api import (  # noqa: F401 - collected here to run against Postg
     test_statistics_for_the_shift_report,
     test_stream_resumes_after_a_disconnect_without_missing_changes,
 )
+from tests.test_api_hostile import (  # noqa: F401 - collected here to run against PostgreSQL
+    test_a_revoked_token_loses_its_open_live_stream,
+    test_device_statuses_with_hostile_firmware_text_are_recorded,
+    test_the_roster_shows_channel_addresses_to_admins_only,
+)
 
 pytestmark = pytest.mark.postgres
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
