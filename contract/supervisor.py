@@ -60,7 +60,7 @@ class Supervisor:
 
 
 class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         """Scrapes and health checks every few seconds are not news."""
 
 

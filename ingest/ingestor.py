@@ -62,8 +62,8 @@ def refused_lines(lines: list[bytes], answer: str) -> set[int]:
         if part.startswith(_UNPARSED) and "': " in part:
             named.add(part[len(_UNPARSED) : part.rindex("': ")].encode())
     blamed = {i for i, line in enumerate(lines) if line in named}
-    for field, measurement in _CONFLICT.findall(answer):
-        m, f = tag(measurement).encode(), tag(field).encode()
+    for name, measurement in _CONFLICT.findall(answer):
+        m, f = tag(measurement).encode(), tag(name).encode()
         for i, line in enumerate(lines):
             if line.startswith((m + b",", m + b" ")) and (b" " + f + b"=" in line or b"," + f + b"=" in line):
                 blamed.add(i)

@@ -185,7 +185,7 @@ async def test_a_dead_task_restarts_and_health_says_so_meanwhile(settings: Setti
     it is restarted, /health answers 503 while it is down, and the next fire alarm becomes an alert."""
     real_parse = service_module.parse
 
-    def parse(topic: str, payload: bytes, now_ms: int | None = None):  # noqa: ANN202
+    def parse(topic: str, payload: bytes, now_ms: int | None = None):
         if topic.endswith("/BOOM/event"):
             raise RuntimeError("an unforeseen bug")
         return real_parse(topic, payload, now_ms)
