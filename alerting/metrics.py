@@ -5,20 +5,17 @@ it into the registry it is handed: the service's messages, backlog, broker
 connection, batch time and event lag (alerting/service.py), the pipeline's
 records and findings (alerting/pipeline.py), the lifecycle's alert changes and
 open alerts (alerting/lifecycle.py), the task supervisor's restarts
-(contract/supervisor.py). This module knows none of them; it holds the registry,
-serves it, and turns the notify stage's delivery counts into metrics. A registry
+(contract/supervisor.py), and an embedded notify stage's own (firewatch.notify).
+This module knows none of them; it holds the registry and serves it. A registry
 of its own per service lets several services share a process (tests, the
 evaluation, the benchmark).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from firewatch.contract.settings import SettingsError
 from firewatch.contract.supervisor import Supervisor, serve
@@ -53,34 +50,3 @@ class Metrics:
             self._server.server_close()
             self._server = None
 
-
-class NotifyCounts(Collector):
-    """The notify stage's deliveries: a page that does not get out is the failure that matters most.
-
-    Reads the escalator's (what, channel) counts at scrape time; copying the dict is atomic under the GIL.
-    """
-
-    def __init__(self, counts: Mapping[tuple[str, str], int]) -> None:
-        self._counts = counts
-
-    def collect(self) -> Iterator[Metric]:
-        counts = dict(self._counts)
-        messages = CounterMetricFamily(PREFIX + "notify_messages", "Messages to people and channels by result "
-                                       "(sent, or failed after every retry) and channel type",
-                                       labels=["result", "channel"])
-        attempts = CounterMetricFamily(PREFIX + "notify_attempts_failed",
-                                       "Failed attempts to hand a message to its channel (retried)",
-                                       labels=["channel"])
-        for (what, channel), n in sorted(counts.items()):
-            if what in ("sent", "failed"):
-                messages.add_metric([what, channel], n)
-            elif what == "attempt_failed":
-                attempts.add_metric([channel], n)
-        yield messages
-        yield attempts
-        yield CounterMetricFamily(PREFIX + "notify_nobody_on_duty",
-                                  "Escalation steps that found nobody on duty to page",
-                                  value=counts.get(("nobody_on_duty", ""), 0))
-        yield CounterMetricFamily(PREFIX + "notify_changes_dropped",
-                                  "Alert changes notify gave up on after 7 attempts: nobody was paged for them",
-                                  value=counts.get(("dropped", ""), 0))

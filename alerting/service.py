@@ -7,9 +7,10 @@ reason and skipped, never a crash), and feeds the pipeline in adaptive
 batches: whatever arrived while the previous batch was being processed. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
 registry refreshes, baseline saves, the InfluxDB and MQTT outputs, and the
-notify stage (notify/escalation.py) on the change feed, and the Prometheus
+notify stage (`firewatch.notify.Stage`, nudged by the change feed; off with
+`[notify] embedded = false` when `firewatch notify` runs on its own), and the Prometheus
 metrics, which `run` serves on `alerting.metrics_port` (alerting/metrics.py): the
-service counts its messages here, the pipeline and lifecycle count theirs.
+service counts its messages here, the pipeline and lifecycle count theirs, notify its own.
 The MQTT session is persistent (fixed client id) and a message is acknowledged
 only after its batch went through the pipeline, so messages published while
 the service restarts are delivered when it is back.
@@ -36,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from firewatch.alerting.config import AlertingConfig, load
-from firewatch.alerting.metrics import PREFIX, Metrics, NotifyCounts
+from firewatch.alerting.metrics import PREFIX, Metrics
 from firewatch.alerting.outputs import to_influx, to_mqtt
 from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import Registry, load_registry
@@ -47,8 +48,7 @@ from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings
 from firewatch.contract.supervisor import Supervisor
 from firewatch.contract.topics import TopicError, parse_topic, subscription
-from firewatch.notify.config import notify_config
-from firewatch.notify.escalation import Escalator
+from firewatch.notify import Stage, notify_config
 
 log = logging.getLogger("alerting")
 TICK_S = 1.0
@@ -80,7 +80,7 @@ class AlertingService:
         self.received = 0
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
-        self.escalator: Escalator | None = None
+        self.notifier: Stage | None = None
         self._pending: list[Any] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,12 +119,13 @@ class AlertingService:
         self._influx = influx
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
-        self.escalator = Escalator(self.store, notify_config(self.settings)) if self.notify else None
-        if self.escalator is not None:
-            self.metrics.registry.register(NotifyCounts(self.escalator.counts))
         start = self.supervisor.start
-        self._tasks = [] if self.escalator is None else [
-            start("alerting-notify", partial(self.escalator.serve, self.pipeline.feed.subscribe()))]
+        notify = notify_config(self.settings)
+        if self.notify and notify.embedded:
+            self.notifier = Stage(self.settings.store.url, notify, districts=self.districts)
+            self.metrics.registry.register(self.notifier.metrics.registry)
+        self._tasks = [] if self.notifier is None else [
+            start("alerting-notify", partial(self.notifier.serve, self.pipeline.feed.subscribe()))]
         self._tasks += [
             *(start(f"alerting-in{n}", partial(self._subscribe, n, f))
               for n, f in enumerate(subscription(self.districts))),

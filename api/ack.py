@@ -20,17 +20,24 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
-
 from firewatch.api.context import Context, Ctx
 from firewatch.api.readings import readings
-from firewatch.contract.db import Alert, Device, District, now_ms
+from firewatch.contract.db import Alert, AlertState, Device, District, Severity, now_ms
 from firewatch.contract.kinds import SPECS
-from firewatch.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
-from firewatch.notify.config import NotifyConfig, notify_config
-from firewatch.notify.escalation import ACK_HOWS, EscalationMember, acknowledge
-from firewatch.notify.roster import Person
-from firewatch.notify.templates import word
+from firewatch.notify import (
+    AckKind,
+    AckLinkError,
+    AckSigner,
+    Claim,
+    LinkProblem,
+    NotifyConfig,
+    acknowledge,
+    language_of,
+    names,
+    notify_config,
+    paged_with,
+    word,
+)
 
 router = APIRouter(tags=["acknowledge"], include_in_schema=False)
 NOTE_MAX = 1000
@@ -113,16 +120,7 @@ def _clock(ms: int | None, zone: ZoneInfo) -> str:
 
 
 async def _language(c: Context, config: NotifyConfig, person: str) -> str:
-    async with c.store.session() as s:
-        p = await s.get(Person, person)
-    return (p.language if p and p.language else "") or config.language
-
-
-async def _names(c: Context, *ids: str) -> dict[str, str]:
-    """Roster names for person ids; an id not in the roster (a console user) stands for itself."""
-    async with c.store.session() as s:
-        found = dict((await s.execute(select(Person.id, Person.name).where(Person.id.in_(set(ids))))).all())
-    return {i: found.get(i) or i for i in ids}
+    return await language_of(c.store, person) or config.language
 
 
 async def _sparkline(c: Context, alert: Alert, device: Device | None) -> str:
@@ -166,12 +164,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
         alert = await s.get(Alert, claim.alert_id)
         device = await s.get(Device, alert.device_id) if alert and alert.device_id else None
         district = await s.get(District, alert.district) if alert and alert.district else None
-        member = await s.get(EscalationMember, claim.alert_id)
-        group = 0
-        if member is not None:
-            group = (await s.scalar(
-                select(func.count()).where(EscalationMember.escalation_id == member.escalation_id)
-            )) or 0
+    group = await paged_with(c.store, claim.alert_id)
     if alert is None:
         return _page(lang, f'<div class="card"><p class="msg bad">{t["missing"]}</p></div>', 404)
     e = html.escape
@@ -186,16 +179,16 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
     if alert.probable or alert.score:
         # the score is 0..1: ".0f" printed 0.3 as "0"
         facts += f"<dt>{t['score']}</dt><dd>{alert.score:.1f} · {e('; '.join(alert.reasons))}</dd>"
-    names = await _names(c, claim.person, alert.acknowledged_by)
+    who = await names(c.store, claim.person, alert.acknowledged_by)
     state = t.get(f"state_{alert.state}", alert.state)
-    if alert.state == "acknowledged":
-        state += " · " + t["by"].format(by=e(names[alert.acknowledged_by]), at=_clock(alert.acknowledged_ms, zone))
+    if alert.state == AlertState.ACKNOWLEDGED:
+        state += " · " + t["by"].format(by=e(who[alert.acknowledged_by]), at=_clock(alert.acknowledged_ms, zone))
     chart = await _sparkline(c, alert, device)
     chart_card = f'<div class="card"><p class="state">{t["chart"]}</p>{chart}</div>' if chart else ""
     more = f"<p>{t['more'].format(n=group - 1)}</p>" if group > 1 else ""
     if result:
         action = f'<div class="card"><p class="msg ok" id="result">{e(result)}</p>{more}</div>'
-    elif alert.state == "resolved":
+    elif alert.state == AlertState.RESOLVED:
         action = f'<div class="card"><p class="msg" id="result">{t["resolved"]}</p></div>'
     else:
         def button(how: str) -> str:
@@ -203,7 +196,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
 
         note = f'<textarea name="note" maxlength="{NOTE_MAX}" placeholder="{t["note"]}"></textarea>'
         # someone already took it: no 确认 again, but "on my way" and "false alarm" still tell the center something
-        first = "" if alert.state == "acknowledged" else button("ack")
+        first = "" if alert.state == AlertState.ACKNOWLEDGED else button("ack")
         action = (
             f'<form class="card" method="post">{more}{first}{button("on_way")}'
             f'{note}{button("false_alarm")}</form>'
@@ -212,7 +205,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
         f'<div class="card"><span class="sev {e(alert.severity)}">{e(_severity(lang, alert.severity))}</span>'
         f' <span class="state" id="state">{state}</span>'
         f"<h1>{e(alert.summary or alert.rule)}</h1><dl>{facts}</dl>"
-        f'<p class="state">{t["you"]}: {e(names[claim.person])}</p></div>'
+        f'<p class="state">{t["you"]}: {e(who[claim.person])}</p></div>'
     )
     return _page(lang, head + action + chart_card)
 
@@ -256,20 +249,20 @@ async def _act(request: Request, c: Context, alert_id: int, token: str, how: str
         note = (form.get("note") or [""])[0]
     lang = await _language(c, config, claim.person)
     t = _t(lang)
-    if how not in ACK_HOWS:
+    if how not in set(AckKind):
         return _page(lang, f'<div class="card"><p class="msg bad" id="problem">{t["bad_how"]}</p></div>', 422)
     async with c.store.session() as s:
         alert = await s.get(Alert, alert_id)
-    if alert is None or alert.state == "resolved":
+    if alert is None or alert.state == AlertState.RESOLVED:
         return await _view(c, config, claim, lang)
     note = note.replace("\x00", "")[:NOTE_MAX]
     result = await acknowledge(c.store, config, alert_id, claim.person, how, note, now_ms())
     message = t[f"done_{how}"]
     if result.already_by and result.already_by != claim.person:
-        message = t["already"].format(by=(await _names(c, result.already_by))[result.already_by])
+        message = t["already"].format(by=(await names(c.store, result.already_by))[result.already_by])
     c.feed.poke()
     return await _view(c, config, claim, lang, result=message)
 
 
 def _severity(lang: str, severity: str) -> str:
-    return word(lang, severity) if severity in ("fire", "critical", "warning", "info") else severity
+    return word(lang, severity) if severity in set(Severity) else severity

@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 import orjson
 
-from firewatch.notify.roster import load_file
+from firewatch.notify import load_file
 from firewatch.services import InfluxD, Mosquitto
 
 DISTRICTS = ("510104", "510105", "510106", "510107", "510108")

@@ -152,6 +152,21 @@ def api_token_revoke(token_id: Annotated[int, typer.Argument(help="Token id from
 
 
 # --- notify (notify/) ---
+@app.command("notify")
+def notify_cmd(
+    districts: Annotated[
+        str | None, typer.Option(help="Only alerts of these districts, comma-separated (one stage per worker).")
+    ] = None,
+) -> None:
+    """Page duty officers for alerts, as a service of its own (run alerting with [notify] embedded = false)."""
+    import asyncio
+
+    from firewatch import notify
+
+    service_logging()
+    asyncio.run(notify.run(settings(), [d for d in (districts or "").split(",") if d]))
+
+
 roster_app = typer.Typer(no_args_is_help=True, help="The duty roster: people, channels, groups, shifts.")
 app.add_typer(roster_app, name="roster")
 
@@ -161,7 +176,7 @@ def roster_load(path: Annotated[Path, typer.Argument(help="Roster YAML (see docs
     """Replace the stored roster with a YAML file; nothing changes if the file is wrong."""
     import asyncio
 
-    from firewatch.notify.roster import RosterError, load_file
+    from firewatch.notify import RosterError, load_file
 
     try:
         roster = asyncio.run(load_file(settings().store.url, path))
@@ -176,7 +191,7 @@ def roster_show() -> None:
     """Print the stored roster as YAML (edit it and `roster load` it back)."""
     import asyncio
 
-    from firewatch.notify.roster import dump_yaml
+    from firewatch.notify import dump_yaml
 
     print(asyncio.run(dump_yaml(settings().store.url)), end="")
 
@@ -186,10 +201,7 @@ def roster_test(person_id: Annotated[str, typer.Argument(help="Person id from th
     """Send a test message on each of a person's channels and say which arrived at their server."""
     import asyncio
 
-    from firewatch.notify.channels import Outgoing, try_channels
-    from firewatch.notify.config import notify_config
-    from firewatch.notify.roster import person
-    from firewatch.notify.templates import word
+    from firewatch.notify import Outgoing, notify_config, person, try_channels, word
 
     s = settings()
     config = notify_config(s)
@@ -213,8 +225,7 @@ def roster_now() -> None:
     from datetime import datetime
 
     from firewatch.contract.db import now_ms
-    from firewatch.notify.config import notify_config
-    from firewatch.notify.roster import duty_now
+    from firewatch.notify import duty_now, notify_config
 
     s = settings()
     zone = notify_config(s).zone

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from firewatch.contract.db import Severity
 from firewatch.contract.settings import Settings, SettingsError
 
 MATCH_FIELDS = ("severity", "kind", "district", "site")
@@ -46,7 +47,7 @@ class Route(_Model):
     """Which alerts go to whom; an empty match list matches everything."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    severity: list[Literal["info", "warning", "critical", "fire"]] = []
+    severity: list[Severity] = []
     kind: list[str] = []
     district: list[str] = []
     site: list[str] = []
@@ -100,7 +101,7 @@ class RateLimit(_Model):
 
 
 def _default_routes() -> list[Route]:
-    return [Route(name="duty", severity=["warning", "critical", "fire"], steps=[Step(notify=["group:duty"])])]
+    return [Route(name="duty", severity=[Severity.WARNING, Severity.CRITICAL, Severity.FIRE], steps=[Step(notify=["group:duty"])])]
 
 
 def _default_inhibits() -> list[Inhibit]:
@@ -123,6 +124,12 @@ class NotifyConfig(_Model):
     backoff_s: float = Field(1.0, ge=0, le=60)
     """First wait between attempts; doubles each time."""
     tick_s: float = Field(1.0, gt=0, le=60)
+    embedded: bool = True
+    """notify runs inside `firewatch alerting`; false when it runs as its own service (`firewatch notify`)."""
+    poll_s: float = Field(0.25, gt=0, le=60)
+    """How often notify looks at the audit trail for alert changes when nothing nudges it (its own service)."""
+    metrics_port: int = Field(9467, ge=0, le=65535)
+    """`firewatch notify`'s Prometheus endpoint on 0.0.0.0 (0: none); embedded, alerting's port serves them."""
     public_url: str = ""
     """Filled from `[api] public_url`."""
     secret: str = ""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Integer, String, Text, select, update
@@ -25,10 +25,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 from firewatch.contract.db import Base, Store, now_ms
 from firewatch.notify.channels import ChannelError, Channels, Outgoing, redact
 from firewatch.notify.config import NotifyConfig
+from firewatch.notify.metrics import NotifyMetrics
 
 log = logging.getLogger(__name__)
 
-PENDING, SENT, FAILED, HELD = "pending", "sent", "failed", "held"
+
+class MessageState(StrEnum):
+    """Where a recorded message is; the values are what `notify_messages.state` stores."""
+
+    PENDING = "pending"
+    """Recorded, not yet handed to its channel (or a crash came between the two)."""
+    SENT = "sent"
+    FAILED = "failed"
+    """Every attempt failed."""
+    HELD = "held"
+    """Past the person's rate limit, not sent; never a fire."""
 
 
 class Message(Base):
@@ -49,8 +60,8 @@ class Message(Base):
     link: Mapped[str] = mapped_column(Text, default="")
     actions: Mapped[list[Any]] = mapped_column(JSON, default=list)
     alert: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
-    """pending, sent, failed, or held (rate limit; never for a fire)."""
+    state: Mapped[str] = mapped_column(String(16), default=MessageState.PENDING, index=True)
+    """A `MessageState`."""
     created_ms: Mapped[int] = mapped_column(index=True)
     sent_ms: Mapped[int | None] = mapped_column(nullable=True)
 
@@ -72,13 +83,12 @@ class Delivery(Base):
 
 class Dispatcher:
     def __init__(self, store: Store, config: NotifyConfig, clock: Callable[[], int] = now_ms,
-                 counts: Counter[tuple[str, str]] | None = None) -> None:
+                 metrics: NotifyMetrics | None = None) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.channels = Channels(config)
-        self.counts: Counter[tuple[str, str]] = Counter() if counts is None else counts
-        """(`sent` | `failed` | `attempt_failed`, channel type) → how many, for the service's metrics."""
+        self.metrics = metrics or NotifyMetrics()
         self._in_flight: set[int] = set()
 
     async def aclose(self) -> None:
@@ -90,7 +100,7 @@ class Dispatcher:
 
     async def pending(self) -> list[Message]:
         async with self.store.session() as s:
-            return list((await s.scalars(select(Message).where(Message.state == PENDING))).all())
+            return list((await s.scalars(select(Message).where(Message.state == MessageState.PENDING))).all())
 
     async def _one(self, msg: Message) -> None:
         self._in_flight.add(msg.id)
@@ -124,13 +134,13 @@ class Dispatcher:
             await self._log(msg, attempt, error, took)
             scheme = msg.channel.partition(":")[0]
             if not error:
-                self.counts["sent", scheme] += 1
+                self.metrics.messages.labels("sent", scheme).inc()
                 return
-            self.counts["attempt_failed", scheme] += 1
+            self.metrics.attempts_failed.labels(scheme).inc()
             if attempt < self.config.retries:
                 await asyncio.sleep(wait)
                 wait *= 2
-        self.counts["failed", scheme] += 1
+        self.metrics.messages.labels("failed", scheme).inc()
         log.warning("message %s to %s failed after %d attempts", msg.id, redact(msg.channel), self.config.retries)
 
     async def _log(self, msg: Message, attempt: int, error: str, took_ms: float) -> None:
@@ -144,5 +154,5 @@ class Dispatcher:
             if done:
                 await s.execute(
                     update(Message).where(Message.id == msg.id)
-                    .values(state=FAILED if error else SENT, sent_ms=None if error else at)
+                    .values(state=MessageState.FAILED if error else MessageState.SENT, sent_ms=None if error else at)
                 )

@@ -326,3 +326,58 @@ async def person(store_url: str, person_id: str) -> Person | None:
             return await s.get(Person, person_id)
     finally:
         await store.aclose()
+
+
+async def get_roster(store: Store) -> RosterIn:
+    """The stored roster (the api's `GET /roster`)."""
+    async with store.session() as s:
+        return await export_roster(s)
+
+
+async def put_roster(store: Store, roster: RosterIn, actor: str) -> None:
+    """Replace the stored roster and audit who did it, in one transaction."""
+    async with store.session() as s, s.begin():
+        await replace_roster(s, roster)
+        await store.audit(s, actor, "roster_replace", "roster", people=len(roster.people),
+                          groups=len(roster.groups), shifts=len(roster.shifts))
+
+
+async def put_person(store: Store, body: PersonIn, actor: str) -> None:
+    """Add a person or change one's name, channels and language; audited."""
+    async with store.session() as s, s.begin():
+        row = await s.get(Person, body.id)
+        if row is None:
+            s.add(Person(id=body.id, name=body.name, channels=body.channels, language=body.language))
+        else:
+            row.name, row.channels, row.language = body.name, body.channels, body.language
+        await store.audit(s, actor, "roster_person", f"person:{body.id}", name=body.name)
+
+
+async def delete_person(store: Store, person_id: str, actor: str) -> bool:
+    """Remove a person and their shifts and memberships; False when there was none."""
+    async with store.session() as s, s.begin():
+        done = await s.execute(delete(Person).where(Person.id == person_id))
+        if done.rowcount == 0:
+            return False
+        await store.audit(s, actor, "roster_person_delete", f"person:{person_id}")
+    return True
+
+
+async def duty_at(store: Store, now_ms: int, zone: ZoneInfo) -> Duty:
+    """Who is on duty in each group at `now_ms`."""
+    async with store.session() as s:
+        return await on_duty(s, now_ms, zone)
+
+
+async def names(store: Store, *ids: str) -> dict[str, str]:
+    """Roster names for person ids; an id not in the roster (a console user) stands for itself."""
+    async with store.session() as s:
+        found = dict((await s.execute(select(Person.id, Person.name).where(Person.id.in_(set(ids))))).all())
+    return {i: found.get(i) or i for i in ids}
+
+
+async def language_of(store: Store, person_id: str) -> str:
+    """The person's own language, empty when unset or not in the roster."""
+    async with store.session() as s:
+        p = await s.get(Person, person_id)
+    return p.language if p is not None else ""

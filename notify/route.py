@@ -17,10 +17,10 @@ from fnmatch import fnmatchcase
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from firewatch.contract.db import Alert, Silence
+from firewatch.contract.db import Alert, AlertState, Severity, Silence
 from firewatch.notify.config import MATCH_FIELDS, Inhibit, NotifyConfig, Route
 
-OPEN_STATES = ("firing", "acknowledged")
+OPEN_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class Router:
         route = self.match(alert)
         if route is None:
             return Decision(None, "no route")
-        if alert.severity == "fire":
+        if alert.severity == Severity.FIRE:
             return Decision(route)
         for rule in self.config.inhibit:
             source = await _inhibitor(session, alert, rule)
@@ -66,7 +66,7 @@ class Router:
     @staticmethod
     def group_key(route: Route, alert: Alert) -> str:
         """Alerts with one key share a message; a fire or an ungrouped route gets a key of its own."""
-        if alert.severity == "fire" or route.group_wait_s == 0 or not route.group_by:
+        if alert.severity == Severity.FIRE or route.group_wait_s == 0 or not route.group_by:
             return f"{route.name}|alert:{alert.id}"
         return route.name + "|" + "|".join(f"{f}={getattr(alert, f)}" for f in route.group_by)
 
@@ -83,6 +83,17 @@ async def _inhibitor(session: AsyncSession, alert: Alert, rule: Inhibit) -> Aler
         if any(fnmatchcase(source.rule, p) for p in rule.source_rules):
             return source
     return None
+
+
+def covers(silence: Silence, alert: Alert, now_ms: int) -> bool:
+    """The silence mutes this alert now (an empty field matches anything): `covering_silence` without the store."""
+    return (
+        silence.starts_ms <= now_ms < silence.ends_ms
+        and (not silence.device_id or silence.device_id == alert.device_id)
+        and (not silence.site or silence.site == alert.site)
+        and (not silence.district or silence.district == alert.district)
+        and (not silence.rule or silence.rule == alert.rule)
+    )
 
 
 async def covering_silence(session: AsyncSession, alert: Alert, now_ms: int) -> Silence | None:

@@ -132,6 +132,13 @@ async def add_alert(store: Any, started_ms: int, **fields: Any) -> Any:
         return snapshot(alert)
 
 
+async def audit_changes(store: Any, action: str, alerts: list[Any]) -> None:
+    """The audit rows the lifecycle writes with its changes: what a notify stage follows."""
+    async with store.session() as s, s.begin():
+        for alert in alerts:
+            await store.audit(s, "alerting", action, f"alert:{alert.id}")
+
+
 async def set_state(store: Any, alert_id: int, state: str, at_ms: int, by: str = "") -> Any:
     from firewatch.alerting.changes import snapshot
     from firewatch.contract.db import Alert

@@ -17,9 +17,9 @@ from firewatch.alerting.changes import AlertChange
 from firewatch.contract.db import Alert, AuditEntry, Device, Store, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
-from firewatch.notify.acklink import AckSigner, Claim
-from firewatch.notify.config import notify_config
-from firewatch.notify.escalation import Escalation, Escalator
+from firewatch.notify import AckSigner, Claim, notify_config
+from firewatch.notify.escalations import Escalation, PagingState
+from firewatch.notify.escalator import Escalator
 from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, add_alert
 from tests.test_api_server import ApiThread
@@ -185,7 +185,7 @@ async def test_duty_officer_taps_acknowledge_on_a_phone_and_escalation_stops(
     await paged.escalator.tick()
     await paged.escalator.drain()
     async with store.session() as s:
-        assert (await s.scalar(select(Escalation.state))) == "acknowledged"
+        assert (await s.scalar(select(Escalation.state))) == PagingState.ACKNOWLEDGED
     assert len(sink.at("/zhang")) == 1, "no further page after the tap"
 
 

@@ -112,11 +112,11 @@ groups:
             await client.publish("fire/v1/510104/E1/telemetry", orjson.dumps(
                 {"ts": int(time.time() * 1000), "kind": "electrical", "m": {"residual_ma": 420.0}}), qos=1)
         s = await scrape_until(port, lambda s: sample(
-            s, "firewatch_alerting_notify_messages_total", result="failed", channel="ntfy") == 1)
-        assert sample(s, "firewatch_alerting_notify_messages_total", result="sent", channel="ntfy") == 1
-        assert sample(s, "firewatch_alerting_notify_attempts_failed_total", channel="ntfy") == 2
-        assert sample(s, "firewatch_alerting_notify_nobody_on_duty_total") == 0
-        assert sample(s, "firewatch_alerting_notify_changes_dropped_total") == 0
+            s, "firewatch_notify_messages_total", result="failed", channel="ntfy") == 1)
+        assert sample(s, "firewatch_notify_messages_total", result="sent", channel="ntfy") == 1
+        assert sample(s, "firewatch_notify_attempts_failed_total", channel="ntfy") == 2
+        assert sample(s, "firewatch_notify_nobody_on_duty_total") == 0
+        assert sample(s, "firewatch_notify_changes_dropped_total") == 0
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)

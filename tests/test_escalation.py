@@ -17,9 +17,11 @@ from sqlalchemy import select
 
 from firewatch.alerting.changes import AlertChange
 from firewatch.contract.db import AuditEntry, Device, Store, open_store
+from firewatch.notify import acknowledge
 from firewatch.notify.config import NotifyConfig, Route, Step
-from firewatch.notify.delivery import Delivery, Dispatcher, Message
-from firewatch.notify.escalation import Escalation, Escalator, acknowledge
+from firewatch.notify.delivery import Delivery, Dispatcher, Message, MessageState
+from firewatch.notify.escalations import Escalation, PagingState
+from firewatch.notify.escalator import Escalator
 from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, add_alert, ntfy_posts, set_state
 from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
@@ -138,7 +140,7 @@ async def test_unanswered_alert_climbs_the_chain_repeats_then_stops(
     assert len(inbox.to("zhang@example.org")) == 2
     assert len(inbox.to("li@example.org")) == 2
     async with store.session() as s:
-        assert (await s.scalar(select(Escalation.state))) == "exhausted"
+        assert (await s.scalar(select(Escalation.state))) == PagingState.EXHAUSTED
         gave_up = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "not_acknowledged"))).all()
     assert [(a.subject, a.detail["rounds"]) for a in gave_up] == [(f"alert:{alert.id}", 2)]
 
@@ -275,7 +277,7 @@ async def test_flood_is_rate_limited_per_person_but_fire_always_goes(
     assert sum("预警" in s for s in subjects) == 2
     assert sum("火警" in s for s in subjects) == 3
     async with store.session() as s:
-        held = (await s.scalars(select(Message).where(Message.state == "held"))).all()
+        held = (await s.scalars(select(Message).where(Message.state == MessageState.HELD))).all()
     assert len(held) == 3 and all(m.severity == "warning" for m in held)
 
 

@@ -17,8 +17,9 @@ from firewatch.alerting.config import load as alerting_config
 from firewatch.alerting.pipeline import Pipeline
 from firewatch.contract.db import Alert, Store, open_store
 from firewatch.contract.payload import parse
+from firewatch.notify import Stage, acknowledge
 from firewatch.notify.config import NotifyConfig, Route, Step
-from firewatch.notify.escalation import Escalator, acknowledge
+from firewatch.notify.escalator import Escalator
 from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, ntfy_posts
 
@@ -56,7 +57,7 @@ groups:
     pipeline = Pipeline(alerting_config({}), store)
     await pipeline.start()
     escalator = Escalator(store, config, clock)
-    task = asyncio.create_task(escalator.serve(pipeline.feed.subscribe()))
+    task = asyncio.create_task(Stage(store.url, config, clock).serve(pipeline.feed.subscribe()))
     try:
         event = {"ts": clock.now, "seq": 1, "kind": "panel", "event": "fire", "loop": 1, "point": 23,
                  "zone": "3F east", "component": "smoke"}

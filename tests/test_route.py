@@ -12,11 +12,13 @@ from sqlalchemy import select
 
 from firewatch.alerting.changes import AlertChange, ChangeFeed
 from firewatch.contract.db import AuditEntry, Silence, Store, open_store
+from firewatch.notify import Stage
 from firewatch.notify.config import NotifyConfig, Route, Step
-from firewatch.notify.escalation import Escalation, EscalationMember, Escalator
+from firewatch.notify.escalations import Escalation, EscalationMember
+from firewatch.notify.escalator import Escalator
 from firewatch.notify.roster import load_yaml
 from firewatch.notify.route import Router
-from tests.notify_servers import Clock, HttpSink, add_alert, set_state
+from tests.notify_servers import Clock, HttpSink, add_alert, audit_changes, set_state
 
 
 @pytest.fixture
@@ -212,8 +214,9 @@ async def test_in_a_storm_the_fire_is_handled_before_the_changes_queued_ahead_of
     storm = [await add_alert(store, clock.now, kind="hydrant", rule="offline", severity="warning",
                              device_id=f"H{i}", district="510199") for i in range(40)]
     fire = await add_alert(store, clock.now, device_id="P1")
+    await audit_changes(store, "fired", [*storm, fire])
     feed.publish([*(AlertChange("fired", a, None) for a in storm), AlertChange("fired", fire, None)])
-    task = asyncio.create_task(esc.serve(changes))
+    task = asyncio.create_task(Stage(store.url, esc.config, clock).serve(changes))
     try:
         async with asyncio.timeout(30):
             while len(await _members(store)) < 41:
