@@ -128,7 +128,7 @@ class NotifyConfig(_Model):
     """notify runs inside `firewatch alerting`; false when it runs as its own service (`firewatch notify`)."""
     poll_s: float = Field(0.25, gt=0, le=60)
     """How often notify looks at the audit trail for alert changes when nothing nudges it (its own service)."""
-    metrics_port: int = Field(9467, ge=0, le=65535)
+    metrics_port: int = Field(9468, ge=0, le=65535)
     """`firewatch notify`'s Prometheus endpoint on 0.0.0.0 (0: none); embedded, alerting's port serves them."""
     public_url: str = ""
     """Filled from `[api] public_url`."""
