@@ -93,12 +93,13 @@ def bench_notify(
     rate: Annotated[float, typer.Option(help="Background messages per second.")] = 2_000.0,
     fires: Annotated[float, typer.Option(help="Panel fire alarms per second (each from a new panel).")] = 5.0,
     seconds: Annotated[float, typer.Option(help="How long to publish.")] = 30.0,
+    standalone: Annotated[bool, typer.Option(help="notify as its own process (`firewatch notify`).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fire alarm published on MQTT -> first page received by a channel: p50/p99 under city load."""
     from firewatch.bench import notify
 
-    notify.main(devices, rate, fires, seconds, json)
+    notify.main(devices, rate, fires, seconds, json, standalone)
 
 
 @bench.command("dashboards")

@@ -2,7 +2,8 @@
 
 Real parts: Mosquitto and InfluxDB as child processes, `firewatch alerting` as
 a child process (subscribe → parse → pipeline → change feed → routing →
-escalation), a JSON webhook channel served here over HTTP, and a publisher
+escalation; with --standalone, alerting without notify and `firewatch notify` as a
+second child process following the audit trail), a JSON webhook channel served here over HTTP, and a publisher
 process sending a city's background telemetry (default 20,000 electrical
 detectors at 2,000 messages/s) plus panel fire alarms, each from a new panel.
 A fire's latency is the time from its publish (its `ts`) to the moment the
@@ -104,7 +105,7 @@ class _Pages:
         return Handler
 
 
-def _config(folder: Path, broker: Mosquitto, influx: InfluxD) -> Path:
+def _config(folder: Path, broker: Mosquitto, influx: InfluxD, standalone: bool) -> Path:
     path = folder / "firewatch.toml"
     path.write_text(f"""
 [mqtt]
@@ -118,6 +119,8 @@ url = "sqlite:///{folder}/bench.db"
 data_dir = "{folder}/data"
 [notify]
 secret = "bench"
+embedded = {"false" if standalone else "true"}
+metrics_port = 0
 [notify.rate_limit]
 per_person = 1000000
 [[notify.routes]]
@@ -152,21 +155,22 @@ def _warm_up(port: int, pages: _Pages, timeout_s: float = 90) -> None:
     client.disconnect()
 
 
-def run(devices: int, rate: float, fires_per_s: float, seconds: float, folder: Path) -> dict[str, Any]:
+def run(devices: int, rate: float, fires_per_s: float, seconds: float, folder: Path,
+        standalone: bool = False) -> dict[str, Any]:
     pages = _Pages()
     http = ThreadingHTTPServer(("127.0.0.1", 0), pages.handler())
     threading.Thread(target=http.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{http.server_address[1]}/duty"
     with Mosquitto(folder / "mosquitto") as broker, InfluxD(folder / "influxd") as influx:
         httpx.post(f"{influx.url}/query", data={"q": 'CREATE DATABASE "bench"'}).raise_for_status()
-        config = _config(folder, broker, influx)
+        config = _config(folder, broker, influx, standalone)
         asyncio.run(_roster(folder, hook))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWATCH_")}
         log = (folder / "alerting.log").open("wb")
-        service = subprocess.Popen(
-            [sys.executable, "-c", "from firewatch.cli import main; main()", "--config", str(config), "alerting"],
+        children = [subprocess.Popen(
+            [sys.executable, "-c", "from firewatch.cli import main; main()", "--config", str(config), part],
             env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        ) for part in (("alerting", "notify") if standalone else ("alerting",))]
         try:
             _warm_up(broker.port, pages)
             before = len(pages.first)
@@ -180,8 +184,10 @@ def run(devices: int, rate: float, fires_per_s: float, seconds: float, folder: P
             while len(pages.first) - before < expected and time.time() < deadline:
                 time.sleep(0.1)
         finally:
-            service.terminate()
-            service.wait(15)
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.wait(15)
             log.close()
             http.shutdown()
     stored = _stored_ms(folder / "bench.db")
@@ -189,6 +195,7 @@ def run(devices: int, rate: float, fires_per_s: float, seconds: float, folder: P
             if not d.startswith(WARM_UP) and a in stored]
     lat = np.array(rows) if rows else np.full((1, 2), np.nan)
     return {
+        "notify": "standalone" if standalone else "embedded",
         "devices": devices,
         "background_msgs_per_s": rate,
         "fires_published": int(seconds * fires_per_s),
@@ -211,9 +218,10 @@ def _stored_ms(db: Path) -> dict[int, int]:
     return {int(subject.split(":", 1)[1]): at for subject, at in rows}
 
 
-def main(devices: int, rate: float, fires_per_s: float, seconds: float, as_json: bool) -> None:
+def main(devices: int, rate: float, fires_per_s: float, seconds: float, as_json: bool,
+         standalone: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp:
-        result = run(devices, rate, fires_per_s, seconds, Path(tmp))
+        result = run(devices, rate, fires_per_s, seconds, Path(tmp), standalone)
     if as_json:
         print(orjson.dumps(result).decode())
     else:

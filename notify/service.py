@@ -134,10 +134,14 @@ class Stage:
         await asyncio.to_thread(ready.wait)
         loop: asyncio.AbstractEventLoop = box["loop"]
         try:
-            while thread.is_alive():
+            while True:
                 await nudges.get()
                 nudges.drain()
-                loop.call_soon_threadsafe(box["wake"].set)
+                try:
+                    loop.call_soon_threadsafe(box["wake"].set)
+                except RuntimeError:  # the thread's loop is closed: it ended without being asked to
+                    log.error("the notify thread ended on its own: nobody is paged until alerting restarts")
+                    return
         finally:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(box["stop"].set)
