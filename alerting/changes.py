@@ -23,18 +23,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
-from firewatch.contract.db import Alert
-
-
-class ChangeKind(StrEnum):
-    """What happened to an alert; the `change` field of its InfluxDB point and a metric label."""
-
-    FIRED = "fired"
-    UPDATED = "updated"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
+from firewatch.contract.db import Alert, ChangeKind
 
 
 @dataclass(frozen=True, slots=True)

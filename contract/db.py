@@ -103,6 +103,16 @@ class AlertState(StrEnum):
 
 
 OPEN_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+
+
+class ChangeKind(StrEnum):
+    """What happened to an alert: the `action` of the lifecycle's audit row (which notify follows),
+    the `change` field of its InfluxDB point and a metric label."""
+
+    FIRED = "fired"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
 """An alert in these states is open: the one alert of its fingerprint, still to be resolved."""
 
 

@@ -17,8 +17,7 @@ from sqlalchemy.engine import make_url
 from firewatch.alerting.config import load as load_alerting
 from firewatch.contract.db import Store
 from firewatch.contract.settings import Settings, SettingsError
-from firewatch.notify.config import NotifyConfig, notify_config
-from firewatch.notify.roster import RosterIn, export_roster
+from firewatch.notify import NotifyConfig, RosterIn, get_roster, notify_config
 
 
 def problems(settings: Settings) -> list[str]:
@@ -81,8 +80,7 @@ async def _stored_roster(url: str) -> RosterIn | None:
         return None  # a check creates nothing
     store = Store(url)
     try:
-        async with store.session() as s:
-            roster = await export_roster(s)
+        roster = await get_roster(store)
     except Exception:  # noqa: BLE001 - no store, no tables yet: the roster is not known
         return None
     finally:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy import String, func, or_, select
@@ -31,6 +30,7 @@ from firewatch.contract.db import (
     AlertState,
     AuditEntry,
     Base,
+    ChangeKind,
     Severity,
     Silence,
     Store,
@@ -49,15 +49,6 @@ MAX_GAP = 1_000
 ACTOR = "notify"
 """notify's own audit rows (`not_paged`, `not_acknowledged`) are no change to follow."""
 LIFECYCLE = "alerting"
-
-
-class ChangeKind(StrEnum):
-    """What happened to an alert, as the escalator tells changes apart."""
-
-    FIRED = "fired"
-    UPDATED = "updated"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
 
 
 class Change(Protocol):

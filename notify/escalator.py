@@ -16,8 +16,8 @@ from collections.abc import Callable
 from sqlalchemy import String, cast, exists, literal, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from firewatch.contract.db import Alert, AlertState, AuditEntry, Severity, Store, now_ms
-from firewatch.notify.changes import CATCH_UP_MS, AuditChange, Change, ChangeKind
+from firewatch.contract.db import Alert, AlertState, AuditEntry, ChangeKind, Severity, Store, now_ms
+from firewatch.notify.changes import CATCH_UP_MS, AuditChange, Change
 from firewatch.notify.config import NotifyConfig
 from firewatch.notify.delivery import Dispatcher, Message
 from firewatch.notify.escalations import OPEN, UNANSWERED, Escalation, EscalationMember

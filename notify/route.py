@@ -17,10 +17,8 @@ from fnmatch import fnmatchcase
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from firewatch.contract.db import Alert, AlertState, Severity, Silence
+from firewatch.contract.db import OPEN_STATES, Alert, Severity, Silence
 from firewatch.notify.config import MATCH_FIELDS, Inhibit, NotifyConfig, Route
-
-OPEN_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,8 +140,7 @@ class Stage:
                 try:
                     loop.call_soon_threadsafe(box["wake"].set)
                 except RuntimeError:  # the thread's loop is closed: it ended without being asked to
-                    log.error("the notify thread ended on its own: nobody is paged until alerting restarts")
-                    return
+                    raise RuntimeError("the notify thread ended on its own") from None
         finally:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(box["stop"].set)

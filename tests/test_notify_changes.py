@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from firewatch.contract.db import AlertState, AuditEntry, Store, open_store
-from firewatch.notify.changes import AuditFollower, ChangeKind
+from firewatch.contract.db import AlertState, AuditEntry, ChangeKind, Store, open_store
+from firewatch.notify.changes import AuditFollower
 from tests.notify_servers import add_alert, set_state
 
 
