@@ -77,7 +77,9 @@ class Stage:
             try:
                 await self._follow(escalator, follower, stop, wake)
             finally:
-                await timers
+                if not stop.is_set():  # the follower failed: the timers would wait for a stop forever
+                    timers.cancel()
+                await asyncio.gather(timers, return_exceptions=True)
                 await escalator.drain()
                 with contextlib.suppress(Exception):
                     await follower.save()
