@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+
 from firewatch.api.context import Context, Ctx
 from firewatch.api.readings import readings
 from firewatch.contract.db import Alert, AlertState, Device, District, Severity, now_ms
