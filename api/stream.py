@@ -26,12 +26,14 @@ from firewatch.api.fields import MAX_ID
 from firewatch.api.responses import fast_json
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import OPEN_STATES, Alert, AuditEntry, Device
+from firewatch.contract.rules import rule_labels
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 BATCH = 500
 UNREGISTERED = "unregistered"
 """The kind the snapshot gives a device that reports without being in the registry."""
 UNREGISTERED_SHOWN = 5000
+RULE_LABELS = rule_labels()
 IDLE_S = 15.0
 
 
@@ -45,6 +47,8 @@ class Snapshot(BaseModel):
     map_layer: bool
     """Whether GET /map/layer has boundaries and roads to draw."""
     districts: list[DistrictOut]
+    rule_labels: dict[str, dict[str, str]]
+    """`kind.rule` → {en, zh, unit}: the console says each alert in its language."""
 
 
 async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSentEvent]:
@@ -221,5 +225,6 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
             "map_tile_url": c.settings.api.map_tile_url,
             "map_layer": c.settings.api.map_layer is not None,
             "districts": [d.model_dump() for d in await registry(c)],
+            "rule_labels": RULE_LABELS,
         }
     )

@@ -196,3 +196,34 @@ def default_level(kind: str, rule: str, level: Level) -> float:
     if value is None:
         raise LookupError(f"the {kind} rule {rule} has no {level} level")
     return value
+
+
+LABELS_ZH: dict[str, str] = {
+    "a point false-alarms repeatedly": "点位反复误报", "arc fault": "故障电弧", "backup power fault": "备用电源故障",
+    "battery low": "电池电量低", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
+    "cable temperature rise": "线缆温升过快", "cover open": "井盖/箱盖打开", "fault": "故障", "fault unrepaired (hazard)": "故障未修复（隐患）",
+    "fire alarm": "火警", "freeze risk": "冰冻风险", "high water pressure": "水压过高", "hydrant tilted (knocked over?)": "消火栓倾斜（被撞倒？）",
+    "impossible sensor values": "传感器数值不可能", "low outlet pressure": "出口压力低", "low water pressure": "水压低",
+    "main power fault": "主电源故障", "motor current high": "电机电流过大", "offline (missed reporting periods)": "离线（未按周期上报）",
+    "one cable hotter than its siblings": "单根线缆温度明显高于其他", "over-voltage": "过电压", "overcurrent": "过电流",
+    "phase current unbalance (max - mean) / mean": "三相电流不平衡", "points shielded too long": "点位屏蔽时间过长",
+    "pump temperature high": "水泵温度过高", "residual current": "剩余电流", "residual current abnormal for this device": "剩余电流异常（偏离本设备常态）",
+    "residual current creeping up": "剩余电流缓慢上升", "sensor value frozen": "传感器数值冻结", "sensor value jumping": "传感器数值跳变",
+    "standby pressure abnormally low for this pump": "稳压压力异常偏低", "supervisory signal": "监管信号",
+    "supply over-voltage": "供电过电压", "supply under-voltage": "供电欠电压", "under-voltage": "欠电压", "vibration high": "振动过大",
+    "water flowing with no fire logged (theft or leak)": "无火警时出水（盗水或泄漏）", "water pressure abnormally low for this hydrant": "水压异常偏低（偏离本消火栓常态）",
+    "water pressure dropping": "水压快速下降", "water pressure sinking slowly (leak?)": "水压缓慢下降（泄漏？）",
+}
+"""Each rule's label in Chinese, for the screens and messages of a zh center; a test keeps it complete."""
+
+ZONE_RULE_LABELS = {"water_main": ("water main pressure loss", "供水管网压力下降")}
+"""Correlation's district alerts, which no device rule raises."""
+
+
+def rule_labels() -> dict[str, dict[str, str]]:
+    """`kind.rule` → {en, zh, unit}: what a screen needs to say an alert in its language."""
+    out = {f"{kind}.{name}": {"en": r.label, "zh": LABELS_ZH.get(r.label, r.label), "unit": r.unit}
+           for kind, rules in RULES.items() for name, r in rules.items()}
+    for name, (en, zh) in ZONE_RULE_LABELS.items():
+        out[f"hydrant.{name}"] = {"en": en, "zh": zh, "unit": ""}
+    return out

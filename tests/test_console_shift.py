@@ -133,8 +133,13 @@ def test_the_history_speaks_chinese_and_names_people(browser: Browser, city: Cit
     roster = {"people": [{"id": "wang", "name": "王值班", "channels": []}], "groups": [], "shifts": []}
     assert client(api, keys["admin"]).put("/api/v1/roster", json=roster).status_code == 200
     now = int(time.time() * 1000)
-    (alert_id,) = insert_alerts(
-        api.settings, panel_alert(fleet, 2, state="acknowledged", acknowledged_by="wang", acknowledged_ms=now)
+    hydrant = fleet.of_kind("hydrant")[0]
+    alert_id, low = insert_alerts(
+        api.settings,
+        panel_alert(fleet, 2, state="acknowledged", acknowledged_by="wang", acknowledged_ms=now),
+        {"rule": "pressure_low", "severity": "critical", "kind": "hydrant", "device_id": hydrant.id,
+         "district": hydrant.district, "summary": "low water pressure: 0.09 MPa, level 0.1", "metric": "pressure_mpa",
+         "value": 0.09, "threshold": 0.10, "unit": "MPa"},
     )
 
     async def acknowledged_by_phone() -> None:
@@ -147,9 +152,15 @@ def test_the_history_speaks_chinese_and_names_people(browser: Browser, city: Cit
     page = open_console(browser, api, keys["viewer"])
     item = page.locator(f"#queue li[data-id='{alert_id}']")
     expect(item.locator(".acked")).to_have_text("已确认：王值班")
+    expect(item.locator(".what")).to_have_text("火警：3F east")
+    expect(page.locator(f"#queue li[data-id='{low}'] .what")).to_have_text("水压低：0.09 MPa（阈值 0.1 MPa）")
+    page.click("#lang")
+    expect(page.locator(f"#queue li[data-id='{low}'] .what")).to_have_text("low water pressure: 0.09 MPa, level 0.1")
+    page.click("#lang")
     item.locator(".where").click()
     history = page.locator("#drill ul.history li")
     expect(history).to_have_count(2)
+    expect(page.locator("#drill h2")).to_have_text("火警 · 火警：3F east")
     expect(history.nth(0)).to_contain_text("报警引擎 报警触发")
     expect(history.nth(1)).to_contain_text("王值班 手机确认")
     for english in ("fired", "notify_ack", "wang"):
@@ -157,3 +168,9 @@ def test_the_history_speaks_chinese_and_names_people(browser: Browser, city: Cit
     page.set_viewport_size({"width": 1920, "height": 1080})
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console-history-zh.png"))
+
+
+def test_every_rule_has_a_chinese_label() -> None:
+    from firewatch.contract.rules import LABELS_ZH, RULES
+
+    assert {r.label for rules in RULES.values() for r in rules.values()} <= LABELS_ZH.keys()

@@ -26,6 +26,18 @@ const place = (code) => {
   return (d && (language() === "en" ? d.name_en || d.name : d.name)) || code || "";
 };
 
+let ruleLabels = {}; // "kind.rule" -> {en, zh, unit}
+const num = (v) => String(Number(Number(v).toPrecision(4)));
+/** The alert in the screen's language: alerting's summary for en, said from the rule and its numbers for zh. */
+const summaryOf = (a) => {
+  const l = ruleLabels[`${a.kind}.${a.rule}`];
+  if (!l) return a.summary || a.rule;
+  if (language() === "en") return a.summary || l.en;
+  const unit = a.unit || l.unit;
+  if (a.value != null && a.threshold != null) return `${l.zh}：${num(a.value)} ${unit}（阈值 ${num(a.threshold)} ${unit}）`;
+  if (a.kind === "panel" && a.zone) return `${l.zh}：${a.zone}`;
+  return l.zh;
+};
 const people = new Map(); // roster person id -> name: "已确认：王值班", not "wang"
 const person = (id) => {
   if (people.has(id)) return people.get(id);
@@ -241,7 +253,7 @@ function renderQueue() {
     const acked = a.state === "acknowledged" ? `<div class="acked">${esc(t("acknowledged_by"))}${esc(person(a.acknowledged_by))}</div>` : "";
     return `<li data-id="${a.id}" class="alert sev-${esc(a.severity)} state-${esc(a.state)}">
       <div class="head"><span class="sev">${esc(t("sev." + a.severity))}</span>
-        <b class="what">${esc(a.summary || a.rule)}</b><span class="age">${esc(ago(a.started_ms))}</span></div>
+        <b class="what">${esc(summaryOf(a))}</b><span class="age">${esc(ago(a.started_ms))}</span></div>
       <div class="where">${where}</div>${score}${reasons ? `<ul class="reasons">${reasons}</ul>` : ""}${acked}
       ${actions(a)}${note}</li>`;
   }).join("");
@@ -433,7 +445,7 @@ async function showDevice(id) {
     ${table([[t("district"), esc(place(d.district))], [t("site"), d.site ? `<a href="#" data-site="${esc(d.site)}">${esc(d.site)}</a>` : ""],
       [t("address"), esc(d.address)], [t("status"), esc(status)], [t("fw"), esc(d.status?.fw || "")]])}
     ${open.length ? `<h3>${esc(t("open_alerts"))}</h3><ul class="mini">${open.map((a) =>
-      `<li><a href="#" data-alert="${a.id}">${esc(t("sev." + a.severity))} · ${esc(a.summary || a.rule)}</a></li>`).join("")}</ul>` : ""}
+      `<li><a href="#" data-alert="${a.id}">${esc(t("sev." + a.severity))} · ${esc(summaryOf(a))}</a></li>`).join("")}</ul>` : ""}
     <h3>${esc(t("readings"))}</h3>${rangeButtons()}<div class="charts"></div>`);
   $("#drill").dataset.view = `device:${id}`;
   renderCharts($("#drill .charts"), readings);
@@ -454,7 +466,7 @@ async function showSite(site) {
 
 async function showAlert(id) {
   const { alert: a, history, readings } = await api(`/api/v1/alerts/${id}`);
-  openDrill(`<h2 class="sev-${esc(a.severity)}">${esc(t("sev." + a.severity))} · ${esc(a.summary || a.rule)}</h2>
+  openDrill(`<h2 class="sev-${esc(a.severity)}">${esc(t("sev." + a.severity))} · ${esc(summaryOf(a))}</h2>
     ${table([[t("status"), esc(t(a.state))], [t("site"), a.site ? `<a href="#" data-site="${esc(a.site)}">${esc(a.site)}</a>` : ""],
       ["ID", a.device_id ? `<a href="#" data-device="${esc(a.device_id)}">${esc(a.device_id)}</a>` : ""],
       [t("district"), esc(place(a.district))], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
@@ -629,6 +641,7 @@ async function start(me) {
   }
   districts.clear();
   for (const d of snap.districts) districts.set(d.code, d);
+  ruleLabels = snap.rule_labels || {};
   api("/api/v1/roster").then((r) => {
     people.clear();
     for (const p of r.people) people.set(p.id, p.name);
