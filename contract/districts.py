@@ -34,7 +34,13 @@ class RegistryError(ValueError):
 
 
 def parse_csv(text: str) -> list[DistrictIn]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return _parse(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:  # a stray carriage return, a NUL: said, never a crash
+        raise RegistryError(f"not CSV: {exc}") from None
+
+
+def _parse(reader: csv.DictReader[str]) -> list[DistrictIn]:
     missing = [c for c in ("code", "name") if c not in (reader.fieldnames or [])]
     if missing:
         raise RegistryError(f"the header lacks {', '.join(missing)} (columns: {', '.join(COLUMNS)})")

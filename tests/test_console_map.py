@@ -110,3 +110,23 @@ def test_twenty_thousand_devices_are_drawn_as_counted_cells_with_alerts_on_their
     the_map = "document.querySelector('#map').cityMap"
     close_up = page.evaluate(f"(() => {{ const m = {the_map}; m.view.scale *= 64; m.draw(); return m.clustered; }})()")
     assert close_up is False  # a few streets: every device on its own again
+
+
+def test_the_district_registry_parser_takes_any_text_without_crashing() -> None:
+    """Hostile CSV (stray carriage returns, NULs, quotes) is refused with a reason, never a crash or a 500."""
+    from hypothesis import given, settings as hsettings
+    from hypothesis import strategies as st
+
+    from firewatch.contract.districts import RegistryError, parse_csv
+
+    @hsettings(max_examples=300, deadline=None)
+    @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200).map(lambda t: "code,name\n" + t) | st.text(max_size=60))
+    def check(text: str) -> None:
+        try:
+            rows = parse_csv(text)
+        except RegistryError as exc:
+            assert str(exc)
+        else:
+            assert all(r.code and r.name for r in rows)
+
+    check()
