@@ -200,7 +200,8 @@ def default_level(kind: str, rule: str, level: Level) -> float:
 
 LABELS_ZH: dict[str, str] = {
     "a point false-alarms repeatedly": "点位反复误报", "arc fault": "故障电弧", "backup power fault": "备用电源故障",
-    "battery low": "电池电量低", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
+    "battery low": "电池电量低", "readings unlike this device's learned normal": "读数组合偏离本设备常态",
+    "current or cable temperature unusual for the time of day": "电流或线缆温度与该时段常态不符", "level shift": "读数水平突变", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
     "cable temperature rise": "线缆温升过快", "cover open": "井盖/箱盖打开", "fault": "故障", "fault unrepaired (hazard)": "故障未修复（隐患）",
     "fire alarm": "火警", "freeze risk": "冰冻风险", "high water pressure": "水压过高", "hydrant tilted (knocked over?)": "消火栓倾斜（被撞倒？）",
     "impossible sensor values": "传感器数值不可能", "low outlet pressure": "出口压力低", "low water pressure": "水压低",
