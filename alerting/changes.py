@@ -23,6 +23,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
 
 from firewatch.contract.db import Alert, ChangeKind
 
@@ -87,3 +90,20 @@ class ChangeFeed:
         for sub in self._subs:
             for c in changes:
                 sub.queue.put_nowait(c)
+
+
+class Follower(Protocol):
+    """A stage of another part that follows the change feed inside the alerting process.
+
+    notify, embedded, is one: the `firewatch` command hands it to `AlertingService`, so
+    detection never imports the parts downstream of it.
+    """
+
+    name: str
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Its metrics, served on alerting's metrics port beside alerting's own."""
+        ...
+
+    async def serve(self, changes: Subscription) -> None: ...

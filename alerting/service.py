@@ -6,9 +6,9 @@ messages/s here, too few for a city), parses every message with the shared contr
 reason and skipped, never a crash), and feeds the pipeline in adaptive
 batches: whatever arrived while the previous batch was being processed. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
-registry refreshes, baseline saves, the InfluxDB and MQTT outputs, and the
-notify stage (`firewatch.notify.Stage`, nudged by the change feed; off with
-`[notify] embedded = false` when `firewatch notify` runs on its own), and the Prometheus
+registry refreshes, baseline saves, the InfluxDB and MQTT outputs, the
+`followers` the command hands it (notify's embedded stage, nudged by the change feed;
+none when `firewatch notify` runs on its own), and the Prometheus
 metrics, which `run` serves on `alerting.metrics_port` (alerting/metrics.py): the
 service counts its messages here, the pipeline and lifecycle count theirs, notify its own.
 The MQTT session is persistent (fixed client id) and a message is acknowledged
@@ -25,7 +25,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from operator import attrgetter
 from typing import Any
@@ -36,6 +36,7 @@ from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from firewatch.alerting.changes import Follower
 from firewatch.alerting.config import AlertingConfig, load
 from firewatch.alerting.metrics import PREFIX, Metrics
 from firewatch.alerting.outputs import to_influx, to_mqtt
@@ -48,7 +49,6 @@ from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings
 from firewatch.contract.supervisor import Supervisor
 from firewatch.contract.topics import TopicError, parse_topic, subscription
-from firewatch.notify import Stage, notify_config
 
 log = logging.getLogger("alerting")
 TICK_S = 1.0
@@ -71,16 +71,16 @@ def wall_ms() -> int:
 
 class AlertingService:
     def __init__(self, settings: Settings, districts: list[str] | None = None,
-                 config: AlertingConfig | None = None, notify: bool = True) -> None:
+                 config: AlertingConfig | None = None, followers: Sequence[Follower] = ()) -> None:
         self.settings = settings
-        self.notify = notify
+        self.followers = list(followers)
+        """Other parts' stages on the change feed in this process (notify, embedded)."""
         self.districts = districts or []
         self.config = config or load(settings.alerting)
         self.rejected: Counter[str] = Counter()
         self.received = 0
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
-        self.notifier: Stage | None = None
         self._pending: list[Any] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -120,12 +120,10 @@ class AlertingService:
         to_influx_sub = self.pipeline.feed.subscribe()
         to_mqtt_sub = self.pipeline.feed.subscribe()
         start = self.supervisor.start
-        notify = notify_config(self.settings)
-        if self.notify and notify.embedded:
-            self.notifier = Stage(self.settings.store.url, notify, districts=self.districts)
-            self.metrics.registry.register(self.notifier.metrics.registry)
-        self._tasks = [] if self.notifier is None else [
-            start("alerting-notify", partial(self.notifier.serve, self.pipeline.feed.subscribe()))]
+        for follower in self.followers:
+            self.metrics.registry.register(follower.registry)
+        self._tasks = [start(f"alerting-{f.name}", partial(f.serve, self.pipeline.feed.subscribe()))
+                       for f in self.followers]
         self._tasks += [
             *(start(f"alerting-in{n}", partial(self._subscribe, n, f))
               for n, f in enumerate(subscription(self.districts))),
@@ -347,7 +345,8 @@ class _Counts(Collector):
         )
 
 
-async def run(settings: Settings, districts: list[str] | None = None, stop: asyncio.Event | None = None) -> None:
+async def run(settings: Settings, districts: list[str] | None = None, stop: asyncio.Event | None = None,
+              followers: Sequence[Follower] = ()) -> None:
     """Run until SIGINT/SIGTERM (or `stop`), with the metrics endpoint on `alerting.metrics_port` (0: none).
 
     The endpoint belongs to the process, not to `AlertingService`: the evaluation, the benchmark
@@ -358,7 +357,7 @@ async def run(settings: Settings, districts: list[str] | None = None, stop: asyn
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    service = AlertingService(settings, districts)
+    service = AlertingService(settings, districts, followers=followers)
     if service.config.metrics_port:
         service.metrics.serve(service.config.metrics_port, service.supervisor)
     try:

@@ -136,7 +136,7 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
             influx={"url": "http://127.0.0.1:9"},  # no InfluxDB: the alert points wait in memory
             store={"url": f"sqlite:///{folder}/e2e.db"},
         )
-        service = AlertingService(settings, notify=False)
+        service = AlertingService(settings)
         await service.start()
         await asyncio.wait_for(service.ready.wait(), 30)
         assert service.pipeline is not None

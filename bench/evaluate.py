@@ -179,7 +179,7 @@ async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
         async with Influx(settings.influx) as influx:
             await influx.create_database()
             await fleet.register(settings.store.url)
-            service = AlertingService(settings, notify=False)
+            service = AlertingService(settings)
             await service.start()
             ingestor = Ingestor(settings)
             await ingestor.start()

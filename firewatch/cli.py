@@ -479,13 +479,15 @@ def alerting_cmd(
     """Detect, correlate and keep alerts from the broker's device messages."""
     import asyncio
 
+    from firewatch import notify
     from firewatch.alerting import service
 
     s = settings()
     if clock:
         s.alerting = {**s.alerting, "clock": clock}
     service_logging()
-    asyncio.run(service.run(s, [d for d in (districts or "").split(",") if d]))
+    only = [d for d in (districts or "").split(",") if d]
+    asyncio.run(service.run(s, only, followers=notify.embedded(s, only)))
 
 
 @app.command("replay")

@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry
+
 from firewatch.contract.db import Severity, now_ms, open_store
 from firewatch.contract.settings import Settings
 from firewatch.notify.changes import AuditChange, AuditFollower
@@ -45,7 +47,13 @@ class Nudges(Protocol):
 
 
 class Stage:
-    """One notify stage: a follower of the audit trail and an escalator, on connections of its own."""
+    """One notify stage: a follower of the audit trail and an escalator, on connections of its own.
+
+    Embedded, it is one of the `followers` of `firewatch.alerting.service.AlertingService`
+    (see `embedded`): `name`, `registry` and `serve` are what alerting asks of it.
+    """
+
+    name = "notify"
 
     def __init__(
         self, store_url: str, config: NotifyConfig, clock: Callable[[], int] = now_ms,
@@ -58,6 +66,10 @@ class Stage:
         self.districts = tuple(districts)
         self.started = threading.Event()
         """Set once the stage follows the audit trail (its cursor is taken up)."""
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Follow the audit trail and keep the timers until `stop`; `wake` set means: read the trail now."""
@@ -187,3 +199,8 @@ async def run(settings: Settings, districts: list[str] | None = None, stop: asyn
     finally:
         await asyncio.to_thread(stage.metrics.close)
 
+
+def embedded(settings: Settings, districts: Iterable[str] = ()) -> list[Stage]:
+    """The stage `firewatch alerting` runs in its own process: none when `[notify] embedded = false`."""
+    config = notify_config(settings)
+    return [Stage(settings.store.url, config, districts=districts)] if config.embedded else []

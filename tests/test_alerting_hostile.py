@@ -68,7 +68,7 @@ async def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
 
 
 async def test_a_message_nested_3000_deep_leaves_alerting_alive(store_settings: Settings) -> None:
-    service = AlertingService(store_settings, notify=False)
+    service = AlertingService(store_settings)
     await service.start()
     try:
         await asyncio.wait_for(service.ready.wait(), 10)
@@ -83,7 +83,7 @@ async def test_a_message_nested_3000_deep_leaves_alerting_alive(store_settings: 
 
 
 async def test_a_broken_probe_does_not_silence_residual_current(store_settings: Settings) -> None:
-    service = AlertingService(store_settings, notify=False)
+    service = AlertingService(store_settings)
     await service.start()
     try:
         await asyncio.wait_for(service.ready.wait(), 10)
@@ -106,7 +106,7 @@ async def test_a_broken_probe_does_not_silence_residual_current(store_settings: 
 
 async def test_a_hostile_zone_costs_no_other_panel_its_fire_alert(store_settings: Settings) -> None:
     """A zone over the column's length with a NUL in it, and an innocent panel in the same batch."""
-    service = AlertingService(store_settings, notify=False)
+    service = AlertingService(store_settings)
     await service.start()
     try:
         await asyncio.wait_for(service.ready.wait(), 10)
@@ -137,7 +137,7 @@ async def test_a_transaction_the_store_refuses_is_split_down_to_the_bad_alert(se
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG.rsplit("/", 1)[0] + f"/{name}"
     settings = settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
-    service = AlertingService(settings, notify=False)
+    service = AlertingService(settings)
     try:
         await service.start()
         with psycopg.connect(url, autocommit=True) as conn:
@@ -192,7 +192,7 @@ async def test_a_dead_task_restarts_and_health_says_so_meanwhile(settings: Setti
 
     monkeypatch.setattr(service_module, "parse", parse)
     port = free_port()
-    service = AlertingService(settings, notify=False)
+    service = AlertingService(settings)
     service.supervisor.restart_s = 1.5
     service.metrics.serve(port, service.supervisor)
     await service.start()

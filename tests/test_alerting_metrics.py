@@ -18,6 +18,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from firewatch import notify
 from firewatch.alerting import service
 from firewatch.alerting.config import load
 from firewatch.contract.db import open_store
@@ -105,7 +106,7 @@ groups:
     settings.notify = {"routes": [{"name": "all", "group_wait_s": 0, "steps": [{"notify": ["group:duty"]}]}],
                        "retries": 2, "backoff_s": 0.01}
     stop = asyncio.Event()
-    running = asyncio.create_task(service.run(settings, stop=stop))
+    running = asyncio.create_task(service.run(settings, stop=stop, followers=notify.embedded(settings)))
     try:
         await scrape_until(port, lambda s: sample(s, "firewatch_alerting_broker_connected") == 1)
         async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as client:

@@ -170,7 +170,7 @@ class PipelineThread:
 
         self.ingest = Ingestor(self.settings)
         await self.ingest.start()
-        self.alerting = AlertingService(self.settings, notify=False)
+        self.alerting = AlertingService(self.settings)
         await self.alerting.start()
         await asyncio.wait_for(self.alerting.ready.wait(), 30)
 

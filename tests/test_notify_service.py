@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from firewatch.alerting.service import AlertingService
 from firewatch.contract.db import AuditEntry, Severity, open_store
 from firewatch.contract.settings import Settings
+from firewatch.notify import embedded
 from firewatch.notify.delivery import Message, MessageState
 from firewatch.notify.roster import load_yaml
 from firewatch.services import free_port
@@ -170,7 +171,7 @@ async def test_notify_alone_pages_each_fire_once_across_a_kill_and_restart(
     alerting: tuple[AlertingService, NotifyProcess], settings: Settings, sink: HttpSink, store_url: str,
 ) -> None:
     service, notify = alerting
-    assert service.notifier is None, "alerting started without its embedded notify"
+    assert embedded(settings) == [], "[notify] embedded = false: `firewatch alerting` runs no notify of its own"
     notify.start()
     await until(lambda: notify.metric("firewatch_notify_audit_cursor") is not None, "notify's metrics")
 
