@@ -1,7 +1,7 @@
 """`firewatch alerting`: the pipeline on a live broker.
 
 Subscribes to `fire/v1/+/+/+` (or only some districts, so workers can split a
-city) with ingest's lean MQTT subscriber (aiomqtt received ~1,300 QoS 1
+city) with the shared MQTT client (contract/mqtt.py; aiomqtt received ~1,300 QoS 1
 messages/s here, too few for a city), parses every message with the shared contract (a bad one is counted by
 reason and skipped, never a crash), and feeds the pipeline in adaptive
 batches: whatever arrived while the previous batch was being processed. Around
@@ -30,7 +30,6 @@ from functools import partial
 from operator import attrgetter
 from typing import Any
 
-import aiomqtt
 import numpy as np
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -44,7 +43,7 @@ from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import Registry, load_registry
 from firewatch.contract.db import Store, open_store
 from firewatch.contract.influx import Influx
-from firewatch.contract.mqtt import Connection, MqttError, Session, connect, tls_context
+from firewatch.contract.mqtt import Connection, Publisher, Session, supervise, tls_context
 from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings
 from firewatch.contract.supervisor import Supervisor
@@ -181,34 +180,23 @@ class AlertingService:
 
     async def _subscribe(self, n: int, topic_filter: str) -> None:
         """One persistent session per filter; messages are acknowledged once their batch is processed."""
-        m = self.settings.mqtt
-        session = Session.from_settings(m, self._client_id(f"in{n}"))
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                conn = await connect(session, topic_filter, self._on_messages, tls_context(self.settings.mqtt))
-            except (OSError, TimeoutError, MqttError) as exc:
-                log.warning("broker unreachable (%s); retrying in %.1f s", exc, delay)
-                await self._pause(delay)
-                delay = min(delay * 2, 30)
-                continue
-            delay = 0.5
+        session = Session.from_settings(self.settings.mqtt, self._client_id(f"in{n}"))
+
+        def up(conn: Connection) -> None:
             self._conns.add(conn)  # stop() acknowledges the last batch on it, then closes it
             if self.config.clock == "wall" and self.pipeline is not None:
                 self.pipeline.expect(wall_ms())  # after a broker outage: a grace, not an offline storm
             self._connected.add(n)
             if len(self._connected) == len(subscription(self.districts)):
                 self.ready.set()
-            keepalive = asyncio.create_task(conn.keepalive(m.keepalive_s))
-            try:
-                await conn.closed
-            except MqttError as exc:
-                log.warning("broker connection lost: %s", exc)
-            finally:
-                keepalive.cancel()
-                self._connected.discard(n)
-                if not self._stopping.is_set():
-                    self._conns.discard(conn)
+
+        def down(conn: Connection) -> None:
+            self._connected.discard(n)
+            if not self._stopping.is_set():
+                self._conns.discard(conn)
+
+        await supervise(session, topic_filter, self._on_messages, tls=tls_context(self.settings.mqtt),
+                        on_up=up, on_down=down, name=f"alerting in{n}")
 
     def _on_messages(self, conn: Connection, messages: list[tuple[str, bytes, bytes | None, bool]]) -> None:
         now = wall_ms()
@@ -217,21 +205,11 @@ class AlertingService:
         self._wake.set()
 
     async def _publish(self, changes: Any) -> None:
-        """Alert changes out on MQTT (a client of its own: publishing is rare, receiving is not)."""
-        m = self.settings.mqtt
-        delay = 1.0
-        while not self._stopping.is_set():
-            try:
-                async with aiomqtt.Client(
-                    m.host, m.port, username=m.username, password=m.password, keepalive=m.keepalive_s,
-                    identifier=self._client_id("out"), tls_context=tls_context(self.settings.mqtt), timeout=30,
-                ) as client:
-                    delay = 1.0
-                    await to_mqtt(changes, client)
-            except aiomqtt.MqttError as exc:
-                log.warning("alert publisher: broker unreachable (%s); retrying in %.0f s", exc, delay)
-                await self._pause(delay)
-                delay = min(delay * 2, 30)
+        """Alert changes out on MQTT, on a connection of its own (publishing is rare, receiving is not)."""
+        session = Session.from_settings(self.settings.mqtt, self._client_id("out"), session_expiry_s=0,
+                                        clean_start=True)
+        async with Publisher(session, tls_context(self.settings.mqtt), name="alerting out") as publisher:
+            await to_mqtt(changes, publisher)
 
     async def _process(self) -> None:
         while not self._stopping.is_set():

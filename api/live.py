@@ -13,13 +13,12 @@ import asyncio
 import logging
 import os
 import socket
-import ssl
 
-import aiomqtt
 from sqlalchemy import func, select
 
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import AuditEntry, Store, now_ms
+from firewatch.contract.mqtt import Connection, Message, Session, supervise, tls_context
 from firewatch.contract.payload import DeviceStatus, parse
 from firewatch.contract.settings import MqttSettings
 from firewatch.contract.topics import ALERTS, PREFIX
@@ -81,49 +80,38 @@ class Listener:
         self._pending: dict[str, DeviceStatus] = {}
         self._pending_set = asyncio.Event()
 
-    def _client_for(self) -> aiomqtt.Client:
-        s = self.settings
-        tls = None
-        if s.tls:
-            tls = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=f"{s.client_id_prefix}-api-{socket.gethostname()}-{os.getpid()}",
-            keepalive=s.keepalive_s,
-            tls_context=tls,
-        )
-
     async def run(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                async with self._client_for() as client:
-                    await client.subscribe(f"{PREFIX}/{ALERTS}/#", qos=1)
-                    await client.subscribe(f"{PREFIX}/+/+/status", qos=1)
-                    self.connected = True
-                    backoff = 0.2
-                    self.feed.poke()
-                    async for msg in client.messages:
-                        self._handle(msg.topic.value, msg.payload)
-            except aiomqtt.MqttError as exc:
-                log.info("MQTT connection lost (%s); retrying in %.1f s", exc, backoff)
-            except Exception:
-                log.exception("MQTT listener failed; retrying in %.1f s", backoff)
-            finally:
-                self.connected = False
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        s = self.settings
+        session = Session.from_settings(
+            s, f"{s.client_id_prefix}-api-{socket.gethostname()}-{os.getpid()}", session_expiry_s=0,
+            clean_start=True,
+        )
+        await supervise(session, [f"{PREFIX}/{ALERTS}/#", f"{PREFIX}/+/+/status"], self._on_messages,
+                        tls=tls_context(s), on_up=self._up, on_down=self._down, name="api live")
 
-    def _handle(self, topic: str, payload: object) -> None:
+    def _up(self, _conn: Connection) -> None:
+        self.connected = True
+        self.feed.poke()
+
+    def _down(self, _conn: Connection) -> None:
+        self.connected = False
+
+    def _on_messages(self, conn: Connection, messages: list[Message]) -> None:
+        """Statuses are kept by device until written, so they are acknowledged at once."""
+        for topic, payload, _, _ in messages:
+            self._handle(topic, payload)
+        conn.ack([ack for _, _, ack, _ in messages if ack is not None])
+
+    def _handle(self, topic: str, payload: bytes) -> None:
         if topic.startswith(f"{PREFIX}/{ALERTS}/"):
             self.feed.poke()
             return
-        if not isinstance(payload, bytes | bytearray):
+        try:
+            parsed = parse(topic, payload)
+        except Exception:  # noqa: BLE001 - a message we cannot read must not stop the live feed
+            log.exception("api live: cannot parse a message on %s; skipped", topic)
             return
-        for record in parse(topic, bytes(payload)).records:
+        for record in parsed.records:
             if isinstance(record, DeviceStatus):
                 self._pending[record.device_id] = record
                 self._pending_set.set()

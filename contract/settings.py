@@ -61,6 +61,11 @@ class MqttSettings(_Section):
     ca_file: Path | None = None
     keepalive_s: int = Field(30, ge=5, le=3600)
     client_id_prefix: str = "firewatch"
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    """TCP, TLS, CONNECT and SUBSCRIBE together; a broker silent past it counts as down."""
+    reconnect_max_s: float = Field(0.5, gt=0, le=300)
+    """Longest wait between reconnect tries (jittered): a local broker back from a restart is
+    used within this, before the devices' queued messages find no subscriber."""
 
 
 class InfluxSettings(_Section):
@@ -75,7 +80,13 @@ class InfluxSettings(_Section):
 
 
 class IngestSettings(_Section):
-    share_group: str = Field("ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    share_group: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    """Empty: one ingest process on a plain persistent subscription, the only kind Mosquitto
+    2.0.11 restores after a restart. A name: several processes share `$share/{name}/…`, for
+    brokers that restore shared subscriptions (Mosquitto >= 2.0.12); see docs/ingest.md."""
+    share_session_expiry_s: int = Field(10, ge=0, le=7 * 24 * 3600)
+    """With a share group: how long the broker keeps a vanished member's session, and so how
+    long its share still goes to it before the others get it."""
     batch_size: int = Field(20_000, ge=1, le=100_000)
     """Lines per InfluxDB write; larger costs InfluxDB less CPU per point, and a batch
     is written after flush_interval_s however few lines it holds."""

@@ -34,10 +34,13 @@ from firewatch.ingest.dead_letter import DeadLetters, RejectionLog, entry
 from firewatch.ingest.metrics import Metrics
 from firewatch.ingest.registry import load_sites
 from firewatch.ingest.spool import Spool
+from firewatch.ingest.stamps import ArrivalStamps
 
 log = logging.getLogger("firewatch.ingest")
 INFLUX_REFUSED = "influx_refused"
 """Dead-letter reason of a line InfluxDB refused on its own (a field type conflict)."""
+UNPARSEABLE = "unparseable"
+"""Dead-letter reason of a message the parser failed on: acknowledged once, never redelivered forever."""
 _BAD_POINT_STATUS = frozenset({400, 413, 422})
 """Answers that blame the body, so splitting it finds the culprit; any other refusal
 (missing database, credentials) is InfluxDB's state, and the batch waits in the spool."""
@@ -91,7 +94,8 @@ class Ingestor:
         self.client_id = (
             s.client_id or f"{settings.mqtt.client_id_prefix}-ingest-{socket.gethostname()}"
         )
-        self.topic_filter = f"$share/{s.share_group}/{subscription()[0]}"
+        everything = subscription()[0]
+        self.topic_filter = f"$share/{s.share_group}/{everything}" if s.share_group else everything
         self.metrics = Metrics()
         self.supervisor = Supervisor(self.metrics.registry, "firewatch_ingest_", log)
         self.ready = asyncio.Event()
@@ -103,11 +107,13 @@ class Ingestor:
         self._influx = Influx(settings.influx)
         self._sites: dict[str, str] = {}
         self._last_seq: dict[str, int] = {}
+        self._stamps = ArrivalStamps()
         self._batch = _Batch()
         self._sealed: asyncio.Queue[_Batch] = asyncio.Queue()
         self._stored: dict[int, _Batch] = {}
         self._next_ack = 0
         self._spooled = asyncio.Event()
+        self._store_failure: float | None = None
         self._conn: mqtt.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._update_spool_gauges()
@@ -163,6 +169,7 @@ class Ingestor:
         acks = batch.acks
         sites = self._sites
         last_seq = self._last_seq
+        stamps = self._stamps
         duplicates = redelivered = 0
         for topic, payload, packet_id, dup in messages:
             redelivered += dup
@@ -175,15 +182,22 @@ class Ingestor:
                     payload,
                 )
             else:
-                parsed = parse(topic, payload, now_ms)
-                for record in parsed.records:
+                try:
+                    parsed = parse(topic, payload, now_ms)
+                except Exception as exc:  # noqa: BLE001 - one message must not stop the stream
+                    self._reject(topic, UNPARSEABLE, f"{exc.__class__.__name__}: {exc}"[:200], now_ms,
+                                 payload)
+                    parsed = None
+                for record in parsed.records if parsed is not None else ():
                     device = record.device_id
-                    lines.append(record_line(record, sites.get(device, "")))
                     seq = getattr(record, "seq", None)
+                    if record.ts_ms == now_ms:  # no device time: a stamp of its own, see stamps.py
+                        record.ts_ms = stamps.stamp(device, seq, now_ms, dup)
+                    lines.append(record_line(record, sites.get(device, "")))
                     if seq is not None:
                         duplicates += last_seq.get(device) == seq
                         last_seq[device] = seq
-                for rejection in parsed.rejections:
+                for rejection in parsed.rejections if parsed is not None else ():
                     self._reject(topic, rejection.reason, rejection.detail, now_ms, payload)
             if packet_id is not None:
                 acks.append(packet_id)
@@ -223,11 +237,27 @@ class Ingestor:
                 try:
                     await self._store(batch)
                     break
-                except Exception:
-                    log.exception("cannot store a batch of %d records; retrying", len(batch.lines))
+                except Exception as exc:  # noqa: BLE001 - held and retried, never dropped
+                    self._cannot_store(exc, len(batch.lines))
                     await asyncio.sleep(1.0)
+            if self._store_failure is not None:
+                log.warning("storing again after %.1f s (%s)",
+                            time.monotonic() - self._store_failure, "InfluxDB or the spool is back")
+                self._store_failure = None
+                self.metrics.spool_full.set(0)
             self._acknowledge(batch)
             self._sealed.task_done()
+
+    def _cannot_store(self, exc: Exception, records: int) -> None:
+        """One log line when storing starts failing, not one per retry; the gauge says it meanwhile.
+
+        The batch stays unacknowledged, so the broker holds it and everything after it.
+        """
+        if self._store_failure is None:
+            self._store_failure = time.monotonic()
+            self.metrics.spool_full.set(1)
+            log.error("cannot store a batch of %d records (InfluxDB down and the spool failing: %s: %s); "
+                      "holding it, retrying every second", records, exc.__class__.__name__, exc)
 
     async def _store(self, batch: _Batch) -> None:
         if batch.lines:
@@ -333,41 +363,27 @@ class Ingestor:
     def _session(self) -> mqtt.Session:
         # Room for a batch filling, two being written and one waiting: more would only
         # hold memory while InfluxDB is the slower side, less would idle the writers.
+        s = self.settings.ingest
+        extra = {"session_expiry_s": s.share_session_expiry_s} if s.share_group else {}
         return mqtt.Session.from_settings(
-            self.settings.mqtt, self.client_id, receive_maximum=min(65535, max(1000, 4 * self._batch_size))
+            self.settings.mqtt, self.client_id,
+            receive_maximum=min(65535, max(1000, 4 * self._batch_size)), **extra,
         )
 
     async def _connect_loop(self) -> None:
-        session, tls = self._session(), mqtt.tls_context(self.settings.mqtt)
-        delay = 0.2
-        while True:
-            try:
-                conn = await mqtt.connect(session, self.topic_filter, self._on_messages, tls)
-            except (OSError, TimeoutError, mqtt.MqttError) as exc:
-                log.warning(
-                    "broker %s:%d: %s; retrying in %.1f s", session.host, session.port, exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.2
-            self._conn = conn
-            self.metrics.connected.set(1)
-            log.info(
-                "subscribed to %s as %s (session %s)",
-                self.topic_filter,
-                session.client_id,
-                "resumed" if conn.session_present else "new",
-            )
-            self.ready.set()
-            pinger = asyncio.create_task(conn.keepalive(session.keepalive_s))
-            try:
-                await conn.closed
-            except mqtt.MqttError as exc:
-                log.warning("broker: %s; reconnecting", exc)
-            finally:
-                pinger.cancel()
-                self.metrics.connected.set(0)
+        await mqtt.supervise(
+            self._session(), self.topic_filter, self._on_messages,
+            tls=mqtt.tls_context(self.settings.mqtt), on_up=self._up, on_down=self._down,
+            name="ingest",
+        )
+
+    def _up(self, conn: mqtt.Connection) -> None:
+        self._conn = conn
+        self.metrics.connected.set(1)
+        self.ready.set()
+
+    def _down(self, conn: mqtt.Connection) -> None:
+        self.metrics.connected.set(0)
 
     async def _refresh_sites(self) -> None:
         try:

@@ -25,6 +25,11 @@ class Metrics:
         )
         self.spool_bytes = Gauge(p + "spool_bytes", "Bytes waiting in the spool", registry=r)
         self.spool_records = Gauge(p + "spool_records", "Records waiting in the spool", registry=r)
+        self.spool_full = Gauge(
+            p + "spool_full",
+            "1 while a batch can go neither to InfluxDB nor to the spool (disk full); the broker holds the rest",
+            registry=r,
+        )
         self.connected = Gauge(
             p + "broker_connected", "1 while subscribed to the broker", registry=r
         )

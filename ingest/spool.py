@@ -52,13 +52,19 @@ class Spool:
             name = f"{self._next:012d}-{records}.lp"
             self._next += 1
         tmp = self.dir / (name + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
         final = self.dir / name
-        tmp.rename(final)
-        _fsync_dir(self.dir)
+        try:
+            with tmp.open("wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.rename(final)
+            _fsync_dir(self.dir)
+        except BaseException:
+            # A full disk: leave nothing behind, the caller tries again with the same batch.
+            tmp.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+            raise
         with self._lock:
             self._segments.append(Segment(final, records, len(body)))
             self.records += records

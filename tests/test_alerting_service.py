@@ -15,6 +15,7 @@ from firewatch.alerting.outputs import to_mqtt
 from firewatch.alerting.service import AlertingService
 from firewatch.contract.db import Alert
 from firewatch.contract.influx import Influx
+from firewatch.contract.mqtt import Publisher, Session
 from firewatch.contract.settings import Settings
 from firewatch.services import Mosquitto
 
@@ -80,20 +81,22 @@ async def test_device_message_to_stored_published_and_recorded_alert(settings: S
 
 async def test_alert_publisher_stops_when_stopped_as_the_puback_arrives(mosquitto: Mosquitto) -> None:
     """The service stops its MQTT alert publisher by cancelling it. A cancel in the turn of the loop
-    right after the PUBACK was read used to be lost (aiomqtt waits with asyncio.wait_for, which on
+    right after the PUBACK was read used to be lost (aiomqtt waited with asyncio.wait_for, which on
     Python 3.11 drops it): the publisher then waited for the next change for good, its
     connection open, and the service's stop reported it stuck."""
     feed = ChangeFeed()
     changes = feed.subscribe()
     loop = asyncio.get_running_loop()
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="t-alert-publisher-stop") as client:
+    session = Session("127.0.0.1", mosquitto.port, "t-alert-publisher-stop", session_expiry_s=0)
+    async with Publisher(session) as client:
         publisher = asyncio.create_task(to_mqtt(changes, client))
         was_pending = False
 
         def stop_once_acknowledged() -> None:
-            """Each turn of the loop: the PUBACK is in once aiomqtt forgets the pending publish."""
+            """Each turn of the loop: the PUBACK is in once the connection forgets the pending publish."""
             nonlocal was_pending
-            if client._pending_publishes:  # private, but the one way to pin the PUBACK to a turn
+            conn = client._conn
+            if conn is not None and conn._waiting:  # private, but the one way to pin the PUBACK to a turn
                 was_pending = True
             elif was_pending:
                 publisher.cancel()
@@ -106,7 +109,7 @@ async def test_alert_publisher_stops_when_stopped_as_the_puback_arrives(mosquitt
         feed.publish([AlertChange("fired", alert, 1)])
         try:
             await asyncio.wait({publisher}, timeout=15)
-            assert publisher.cancelled()
+            assert was_pending and publisher.cancelled()
         finally:
             publisher.cancel()
 

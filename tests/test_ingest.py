@@ -551,7 +551,7 @@ async def test_ingest_logs_in_and_the_deployment_acl_allows_its_shared_subscript
         )
         await wrong.start()
         await eventually(
-            lambda: "not authorized (mqtt.username, mqtt.password)" in caplog.text, True
+            lambda: "0x87 NOT_AUTHORIZED; see mqtt.username, mqtt.password" in caplog.text, True
         )
         assert not wrong.ready.is_set()
         await wrong.stop()

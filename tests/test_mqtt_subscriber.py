@@ -1,4 +1,4 @@
-"""contract.mqtt's packet reader: whole messages out, however TCP cuts the stream."""
+"""contract.mqtt's packet reader: whole messages out, however TCP cuts the stream; the acks are PUBACKs."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ async def test_messages_come_out_whole_whatever_the_chunking() -> None:
         b"\x26" + struct.pack("!H", 7) + b"gateway" + struct.pack("!H", 300) + b"g" * 300
     )
     expected = [
-        ("fire/v1/d1/H1/telemetry", b'{"m": 1}', struct.pack("!H", 1), False),
-        ("fire/v1/d1/H2/telemetry", b"x" * 70_000, struct.pack("!H", 2), True),  # 3-byte length
+        ("fire/v1/d1/H1/telemetry", b'{"m": 1}', b"\x40\x02" + struct.pack("!H", 1), False),
+        ("fire/v1/d1/H2/telemetry", b"x" * 70_000, b"\x40\x02" + struct.pack("!H", 2), True),  # 3-byte length
         ("fire/v1/d1/H3/status", b'{"online": true}', None, False),  # QoS 0
-        ("fire/v1/d1/H4/event", b"{}", struct.pack("!H", 65535), False),  # long properties
+        ("fire/v1/d1/H4/event", b"{}", b"\x40\x02" + struct.pack("!H", 65535), False),  # long properties
     ]
     stream = b"".join(
         [
