@@ -117,13 +117,19 @@ def port_open(port: int) -> bool:
 class Mosquitto(_Child):
     name = "mosquitto"
     binary = "mosquitto"
+    autosave_s = 1
+    extra_config = ""
+    """More lines for mosquitto.conf (a password file, an ACL), for tests of the deployment's rules."""
 
     @property
     def host(self) -> str:
         return "127.0.0.1"
 
     def _configure(self) -> None:
-        # No queue limits: a persistent session must hold everything while ingest is down.
+        # The deployment's bounds (deploy/mosquitto/mosquitto.conf, docs/ingest.md): the
+        # in-memory state is saved every second, so a SIGKILL loses at most the last second's
+        # messages that were neither delivered nor saved. Queues stay unbounded here: a test's
+        # persistent session must hold everything while its ingest is down.
         # Run as whoever started us: as root, Mosquitto would drop to a user that
         # cannot write persistence into our folder.
         (self.dir / "mosquitto.conf").write_text(
@@ -132,14 +138,14 @@ listener {self.port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {self.dir}/
-autosave_interval 30
+autosave_interval {self.autosave_s}
 max_queued_messages 0
 max_queued_bytes 0
 max_inflight_messages 1000
 log_dest stderr
 log_type error
 log_type warning
-"""
+{self.extra_config}"""
         )
 
     def _command(self) -> list[str]:
