@@ -22,7 +22,8 @@ from firewatch.api.context import Ctx
 from firewatch.api.errors import ApiError, conflict, invalid, not_found
 from firewatch.api.fields import DeviceId, DevicePath, District, KindName, Limit, Offset, Site
 from firewatch.api.tables import DeviceState
-from firewatch.contract.db import Device, now_ms
+from firewatch.contract import credentials
+from firewatch.contract.db import Device
 from firewatch.contract.rules import RULES
 from firewatch.contract.settings import SettingsError
 
@@ -268,16 +269,18 @@ async def update_device(device_id: DevicePath, body: DevicePatch, c: Ctx, who: A
     "/devices/{device_id}", response_model=DeviceOut, summary="Retire a device (kept, off the map)"
 )
 async def retire_device(device_id: DevicePath, c: Ctx, who: Admin) -> DeviceOut:
-    async with c.store.session() as s, s.begin():
+    """Its broker password and ACL entry go too (with `mqtt.password_file` set): a retired
+    device can no longer connect once the broker rereads them."""
+    async with c.store.session() as s:
         d = await s.get(Device, device_id)
-        if d is None:
-            raise not_found(f"device {device_id}")
-        if d.retired_ms is not None:
-            raise conflict(f"device {device_id} is already retired")
-        d.retired_ms = now_ms()
-        await c.store.audit(s, who.name, "retire", f"device:{device_id}")
+    if d is None:
+        raise not_found(f"device {device_id}")
+    if d.retired_ms is not None:
+        raise conflict(f"device {device_id} is already retired")
+    retired = await credentials.retire_device(c.store, device_id, c.settings.mqtt.password_file, who.name)
+    assert retired is not None
     c.feed.poke()
-    return device_out(d)
+    return device_out(retired)
 
 
 def _csv_row(raw: dict[str, str | None]) -> DeviceIn:

@@ -1,7 +1,14 @@
-"""Broker credentials for devices: a password and the line Mosquitto's password file holds.
+"""Broker credentials and the broker's ACL, both written from the device registry.
 
-A device's MQTT username is its device id, so the broker ACL
-`pattern write fire/v1/+/%u/#` keeps each device inside its own topics. The hash
+A device's MQTT username is its device id, and the ACL gives each registered,
+unretired device one right: to publish under `fire/v1/<its district>/<its id>/`.
+Everything else is denied to it: another district, another device, and the
+system topics such as `fire/v1/_alerts/`, which only the firewatch service
+account may publish to, so an alert there is one firewatch raised. Retiring a
+device drops its password line and its ACL entry at the next write of both
+files (`sync_broker_auth`), which every registration and retirement does; the
+broker rereads them on SIGHUP (deploy/mosquitto/entrypoint.sh sends it when
+they change). The hash
 is Mosquitto 2.0's `$7$` format (PBKDF2-HMAC-SHA512, base64 salt and digest), the
 same `mosquitto_passwd` writes, so the broker reads our file without any tool of
 its own. Passwords are 144 random bits: the iteration count guards nothing a
@@ -18,12 +25,35 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from firewatch.contract.db import Device, open_store
+from sqlalchemy import select
+
+from firewatch.contract.db import Device, Store, now_ms, open_store
 from firewatch.contract.kinds import SPECS
-from firewatch.contract.topics import DEVICE_RE, DISTRICT_RE
+from firewatch.contract.topics import ALERTS, DEVICE_RE, DISTRICT_RE, PREFIX
 
 ITERATIONS = 101
 SALT_BYTES = 12
+SERVICE_ACCOUNTS = ("firewatch", "simulator")
+"""Broker users that are not devices: their password lines are kept as they are (the broker's
+entrypoint writes them), and their rights are SERVICE_ACL's."""
+SERVICE_ACL = f"""# Written by firewatch from the device registry (contract/credentials.py); edits are overwritten.
+# Reloaded on SIGHUP.
+
+# The firewatch services: ingest, alerting and the api read every device topic;
+# only this account publishes alerts, under {PREFIX}/{ALERTS}/.
+user firewatch
+topic read {PREFIX}/#
+topic write {PREFIX}/{ALERTS}/#
+# The GB/T 26875.3 gateway publishes for the panels it speaks for, and takes duty-check
+# requests (from the api) under firewatch/gateway/; no device reaches either.
+topic write {PREFIX}/+/+/+
+topic readwrite firewatch/gateway/#
+
+# The demo fleet (compose profile "simulator") speaks for many devices, never for firewatch.
+user simulator
+topic write {PREFIX}/+/+/+
+topic deny {PREFIX}/{ALERTS}/#
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +95,63 @@ def new_credentials(device_id: str) -> Credentials:
     return Credentials(device_id, password, hash_password(password))
 
 
+def device_acl(devices: list[Device]) -> str:
+    """The whole ACL file: the service accounts, then each device's own topics and nothing else."""
+    blocks = [SERVICE_ACL]
+    for d in sorted(devices, key=lambda d: d.id):
+        if d.retired_ms is None and d.mqtt_password_hash and DEVICE_RE.fullmatch(d.id) \
+                and DISTRICT_RE.fullmatch(d.district):
+            blocks.append(f"user {d.id}\ntopic write {PREFIX}/{d.district}/{d.id}/#\n")
+    return "\n".join(blocks)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write beside, then rename, so a broker reloading on SIGHUP never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def acl_file_for(password_file: Path) -> Path:
+    """The ACL lives beside the password file, on the volume both firewatch and the broker mount."""
+    return password_file.with_name("acl")
+
+
+async def sync_broker_auth(store: Store, password_file: Path) -> int:
+    """Rewrite the password file and the ACL from the registry; returns the devices admitted.
+
+    Service accounts' password lines are kept; every other line is the registry's: a device
+    that is retired or has no credentials is left out of both files.
+    """
+    async with store.session() as s:
+        devices = list((await s.scalars(select(Device))).all())
+    admitted = {d.id: d.mqtt_password_hash for d in devices
+                if d.retired_ms is None and d.mqtt_password_hash and ":" not in d.id}
+    lines = password_file.read_text(encoding="utf-8").splitlines() if password_file.exists() else []
+    kept = [ln for ln in lines if ln.split(":", 1)[0] in SERVICE_ACCOUNTS]
+    kept += [f"{user}:{hashed}" for user, hashed in sorted(admitted.items())]
+    _replace(password_file, "\n".join(kept) + "\n")
+    _replace(acl_file_for(password_file), device_acl(devices))
+    return len(admitted)
+
+
+async def retire_device(store: Store, device_id: str, password_file: Path | None, actor: str) -> Device | None:
+    """Retire a device and take its broker credentials away; None if there is no such device."""
+    async with store.session() as s, s.begin():
+        device = await s.get(Device, device_id)
+        if device is None:
+            return None
+        if device.retired_ms is None:
+            device.retired_ms = now_ms()
+        device.mqtt_password_hash = ""
+        await store.audit(s, actor, "retire", f"device:{device_id}")
+    if password_file is not None:
+        await sync_broker_auth(store, password_file)
+    return device
+
+
 def write_password_line(path: Path, username: str, hashed: str) -> None:
     """Add or replace `username` in a Mosquitto password file, keeping every other line.
 
@@ -76,11 +163,7 @@ def write_password_line(path: Path, username: str, hashed: str) -> None:
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept = [ln for ln in lines if ln.split(":", 1)[0] != username]
     kept.append(f"{username}:{hashed}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    _replace(path, "\n".join(kept) + "\n")
 
 
 async def register_device(
@@ -103,6 +186,9 @@ async def register_device(
     store = await open_store(store_url)
     try:
         async with store.session() as s, s.begin():
+            known = await s.get(Device, device.id)
+            if known is not None and known.retired_ms is not None:
+                raise ValueError(f"device {device.id} is retired; retired ids are never reused")
             await s.merge(device)
             await store.audit(
                 s,
@@ -113,8 +199,8 @@ async def register_device(
                 district=device.district,
                 site=device.site,
             )
+        if password_file is not None:
+            await sync_broker_auth(store, password_file)
     finally:
         await store.aclose()
-    if password_file is not None:
-        write_password_line(password_file, creds.username, creds.hash)
     return creds

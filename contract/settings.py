@@ -63,6 +63,10 @@ class MqttSettings(_Section):
     client_id_prefix: str = "firewatch"
     connect_timeout_s: float = Field(10.0, gt=0, le=300)
     """TCP, TLS, CONNECT and SUBSCRIBE together; a broker silent past it counts as down."""
+    password_file: Path | None = None
+    """The broker's password file (Mosquitto `password_file`), which firewatch rewrites with its
+    ACL beside it (`acl`) whenever a device is registered or retired; None: the broker's
+    credentials are kept by hand."""
     reconnect_max_s: float = Field(0.5, gt=0, le=300)
     """Longest wait between reconnect tries (jittered): a local broker back from a restart is
     used within this, before the devices' queued messages find no subscriber."""

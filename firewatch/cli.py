@@ -251,7 +251,8 @@ PasswordFile = Annotated[
     Path | None,
     typer.Option(
         envvar="FIREWATCH_BROKER_PASSWORD_FILE",
-        help="Mosquitto password file to add the device to (reload the broker after: SIGHUP).",
+        help="Mosquitto password file to write, with its ACL beside it (default: mqtt.password_file); "
+        "the shipped broker rereads both when they change.",
     ),
 ]
 
@@ -355,6 +356,7 @@ def device_add(
                     latitude=lat, longitude=lon)
     if transmitter_address:  # only when given: a re-registration keeps the address it had
         device.transmitter_address = transmitter_address.lower()
+    password_file = password_file or settings().mqtt.password_file
     try:
         creds = asyncio.run(register_device(settings().store.url, device, password_file, actor="cli"))
     except ValueError as exc:
@@ -367,7 +369,34 @@ def device_add(
         err.print("no --password-file: add this line to the broker's password file, then reload it:")
         print(creds.password_file_line)
     else:
-        err.print(f"added to {password_file}; reload the broker (docker compose kill -s HUP mosquitto)")
+        err.print(f"added to {password_file} and its ACL; the shipped broker rereads them within seconds")
+
+
+@device_app.command("retire")
+def device_retire(
+    device_id: Annotated[str, typer.Argument(help="Device id.")],
+    password_file: PasswordFile = None,
+) -> None:
+    """Retire a device: off the map, and its broker password and ACL entry removed."""
+    import asyncio
+
+    from firewatch.contract.credentials import retire_device
+    from firewatch.contract.db import open_store
+
+    password_file = password_file or settings().mqtt.password_file
+
+    async def retire() -> bool:
+        store = await open_store(settings().store.url)
+        try:
+            return await retire_device(store, device_id, password_file, actor="cli") is not None
+        finally:
+            await store.aclose()
+
+    if not asyncio.run(retire()):
+        err.print(f"[red]no device {device_id}[/red]", highlight=False)
+        raise typer.Exit(1)
+    if password_file is None:
+        err.print("no --password-file: remove its line from the broker's password file and ACL by hand")
 
 
 @device_app.command("list")

@@ -175,14 +175,16 @@ def test_firewatch_services_reach_each_other_by_compose_names() -> None:
     acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
     assert "user firewatch" in acl and "user simulator" in acl
     assert SERVICES["simulator"]["environment"]["FIREWATCH_MQTT__USERNAME"] == "simulator"
-    password_file = Path(SERVICES["firewatch"]["environment"]["FIREWATCH_BROKER_PASSWORD_FILE"])
-    tools = {t: s for s, t in _mounts(SERVICES["firewatch"])}
+    password_file = Path(SERVICES["firewatch"]["environment"]["FIREWATCH_MQTT__PASSWORD_FILE"])
     broker = {t: s for s, t in _mounts(SERVICES["mosquitto"])}
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     assert f"password_file {password_file}" in conf
-    assert tools[str(password_file.parent)] == broker[str(password_file.parent)], (
-        "`device add` must write the password file the broker reads"
-    )
+    assert f"acl_file {password_file.with_name('acl')}" in conf
+    for writer in ("firewatch", "api"):  # `device add` / `device retire`, and the api's retire
+        mounts = {t: s for s, t in _mounts(SERVICES[writer])}
+        assert mounts[str(password_file.parent)] == broker[str(password_file.parent)], (
+            f"{writer} must write the password file and ACL the broker reads"
+        )
 
 
 class ShippedMosquitto(Mosquitto):

@@ -13,11 +13,17 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from firewatch.contract.credentials import (
+    SERVICE_ACL,
+    acl_file_for,
+    device_acl,
     hash_password,
     new_credentials,
+    register_device,
+    retire_device,
     verify_password,
     write_password_line,
 )
+from firewatch.contract.db import Device, open_store
 from firewatch.services import Mosquitto
 from tests.conftest import wait_for
 
@@ -32,12 +38,15 @@ class AuthMosquitto(Mosquitto):
         self.password_file = password_file
 
     def _configure(self) -> None:
+        acl = acl_file_for(self.password_file)
+        if not acl.exists():  # what the shipped entrypoint does before firewatch wrote one
+            acl.write_text(ACL.read_text())
         (self.dir / "mosquitto.conf").write_text(
             f"""user {getpass.getuser()}
 listener {self.port} 127.0.0.1
 allow_anonymous false
 password_file {self.password_file}
-acl_file {ACL}
+acl_file {acl}
 persistence false
 log_dest stderr
 """
@@ -87,15 +96,36 @@ def _connect(port: int, username: str, password: str) -> tuple[mqtt.Client, int]
     return client, result[0]
 
 
-def test_real_broker_admits_devices_by_their_own_credentials_and_topics(tmp_path: Path) -> None:
-    pw_file = tmp_path / "passwd"
-    dev1, dev2, service = (
-        new_credentials("dev1"),
-        new_credentials("dev2"),
-        new_credentials("firewatch"),
-    )
-    for c in (dev1, dev2, service):
-        write_password_line(pw_file, c.username, c.hash)
+def test_the_shipped_acl_is_the_generated_one_for_an_empty_registry() -> None:
+    assert ACL.read_text() == device_acl([]) and ACL.read_text().startswith(SERVICE_ACL)
+    assert "pattern" not in ACL.read_text(), "no rule may admit a device the registry does not list"
+
+
+def _publishes(client: mqtt.Client, topic: str) -> int:
+    """Publish QoS 1 and return the PUBACK's reason code (Mosquitto answers 135 to a denied one)."""
+    codes: list[int] = []
+    done = threading.Event()
+    client.on_publish = lambda _c, _u, _mid, reason, _p: (codes.append(reason.value), done.set())
+    client.publish(topic, b'{"kind": "hydrant", "m": {}}', qos=1)
+    assert done.wait(10)
+    return codes[0]
+
+
+async def test_real_broker_admits_each_device_to_its_own_topics_only_and_forgets_it_when_retired(
+    tmp_path: Path,
+) -> None:
+    """The ACL comes from the registry: a device publishes under its own district and id, nowhere
+    else (not another district, not another device, not the alert topics), the service account
+    alone publishes alerts, and a retired device cannot log in once the broker reread its files."""
+    import asyncio
+    import signal
+
+    store_url = f"sqlite:///{tmp_path}/firewatch.db"
+    pw_file = tmp_path / "auth" / "passwd"
+    service = new_credentials("firewatch")
+    write_password_line(pw_file, service.username, service.hash)
+    dev1 = await register_device(store_url, Device(id="dev1", kind="hydrant", district="d1"), pw_file, "t")
+    dev2 = await register_device(store_url, Device(id="dev2", kind="hydrant", district="d2"), pw_file, "t")
     broker = AuthMosquitto(tmp_path / "broker", pw_file)
     broker.start()
     clients: list[mqtt.Client] = []
@@ -118,10 +148,28 @@ def test_real_broker_admits_devices_by_their_own_credentials_and_topics(tmp_path
         device, code = _connect(broker.port, dev1.username, dev1.password)
         clients.append(device)
         assert code == 0
-        device.publish("fire/v1/d1/dev2/telemetry", b"{}", qos=1).wait_for_publish(10)
-        device.publish("fire/v1/d1/dev1/telemetry", b"{}", qos=1).wait_for_publish(10)
-        wait_for(lambda: "fire/v1/d1/dev1/telemetry" in received)
-        assert received == ["fire/v1/d1/dev1/telemetry"], "dev1 may publish only under its own id"
+        for forged in ("fire/v1/d1/dev2/telemetry", "fire/v1/d2/dev1/telemetry",
+                       "fire/v1/_alerts/d1/dev1/residual_current", "fire/v1/_alerts/d1/dev2/x"):
+            assert _publishes(device, forged) == 135, f"dev1 may not publish to {forged}"
+        assert _publishes(device, "fire/v1/d1/dev1/telemetry") == 0
+        assert _publishes(sub, "fire/v1/_alerts/d1/dev1/residual_current") == 0
+        wait_for(lambda: len(received) == 2)
+        assert received == ["fire/v1/d1/dev1/telemetry", "fire/v1/_alerts/d1/dev1/residual_current"]
+
+        store = await open_store(store_url)
+        await retire_device(store, "dev1", pw_file, "t")
+        await store.aclose()
+        assert "dev1" not in pw_file.read_text() and "dev1" not in acl_file_for(pw_file).read_text()
+        assert "dev2:" in pw_file.read_text() and "firewatch:" in pw_file.read_text()
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+
+        def refused() -> bool:
+            c, code = _connect(broker.port, dev1.username, dev1.password)
+            clients.append(c)
+            return code != 0
+
+        await asyncio.to_thread(wait_for, refused, 10, 0.2)
     finally:
         for c in clients:
             c.loop_stop()
