@@ -38,6 +38,9 @@ _CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 2, 4, 5, 6, 7
 _SUBACK, _PINGRESP, _DISCONNECT = 9, 13, 14
 _PING = b"\xc0\x00"
 _VARINT_MAX_BYTES = 4
+_NOT_CODEC_ERRORS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError)
+"""All else the codec raises is a packet it refuses. Not only ValueError and IndexError: mqtt5
+0.8.0 panics on invalid UTF-8 in a PUBLISH topic, and pyo3's PanicException is a BaseException."""
 DEFAULT_MAX_PACKET = 2 * 1024 * 1024
 """Our Maximum Packet Size: above the broker's own limit (1 MiB in deploy/mosquitto) and ingest's
 payload limit, so whatever those let through reaches the parser and is judged there."""
@@ -241,7 +244,9 @@ class Connection(asyncio.Protocol):
                     packet, used = mqtt5.read(view[pos:stop])
                     if used != stop - pos:
                         raise ValueError(f"the codec read {used} of {stop - pos} bytes")
-                except (ValueError, IndexError) as exc:
+                except BaseException as exc:  # noqa: BLE001 - see _CODEC_PANICS
+                    if isinstance(exc, _NOT_CODEC_ERRORS):
+                        raise
                     if first >> 4 != PUBLISH or not self._unreadable(view[pos:stop], first, messages, exc):
                         self._fail(0x81, f"malformed packet of type {first >> 4} from the broker: {exc}")
                         return
@@ -378,9 +383,11 @@ class Connection(asyncio.Protocol):
         # packet does, and the subscriber would then run on past its service's stop.
         async with asyncio.timeout(timeout_s):
             while True:
-                if self.closed.done():
+                if self._control.empty() and self.closed.done():
                     self.closed.result()  # raises why the connection ended
                 packet = await self._control.get()
+                if isinstance(packet, MqttError):
+                    raise packet
                 if isinstance(packet, kind):
                     return packet
 

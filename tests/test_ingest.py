@@ -17,7 +17,12 @@ import paho.mqtt.client as paho
 import pytest
 
 from firewatch.bench.ingest import IngestProcess
-from firewatch.contract.credentials import hash_password
+from firewatch.contract.credentials import (
+    acl_file_for,
+    hash_password,
+    register_device,
+    write_password_line,
+)
 from firewatch.contract.db import Device, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import MqttSettings, Settings
@@ -523,19 +528,15 @@ def publish_one(settings: Settings, ts: int) -> None:
 
 
 class _AuthMosquitto(Mosquitto):
-    """The deployment's rules: passwords for everyone and deploy/mosquitto/acl."""
+    """The deployment's rules: passwords for everyone, and the ACL written from the registry."""
 
     def _configure(self) -> None:
         super()._configure()
         conf = self.dir / "mosquitto.conf"
-        passwd = self.dir / "passwd"
-        passwd.write_text(
-            f"firewatch:{hash_password('ingest-secret')}\nH1:{hash_password('device-secret')}\n"
-        )
-        acl = Path(__file__).parent.parent / "deploy" / "mosquitto" / "acl"
+        passwd = self.dir / "auth" / "passwd"
         conf.write_text(
             conf.read_text().replace("allow_anonymous true", "allow_anonymous false")
-            + f"password_file {passwd}\nacl_file {acl}\n"
+            + f"password_file {passwd}\nacl_file {acl_file_for(passwd)}\n"
         )
 
 
@@ -543,6 +544,9 @@ async def test_ingest_logs_in_and_the_deployment_acl_allows_its_shared_subscript
     tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = _AuthMosquitto(tmp_path / "auth-mosquitto")
+    passwd = broker.dir / "auth" / "passwd"
+    write_password_line(passwd, "firewatch", hash_password("ingest-secret"))
+    h1 = await register_device(settings.store.url, Device(id="H1", kind="hydrant", district="d8"), passwd, "t")
     broker.start()
     try:
         mqtt = {"host": broker.host, "port": broker.port, "username": "firewatch"}
@@ -561,7 +565,7 @@ async def test_ingest_logs_in_and_the_deployment_acl_allows_its_shared_subscript
         await ing.start()
         await asyncio.wait_for(ing.ready.wait(), 10)
         device = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="H1", protocol=paho.MQTTv5)
-        device.username_pw_set("H1", "device-secret")
+        device.username_pw_set("H1", h1.password)
         device.connect(broker.host, broker.port)
         device.loop_start()
         device.publish("fire/v1/d8/H1/telemetry", telemetry("hydrant", NOW, 1, tilt_deg=2.0), qos=1)
