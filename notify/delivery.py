@@ -95,21 +95,31 @@ class Dispatcher:
         await self.channels.aclose()
 
     async def deliver(self, messages: list[Message]) -> None:
-        """Send these recorded, pending messages concurrently; returns when each is sent or out of attempts."""
-        await asyncio.gather(*(self._one(m) for m in messages if m.id not in self._in_flight))
+        """Send these recorded, pending messages concurrently; returns when each is sent or out of attempts.
+
+        A message is claimed before the first await, so two deliveries started together
+        (a step's own send and a restart's `pending`) send it once.
+        """
+        mine = [m for m in messages if m.id not in self._in_flight]
+        self._in_flight.update(m.id for m in mine)
+        await asyncio.gather(*(self._one(m) for m in mine))
 
     async def pending(self) -> list[Message]:
         async with self.store.session() as s:
             return list((await s.scalars(select(Message).where(Message.state == MessageState.PENDING))).all())
 
     async def _one(self, msg: Message) -> None:
-        self._in_flight.add(msg.id)
         try:
-            await self._attempts(msg)
+            if await self._still_pending(msg.id):  # `pending` may have read it before another send finished
+                await self._attempts(msg)
         except Exception:
             log.exception("message %s: its delivery could not be recorded; it stays pending for the next start", msg.id)
         finally:
             self._in_flight.discard(msg.id)
+
+    async def _still_pending(self, message_id: int) -> bool:
+        async with self.store.session() as s:
+            return await s.scalar(select(Message.state).where(Message.id == message_id)) == MessageState.PENDING
 
     async def _attempts(self, msg: Message) -> None:
         out = Outgoing(

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -148,13 +148,13 @@ def paged(sink: HttpSink) -> list[str]:
     return [json.loads(r.body)["alert"]["device_id"] for r in sink.at("/zhang")]
 
 
-async def until(check: object, what: str, timeout_s: float = 30) -> None:
+async def until(check: object, what: str, seen: Callable[[], str] = str, timeout_s: float = 30) -> None:
     try:
         async with asyncio.timeout(timeout_s):
             while not await asyncio.to_thread(check):  # type: ignore[arg-type]
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        raise AssertionError(f"gave up waiting: {what}") from None
+        raise AssertionError(f"gave up waiting: {what}; {seen()}") from None
 
 
 async def all_sent(store_url: str) -> bool:
@@ -192,7 +192,8 @@ async def test_notify_alone_pages_each_fire_once_across_a_kill_and_restart(
     assert paged(sink) == ["P1"], "nobody pages while notify is down"
 
     notify.start()
-    await until(lambda: paged(sink) == ["P1", "P2"], "the fire that arrived while notify was down")
+    await until(lambda: paged(sink) == ["P1", "P2"], "the fire that arrived while notify was down",
+                lambda: f"paged {paged(sink)}; notify's log:\n{notify.log.read_text()}")
     store = await open_store(store_url)
     try:
         async with store.session() as s:
