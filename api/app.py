@@ -27,6 +27,7 @@ from firewatch.api import (
     districts,
     duty,
     errors,
+    hazard_link,
     hazards,
     health,
     readings,
@@ -48,7 +49,8 @@ from firewatch.api.supervision_runtime import Runtime
 from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
-from firewatch.supervision import AppriseMessenger, PhotoStore, Supervisor
+from firewatch.notify import notify_config
+from firewatch.supervision import AppriseMessenger, HazardLinks, PhotoStore, Supervisor
 from firewatch.supervision import load as supervision_config
 
 STATIC = Path(str(files("firewatch.api") / "static"))
@@ -70,7 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
             settings, store, influx, feed, listener, metrics, thresholds, ChangeCache()
         )
         app.state.auth = Authenticator(store)
-        supervisor = Supervisor(store, supervision, AppriseMessenger(), settings.api.public_url, influx)
+        # The same secret as the acknowledge links; the purpose in the key keeps the two apart.
+        app.state.hazard_links = HazardLinks(notify_config(settings).secret, settings.api.public_url,
+                                             int(supervision.link_valid_h * 3_600_000))
+        supervisor = Supervisor(store, supervision, AppriseMessenger(), settings.api.public_url, influx,
+                                links=app.state.hazard_links)
         app.state.supervision = Runtime(
             supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes)
         )
@@ -103,7 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     for module in (auth, devices, districts, readings, alerts, silences, roster, stream, stats, health, ack,
-                   units, hazards, reports_public, duty):
+                   units, hazards, hazard_link, reports_public, duty):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

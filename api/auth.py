@@ -29,12 +29,15 @@ from firewatch.api.errors import ApiError, not_found
 from firewatch.api.fields import IdPath, Name
 from firewatch.api.tables import ApiToken
 from firewatch.contract.db import Store, now_ms, open_store
+from firewatch.contract.links import LinkError
 
 Role = Literal["unit", "maintenance", "viewer", "operator", "admin"]
 RANK: dict[str, int] = {"unit": -1, "maintenance": -1, "viewer": 0, "operator": 1, "admin": 2}
 SCOPED_ROLES = ("unit", "maintenance")
 """Roles whose token sees only the units its scope names (supervision's TokenScope)."""
 COOKIE = "firewatch_token"
+LINK_COOKIE = "firewatch_link"
+"""Set by a tapped one-tap hazard link (api/hazard_link.py): signs the phone in to that one order."""
 SESSION_S = 7 * 86400
 """How long a console stays signed in without asking; each GET /session starts it again."""
 CACHE_S = 10.0
@@ -66,6 +69,8 @@ class Principal:
     token_id: int
     name: str
     role: str
+    order_id: int | None = None
+    """Signed in by a one-tap link: this order alone (no token behind it, token_id 0)."""
 
 
 class Authenticator:
@@ -127,6 +132,9 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         cookie: Annotated[str | None, Depends(_cookie)],
     ) -> Principal:
         token = bearer.credentials if bearer else cookie
+        link = request.cookies.get(LINK_COOKIE)
+        if not token and link:
+            return _link_principal(request, link, role)
         if not token:
             raise ApiError(401, "an API token is required (Authorization: Bearer ... or log in)")
         who = await request.app.state.auth.principal(token)
@@ -137,6 +145,18 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         return who
 
     return dependency
+
+
+def _link_principal(request: Request, link: str, role: Role) -> Principal:
+    """The holder of a tapped hazard link: a scoped role, so it passes only where a unit token would."""
+    try:
+        p = request.app.state.hazard_links.read(link, now_ms())
+    except LinkError as err:
+        raise ApiError(401, f"the one-tap link is {err.problem.value.replace('_', ' ')}; tap the link "
+                            "in a newer message or sign in with a token") from None
+    if p.role not in SCOPED_ROLES or RANK[p.role] < RANK[role]:
+        raise ApiError(403, f"this needs the {role} role; a one-tap link opens one hazard order only")
+    return Principal(0, p.person, p.role, p.order_id)
 
 
 Member = Annotated[Principal, Depends(require("unit"))]

@@ -114,7 +114,7 @@ def order_out(o: HazardOrder, now: int, unit: str) -> HazardOut:
 async def _visible(c: Ctx, scope: Scope, order_id: int) -> HazardOrder:
     async with c.store.session() as s:
         o = await s.get(HazardOrder, order_id)
-    if o is None or not scope.sees(o.unit_id):
+    if o is None or not scope.sees_order(o.id, o.unit_id):
         raise not_found(f"hazard order {order_id}")
     return o
 
@@ -142,7 +142,9 @@ async def list_hazards(
 ) -> list[HazardOut]:
     now = await rt.supervisor.now()
     q = select(HazardOrder, Unit.name).outerjoin(Unit, Unit.id == HazardOrder.unit_id)
-    if scope.units is not None:
+    if scope.order_id is not None:
+        q = q.where(HazardOrder.id == scope.order_id)
+    elif scope.units is not None:
         q = q.where(HazardOrder.unit_id.in_(scope.units or [-1]))
     if state:
         q = q.where(HazardOrder.state.in_(state))

@@ -24,6 +24,8 @@ class Scope:
     who: Principal
     units: frozenset[int] | None
     """None: every unit (the center); otherwise the only units this token may see."""
+    order_id: int | None = None
+    """A one-tap link's holder: this hazard order alone, and no unit (api/hazard_link.py)."""
 
     @property
     def center(self) -> bool:
@@ -31,6 +33,9 @@ class Scope:
 
     def sees(self, unit_id: int | None) -> bool:
         return self.units is None or (unit_id is not None and unit_id in self.units)
+
+    def sees_order(self, order_id: int, unit_id: int | None) -> bool:
+        return self.sees(unit_id) or order_id == self.order_id
 
     def acting_as(self) -> str:
         """CENTER for an operator or admin, ASSIGNEE for a unit or maintenance token; 403 for a viewer."""
@@ -42,6 +47,8 @@ class Scope:
 
 
 async def _scope(c: Ctx, who: Member) -> Scope:
+    if who.order_id is not None:
+        return Scope(who, frozenset(), who.order_id)
     if who.role not in SCOPED_ROLES:
         return Scope(who, None)
     async with c.store.session() as s:

@@ -4,6 +4,7 @@
 from firewatch.supervision.config import SupervisionConfig, load
 from firewatch.supervision.credit_code import CreditCodeError, validate
 from firewatch.supervision.hazards import Acted, act, history, still_failing
+from firewatch.supervision.links import HazardLinks, HazardPass
 from firewatch.supervision.messages import AppriseMessenger, Messenger, Outgoing
 from firewatch.supervision.models import (
     Contact,
@@ -51,7 +52,9 @@ __all__ = [
     "ContactRole",
     "CreditCodeError",
     "HazardCategory",
+    "HazardLinks",
     "HazardOrder",
+    "HazardPass",
     "HazardSeverity",
     "HazardState",
     "MaintenanceCompany",

@@ -68,6 +68,8 @@ class SupervisionConfig(_Model):
     photo_dir: Path = Path(".firewatch/photos")
     max_photo_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
     public: PublicReports = PublicReports()
+    link_valid_h: float = Field(7 * 24, gt=0, le=24 * 90)
+    """How long a one-tap link in a dispatch opens its order (wall-clock hours from sending)."""
     districts: dict[str, list[str]] = Field(default_factory=dict)
     """Channels (Apprise URLs) of each district's fire-supervision office, for escalations."""
 

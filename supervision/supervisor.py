@@ -30,6 +30,7 @@ from firewatch.supervision.hazards import (
     SEVERITY,
     SOURCE_RULES,
 )
+from firewatch.supervision.links import HazardLinks
 from firewatch.supervision.messages import Messenger, Outgoing
 from firewatch.supervision.models import Contact, HazardOrder, MaintenanceCompany, Unit, UnitSite
 from firewatch.supervision.states import ASSIGNEE_STATES, HazardCategory, HazardState
@@ -54,8 +55,11 @@ class Supervisor:
         public_url: str,
         influx: Influx | None = None,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        links: HazardLinks | None = None,
     ) -> None:
         self.store = store
+        self.links = links
+        self.wall_ms = wall_ms
         self.config = config
         self.messenger = messenger
         self.public_url = public_url.rstrip("/")
@@ -170,10 +174,15 @@ class Supervisor:
                                    category=str(category), severity=str(severity), source=key, at=at_ms)
         return order
 
-    def link(self, order: HazardOrder) -> str:
-        return f"{self.public_url}/m#hazard={order.id}"
+    def link(self, order: HazardOrder, role: str, person: str) -> str:
+        """The person's one-tap link to the order (supervision/links.py), or the plain page without a signer."""
+        if self.links is None:
+            return f"{self.public_url}/m#hazard={order.id}"
+        return self.links.url(order.id, role, person, self.wall_ms())
 
     async def _tell_assignees(self, order: HazardOrder) -> None:
+        """One message per person (the unit's contacts, the company's engineers, the company's office), each
+        with a link signed for that person alone."""
         if order.unit_id is None:
             return
         async with self.store.session() as s:
@@ -185,15 +194,21 @@ class Supervisor:
                 await s.scalars(select(Contact).where(or_(Contact.unit_id == order.unit_id, company_contacts)))
             ).all()
             company = await s.get(MaintenanceCompany, unit.company_id) if unit and unit.company_id else None
-        targets = [u for c in contacts for u in c.channels] + (company.channels if company else [])
-        if not targets:
-            return
+        people = [("unit" if c.unit_id else "maintenance", c.name, c.channels) for c in contacts]
+        if company:
+            people.append(("maintenance", company.name, company.channels))
         deadline = time.strftime("%Y-%m-%d %H:%M", time.localtime(order.deadline_ms / 1000))
-        body = f"{order.title}\n整改期限 deadline {deadline}\n{self.link(order)}"
-        failed = await self.messenger.send(Outgoing(tuple(dict.fromkeys(targets)), f"隐患工单 #{order.id}", body))
-        async with self.store.session() as s, s.begin():
-            await self.store.audit(s, "supervision", "dispatch_sent", f"hazard:{order.id}",
-                                   sent=len(targets) - len(failed), failed=len(failed), at=await self.now())
+        sent = failed = 0
+        for role, person, channels in people:
+            if not channels:
+                continue
+            body = f"{order.title}\n整改期限 deadline {deadline}\n{self.link(order, role, person)}"
+            bad = await self.messenger.send(Outgoing(tuple(dict.fromkeys(channels)), f"隐患工单 #{order.id}", body))
+            sent, failed = sent + len(channels) - len(bad), failed + len(bad)
+        if sent or failed:
+            async with self.store.session() as s, s.begin():
+                await self.store.audit(s, "supervision", "dispatch_sent", f"hazard:{order.id}",
+                                       sent=sent, failed=failed, at=await self.now())
 
     async def _escalate(self, now: int) -> None:
         async with self.store.session() as s:

@@ -86,7 +86,7 @@ def test_a_fault_unrepaired_24_h_in_event_time_opens_an_order_that_closes_only_w
         assert order["deadline_ms"] == t0 + 24 * HOUR + 72 * HOUR
         # The engineer and the unit's manager got it on their phones (mail here), with the page link.
         mail = wait_for(lambda: w.inbox.to("wang@rongan.example.org"))
-        assert f"/m#hazard={order['id']}" in text(mail[0])
+        assert f"/m/o/{order['id']}/" in text(mail[0])
         wait_for(lambda: w.inbox.to("qian@mall.example.org"))
         # The maintenance company accepts on its page and reports it fixed: refused, the panel still faults.
         oid = order["id"]
