@@ -43,7 +43,7 @@ from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import Registry, load_registry
 from firewatch.contract.db import Store, open_store
 from firewatch.contract.influx import Influx
-from firewatch.contract.mqtt import Connection, Publisher, Session, supervise, tls_context
+from firewatch.contract.mqtt import Connection, Message, Publisher, Session, supervise, tls_context
 from firewatch.contract.payload import Reason, parse
 from firewatch.contract.settings import Settings
 from firewatch.contract.supervisor import Supervisor
@@ -185,7 +185,7 @@ class AlertingService:
         def up(conn: Connection) -> None:
             self._conns.add(conn)  # stop() acknowledges the last batch on it, then closes it
             if self.config.clock == "wall" and self.pipeline is not None:
-                self.pipeline.expect(wall_ms())  # after a broker outage: a grace, not an offline storm
+                self.pipeline.expect(conn.subscribed_ms)  # after a broker outage: a grace, not an offline storm
             self._connected.add(n)
             if len(self._connected) == len(subscription(self.districts)):
                 self.ready.set()
@@ -198,9 +198,14 @@ class AlertingService:
         await supervise(session, topic_filter, self._on_messages, tls=tls_context(self.settings.mqtt),
                         on_up=up, on_down=down, name=f"alerting in{n}")
 
-    def _on_messages(self, conn: Connection, messages: list[tuple[str, bytes, bytes | None, bool]]) -> None:
+    def _on_messages(self, conn: Connection, messages: list[Message]) -> None:
+        """A retained copy the broker sent on subscribing is dated just before the subscription when
+        it has no device time: a device's old last will then waits out its grace (`expect`), as one
+        with a `ts` from before the restart does, instead of taking the device offline at once."""
         now = wall_ms()
-        self._pending.extend((topic, payload, now, conn, pid) for topic, payload, pid, _ in messages)
+        before = conn.subscribed_ms - 1
+        self._pending.extend((topic, payload, before if retained else now, conn, pid)
+                             for topic, payload, pid, _, retained in messages)
         self.idle.clear()
         self._wake.set()
 

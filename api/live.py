@@ -98,9 +98,9 @@ class Listener:
 
     def _on_messages(self, conn: Connection, messages: list[Message]) -> None:
         """Statuses are kept by device until written, so they are acknowledged at once."""
-        for topic, payload, _, _ in messages:
+        for topic, payload, _, _, _ in messages:
             self._handle(topic, payload)
-        conn.ack([ack for _, _, ack, _ in messages if ack is not None])
+        conn.ack([ack for _, _, ack, _, _ in messages if ack is not None])
 
     def _handle(self, topic: str, payload: bytes) -> None:
         if topic.startswith(f"{PREFIX}/{ALERTS}/"):

@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 import psutil
 
-from firewatch.contract.mqtt import Connection, Session
+from firewatch.contract.mqtt import Connection, Message, Session
 from firewatch.contract.mqtt import connect as subscribe
 from firewatch.gateway.frame import Command, Decoder, Frame, encode
 from firewatch.gateway.units import ComponentState, DataUnit, State, UnitType, encode_unit
@@ -165,10 +165,10 @@ async def latency(port: int, mqtt_port: int, connections: int, rate: float, seco
     lat: list[float] = []
     done = asyncio.Event()
 
-    def on_messages(conn: Connection, msgs: list[tuple[str, bytes, bytes | None, bool]]) -> None:
+    def on_messages(conn: Connection, msgs: list[Message]) -> None:
         now = time.perf_counter()
         acks = []
-        for topic, payload, pid, _dup in msgs:
+        for topic, payload, pid, _dup, _retained in msgs:
             if pid is not None:
                 acks.append(pid)
             doc = orjson.loads(payload)

@@ -10,10 +10,10 @@ points are in InfluxDB and counted there with InfluxQL.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +26,7 @@ import httpx
 import orjson
 import psutil
 
-from firewatch.contract.mqtt import varint
+from firewatch.contract import mqtt
 from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto, free_port
 
@@ -46,6 +46,7 @@ class IngestProcess:
             "FIREWATCH_INFLUX__URL": s.influx.url,
             "FIREWATCH_INFLUX__DATABASE": s.influx.database,
             "FIREWATCH_INGEST__SHARE_GROUP": s.ingest.share_group,
+            "FIREWATCH_INGEST__SHARE_SESSION_EXPIRY_S": str(s.ingest.share_session_expiry_s),
             "FIREWATCH_INGEST__CLIENT_ID": client_id,
             "FIREWATCH_INGEST__BATCH_SIZE": str(s.ingest.batch_size),
             "FIREWATCH_INGEST__FLUSH_INTERVAL_S": str(s.ingest.flush_interval_s),
@@ -99,12 +100,6 @@ class IngestProcess:
 
 
 
-def _publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
-    t = topic.encode()
-    body = len(t).to_bytes(2, "big") + t + packet_id.to_bytes(2, "big") + payload
-    return b"\x32" + varint(len(body)) + body
-
-
 def stream(messages: int, devices: int, seed: int = 1) -> bytes:
     """QoS 1 PUBLISH packets from `devices` devices in turn, one reading each a minute apart."""
     rng = random.Random(seed)
@@ -151,43 +146,51 @@ def stream(messages: int, devices: int, seed: int = 1) -> bytes:
                 "vibration_mm_s": 0.2,
             }
         payload = orjson.dumps({"ts": start_ms + seq * 60_000, "seq": seq, "kind": kind, "m": m})
-        packets.append(_publish_packet(topic, payload, i % 65535 + 1))
+        packets.append(mqtt.publish_packet(topic, payload, i % 65535 + 1, qos=1))
     return b"".join(packets)
 
 
 def publish(host: str, port: int, data: bytes, messages: int, window: int = 20_000) -> float:
-    """Send the stream over MQTT 3.1.1, at most `window` unacknowledged; seconds until all acked."""
-    sock = socket.create_connection((host, port))
-    cid = b"bench-publisher"
-    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-    sock.sendall(b"\x10" + varint(len(body)) + body)
-    if sock.recv(4)[:1] != b"\x20":
-        raise RuntimeError("broker refused the publisher")
-    acked = [0]
+    """Send the pre-encoded stream over the product's MQTT client, at most `window` (and the
+    broker's Receive Maximum) unacknowledged; seconds until all are acknowledged."""
+    return asyncio.run(_publish(host, port, data, messages, window))
 
-    def count_acks() -> None:
-        got = 0
-        while got < 4 * messages:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            got += len(chunk)
-            acked[0] = got // 4
 
-    reader = threading.Thread(target=count_acks, daemon=True)
-    reader.start()
-    started = time.perf_counter()
-    view, sent, step = memoryview(data), 0, 1 << 18
+async def _publish(host: str, port: int, data: bytes, messages: int, window: int) -> float:
+    acked = 0
+    room = asyncio.Event()
+
+    def settled(_packet_id: int, _code: int) -> None:
+        nonlocal acked
+        acked += 1
+        room.set()
+
+    session = mqtt.Session(host, port, "bench-publisher", session_expiry_s=0, clean_start=True)
+    try:
+        conn = await mqtt.connect(session, [], lambda _c, _m: None, on_acked=settled)
+    except (OSError, mqtt.MqttError) as exc:
+        raise RuntimeError(f"the broker refused the publisher: {exc}") from None
+    window = min(window, conn.limits.receive_maximum)
     per_byte = messages / len(data)
-    for offset in range(0, len(data), step):
-        while sent - acked[0] > window:
-            time.sleep(0.0005)
-        sock.sendall(view[offset : offset + step])
-        sent = int((offset + step) * per_byte)
-    reader.join(600)
-    elapsed = time.perf_counter() - started
-    sock.close()
-    return elapsed
+    step = max(4096, int(window / 2 / per_byte))  # half a window per write, so it is never exceeded
+    started = time.perf_counter()
+    view, sent = memoryview(data), 0
+    try:
+        for offset in range(0, len(data), step):
+            while sent - acked > window / 2 and conn.open:
+                room.clear()
+                await room.wait()
+            conn.write(view[offset : offset + step])
+            await conn.drain()
+            sent = int((offset + step) * per_byte)
+        while acked < messages and conn.open:
+            room.clear()
+            await room.wait()
+        if acked < messages:
+            raise RuntimeError(f"the broker dropped the publisher after {acked} of {messages} acks")
+        return time.perf_counter() - started
+    finally:
+        conn.close(graceful=True)
 
 
 @dataclass

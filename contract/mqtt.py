@@ -132,8 +132,12 @@ def connect_packet(s: Session) -> bytes:
 
 
 def subscribe_packet(packet_id: int, topic_filters: Sequence[str], max_qos: int = 1) -> bytes:
+    """Retain As Published off: a message then carries the retain flag only when the broker sends
+    it from its retained store because we subscribed (a copy of the past, maybe long stale), never
+    when a device's retained publish is forwarded live, so a receiver can tell the two apart."""
     return mqtt5.SubscribePacket(
-        packet_id, [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS(max_qos)) for f in topic_filters]
+        packet_id, [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS(max_qos), retain_as_published=False)
+                    for f in topic_filters]
     ).write()
 
 
@@ -143,9 +147,11 @@ def publish_packet(topic: str, payload: bytes, packet_id: int | None = None, qos
                                packet_id=packet_id, duplicate=dup).write()
 
 
-Message = tuple[str, bytes, bytes | None, bool]
-"""(topic, payload, ack or None for QoS 0, dup). The ack is the packet that settles the message
-(PUBACK for QoS 1, PUBREC for QoS 2), opaque to the caller, given back to `Connection.ack`."""
+Message = tuple[str, bytes, bytes | None, bool, bool]
+"""(topic, payload, ack or None for QoS 0, dup, retained). The ack is the packet that settles the
+message (PUBACK for QoS 1, PUBREC for QoS 2), opaque to the caller, given back to `Connection.ack`.
+`retained` is true only for a copy the broker sent from its retained store on subscribing (see
+`subscribe_packet`): it was published before `Connection.subscribed_ms`, how long before is unknown."""
 OnMessages = Callable[["Connection", list[Message]], None]
 """Called with each chunk's messages, in the order the broker sent them."""
 
@@ -182,6 +188,9 @@ class Connection(asyncio.Protocol):
         self.closed.add_done_callback(lambda f: f.cancelled() or f.exception())  # unawaited is fine
         self.session_present = False
         self.limits = Limits()
+        self.subscribed_ms = 0
+        """Wall-clock ms when the broker confirmed our subscription: every retained copy it sends
+        for it was published before then."""
 
     @property
     def open(self) -> bool:
@@ -258,7 +267,8 @@ class Connection(asyncio.Protocol):
                             ack = b"\x40\x02" + packet.packet_id.to_bytes(2, "big")
                         elif qos == 2:
                             ack = b"\x50\x02" + packet.packet_id.to_bytes(2, "big")
-                        messages.append((packet.topic, packet.payload, ack, packet.duplicate))
+                        messages.append((packet.topic, packet.payload, ack, packet.duplicate,
+                                         packet.retain))
                     else:
                         self._control_packet(packet)
                 pos = stop
@@ -284,7 +294,7 @@ class Connection(asyncio.Protocol):
             kind = b"\x40\x02" if qos == 1 else b"\x50\x02"
             ack = kind + bytes(frame[pid_at:pid_at + 2])
         log.warning("MQTT: a PUBLISH the codec refuses (%s); dead-lettered and acknowledged", exc)
-        messages.append(("", bytes(frame), ack, bool(first & 0x08)))
+        messages.append(("", bytes(frame), ack, bool(first & 0x08), bool(first & 0x01)))
         return True
 
     def _control_packet(self, packet: object) -> None:
@@ -300,6 +310,9 @@ class Connection(asyncio.Protocol):
                 self._transport.write(mqtt5.PubRelPacket(packet.packet_id).write())
         elif isinstance(packet, mqtt5.PubCompPacket):
             self._settle(packet.packet_id, int(packet.reason_code))
+        elif isinstance(packet, mqtt5.SubAckPacket):
+            self.subscribed_ms = int(time.time() * 1000)  # before the retained copies that follow it
+            self._control.put_nowait(packet)
         elif isinstance(packet, mqtt5.DisconnectPacket):
             why = _why(int(packet.reason_code), packet.reason_str)
             log.warning("MQTT: the broker disconnected us: %s", why)

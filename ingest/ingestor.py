@@ -155,9 +155,7 @@ class Ingestor:
 
     # -- receiving: the hot path -------------------------------------------------
 
-    def _on_messages(
-        self, conn: mqtt.Connection, messages: list[tuple[str, bytes, bytes | None, bool]]
-    ) -> None:
+    def _on_messages(self, conn: mqtt.Connection, messages: list[mqtt.Message]) -> None:
         batch = self._batch
         if batch.conn is not conn:
             if batch.acks:
@@ -170,8 +168,8 @@ class Ingestor:
         sites = self._sites
         last_seq = self._last_seq
         stamps = self._stamps
-        duplicates = redelivered = 0
-        for topic, payload, packet_id, dup in messages:
+        duplicates = redelivered = stale = 0
+        for topic, payload, packet_id, dup, retained in messages:
             redelivered += dup
             if len(payload) > self._max_payload:
                 self._reject(
@@ -192,6 +190,9 @@ class Ingestor:
                     device = record.device_id
                     seq = getattr(record, "seq", None)
                     if record.ts_ms == now_ms:  # no device time: a stamp of its own, see stamps.py
+                        if retained:  # a copy from the broker's retained store, said who knows when
+                            stale += 1
+                            continue
                         record.ts_ms = stamps.stamp(device, seq, now_ms, dup)
                     lines.append(record_line(record, sites.get(device, "")))
                     if seq is not None:
@@ -207,6 +208,8 @@ class Ingestor:
             m.redelivered.inc(redelivered)
         if duplicates:
             m.duplicates.inc(duplicates)
+        if stale:
+            m.retained_clockless.inc(stale)
         if len(lines) >= self._batch_size:
             self._seal()
 

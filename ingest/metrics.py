@@ -23,6 +23,12 @@ class Metrics:
         self.duplicates = Counter(
             p + "duplicates", "Records repeating their device's previous seq", registry=r
         )
+        self.retained_clockless = Counter(
+            p + "retained_clockless",
+            "Records of a retained copy the broker sent on subscribing that carry no device time: "
+            "not stored, since when they were said is unknown",
+            registry=r,
+        )
         self.spool_bytes = Gauge(p + "spool_bytes", "Bytes waiting in the spool", registry=r)
         self.spool_records = Gauge(p + "spool_records", "Records waiting in the spool", registry=r)
         self.spool_full = Gauge(

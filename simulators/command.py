@@ -23,10 +23,10 @@ from rich.progress import (
 )
 
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.mqtt import MqttError
 from firewatch.contract.settings import Settings
 from firewatch.simulators.chaos import Chaos
 from firewatch.simulators.fleet import Fleet
-from firewatch.simulators.mqttlink import LinkError
 from firewatch.simulators.publisher import Pace, publish
 from firewatch.simulators.scenario import Scenario, parse_duration, parse_time, write_truth
 from firewatch.simulators.stream import Message, Tally, generate
@@ -124,7 +124,7 @@ def run(settings: Settings, o: Options) -> int:
     else:
         try:
             tally = asyncio.run(_publish(settings, fleet, messages, Pace(start, speed, end), o, start, end, console))
-        except LinkError as exc:
+        except MqttError as exc:
             console.print(f"[red]{exc}[/red]", highlight=False)
             return 1
     if o.json:

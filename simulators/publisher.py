@@ -22,10 +22,11 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from firewatch.contract.mqtt import MqttError
 from firewatch.contract.settings import Settings
 from firewatch.contract.topics import Channel, device_topic
 from firewatch.simulators.fleet import Fleet
-from firewatch.simulators.mqttlink import Link, LinkError, Will
+from firewatch.simulators.mqttlink import Link, Will
 from firewatch.simulators.stream import Message, Tally, status_payload
 
 log = logging.getLogger("simulators")
@@ -111,12 +112,12 @@ class Links:
             errors = [r for r in results if isinstance(r, BaseException)]
             if not errors:
                 return
-            lost = [e for e in errors if isinstance(e, LinkError)]
+            lost = [e for e in errors if isinstance(e, MqttError)]
             if len(lost) < len(errors):
-                raise next(e for e in errors if not isinstance(e, LinkError))
+                raise next(e for e in errors if not isinstance(e, MqttError))
             await self._recover(lost[0], stop)
 
-    async def _recover(self, error: LinkError, stop: asyncio.Event | None) -> None:
+    async def _recover(self, error: MqttError, stop: asyncio.Event | None) -> None:
         log.warning("%s; reconnecting", error)
         delay = 0.2
         for link in self.links:
@@ -125,7 +126,7 @@ class Links:
                     raise error
                 try:
                     await link.reconnect()
-                except LinkError:
+                except MqttError:
                     await _sleep(delay, stop)
                     delay = min(2 * delay, 5.0)
         log.warning("reconnected to %s:%s", self.links[0].host, self.links[0].port)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiomqtt
 import orjson
+import pytest
 from sqlalchemy import select
 
 from firewatch.alerting.service import AlertingService
@@ -39,15 +40,16 @@ async def _register(settings: Settings) -> None:
     await store.aclose()
 
 
-async def _report(port: int, online: bool | None = None, retain: bool = False) -> None:
+async def _report(port: int, online: bool | None = None, retain: bool = False, clock: bool = True) -> None:
     now = int(time.time() * 1000)
+    stamp = {"ts": now} if clock else {}
     async with aiomqtt.Client("127.0.0.1", port) as c:
         for d in DEVICES:
             if online is None:
                 body = {"ts": now, "kind": "hydrant", "m": {"pressure_mpa": 0.3}}
                 await c.publish(f"fire/v1/510104/{d}/telemetry", orjson.dumps(body), qos=1)
             else:
-                await c.publish(f"fire/v1/510104/{d}/status", orjson.dumps({"ts": now, "online": online}),
+                await c.publish(f"fire/v1/510104/{d}/status", orjson.dumps({**stamp, "online": online}),
                                 qos=1, retain=retain)
 
 
@@ -64,13 +66,17 @@ async def _city_reporting(port: int, seconds: float) -> None:
         await asyncio.sleep(PERIOD_S / 2)
 
 
+@pytest.mark.parametrize("clock", [True, False], ids=["wills-with-ts", "clockless-wills"])
 async def test_a_restart_finds_the_previous_last_wills_and_declares_nobody_offline(
-    tmp_path: Path, own_services: OwnServices
+    tmp_path: Path, own_services: OwnServices, clock: bool
 ) -> None:
+    """A clockless will (no `ts`, as a device's last will usually is) has no time of its own: the
+    retained copy the broker sends on subscribing is dated before the subscription, so it waits out
+    the grace too (it was dated at arrival and took every such device offline at once)."""
     settings, broker = _settings(tmp_path, own_services)
     await _register(settings)
     # what the broker keeps from the devices' previous connections: their last wills, retained
-    await _report(broker.port, online=False, retain=True)
+    await _report(broker.port, online=False, retain=True, clock=clock)
     service = AlertingService(settings)
     await service.start()
     try:

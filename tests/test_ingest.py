@@ -27,8 +27,8 @@ from firewatch.contract.db import Device, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import MqttSettings, Settings
 from firewatch.ingest import Ingestor
-from firewatch.services import Mosquitto
-from tests.conftest import OwnServices
+from firewatch.services import InfluxD, Mosquitto
+from tests.conftest import OwnServices, make_settings
 
 NOW = int(time.time() * 1000) - 3_600_000
 _publishers = itertools.count()
@@ -576,3 +576,36 @@ async def test_ingest_logs_in_and_the_deployment_acl_allows_its_shared_subscript
         await ing.stop()
     finally:
         broker.stop()
+
+
+async def test_a_stale_retained_status_without_device_time_is_not_stored_as_new(
+    tmp_path: Path, own_services: OwnServices, influxd: InfluxD
+) -> None:
+    """On subscribing, the broker hands ingest every retained status it keeps: a device's last will
+    may be days old, and without `ts` it used to be stored at the moment ingest (re)subscribed, a
+    fresh 'offline' point for every restart. A retained copy with `ts` is stored (the same point
+    again, if it was stored before); one without is counted and left out; a status published live
+    is stored whatever its retain flag."""
+    broker = own_services.mosquitto()
+    settings = make_settings(tmp_path, broker.port, influxd.url, f"retained{next(_publishers)}")
+    with Publisher(settings) as pub:
+        pub.client.publish("fire/v1/510104/H1/status", b'{"online": false}', qos=1, retain=True)
+        pub.client.publish("fire/v1/510104/H2/status", orjson.dumps({"ts": NOW, "online": True}),
+                           qos=1, retain=True)
+    ing = Ingestor(settings)
+    await ing.start()
+    try:
+        await asyncio.wait_for(ing.ready.wait(), 10)
+        await eventually(lambda: ing.metrics.value("firewatch_ingest_messages_received_total"), 2)
+        with Publisher(settings) as pub:
+            pub.client.publish("fire/v1/510104/H3/status", b'{"online": false}', qos=1, retain=True)
+        await eventually(lambda: ing.metrics.value("firewatch_ingest_messages_received_total"), 3)
+        async with Influx(settings.influx) as influx:
+            async def stored() -> dict[str, int]:
+                series = await influx.query('SELECT count("online") FROM "device_status" GROUP BY "device_id"')
+                return {s.tags["device_id"]: s.values[0][1] for s in series}
+
+            await eventually(stored, {"H2": 1, "H3": 1})
+        assert ing.metrics.value("firewatch_ingest_retained_clockless_total") == 1
+    finally:
+        await ing.stop()

@@ -18,14 +18,15 @@ from firewatch.services import Mosquitto
 
 
 def _publish(
-    topic: str, payload: bytes, packet_id: int | None, props: bytes = b"", dup: bool = False
+    topic: str, payload: bytes, packet_id: int | None, props: bytes = b"", dup: bool = False,
+    retain: bool = False,
 ) -> bytes:
     t = topic.encode()
     body = struct.pack("!H", len(t)) + t
     if packet_id is not None:
         body += struct.pack("!H", packet_id)
     body += varint(len(props)) + props + payload
-    first = 0x30 | (0x02 if packet_id is not None else 0) | (0x08 if dup else 0)
+    first = 0x30 | (0x02 if packet_id is not None else 0) | (0x08 if dup else 0) | retain
     return bytes([first]) + varint(len(body)) + body
 
 
@@ -34,23 +35,23 @@ async def test_messages_come_out_whole_whatever_the_chunking() -> None:
         b"\x26" + struct.pack("!H", 7) + b"gateway" + struct.pack("!H", 300) + b"g" * 300
     )
     expected = [
-        ("fire/v1/d1/H1/telemetry", b'{"m": 1}', b"\x40\x02" + struct.pack("!H", 1), False),
-        ("fire/v1/d1/H2/telemetry", b"x" * 70_000, b"\x40\x02" + struct.pack("!H", 2), True),  # 3-byte length
-        ("fire/v1/d1/H3/status", b'{"online": true}', None, False),  # QoS 0
-        ("fire/v1/d1/H4/event", b"{}", b"\x40\x02" + struct.pack("!H", 65535), False),  # long properties
+        ("fire/v1/d1/H1/telemetry", b'{"m": 1}', b"\x40\x02" + struct.pack("!H", 1), False, False),
+        ("fire/v1/d1/H2/telemetry", b"x" * 70_000, b"\x40\x02" + struct.pack("!H", 2), True, False),  # 3-byte length
+        ("fire/v1/d1/H3/status", b'{"online": true}', None, False, True),  # QoS 0
+        ("fire/v1/d1/H4/event", b"{}", b"\x40\x02" + struct.pack("!H", 65535), False, False),  # long properties
     ]
     stream = b"".join(
         [
             _publish(expected[0][0], expected[0][1], 1),
             b"\xd0\x00",  # a PINGRESP between messages
             _publish(expected[1][0], expected[1][1], 2, dup=True),
-            _publish(expected[2][0], expected[2][1], None),
+            _publish(expected[2][0], expected[2][1], None, retain=True),
             _publish(expected[3][0], expected[3][1], 65535, props=user_property),
         ]
     )
     rng = random.Random(7)
     for cuts in ([1] * 40, [2, 3, 5, 7], [len(stream)], [rng.randint(1, 3000) for _ in range(200)]):
-        got: list[tuple[str, bytes, bytes | None, bool]] = []
+        got: list[Message] = []
         conn = Connection(lambda _conn, messages, sink=got: sink.extend(messages))
         pos, i = 0, 0
         while pos < len(stream):
@@ -214,7 +215,7 @@ async def test_qos_2_is_received_once_and_completed_with_a_real_broker(mosquitto
     the ack is a PUBREC, the broker's PUBREL gets a PUBCOMP, and a reconnect redelivers nothing."""
     got: list[Message] = []
     session = Session("127.0.0.1", mosquitto.port, "t-qos2", max_qos=2, session_expiry_s=60)
-    conn = await connect(session, "t/qos2/#", lambda c, m: (got.extend(m), c.ack([a for *_, a, _ in m if a])))
+    conn = await connect(session, "t/qos2/#", lambda c, m: (got.extend(m), c.ack([x[2] for x in m if x[2]])))
     publisher = await connect(Session("127.0.0.1", mosquitto.port, "t-qos2-pub", session_expiry_s=0), [],
                               lambda _c, _m: None)
     await publisher.publish("t/qos2/x", b"once", qos=2)
@@ -226,6 +227,26 @@ async def test_qos_2_is_received_once_and_completed_with_a_real_broker(mosquitto
     conn = await connect(session, "t/qos2/#", lambda _c, m: again.extend(m))
     await asyncio.sleep(0.5)
     assert again == [] and conn.session_present
+    conn.close()
+    publisher.close()
+
+
+async def test_only_a_copy_from_the_retained_store_is_marked_retained(mosquitto: Mosquitto) -> None:
+    """A retained message sent because we subscribed is from the past (a device's last will may be
+    days old); the same device's retained publish forwarded live is news. Receivers tell them apart
+    by the flag, so Retain As Published must be off in our subscriptions."""
+    publisher = await connect(Session("127.0.0.1", mosquitto.port, "t-retain-pub", session_expiry_s=0), [],
+                              lambda _c, _m: None)
+    await publisher.publish("t/retain/H1/status", b"old", qos=1, retain=True)
+    got: list[Message] = []
+    conn = await connect(Session("127.0.0.1", mosquitto.port, "t-retain-sub", session_expiry_s=0),
+                         "t/retain/#", lambda c, m: (got.extend(m), c.ack([x[2] for x in m if x[2]])))
+    await eventually(lambda: len(got) == 1)
+    assert conn.subscribed_ms > 0
+    await publisher.publish("t/retain/H1/status", b"new", qos=1, retain=True)
+    await eventually(lambda: len(got) == 2)
+    assert [(m[1], m[4]) for m in got] == [(b"old", True), (b"new", False)]
+    await publisher.publish("t/retain/H1/status", b"", qos=1, retain=True)  # clears the retained store
     conn.close()
     publisher.close()
 
