@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import String, cast, literal, or_, select
 
 from firewatch.api.alerts import ALERT_COLUMNS, AlertOut, AuditOut, queue_order
 from firewatch.api.auth import Viewer
@@ -25,8 +25,9 @@ from firewatch.api.districts import DistrictOut, registry
 from firewatch.api.fields import MAX_ID
 from firewatch.api.responses import fast_json
 from firewatch.api.tables import DeviceState
-from firewatch.contract.db import OPEN_STATES, Alert, AuditEntry, Device
+from firewatch.contract.db import OPEN_STATES, Alert, AlertState, AuditEntry, Device
 from firewatch.contract.rules import rule_labels
+from firewatch.notify import NOBODY_REACHABLE
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 BATCH = 500
@@ -49,6 +50,8 @@ class Snapshot(BaseModel):
     districts: list[DistrictOut]
     rule_labels: dict[str, dict[str, str]]
     """`kind.rule` → {en, zh, unit}: the console says each alert in its language."""
+    unreachable: list[AuditOut]
+    """The `nobody_reachable` rows of open alerts nobody has acknowledged: the console's 无人可达 banner."""
 
 
 async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSentEvent]:
@@ -214,6 +217,16 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
                 .limit(UNREGISTERED_SHOWN)
             )
         ).all()
+        # A step that reached nobody paged the fallback: loud on every screen until someone acknowledges.
+        unreachable = (
+            await s.scalars(
+                select(AuditEntry)
+                .join(Alert, AuditEntry.subject == literal("alert:") + cast(Alert.id, String))
+                .where(AuditEntry.action == NOBODY_REACHABLE, Alert.state == AlertState.FIRING)
+                .order_by(AuditEntry.id)
+                .limit(500)
+            )
+        ).all()
     rows = [*rows, *((r.device_id, UNREGISTERED, r.district, "", None, None, r.online) for r in unregistered)]
     names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
     columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
@@ -226,5 +239,6 @@ async def snapshot(c: Ctx, _: Viewer) -> Response:
             "map_layer": c.settings.api.map_layer is not None,
             "districts": [d.model_dump() for d in await registry(c)],
             "rule_labels": RULE_LABELS,
+            "unreachable": [AuditOut.model_validate(a).model_dump() for a in unreachable],
         }
     )

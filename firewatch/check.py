@@ -4,7 +4,7 @@ Each part validates its own section when it starts, so a typo in `[notify]` used
 surface only when a fire needed paging. `firewatch config --check` and `firewatch up`
 run every part's validation at once, before anything starts, and also check what no
 single part can: that a route's `group:`/`person:` targets exist in the stored roster
-(where there is one) and its `channel:` targets in `[notify] channels`.
+(where there is one) and its `channel:` targets in `[notify] channels`, the fallbacks' too.
 """
 
 from __future__ import annotations
@@ -58,18 +58,34 @@ def _targets(notify: NotifyConfig, roster: RosterIn | None) -> list[str]:
     people = {p.id for p in roster.people} if roster else set()
     groups = {g.id for g in roster.groups} if roster else set()
     out = []
-    for r, route in enumerate(notify.routes):
-        for s, step in enumerate(route.steps):
-            for t, target in enumerate(step.notify):
-                kind, _, name = target.partition(":")
-                known = {"channel": set(notify.channels), "group": groups, "person": people}[kind]
-                if kind != "channel" and roster is None:
-                    continue  # no roster stored yet: nothing to check against
-                if name not in known:
-                    where = f"notify.routes.{r}.steps.{s}.notify.{t}"
-                    have = ", ".join(sorted(known)) or "none"
-                    source = "[notify] channels" if kind == "channel" else "the stored roster"
-                    out.append(f"{where}: {target!r}: no {kind} {name!r} in {source} (there: {have})")
+    for where, target in _named_targets(notify):
+        kind, _, name = target.partition(":")
+        known = {"channel": set(notify.channels), "group": groups, "person": people}[kind]
+        if kind != "channel" and roster is None:
+            continue  # no roster stored yet: nothing to check against
+        if name not in known:
+            have = ", ".join(sorted(known)) or "none"
+            source = "[notify] channels" if kind == "channel" else "the stored roster"
+            out.append(f"{where}: {target!r}: no {kind} {name!r} in {source} (there: {have})")
+    return out
+
+
+def _named_targets(notify: NotifyConfig) -> list[tuple[str, str]]:
+    """Every target the settings name, with its key; the default fallback only where it was set,
+    since a roster without a `console` group is no mistake (the console shows 无人可达 anyway)."""
+    out = [
+        (f"notify.routes.{r}.steps.{s}.notify.{t}", target)
+        for r, route in enumerate(notify.routes)
+        for s, step in enumerate(route.steps)
+        for t, target in enumerate(step.notify)
+    ]
+    out += [
+        (f"notify.routes.{r}.fallback.{t}", target)
+        for r, route in enumerate(notify.routes)
+        for t, target in enumerate(route.fallback or [])
+    ]
+    if "fallback" in notify.model_fields_set:
+        out += [(f"notify.fallback.{t}", target) for t, target in enumerate(notify.fallback)]
     return out
 
 

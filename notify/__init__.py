@@ -11,6 +11,7 @@ from firewatch.notify.acknowledge import AckKind, AckResult, acknowledge, paged_
 from firewatch.notify.channels import Outgoing, try_channels
 from firewatch.notify.config import NotifyConfig, notify_config
 from firewatch.notify.metrics import NotifyMetrics
+from firewatch.notify.paging import NOBODY_REACHABLE
 from firewatch.notify.roster import (
     Duty,
     PersonIn,
@@ -32,6 +33,7 @@ from firewatch.notify.service import Nudges, Stage, embedded, run
 from firewatch.notify.templates import word
 
 __all__ = [
+    "NOBODY_REACHABLE",
     "AckKind",
     "AckLinkError",
     "AckResult",

@@ -10,10 +10,18 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from firewatch.contract.db import Severity
 from firewatch.contract.settings import Settings, SettingsError
@@ -26,21 +34,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DEFAULT_FALLBACK = ("group:console", "group:leaders")
+"""Who is paged when a step reaches nobody: the center's console operators and every leader."""
+
+
+def _targets(targets: list[str]) -> list[str]:
+    for t in targets:
+        prefix, _, name = t.partition(":")
+        if prefix not in ("group", "person", "channel") or not name:
+            raise ValueError(f"target {t!r} is not group:ID, person:ID or channel:NAME")
+    return targets
+
+
+Targets = Annotated[list[str], Field(min_length=1), AfterValidator(_targets)]
+"""`group:ID`, `person:ID` or `channel:NAME` (a named URL), at least one."""
+
+
 class Step(_Model):
     """Notify these targets, then wait before the next step."""
 
-    notify: list[str] = Field(min_length=1)
+    notify: Targets
     """`group:ID` (who of the group is on duty), `person:ID`, or `channel:NAME` (a named URL)."""
     wait_min: float = Field(5.0, gt=0, le=24 * 60)
-
-    @field_validator("notify")
-    @classmethod
-    def _targets(cls, targets: list[str]) -> list[str]:
-        for t in targets:
-            prefix, _, name = t.partition(":")
-            if prefix not in ("group", "person", "channel") or not name:
-                raise ValueError(f"target {t!r} is not group:ID, person:ID or channel:NAME")
-        return targets
 
 
 class Route(_Model):
@@ -59,6 +74,8 @@ class Route(_Model):
     """Non-fire alerts with the same group_by values within this wait become one message."""
     reminder_min: float = Field(30.0, ge=0, le=7 * 24 * 60)
     """Reminder for critical/fire alerts acknowledged but not resolved; 0 turns it off."""
+    fallback: Targets | None = None
+    """Paged when a step of this route reaches nobody; unset: `[notify] fallback`."""
 
     @field_validator("group_by")
     @classmethod
@@ -113,6 +130,9 @@ class NotifyConfig(_Model):
     timezone: str = "Asia/Shanghai"
     routes: list[Route] = Field(default_factory=_default_routes)
     inhibit: list[Inhibit] = Field(default_factory=_default_inhibits)
+    fallback: Targets = list(DEFAULT_FALLBACK)
+    """Paged when a step reaches nobody (no one on duty with a channel): an always-on group, every
+    member whatever the shifts say, so a fire always reaches a person; the console says 无人可达."""
     channels: dict[str, str] = {}
     """Named channel URLs (Apprise, `webhook+https://...`, `gateway://NAME/RECIPIENT`)."""
     gateways: dict[str, Gateway] = {}
@@ -155,6 +175,10 @@ class NotifyConfig(_Model):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def fallback_of(self, route: Route) -> list[str]:
+        """The route's own fallback, or the center's."""
+        return route.fallback if route.fallback is not None else self.fallback
 
 
 def notify_config(settings: Settings) -> NotifyConfig:

@@ -33,7 +33,7 @@ class NotifyMetrics:
             registry=r,
         )
         self.nobody_on_duty = Counter(
-            PREFIX + "nobody_on_duty", "Escalation steps that found nobody on duty to page", registry=r,
+            PREFIX + "nobody_on_duty", "Escalation steps that reached nobody and paged the fallback", registry=r,
         )
         self.changes_dropped = Counter(
             PREFIX + "changes_dropped", "Alert changes notify gave up on after 7 attempts: nobody was paged for them",

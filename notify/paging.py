@@ -38,6 +38,8 @@ from firewatch.notify.templates import Purpose, render, word
 
 log = logging.getLogger(__name__)
 
+NOBODY_REACHABLE = "nobody_reachable"
+"""The audit action of a step that reached nobody and paged the fallback instead."""
 SILENCE_RECHECK_MS = 60_000
 """A silence set while an escalation runs pauses it; paging goes on this soon after the silence ends."""
 
@@ -254,11 +256,11 @@ class Pager:
     ) -> list[Message]:
         step = route.steps[esc.step % len(route.steps)]
         people = await resolve_targets(s, step.notify, now, self.config.zone, self._recent_duty(now))
-        if not people and not any(t.startswith("channel:") for t in step.notify):
-            self.metrics.nobody_on_duty.inc()
-            log.warning("escalation %s step %s: nobody on duty for %s", esc.id, esc.step, step.notify)
+        pairs = self._pairs(esc, people, step.notify)
+        if not pairs:
+            pairs = await self._fallback(s, esc, alert, route, step.notify, now)
         prefix = f"esc{esc.id}:c{esc.cycle}:s{esc.step}"
-        sent = await self._messages(s, esc, alert, Purpose.PAGE, prefix, people, step.notify, now, members)
+        sent = await self._write(s, esc, alert, Purpose.PAGE, prefix, pairs, now, members)
         esc.state = PagingState.ACTIVE
         esc.next_ms = now + int(step.wait_min * 60_000)
         esc.step += 1
@@ -268,6 +270,26 @@ class Pager:
                 esc.state = PagingState.EXHAUSTED
         return sent
 
+    async def _fallback(
+        self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, targets: list[str], now: int,
+    ) -> list[tuple[str, str, str]]:
+        """A step that reaches nobody pages the route's fallback, every member of it, and says so.
+
+        The audit row (`nobody_reachable`) is what the console's 无人可达 banner shows until someone
+        acknowledges; the escalation's timers go on as if the step had reached someone.
+        """
+        fallback = self.config.fallback_of(route)
+        people = await resolve_targets(s, fallback, now, self.config.zone, always_on=True)
+        pairs = self._pairs(esc, people, fallback)
+        self.metrics.nobody_on_duty.inc()
+        log.warning("escalation %s: nobody reachable through %s; paging the fallback %s (%d channels)",
+                    esc.id, targets, fallback, len(pairs))
+        await self.store.audit(
+            s, "notify", NOBODY_REACHABLE, f"alert:{alert.id}", step=esc.step, cycle=esc.cycle,
+            targets=targets, fallback=fallback, paged=list(dict.fromkeys(pid for pid, _, _ in pairs if pid)),
+        )
+        return pairs
+
     async def _remind(self, s: AsyncSession, esc: Escalation, alert: Alert, route: Route, now: int) -> list[Message]:
         people: list[Person] = []
         taker = await s.get(Person, alert.acknowledged_by) if alert.acknowledged_by else None
@@ -275,8 +297,8 @@ class Pager:
             people = [taker]
         else:
             people = await self._told(s, esc.id)
-        sent = await self._messages(
-            s, esc, alert, Purpose.REMINDER, f"esc{esc.id}:r{esc.reminders}", people, [], now
+        sent = await self._write(
+            s, esc, alert, Purpose.REMINDER, f"esc{esc.id}:r{esc.reminders}", self._pairs(esc, people, []), now
         )
         esc.reminders += 1
         esc.next_ms = now + int(route.reminder_min * 60_000)
@@ -289,10 +311,8 @@ class Pager:
         )).all()
         return [p for p in [await s.get(Person, i) for i in ids] if p is not None]
 
-    async def _messages(
-        self, s: AsyncSession, esc: Escalation, alert: Alert, purpose: Purpose, prefix: str,
-        people: list[Person], targets: list[str], now: int, members: int | None = None,
-    ) -> list[Message]:
+    def _pairs(self, esc: Escalation, people: list[Person], targets: list[str]) -> list[tuple[str, str, str]]:
+        """(person, channel URL, language) for each of the people's channels and each `channel:` target."""
         pairs = [(p.id, url, p.language) for p in people for url in p.channels]
         for t in targets:
             kind, _, name = t.partition(":")
@@ -302,7 +322,7 @@ class Pager:
                     log.warning("escalation %s: no channel named %r in [notify.channels]", esc.id, name)
                 else:
                     pairs.append(("", url, ""))
-        return await self._write(s, esc, alert, purpose, prefix, pairs, now, members)
+        return pairs
 
     async def _write(
         self, s: AsyncSession, esc: Escalation, alert: Alert, purpose: Purpose, prefix: str,

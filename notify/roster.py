@@ -254,13 +254,15 @@ def _ids(duty: Duty) -> dict[str, list[str]]:
 
 
 async def resolve_targets(
-    session: AsyncSession, targets: list[str], now_ms: int, zone: ZoneInfo, duty: Duty | None = None
+    session: AsyncSession, targets: list[str], now_ms: int, zone: ZoneInfo, duty: Duty | None = None,
+    *, always_on: bool = False,
 ) -> list[Person]:
     """The people a step's `group:`/`person:` targets mean right now, each once.
 
     `duty` may be a moment-old answer of `on_duty`, which saves the store a round of queries.
     A group with nobody on duty at this moment (a gap in its shifts) means all its members:
-    waking someone off duty beats paging no one.
+    waking someone off duty beats paging no one. `always_on` (the fallback) means every
+    member of each group whatever its shifts say.
     """
     found: dict[str, Person] = {}
     for target in targets:
@@ -270,8 +272,11 @@ async def resolve_targets(
             if p is not None:
                 found.setdefault(p.id, p)
         elif prefix == "group":
-            duty = duty or await on_duty(session, now_ms, zone)
-            people = duty.groups.get(name) or (await session.scalars(
+            on: list[Person] = []
+            if not always_on:
+                duty = duty or await on_duty(session, now_ms, zone)
+                on = duty.groups.get(name, [])
+            people = on or (await session.scalars(
                 select(Person).join(GroupMember, GroupMember.person_id == Person.id)
                 .where(GroupMember.group_id == name).order_by(Person.id)
             )).all()

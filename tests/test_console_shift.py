@@ -7,12 +7,15 @@ keeps its sound and its mode, and a stream that drops says so and comes back by 
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Browser, expect
 
 from firewatch.simulators.fleet import Fleet
+from tests.notify_servers import HttpSink
 from tests.test_api import insert_alerts
-from tests.test_api_server import ApiThread, client
+from tests.test_api_server import ApiThread, client, run
 from tests.test_console import ARTIFACTS, CHROMIUM, browser, city, open_console, panel_alert
 
 __all__ = ["browser", "city"]  # fixtures used by name
@@ -175,3 +178,62 @@ def test_every_rule_has_a_chinese_label() -> None:
     from firewatch.contract.rules import LABELS_ZH, RULES
 
     assert {r.label for rules in RULES.values() for r in rules.values()} <= LABELS_ZH.keys()
+
+
+def test_nobody_reachable_is_a_loud_banner_until_someone_acknowledges(
+    browser: Browser, city: CityFixture, sink: HttpSink
+) -> None:
+    """A fire at 03:00 whose night group is empty pages the fallback, and every console says so."""
+    api, fleet, keys = city
+    roster = {
+        "people": [
+            {"id": "op", "name": "值机员小周", "channels": [f"webhook+{sink.base}/op"]},
+            {"id": "liu", "name": "刘主任", "channels": [f"webhook+{sink.base}/liu"]},
+        ],
+        "groups": [{"id": "night", "members": []}, {"id": "console", "members": ["op"]},
+                   {"id": "leaders", "members": ["liu"]}],
+        "shifts": [{"group": "leaders", "person": "liu", "start": "08:30", "end": "17:30"}],
+    }
+    assert client(api, keys["admin"]).put("/api/v1/roster", json=roster).status_code == 200
+    (fire,) = insert_alerts(api.settings, panel_alert(fleet, 3))
+    page = open_console(browser, api, keys["operator"])
+    expect(page.locator(f"#queue li[data-id='{fire}']")).to_be_visible()
+    expect(page.locator("#unreachable")).to_be_hidden()
+
+    three_am = int(datetime(2026, 11, 25, 3, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+    run(page_at(api.settings.store.url, fire, three_am))
+    assert (len(sink.at("/op")), len(sink.at("/liu"))) == (1, 1), sink.requests  # sent before page_at returned
+    banner = page.locator("#unreachable")
+    expect(banner).to_be_visible(timeout=10_000)  # from the live stream
+    expect(banner).to_contain_text("无人可达")
+    expect(banner).to_contain_text("值机员小周、刘主任")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(banner).to_be_visible()  # from the snapshot: a reloaded wall screen still shows it
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-nobody-reachable.png"))
+    page.click(f"#queue li[data-id='{fire}'] button[data-act=ack]")
+    expect(banner).to_be_hidden()
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(banner).to_be_hidden()
+
+
+async def page_at(store_url: str, alert_id: int, now: int) -> None:
+    """notify's escalator on the api's store, at a moment the test picks, routing `alert_id` to the night group."""
+    from firewatch.alerting.changes import AlertChange, snapshot
+    from firewatch.contract.db import Alert, open_store
+    from firewatch.notify.config import NotifyConfig, Route, Step
+    from firewatch.notify.escalator import Escalator
+
+    store = await open_store(store_url)
+    try:
+        async with store.session() as s:
+            alert = snapshot(await s.get(Alert, alert_id))
+        route = Route(name="fire", severity=["fire"], group_wait_s=0, steps=[Step(notify=["group:night"])])
+        escalator = Escalator(store, NotifyConfig(routes=[route], secret="s", backoff_s=0.01), lambda: now)
+        await escalator.handle(AlertChange("fired", alert, None))
+        await escalator.drain()
+    finally:
+        await store.aclose()

@@ -324,3 +324,75 @@ shifts:
     body = briefings[0].get_body(preferencelist=("plain",)).get_content()
     assert "火灾报警 3F east" in body and "未确认" in body and f"https://fw.example.org/ack/{fire.id}/" in body
     assert not [m for m in inbox.to("zhang@example.org") if "交接班" in m["Subject"]], "the one leaving is not briefed"
+
+
+NIGHT_ROSTER = """
+people:
+  - {{id: zhang, name: 张伟, channels: ["webhook+{base}/zhang"]}}
+  - {{id: chen, name: 陈新, channels: []}}
+  - {{id: op, name: 值机员小周, channels: ["webhook+{base}/op"]}}
+  - {{id: liu, name: 刘主任, channels: ["webhook+{base}/liu"]}}
+groups:
+  - {{id: duty, members: [zhang]}}
+  - {{id: night, members: [{night}]}}
+  - {{id: console, members: [op]}}
+  - {{id: leaders, members: [liu]}}
+shifts:
+  - {{group: duty, person: zhang, start: "08:00", end: "20:00"}}
+  - {{group: leaders, person: liu, start: "08:30", end: "17:30"}}
+{night_shift}
+"""
+
+
+@pytest.mark.parametrize(
+    ("night", "night_shift"),
+    [("", ""), ("chen", '  - {group: night, person: chen, start: "20:00", end: "08:00"}')],
+    ids=["night group empty", "on duty without a channel"],
+)
+async def test_a_fire_at_3am_with_nobody_reachable_pages_the_fallback_and_keeps_its_timers(
+    store: Store, sink: HttpSink, night: str, night_shift: str
+) -> None:
+    await load_yaml(store, NIGHT_ROSTER.format(base=sink.base, night=night, night_shift=night_shift))
+    three_am = int(datetime(2026, 11, 25, 3, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+    clock = Clock(three_am)
+    route = Route(name="fire", severity=["fire"], group_wait_s=0, repeat=2,
+                  steps=[Step(notify=["group:night"], wait_min=5), Step(notify=["group:night"], wait_min=10)])
+    cfg = NotifyConfig(routes=[route], public_url="https://fw.example.org", secret="s", backoff_s=0.01)
+    esc = Escalator(store, cfg, clock)
+    alert = await add_alert(store, clock.now)
+    await esc.handle(AlertChange("fired", alert, None))
+    await esc.drain()
+
+    # The default fallback: the console operators and every leader, shifts or not (liu's ends at 17:30).
+    assert [json.loads(r.body)["purpose"] for r in sink.at("/op")] == ["page"]
+    assert [json.loads(r.body)["alert"]["id"] for r in sink.at("/liu")] == [alert.id]
+    assert sink.at("/zhang") == [], "the day officer is in no fallback"
+    async with store.session() as s:
+        why = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "nobody_reachable"))).all()
+        row = (await s.scalars(select(Escalation))).one()
+    assert [(a.subject, a.detail["targets"], a.detail["paged"]) for a in why] == [
+        (f"alert:{alert.id}", ["group:night"], ["op", "liu"])
+    ]
+    assert (row.state, row.next_ms) == (PagingState.ACTIVE, three_am + 5 * 60_000), "the timers go on"
+    assert esc.metrics.nobody_on_duty._value.get() == 1
+
+    clock.advance(minutes=5)
+    await esc.tick()
+    await esc.drain()
+    assert len(sink.at("/op")) == len(sink.at("/liu")) == 2, "the next step, on time, reaches the fallback again"
+    await acknowledge(store, cfg, alert.id, "liu", "on_way", "", clock.now)
+    clock.advance(minutes=10)
+    await esc.tick()
+    await esc.drain()
+    assert len(sink.at("/op")) == 2, "an acknowledgement stops the fallback's paging too"
+
+
+async def test_a_route_of_its_own_fallback_pages_that_one(store: Store, sink: HttpSink) -> None:
+    await load_yaml(store, NIGHT_ROSTER.format(base=sink.base, night="", night_shift=""))
+    route = Route(name="fire", severity=["fire"], group_wait_s=0, fallback=["person:zhang"],
+                  steps=[Step(notify=["group:night"])])
+    clock = Clock()
+    esc = Escalator(store, NotifyConfig(routes=[route], secret="s", backoff_s=0.01), clock)
+    await esc.handle(AlertChange("fired", await add_alert(store, clock.now), None))
+    await esc.drain()
+    assert (len(sink.at("/zhang")), sink.at("/op"), sink.at("/liu")) == (1, [], [])

@@ -65,6 +65,11 @@ steps = [{{ notify = ["{first}"], {wait} = 3 }}, {{ notify = ["{second}"] }}]
         ('[notify.channels]\nleaders = "dingtalk-SECRET"\n', {}, "notify.channels.leaders"),
         ("", {"FIREWATCH_MQTT_PORT": "1884"}, "FIREWATCH_MQTT_PORT: not a setting (did you mean FIREWATCH_MQTT__PORT?)"),
         ("", {"FIREWATCH_INFLUX__URLL": "http://db:8086"}, "FIREWATCH_INFLUX__URLL"),
+        ('[notify]\nfallback = ["team:leaders"]\n', {}, "notify.fallback: Value error, target 'team:leaders'"),
+        ("[notify]\nfallback = []\n", {}, "notify.fallback: List should have at least 1 item"),
+        ('[notify]\nfallback = "group:leaders"\n', {}, "notify.fallback: Input should be a valid list"),
+        (ROUTE.format(first="group:duty", wait="wait_min", second="group:leaders") + 'fallback = ["leaders"]\n', {},
+         "notify.routes.0.fallback: Value error, target 'leaders'"),
     ],
 )
 def test_config_check_exits_2_and_names_the_key(tmp_path: Path, body: str, env: dict[str, str], named: str) -> None:
@@ -89,6 +94,11 @@ def test_route_targets_are_checked_against_the_stored_roster(tmp_path: Path) -> 
     settings_file(tmp_path, ROUTE.format(first="group:duty", wait="wait_min", second="person:boss"))
     done = firewatch(tmp_path, "config", "--check")
     assert (done.returncode, done.stderr.strip()) == (0, "settings OK")
+    # The default fallback names a `console` group this roster lacks: no mistake. Set by hand, it is checked.
+    settings_file(tmp_path, '[notify]\nfallback = ["group:leader", "person:boss"]\n')
+    done = firewatch(tmp_path, "config", "--check")
+    assert done.returncode == 2
+    assert "notify.fallback.0: 'group:leader': no group 'leader' in the stored roster" in done.stderr
 
 
 def test_up_refuses_bad_settings_before_starting_anything(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ const state = {
   byDevice: new Map(),      // device id -> Set of open alert ids
   filter: { district: "", kind: "" },
   notes: new Map(),         // alert id -> draft note while its note box is open
+  unreachable: new Map(),   // alert id -> the nobody_reachable audit row: 无人可达 until acknowledged
   cursor: 0,
   source: null,
   started: false,
@@ -239,6 +240,7 @@ function renderQueue() {
   const items = sortedAlerts();
   const fires = items.filter((a) => a.severity === "fire" && a.state === "firing").length;
   document.title = fires ? `🔥 ${fires} · ${t("title")}` : t("title");
+  renderUnreachable();
   $("#queue-count").textContent = items.length ? `(${items.length})` : "";
   if (!items.length) {
     list.innerHTML = `<li class="empty">${esc(t("empty_queue"))}</li>`;
@@ -262,6 +264,24 @@ function renderQueue() {
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
   }
+}
+
+// A step that reached nobody paged the fallback: a loud bar on every screen until someone acknowledges.
+function renderUnreachable() {
+  const bar = $("#unreachable");
+  for (const id of state.unreachable.keys()) if (state.alerts.get(id)?.state !== "firing") state.unreachable.delete(id);
+  const rows = [...state.unreachable.values()];
+  bar.hidden = !rows.length;
+  if (!rows.length) return;
+  const first = state.alerts.get(Number(rows[0].subject.slice(6)));
+  const paged = [...new Set(rows.flatMap((r) => r.detail.paged || []))].map(person);
+  bar.dataset.id = first.id;
+  bar.textContent = [
+    `${t("unreachable")}${rows.length > 1 ? ` ×${rows.length}` : ""}`,
+    [summaryOf(first), first.site, place(first.district)].filter(Boolean).join(" · "),
+    paged.length ? `${t("unreachable_paged")}${paged.join(t("list_sep"))}` : t("unreachable_none"),
+    t("unreachable_ack"),
+  ].join(" — ");
 }
 
 async function act(a, what) {
@@ -597,10 +617,15 @@ function connect() {
     if (source.readyState === EventSource.CLOSED && state.source === source) setTimeout(reconnect, retryMs);
   });
   source.addEventListener("alert", (e) => {
-    const { alert } = JSON.parse(e.data);
+    const { alert, audit } = JSON.parse(e.data);
     state.cursor = Number(e.lastEventId) || state.cursor;
     const { before, open } = putAlert(alert);
     if (open && alert.severity === "fire" && alert.state === "firing" && before?.severity !== "fire") fireAlarm();
+    if (audit.action === "nobody_reachable" && alert.state === "firing") {
+      if (!state.unreachable.has(alert.id)) beep();
+      state.unreachable.set(alert.id, audit);
+      scheduleQueue();
+    }
   });
   source.addEventListener("device", (e) => {
     const { device, device_id: id, online, district } = JSON.parse(e.data);
@@ -655,6 +680,8 @@ async function start(me) {
   state.alerts.clear();
   state.byDevice.clear();
   for (const a of snap.alerts) putAlert(a);
+  state.unreachable.clear();
+  for (const r of snap.unreachable || []) state.unreachable.set(Number(r.subject.slice(6)), r);
   fillFilters(snap.devices);
   applyFilter();
   renderLegend();
@@ -680,6 +707,7 @@ function init() {
     }
   });
   $("#sound").addEventListener("click", toggleSound);
+  $("#unreachable").addEventListener("click", (e) => showAlert(Number(e.currentTarget.dataset.id)));
   if (soundWanted()) unlockSound();
   if (new URLSearchParams(location.search).get("wall") === "1") setWall(true);
   setWall(wallMode());
