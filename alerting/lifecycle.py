@@ -216,7 +216,7 @@ class Lifecycle:
             times.popleft()
         alert = Alert(
             fingerprint=fp, rule=s.rule, severity=s.severity, state=AlertState.FIRING, kind=s.kind, device_id=s.device_id,
-            district=s.district, site=s.site, zone=s.zone, metric=s.metric, value=s.value, threshold=s.threshold,
+            district=s.district, site=s.site, zone=s.zone, loop=s.loop, point=s.point, metric=s.metric, value=s.value, threshold=s.threshold,
             unit=s.unit, summary=s.summary, probable=bool(d.probable), score=d.score or 0.0,
             reasons=list(d.reasons or []), started_ms=s.ts_ms, last_seen_ms=s.ts_ms,
         )

@@ -60,6 +60,9 @@ class Signal:
     kind: str = ""
     site: str = ""
     zone: str = ""
+    loop: int | None = None
+    """A panel event's loop and point (回路、点位), kept on the alert it opens."""
+    point: int | None = None
     metric: str = ""
     value: float | None = None
     threshold: float | None = None

@@ -13,7 +13,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    inspect,
+    literal,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from firewatch.contract.kinds import ZONE_CHARS
+from firewatch.contract.settings import SettingsError
 from firewatch.contract.topics import DEVICE_ID_CHARS, DISTRICT_CHARS
 
 
@@ -137,6 +151,9 @@ class Alert(Base):
     district: Mapped[str] = mapped_column(String(DISTRICT_CHARS), default="", index=True)
     site: Mapped[str] = mapped_column(String(128), default="", index=True)
     zone: Mapped[str] = mapped_column(String(ZONE_CHARS), default="")
+    loop: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """A panel alert's loop and point (回路、点位): the detector the duty officer walks to."""
+    point: Mapped[int | None] = mapped_column(Integer, nullable=True)
     metric: Mapped[str] = mapped_column(String(64), default="")
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -199,6 +216,17 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
+    async def missing(self) -> list[str]:
+        """`table.column` for every column the code has and the store's existing tables lack."""
+        async with self.engine.connect() as conn:
+            return [f"{c.table.name}.{c.name}" for c in await conn.run_sync(missing_columns)]
+
+    async def upgrade(self) -> list[str]:
+        """Create missing tables and add missing columns (`firewatch store upgrade`); what was added."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+            return await conn.run_sync(_add_missing)
+
     async def ping(self) -> bool:
         from sqlalchemy import text
 
@@ -227,7 +255,52 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class StoreOutdated(SettingsError):
+    """The store was created by an older firewatch: `firewatch store upgrade` adds what it lacks
+    (a SettingsError, so every command stops with its message and exit code 2)."""
+
+
+def missing_columns(conn: Connection) -> list[Column[Any]]:
+    """The store has no migration history: what the code needs is read off the live tables."""
+    insp = inspect(conn)
+    tables = set(insp.get_table_names())
+    return [c for t in Base.metadata.sorted_tables if t.name in tables
+            for have in [{col["name"] for col in insp.get_columns(t.name)}] for c in t.columns if c.name not in have]
+
+
+def _add_missing(conn: Connection) -> list[str]:
+    """ALTER TABLE … ADD COLUMN, one per missing column, the same on SQLite and PostgreSQL.
+
+    A column is added nullable, or NOT NULL with its scalar default for the rows already
+    there; uniqueness and indexes come as indexes, since SQLite cannot add a UNIQUE column.
+    """
+    added = []
+    prep = conn.dialect.identifier_preparer
+    for c in missing_columns(conn):
+        table, name = prep.format_table(c.table), prep.quote(c.name)
+        ddl = f"ALTER TABLE {table} ADD COLUMN {name} {c.type.compile(conn.dialect)}"
+        if not c.nullable:
+            default = c.default.arg if c.default is not None and c.default.is_scalar else None
+            if default is None:
+                raise StoreOutdated(f"{c.table.name}.{c.name} is NOT NULL without a default: it cannot be"
+                                    " added to rows that exist; add it by hand")
+            value = literal(default, c.type).compile(conn.dialect, compile_kwargs={"literal_binds": True})
+            ddl += f" NOT NULL DEFAULT {value}"
+        conn.exec_driver_sql(ddl)
+        if c.unique or c.index:
+            index = prep.quote(f"ix_{c.table.name}_{c.name}")
+            conn.exec_driver_sql(f"CREATE {'UNIQUE ' if c.unique else ''}INDEX {index} ON {table} ({name})")
+        added.append(f"{c.table.name}.{c.name}")
+    return added
+
+
 async def open_store(url: str) -> Store:
+    """Create what is missing; refuse a store whose tables lack columns, naming them and the cure."""
     store = Store(url)
     await store.create_all()
+    missing = await store.missing()
+    if missing:
+        await store.aclose()
+        raise StoreOutdated(f"the SQL store {make_url(url).render_as_string(hide_password=True)} lacks "
+                            f"{', '.join(missing)}: run `firewatch store upgrade`")
     return store

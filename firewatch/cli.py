@@ -451,6 +451,38 @@ def districts_load(
     print(f"loaded {len(rows)} districts")
 
 
+store_app = typer.Typer(no_args_is_help=True, help="The SQL store: bring one made by an older firewatch up to date.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("upgrade")
+def store_upgrade(
+    check: Annotated[bool, typer.Option("--check", help="Only say what is missing; exit 1 if anything is.")] = False,
+) -> None:
+    """Create missing tables and add the columns newer code needs (ALTER TABLE … ADD COLUMN) to every part's tables."""
+    import asyncio
+
+    import firewatch.alerting.service
+    import firewatch.api
+    import firewatch.gateway
+    import firewatch.notify
+    import firewatch.supervision  # noqa: F401 - every part's tables, so none is left behind
+    from firewatch.contract.db import Store
+
+    async def upgrade() -> list[str]:
+        store = Store(settings().store.url)
+        try:
+            return await (store.missing() if check else store.upgrade())
+        finally:
+            await store.aclose()
+
+    changed = asyncio.run(upgrade())
+    verb = "missing" if check else "added"
+    print(f"{verb}: {', '.join(changed)}" if changed else "the store is up to date")
+    if check and changed:
+        raise typer.Exit(1)
+
+
 # --- end dashboards and devices ---
 
 

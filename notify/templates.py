@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from firewatch.contract.db import Alert
 from firewatch.contract.payload import one_line
+from firewatch.contract.rules import LABELS_ZH, RULES
 
 
 class Purpose(StrEnum):
@@ -34,6 +35,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "where": "地点：{where}",
         "address": "地址：{address}",
         "zone": "区域：{zone}",
+        "point": "点位：{loop}回路{point}号",
         "value": "数值：{value}{unit}（阈值 {threshold}{unit}）",
         "since": "开始：{since}",
         "resolved": "解除：{resolved}",
@@ -63,6 +65,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "where": "Where: {where}",
         "address": "Address: {address}",
         "zone": "Zone: {zone}",
+        "point": "Point: loop {loop}, point {point}",
         "value": "Value: {value}{unit} (threshold {threshold}{unit})",
         "since": "Since: {since}",
         "resolved": "Resolved: {resolved}",
@@ -102,6 +105,18 @@ def _number(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
 
+def _what_zh(alert: Alert) -> str:
+    """A panel alert in Chinese, as the console says it: alerting's own summaries are English
+    ("fire alarm: loop 1, point 23, …"), so one that begins with its rule's label is said
+    from the rule's Chinese label and the zone; any other summary is kept as written."""
+    rule = RULES.get(alert.kind, {}).get(alert.rule) if alert.kind == "panel" else None
+    summary = alert.summary or alert.rule
+    if rule is None or not summary.startswith(rule.label):
+        return summary
+    zh = LABELS_ZH.get(rule.label, rule.label)
+    return f"{zh}：{alert.zone}" if alert.zone else zh
+
+
 def render(
     alert: Alert,
     purpose: Purpose,
@@ -115,7 +130,7 @@ def render(
     t = TEXTS.get(language, TEXTS["zh"])
     # Every text a device or the registry supplied goes on one line: a line break in it would
     # pose as a line of the message (a forged "resolved" or link line in an SMS).
-    what = one_line(alert.summary or alert.rule)
+    what = one_line(_what_zh(alert) if language != "en" else alert.summary or alert.rule)
     title = t[purpose.value].format(severity=t.get(alert.severity, alert.severity), what=what)
     where = one_line(" · ".join(x for x in (alert.site, alert.district) if x))
     lines = [t["where"].format(where=where)] if where else []
@@ -123,6 +138,8 @@ def render(
         lines.append(t["address"].format(address=one_line(address)))
     if alert.zone:
         lines.append(t["zone"].format(zone=one_line(alert.zone)))
+    if alert.loop is not None and alert.point is not None:
+        lines.append(t["point"].format(loop=alert.loop, point=alert.point))
     if alert.device_id:
         lines.append(t["device"].format(device=f"{alert.device_id} ({alert.kind})" if alert.kind else alert.device_id))
     if alert.value is not None:

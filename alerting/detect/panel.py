@@ -111,14 +111,15 @@ class PanelDetector:
         return self.heartbeats.latest(len(self.panels))
 
     def _signal(self, p: PanelState, rule: str, ts: int, on: bool, summary: str, zone: str = "",
-                annotate: bool = False) -> Signal:
+                annotate: bool = False, at: PanelEvent | None = None) -> Signal:
         if not annotate:
             (p.active.add if on else p.active.discard)(rule)
         sev = RULES["panel"][rule].severities[0] if on else None
         d = p.device
         incident = p.record(p.incident) if rule == "fire" and p.incident is not None else None
         return Signal(rule, d.id, d.district, ts, sev, kind="panel", site=d.site, zone=zone, summary=summary,
-                      annotate=annotate, incident=incident)
+                      annotate=annotate, incident=incident, loop=at.loop if at else None,
+                      point=at.point if at else None)
 
     def detect(self, events: list[PanelEvent]) -> list[Signal]:
         out: list[Signal] = []
@@ -137,7 +138,7 @@ class PanelDetector:
                 p.incident = Incident(ts)
                 self.watch.add(p.device.id)
             p.incident.alarms.append(PointAlarm(key, e.zone or "", e.component or "", ts))
-            return [self._signal(p, "fire", ts, True, f"fire alarm: {_where(e)}", e.zone or "", not first)]
+            return [self._signal(p, "fire", ts, True, f"fire alarm: {_where(e)}", e.zone or "", not first, e)]
         if ev in ("start", "feedback") and p.incident is not None:
             p.incident.linkage.append((ev, ts))
             return [self._signal(p, "fire", ts, True, f"linkage {ev}: {_where(e)}", e.zone or "", True)]
@@ -147,7 +148,7 @@ class PanelDetector:
             p.faults.setdefault(key, ts)
             self.watch.add(p.device.id)
             if "fault" not in p.active:
-                return [self._signal(p, "fault", ts, True, f"fault: {_where(e)}", e.zone or "")]
+                return [self._signal(p, "fault", ts, True, f"fault: {_where(e)}", e.zone or "", at=e)]
             return []
         if ev == "fault_cleared":
             if key == (None, None):
@@ -171,7 +172,7 @@ class PanelDetector:
                 return [self._signal(p, "shield_left_on", ts, False, "points unshielded")]
             return []
         if ev == "supervisory" and "supervisory" not in p.active:
-            return [self._signal(p, "supervisory", ts, True, f"supervisory: {_where(e)}", e.zone or "")]
+            return [self._signal(p, "supervisory", ts, True, f"supervisory: {_where(e)}", e.zone or "", at=e)]
         if ev in ("main_power_fault", "backup_power_fault"):
             rule = ev.removesuffix("_fault")
             if rule not in p.active:
