@@ -33,7 +33,6 @@ from firewatch.api.fields import (
     UntilQuery,
 )
 from firewatch.api.readings import ReadingsOut, readings
-from firewatch.api.responses import fast_json
 from firewatch.contract.db import (
     OPEN_STATES,
     Alert,
@@ -164,40 +163,36 @@ async def list_alerts(
     limit: Limit = 200,
     offset: Offset = 0,
 ) -> Response:
-    key = f"alerts?{request.url.query}"
-    head = await c.feed.head()
-    cached = c.cache.get(key, head)
-    if cached is not None:
-        return fast_json(cached)
-    q = select(*ALERT_COLUMNS)
-    if state:
-        states = {s for s in state if s != "open"} | (set(OPEN_STATES) if "open" in state else set())
-        q = q.where(Alert.state.in_(sorted(states)))
-    if severity:
-        q = q.where(Alert.severity.in_(severity))
-    for column, value in (
-        (Alert.kind, kind),
-        (Alert.district, district),
-        (Alert.site, site),
-        (Alert.device_id, device_id),
-        (Alert.rule, rule),
-    ):
-        if value is not None:
-            q = q.where(column == value)
-    if since is not None:
-        q = q.where(Alert.started_ms >= since)
-    if until is not None:
-        q = q.where(Alert.started_ms < until)
-    async with c.store.session() as s:
-        total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
-        rows = (
-            (await s.execute(q.order_by(*queue_order()).limit(limit).offset(offset)))
-            .mappings()
-            .all()
-        )
-    body = orjson.dumps({"total": total, "items": [dict(r) for r in rows]})
-    c.cache.put(key, head, body)
-    return fast_json(body)
+    async def build() -> bytes:
+        q = select(*ALERT_COLUMNS)
+        if state:
+            states = {s for s in state if s != "open"} | (set(OPEN_STATES) if "open" in state else set())
+            q = q.where(Alert.state.in_(sorted(states)))
+        if severity:
+            q = q.where(Alert.severity.in_(severity))
+        for column, value in (
+            (Alert.kind, kind),
+            (Alert.district, district),
+            (Alert.site, site),
+            (Alert.device_id, device_id),
+            (Alert.rule, rule),
+        ):
+            if value is not None:
+                q = q.where(column == value)
+        if since is not None:
+            q = q.where(Alert.started_ms >= since)
+        if until is not None:
+            q = q.where(Alert.started_ms < until)
+        async with c.store.session() as s:
+            total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+            rows = (
+                (await s.execute(q.order_by(*queue_order()).limit(limit).offset(offset)))
+                .mappings()
+                .all()
+            )
+        return orjson.dumps({"total": total, "items": [dict(r) for r in rows]})
+
+    return await c.cache.answer(request, f"alerts?{request.url.query}", await c.feed.head(), build)
 
 
 async def _alert(c: Context, alert_id: int) -> Alert:

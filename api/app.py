@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from uvicorn.supervisors import Multiprocess
 
 from firewatch.alerting import config as alerting_config
 from firewatch.api import (
@@ -126,14 +128,43 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(settings: Settings) -> None:
+def _worker_app(settings: Settings, setup: Callable[[], None] | None) -> FastAPI:
+    """A worker process's app: it starts from nothing (spawned), so it sets up its own logging first."""
+    if setup is not None:
+        setup()
+    return create_app(settings)
+
+
+def serve(settings: Settings, workers: int | None = None, setup: Callable[[], None] | None = None) -> None:
+    """Serve on [api] host:port with `workers` processes (default [api] workers) sharing one socket.
+
+    Several workers are uvicorn's supervisor over spawned processes, each with the
+    whole app; what must happen once (recording device statuses) is shared out by
+    the broker (see live.py). `setup` runs first in every process (the command's logging).
+    """
+    n = workers or settings.api.workers
+    if setup is not None:
+        setup()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     config = uvicorn.Config(
-        create_app(settings),
+        functools.partial(_worker_app, settings, setup),
+        factory=True,
         host=settings.api.host,
         port=settings.api.port,
+        workers=n,
+        timeout_worker_healthcheck=120,  # a worker starting on a loaded machine is slow (25 s seen), not hung
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=3,
     )
-    uvicorn.Server(config).run()
+    if n == 1:
+        uvicorn.Server(config).run()
+        return
+    asyncio.run(_create_tables(settings.store.url))
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+async def _create_tables(url: str) -> None:
+    """Before the workers start: N of them creating a new database's tables at once would collide."""
+    store = await open_store(url)
+    await store.aclose()

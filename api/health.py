@@ -77,4 +77,5 @@ async def health(c: Ctx) -> Any:
 async def metrics(c: Ctx) -> Response:
     c.metrics.mqtt_connected.set(1 if c.listener.connected else 0)
     c.metrics.status_changes.set(c.listener.status_changes)
+    c.metrics.statuses_refused.set(c.listener.statuses_refused)
     return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,12 @@ alert change, this module a row per device status change), so the stream can
 resume from any audit id. MQTT only makes it prompt: an alert change on
 `fire/v1/_alerts/#` or a status on `fire/v1/+/+/status` wakes the feed, and a
 one-second poll of the audit table covers a missed or early wake-up.
+
+With several api workers or replicas every one of them hears every status (a
+shared subscription would not get the retained ones, which is how a restarted
+api learns what changed while it was away), and they take turns writing them:
+a lock (PostgreSQL) or the database's write lock (SQLite) taken before the
+previous status is read, so each change is written and audited once.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import logging
 import os
 import socket
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import AuditEntry, Store, now_ms
@@ -27,6 +34,8 @@ log = logging.getLogger("firewatch.api.live")
 POLL_S = 1.0
 STATUS_FLUSH_S = 0.1
 STATUS_CHUNK = 500
+STATUS_LOCK = 0x66770001
+"""The PostgreSQL advisory lock the api's status writers take turns on."""
 
 
 class Feed:
@@ -77,6 +86,10 @@ class Listener:
         self.feed = feed
         self.connected = False
         self.status_changes = 0
+        self.statuses_written = 0
+        """Statuses written, changed or not (every worker writes every status; one of them audits it)."""
+        self.statuses_refused = 0
+        """Statuses the store refused alone (twice) while it answered: logged and dropped."""
         self._pending: dict[str, DeviceStatus] = {}
         self._pending_set = asyncio.Event()
 
@@ -113,8 +126,12 @@ class Listener:
             return
         for record in parsed.records:
             if isinstance(record, DeviceStatus):
-                self._pending[record.device_id] = record
-                self._pending_set.set()
+                self.offer(record)
+
+    def offer(self, status: DeviceStatus) -> None:
+        """Queue a status for the next write; a newer one of the same device replaces it."""
+        self._pending[status.device_id] = status
+        self._pending_set.set()
 
     async def record_statuses(self) -> None:
         """Write each device's status change once: a DeviceState row plus an audit entry."""
@@ -126,7 +143,7 @@ class Listener:
             items = list(batch.values())
             try:
                 for i in range(0, len(items), STATUS_CHUNK):
-                    self.status_changes += await self._record(items[i : i + STATUS_CHUNK])
+                    self.status_changes += await self._record_split(items[i : i + STATUS_CHUNK])
             except Exception as exc:  # noqa: BLE001 - store down: keep the newest, retry later
                 log.warning("could not record device statuses: %s", exc)
                 for item in items:
@@ -136,9 +153,33 @@ class Listener:
                 continue
             self.feed.poke()
 
+    async def _record_split(self, items: list[DeviceStatus]) -> int:
+        """Record a chunk; one the store refuses is halved until the refused row stands alone.
+
+        A row alone is tried twice (a lock timeout refuses the first try only) and
+        then dropped with a log line, so one bad row never holds back the statuses
+        beside it. When the store does not answer
+        at all the error goes up, and the caller keeps everything for later.
+        """
+        try:
+            return await self._record(items)
+        except Exception:  # which row, or the store itself, is found out below
+            if not await self.store.ping():
+                raise
+            if len(items) > 1:
+                half = len(items) // 2
+                return await self._record_split(items[:half]) + await self._record_split(items[half:])
+            try:
+                return await self._record(items)
+            except Exception as exc:  # noqa: BLE001 - the same row refused twice: drop it, keep the feed going
+                self.statuses_refused += 1
+                log.error("the store refused the status of device %s twice; dropped: %s", items[0].device_id, exc)
+                return 0
+
     async def _record(self, items: list[DeviceStatus]) -> int:
         changed = 0
         async with self.store.session() as s, s.begin():
+            await _take_turn(s)
             ids = [i.device_id for i in items]
             known = {
                 r.device_id: r
@@ -171,4 +212,17 @@ class Listener:
                     ts_ms=item.ts_ms,
                     fw=item.fw,
                 )
+        self.statuses_written += len(items)
         return changed
+
+
+async def _take_turn(s: AsyncSession) -> None:
+    """Hold the status writers' lock until this transaction ends, before reading any previous status.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a first write (matching
+    no row) takes the database's write lock and a fresh view at once.
+    """
+    if s.bind.dialect.name == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STATUS_LOCK})
+    else:
+        await s.execute(update(DeviceState).where(false()).values(ts_ms=DeviceState.ts_ms))

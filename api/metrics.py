@@ -36,3 +36,8 @@ class Metrics:
             "device status changes recorded since start",
             registry=self.registry,
         )
+        self.statuses_refused = Gauge(
+            "firewatch_api_device_statuses_refused",
+            "device statuses the SQL store refused twice, alone, while it answered: logged and dropped",
+            registry=self.registry,
+        )

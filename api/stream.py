@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
@@ -23,7 +24,6 @@ from firewatch.api.context import Context, Ctx
 from firewatch.api.devices import device_out
 from firewatch.api.districts import DistrictOut, registry
 from firewatch.api.fields import MAX_ID
-from firewatch.api.responses import fast_json
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import OPEN_STATES, Alert, AlertState, AuditEntry, Device
 from firewatch.contract.rules import rule_labels
@@ -176,69 +176,74 @@ async def stream(
     response_model=Snapshot,
     summary="Devices (columnar) and open alerts, with the stream cursor",
 )
-async def snapshot(c: Ctx, _: Viewer) -> Response:
+async def snapshot(request: Request, c: Ctx, _: Viewer) -> Response:
+    """Built once per audit cursor and shared by every console asking (ETag: a reload may cost a 304)."""
     cursor = await c.feed.head()
-    async with c.store.session() as s:
-        rows = (
-            await s.execute(
-                select(
-                    Device.id,
-                    Device.kind,
-                    Device.district,
-                    Device.site,
-                    Device.latitude,
-                    Device.longitude,
-                    DeviceState.online,
-                )
-                .outerjoin(DeviceState, DeviceState.device_id == Device.id)
-                .where(Device.retired_ms.is_(None))
-                .order_by(Device.id)
-            )
-        ).all()
-        alerts = (
-            (
+
+    async def build() -> bytes:
+        async with c.store.session() as s:
+            rows = (
                 await s.execute(
-                    select(*ALERT_COLUMNS)
-                    .where(Alert.state.in_(OPEN_STATES))
-                    .order_by(*queue_order())
-                    .limit(5000)
+                    select(
+                        Device.id,
+                        Device.kind,
+                        Device.district,
+                        Device.site,
+                        Device.latitude,
+                        Device.longitude,
+                        DeviceState.online,
+                    )
+                    .outerjoin(DeviceState, DeviceState.device_id == Device.id)
+                    .where(Device.retired_ms.is_(None))
+                    .order_by(Device.id)
                 )
+            ).all()
+            alerts = (
+                (
+                    await s.execute(
+                        select(*ALERT_COLUMNS)
+                        .where(Alert.state.in_(OPEN_STATES))
+                        .order_by(*queue_order())
+                        .limit(5000)
+                    )
+                )
+                .mappings()
+                .all()
             )
-            .mappings()
-            .all()
+            # Devices that report but are not registered: shown at their topic's district, to be registered.
+            unregistered = (
+                await s.execute(
+                    select(DeviceState.device_id, DeviceState.district, DeviceState.online)
+                    .outerjoin(Device, Device.id == DeviceState.device_id)
+                    .where(Device.id.is_(None))
+                    .order_by(DeviceState.device_id)
+                    .limit(UNREGISTERED_SHOWN)
+                )
+            ).all()
+            # A step that reached nobody paged the fallback: loud on every screen until someone acknowledges.
+            unreachable = (
+                await s.scalars(
+                    select(AuditEntry)
+                    .join(Alert, AuditEntry.subject == literal("alert:") + cast(Alert.id, String))
+                    .where(AuditEntry.action == NOBODY_REACHABLE, Alert.state == AlertState.FIRING)
+                    .order_by(AuditEntry.id)
+                    .limit(500)
+                )
+            ).all()
+        rows = [*rows, *((r.device_id, UNREGISTERED, r.district, "", None, None, r.online) for r in unregistered)]
+        names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
+        columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+        return orjson.dumps(
+            {
+                "cursor": cursor,
+                "devices": columns,
+                "alerts": [dict(a) for a in alerts],
+                "map_tile_url": c.settings.api.map_tile_url,
+                "map_layer": c.settings.api.map_layer is not None,
+                "districts": [d.model_dump() for d in await registry(c)],
+                "rule_labels": RULE_LABELS,
+                "unreachable": [AuditOut.model_validate(a).model_dump() for a in unreachable],
+            }
         )
-        # Devices that report but are not registered: shown at their topic's district, to be registered.
-        unregistered = (
-            await s.execute(
-                select(DeviceState.device_id, DeviceState.district, DeviceState.online)
-                .outerjoin(Device, Device.id == DeviceState.device_id)
-                .where(Device.id.is_(None))
-                .order_by(DeviceState.device_id)
-                .limit(UNREGISTERED_SHOWN)
-            )
-        ).all()
-        # A step that reached nobody paged the fallback: loud on every screen until someone acknowledges.
-        unreachable = (
-            await s.scalars(
-                select(AuditEntry)
-                .join(Alert, AuditEntry.subject == literal("alert:") + cast(Alert.id, String))
-                .where(AuditEntry.action == NOBODY_REACHABLE, Alert.state == AlertState.FIRING)
-                .order_by(AuditEntry.id)
-                .limit(500)
-            )
-        ).all()
-    rows = [*rows, *((r.device_id, UNREGISTERED, r.district, "", None, None, r.online) for r in unregistered)]
-    names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
-    columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
-    return fast_json(
-        {
-            "cursor": cursor,
-            "devices": columns,
-            "alerts": [dict(a) for a in alerts],
-            "map_tile_url": c.settings.api.map_tile_url,
-            "map_layer": c.settings.api.map_layer is not None,
-            "districts": [d.model_dump() for d in await registry(c)],
-            "rule_labels": RULE_LABELS,
-            "unreachable": [AuditOut.model_validate(a).model_dump() for a in unreachable],
-        }
-    )
+
+    return await c.cache.answer(request, "console/snapshot", cursor, build)

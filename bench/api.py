@@ -13,6 +13,7 @@ Chromium loads the console and reports when the map and queue first rendered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 from firewatch.api.auth import issue
 from firewatch.contract.db import Alert, AlertState, Severity, open_store
@@ -36,8 +38,11 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 class ApiProcess:
-    def __init__(self, settings: Settings, folder: Path) -> None:
+    """`firewatch api --workers N` as a child process, configured only by FIREWATCH_* variables."""
+
+    def __init__(self, settings: Settings, folder: Path, workers: int = 1) -> None:
         s = settings
+        self.workers = workers
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -45,6 +50,7 @@ class ApiProcess:
             "FIREWATCH_INFLUX__URL": s.influx.url,
             "FIREWATCH_INFLUX__DATABASE": s.influx.database,
             "FIREWATCH_STORE__URL": s.store.url,
+            "FIREWATCH_MQTT__CLIENT_ID_PREFIX": s.mqtt.client_id_prefix,
             "FIREWATCH_API__PORT": str(self.port),
         }
         self.env.pop("FIREWATCH_CONFIG", None)
@@ -58,27 +64,33 @@ class ApiProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", "api"],
+                [sys.executable, "-m", "firewatch", "api", "--workers", str(self.workers)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # workers import the app one each: 25 s apiece at load 14
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code in (200, 503):
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError(f"api did not start; see {self.log}")
+        self.stop()
+        raise RuntimeError(f"api did not start within 180 s; see {self.log}")
 
     def stop(self) -> None:
+        """SIGTERM (the supervisor stops its workers), then SIGKILL for whatever is left of the tree."""
         if self.proc and self.proc.poll() is None:
+            workers = psutil.Process(self.proc.pid).children()
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+            for w in workers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    w.kill()
 
 
 async def _seed_alerts(settings: Settings, fleet: Fleet, count: int) -> None:
@@ -191,7 +203,7 @@ def _first_render(url: str, token: str, runs: int = 3) -> float | None:
     return round(statistics.median(times), 1)
 
 
-def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path) -> dict[str, Any]:
+def measure(devices: int, alerts: int, clients: int, requests: int, workers: int, folder: Path) -> dict[str, Any]:
     with Mosquitto(folder / "mosquitto") as m, InfluxD(folder / "influxd") as i:
         settings = Settings(
             mqtt={"port": m.port},
@@ -202,7 +214,7 @@ def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path
         token = asyncio.run(issue(settings.store.url, "bench", "admin"))
         fleet = Fleet.build(devices, seed=3, districts=12)
         fleet.write_csv(folder / "city.csv")
-        api = ApiProcess(settings, folder)
+        api = ApiProcess(settings, folder, workers)
         api.start()
         try:
             t = time.perf_counter()
@@ -237,6 +249,7 @@ def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path
         "imported": report["created"],
         "import_s": round(import_s, 2),
         "open_alerts": alerts,
+        "workers": workers,
         "clients": clients,
         "requests_per_endpoint": requests,
         "alert_list": alert_list,
@@ -247,9 +260,9 @@ def measure(devices: int, alerts: int, clients: int, requests: int, folder: Path
     }
 
 
-def main(devices: int, alerts: int, clients: int, requests: int, as_json: bool) -> None:
+def main(devices: int, alerts: int, clients: int, requests: int, workers: int, as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="fw-bench-api-") as tmp:
-        result = measure(devices, alerts, clients, requests, Path(tmp))
+        result = measure(devices, alerts, clients, requests, workers, Path(tmp))
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return

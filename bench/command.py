@@ -79,12 +79,13 @@ def bench_api(
     alerts: Annotated[int, typer.Option(help="Open alerts.")] = 500,
     clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 50,
     requests: Annotated[int, typer.Option(help="Requests per measured endpoint.")] = 2_000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="api worker processes (`firewatch api --workers`).")] = 2,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """API p50/p99 latency under concurrent clients, and the console's first render with many devices."""
     from firewatch.bench import api
 
-    api.main(devices, alerts, clients, requests, json)
+    api.main(devices, alerts, clients, requests, workers, json)
 
 
 @bench.command("notify")

@@ -112,6 +112,8 @@ class StoreSettings(_Section):
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    """Processes serving the port (`firewatch api --workers N` wins); device statuses are still recorded once."""
     public_url: HttpUrl = "http://127.0.0.1:8080"
     """Where phones reach the acknowledge pages."""
     secret: str = ""

@@ -1,3 +1,4 @@
 from firewatch.cli import main
 
-main()
+if __name__ == "__main__":  # not again in the api's spawned workers, which import this module
+    main()

@@ -101,13 +101,17 @@ app.add_typer(api_app, name="api")
 
 
 @api_app.callback()
-def api_cmd(ctx: typer.Context) -> None:
+def api_cmd(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Processes serving the port (default [api] workers).")
+    ] = None,
+) -> None:
     """Serve the API and the console at [api] host:port."""
     if ctx.invoked_subcommand is None:
         from firewatch import api
 
-        service_logging()
-        api.serve(settings())
+        api.serve(settings(), workers, service_logging)
 
 
 @token_app.command("create")

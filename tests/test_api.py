@@ -299,6 +299,23 @@ def test_panel_readings_are_its_events(admin: httpx.Client, api: ApiThread) -> N
 # --- alerts ------------------------------------------------------------------
 
 
+def test_queue_and_snapshot_answer_304_until_something_changes(
+    admin: httpx.Client, operator: httpx.Client, api: ApiThread
+) -> None:
+    """A console holding the current bytes gets a bodiless 304; an acknowledge makes it 200 again."""
+    (alert_id,) = insert_alerts(api.settings, {"rule": "panel_fire", "severity": "fire", "device_id": "P-1"})
+    for path in ("/api/v1/alerts?state=open", "/api/v1/console/snapshot"):
+        first = admin.get(path)
+        etag = first.headers["etag"]
+        again = admin.get(path, headers={"If-None-Match": etag})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag), path
+    queue_etag = admin.get("/api/v1/alerts?state=open").headers["etag"]
+    assert operator.post(f"/api/v1/alerts/{alert_id}/acknowledge").status_code == 200
+    changed = admin.get("/api/v1/alerts?state=open", headers={"If-None-Match": queue_etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != queue_etag
+    assert changed.json()["items"][0]["state"] == "acknowledged"
+
+
 def test_alert_queue_puts_fire_first_then_score_and_filters(
     admin: httpx.Client, api: ApiThread
 ) -> None:
