@@ -66,11 +66,13 @@ def bench_ingest(
     mqtt: Annotated[str | None, typer.Option(help="Use this broker (host:port) instead of starting one.")] = None,
     influx: Annotated[str | None, typer.Option(help="Use this InfluxDB URL instead of starting one.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    baseline: Annotated[str | None, typer.Option(
+        help="Also run this git commit's ingest through the same stream, after this one's.")] = None,
 ) -> None:
     """Messages/s from MQTT into InfluxDB, against what mosquitto_sub receives (the ceiling)."""
     from firewatch.bench import ingest
 
-    ingest.main(messages, devices, processes, batch_size, mqtt, influx, json)
+    ingest.main(messages, devices, processes, batch_size, mqtt, influx, json, baseline)
 
 
 @bench.command("api")

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,28 +35,32 @@ FILTER = "fire/v1/+/+/+"
 
 
 class IngestProcess:
-    """`firewatch ingest` as a child process, configured only through FIREWATCH_* variables."""
+    """`firewatch ingest` as a child process, configured only through FIREWATCH_* variables.
 
-    def __init__(self, settings: Settings, client_id: str, folder: Path) -> None:
+    Only the `[ingest]` keys that differ from their defaults are passed, so the same settings
+    also start another commit's ingest (`pythonpath`, see `baseline_tree`), which may not know
+    every key this one has.
+    """
+
+    def __init__(self, settings: Settings, client_id: str, folder: Path,
+                 pythonpath: Path | None = None) -> None:
         self.metrics_port = free_port()
         s = settings
+        ingest = s.ingest.model_dump(exclude_defaults=True, exclude={"client_id", "metrics_port"})
         self.env = {
             **os.environ,
             "FIREWATCH_MQTT__HOST": s.mqtt.host,
             "FIREWATCH_MQTT__PORT": str(s.mqtt.port),
             "FIREWATCH_INFLUX__URL": s.influx.url,
             "FIREWATCH_INFLUX__DATABASE": s.influx.database,
-            "FIREWATCH_INGEST__SHARE_GROUP": s.ingest.share_group,
-            "FIREWATCH_INGEST__SHARE_SESSION_EXPIRY_S": str(s.ingest.share_session_expiry_s),
+            **{f"FIREWATCH_INGEST__{key.upper()}": str(value) for key, value in ingest.items()},
             "FIREWATCH_INGEST__CLIENT_ID": client_id,
-            "FIREWATCH_INGEST__BATCH_SIZE": str(s.ingest.batch_size),
-            "FIREWATCH_INGEST__FLUSH_INTERVAL_S": str(s.ingest.flush_interval_s),
-            "FIREWATCH_INGEST__SPOOL_DIR": str(s.ingest.spool_dir),
-            "FIREWATCH_INGEST__DEAD_LETTER_FILE": str(s.ingest.dead_letter_file),
             "FIREWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
             "FIREWATCH_STORE__URL": s.store.url,
         }
         self.env.pop("FIREWATCH_CONFIG", None)
+        if pythonpath is not None:
+            self.env["PYTHONPATH"] = str(pythonpath)
         self.folder = folder
         self.log = folder / f"ingest-{client_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -278,35 +283,46 @@ def _forget_session(services: Services, client_id: str) -> None:
     )
 
 
-def run(
-    messages: int,
-    devices: int,
-    processes: int,
-    batch_size: int | None = None,
-    mqtt: str | None = None,
-    influx: str | None = None,
-) -> dict[str, object]:
-    folder = Path(tempfile.mkdtemp(prefix="firewatch-bench-"))
-    services = _services(folder, mqtt, influx)
-    db = f"bench_ingest_{int(time.time())}"
-    workers: list[IngestProcess] = []
-    try:
-        _query(services.influx_url, f'CREATE DATABASE "{db}"')
-        data = stream(messages, devices)
-        ceiling_rate = ceiling(services, data, messages)
+def baseline_tree(ref: str, folder: Path) -> Path:
+    """Another commit's product, importable as `firewatch` with PYTHONPATH=<returned folder>.
 
-        settings = Settings(
-            mqtt={"host": services.host, "port": services.port},
-            influx={"url": services.influx_url, "database": db},
-            ingest={
-                "share_group": f"bench{int(time.time())}",
-                "spool_dir": folder / "spool",
-                "dead_letter_file": folder / "dead-letter.jsonl",
-                **({"batch_size": batch_size} if batch_size else {}),
-            },
-            store={"url": f"sqlite:///{folder}/firewatch.db"},
-        )
-        workers = [IngestProcess(settings, f"bench-ingest-{k}", folder) for k in range(processes)]
+    `git archive` of `ref` from this checkout, with the parts linked under `firewatch/` as its
+    pyproject's package-dir maps them, so its `firewatch ingest` runs beside this one's.
+    """
+    repo = Path(__file__).resolve().parent.parent
+    tree = folder / f"baseline-{ref.replace('/', '_')}"
+    tree.mkdir()
+    try:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True,
+                                 capture_output=True, timeout=120).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        raise RuntimeError(f"--baseline {ref}: cannot read it from the git checkout {repo}: {exc}") from None
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True, timeout=120)
+    layout = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, part in layout.items():
+        if package != "firewatch":
+            (tree / "firewatch" / package.removeprefix("firewatch.")).symlink_to(tree / part)
+    return tree
+
+
+@dataclass
+class Phase:
+    """One ingest build through the same stream: how fast, how much stored, at what cost."""
+
+    msgs_per_s: int
+    stored: int
+    spooled: int
+    peak_rss_mb: float
+    cpu_us_per_msg: dict[str, float]
+    seconds: float
+    publish_msgs_per_s: int | None
+
+
+def measure(services: Services, settings: Settings, data: bytes, messages: int, processes: int,
+            folder: Path, name: str, pythonpath: Path | None = None) -> Phase:
+    """Publish the stream to `processes` ingest processes and time it until all is written."""
+    workers = [IngestProcess(settings, f"bench-{name}-{k}", folder, pythonpath) for k in range(processes)]
+    try:
         for w in workers:
             w.start()
         for w in workers:
@@ -316,7 +332,7 @@ def run(
         cpu = {"ingest": ps} | {
             s.name: [psutil.Process(s.proc.pid)] for s in services.own if s.proc is not None
         }
-        cpu_before = {name: _cpu_seconds(procs) for name, procs in cpu.items()}
+        cpu_before = {key: _cpu_seconds(procs) for key, procs in cpu.items()}
         started = time.perf_counter()
         publish_seconds: list[float] = []
         publisher = threading.Thread(
@@ -345,37 +361,91 @@ def run(
         elapsed = (done_at or time.perf_counter()) - started
         spooled = sum(w.metric("firewatch_ingest_records_spooled_total") for w in workers)
         cpu_us = {
-            name: round((_cpu_seconds(procs) - cpu_before[name]) / messages * 1e6, 1)
-            for name, procs in cpu.items()
+            key: round((_cpu_seconds(procs) - cpu_before[key]) / messages * 1e6, 1)
+            for key, procs in cpu.items()
         }
         for w in workers:
             w.stop()
             _forget_session(services, w.env["FIREWATCH_INGEST__CLIENT_ID"])
-        stored = _count(services.influx_url, db)
-        rate = stored / elapsed
-        return {
-            "msgs_per_s": round(rate),
-            "ceiling_msgs_per_s": round(ceiling_rate),
-            "ratio": round(rate / ceiling_rate, 3),
-            "published": messages,
-            "stored": stored,
-            "lost": messages - stored,
-            "spooled": int(spooled),
-            "ingest_peak_rss_mb": round(peak_rss / 2**20, 1),
-            "ingest_processes": processes,
-            "batch_size": settings.ingest.batch_size,
-            "devices": devices,
-            "cpu_us_per_msg": cpu_us,
-            "load_average_1m": round(os.getloadavg()[0], 2),
-            "seconds": round(elapsed, 2),
-            "publish_msgs_per_s": round(messages / publish_seconds[0]) if publish_seconds else None,
-        }
+        stored = _count(services.influx_url, settings.influx.database)
+        return Phase(round(stored / elapsed), stored, int(spooled), round(peak_rss / 2**20, 1), cpu_us,
+                     round(elapsed, 2), round(messages / publish_seconds[0]) if publish_seconds else None)
     finally:
         for w in workers:
             if w.proc is not None and w.proc.poll() is None:
                 w.proc.kill()
+
+
+def run(
+    messages: int,
+    devices: int,
+    processes: int,
+    batch_size: int | None = None,
+    mqtt: str | None = None,
+    influx: str | None = None,
+    baseline: str | None = None,
+) -> dict[str, object]:
+    folder = Path(tempfile.mkdtemp(prefix="firewatch-bench-"))
+    services = _services(folder, mqtt, influx)
+    stamp = int(time.time())
+    databases = [f"bench_ingest_{stamp}", f"bench_ingest_{stamp}_baseline"]
+    try:
+        tree = baseline_tree(baseline, folder) if baseline else None
+        data = stream(messages, devices)
+        ceiling_rate = ceiling(services, data, messages)
+
+        def settings(db: str) -> Settings:
+            _query(services.influx_url, f'CREATE DATABASE "{db}"')
+            return Settings(
+                mqtt={"host": services.host, "port": services.port},
+                influx={"url": services.influx_url, "database": db},
+                ingest={
+                    # one process: the shipped default, a plain persistent subscription
+                    **({"share_group": f"bench{stamp}"} if processes > 1 else {}),
+                    "spool_dir": folder / "spool",
+                    "dead_letter_file": folder / "dead-letter.jsonl",
+                    **({"batch_size": batch_size} if batch_size else {}),
+                },
+                store={"url": f"sqlite:///{folder}/firewatch.db"},
+            )
+
+        current = settings(databases[0])
+        phase = measure(services, current, data, messages, processes, folder, "ingest")
+        result: dict[str, object] = {
+            "msgs_per_s": phase.msgs_per_s,
+            "ceiling_msgs_per_s": round(ceiling_rate),
+            "ratio": round(phase.msgs_per_s / ceiling_rate, 3),
+            "published": messages,
+            "stored": phase.stored,
+            "lost": messages - phase.stored,
+            "spooled": phase.spooled,
+            "ingest_peak_rss_mb": phase.peak_rss_mb,
+            "ingest_processes": processes,
+            "batch_size": current.ingest.batch_size,
+            "devices": devices,
+            "cpu_us_per_msg": phase.cpu_us_per_msg,
+            "seconds": phase.seconds,
+            "publish_msgs_per_s": phase.publish_msgs_per_s,
+        }
+        if tree is not None:
+            old = measure(services, settings(databases[1]), data, messages, processes, folder, "baseline", tree)
+            result["baseline"] = {
+                "ref": baseline,
+                "msgs_per_s": old.msgs_per_s,
+                "ratio": round(old.msgs_per_s / ceiling_rate, 3),
+                "stored": old.stored,
+                "lost": messages - old.stored,
+                "ingest_peak_rss_mb": old.peak_rss_mb,
+                "cpu_us_per_msg": old.cpu_us_per_msg,
+                "seconds": old.seconds,
+            }
+            result["rate_vs_baseline"] = round(phase.msgs_per_s / old.msgs_per_s, 3)
+        result["load_average_1m"] = round(os.getloadavg()[0], 2)
+        return result
+    finally:
         if influx:
-            _query(services.influx_url, f'DROP DATABASE "{db}"')
+            for db in databases:
+                _query(services.influx_url, f'DROP DATABASE "{db}"')
         for s in services.own:
             s.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -389,9 +459,10 @@ def main(
     mqtt: str | None,
     influx: str | None,
     as_json: bool,
+    baseline: str | None = None,
 ) -> None:
     try:
-        result = run(messages, devices, processes, batch_size, mqtt, influx)
+        result = run(messages, devices, processes, batch_size, mqtt, influx, baseline)
     except RuntimeError as exc:  # includes a broker or InfluxDB that would not start
         print(f"bench ingest: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
