@@ -49,6 +49,7 @@ PAGE_TEXT = {
         "title": "告警确认", "state_firing": "未确认", "state_acknowledged": "已确认", "state_resolved": "已解除",
         "by": "{by} 于 {at} 确认", "note": "备注（误报请说明原因）", "done_ack": "已确认，升级通知已停止",
         "done_on_way": "已确认：您正在赶往现场，升级通知已停止", "done_false_alarm": "已记录为误报，升级通知已停止",
+        "done_real_fire": "已确认为真实火警，正在移交119指挥中心；升级通知已停止",
         "already": "此告警已由 {by} 确认；您的操作已记录。", "resolved": "此告警已解除，无需操作。",
         "expired": "此确认链接已过期，未做任何更改。请在值班平台或最新消息中确认。",
         "tampered": "此确认链接无效（已被修改或不完整），未做任何更改。",
@@ -62,6 +63,7 @@ PAGE_TEXT = {
         "state_resolved": "resolved", "by": "acknowledged by {by} at {at}", "note": "Note (why it is a false alarm)",
         "done_ack": "Acknowledged. Escalation stopped.", "done_on_way": "Acknowledged: you are on your way. Escalation stopped.",
         "done_false_alarm": "Recorded as a false alarm. Escalation stopped.",
+        "done_real_fire": "Confirmed a real fire: it is being handed to the 119 command center. Escalation stopped.",
         "already": "Already acknowledged by {by}; your tap is recorded too.", "resolved": "This alert is resolved; nothing to do.",
         "expired": "This acknowledge link has expired. Nothing was changed. Acknowledge from the console or a newer message.",
         "tampered": "This acknowledge link is not valid (edited or cut off). Nothing was changed.",
@@ -80,7 +82,7 @@ background:#f4f4f5;color:#18181b}main{max-width:480px;margin:0 auto;padding:16px
 .fire{background:#dc2626}.critical{background:#ea580c}.warning{background:#ca8a04}.info{background:#2563eb}
 h1{font-size:21px;margin:10px 0 6px}dl{margin:0}dt{color:#71717a;font-size:14px}dd{margin:0 0 8px}
 button{display:block;width:100%;min-height:56px;margin:10px 0;border:0;border-radius:12px;font-size:19px;font-weight:700;color:#fff}
-.ack{background:#16a34a}.on_way{background:#2563eb}.false_alarm{background:#52525b}
+.ack{background:#16a34a}.on_way{background:#2563eb}.false_alarm{background:#52525b}.real_fire{background:#b91c1c}
 textarea{width:100%;min-height:64px;font-size:16px;border:1px solid #d4d4d8;border-radius:10px;padding:8px}
 .msg{font-size:19px;font-weight:700}.ok{color:#15803d}.bad{color:#b91c1c}svg{width:100%;height:90px}
 .state{color:#71717a}
@@ -198,8 +200,10 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
         note = f'<textarea name="note" maxlength="{NOTE_MAX}" placeholder="{t["note"]}"></textarea>'
         # someone already took it: no 确认 again, but "on my way" and "false alarm" still tell the center something
         first = "" if alert.state == AlertState.ACKNOWLEDGED else button("ack")
+        # on the spot, the officer confirms a fire: the center hands it to 119 at once
+        real = button("real_fire") if alert.severity == Severity.FIRE else ""
         action = (
-            f'<form class="card" method="post">{more}{first}{button("on_way")}'
+            f'<form class="card" method="post">{more}{first}{button("on_way")}{real}'
             f'{note}{button("false_alarm")}</form>'
         )
     head = (

@@ -9,7 +9,7 @@ snapshot returns the cursor it was taken at: load it, then stream from there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import String, cast, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from firewatch.api.alerts import ALERT_COLUMNS, AlertOut, AuditOut, queue_order
 from firewatch.api.auth import Viewer
@@ -27,7 +28,7 @@ from firewatch.api.fields import MAX_ID
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import OPEN_STATES, Alert, AlertState, AuditEntry, Device
 from firewatch.contract.rules import rule_labels
-from firewatch.notify import NOBODY_REACHABLE
+from firewatch.notify import HANDED_OFF, HANDOFF_FAILED, NOBODY_REACHABLE
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 BATCH = 500
@@ -52,6 +53,8 @@ class Snapshot(BaseModel):
     """`kind.rule` → {en, zh, unit}: the console says each alert in its language."""
     unreachable: list[AuditOut]
     """The `nobody_reachable` rows of open alerts nobody has acknowledged: the console's 无人可达 banner."""
+    handoffs: list[AuditOut]
+    """The 119 hand-offs (`handed_to_119`, `handoff_failed`) of open alerts."""
 
 
 async def changes(c: Context, after: int, limit: int = BATCH) -> list[ServerSentEvent]:
@@ -221,15 +224,8 @@ async def snapshot(request: Request, c: Ctx, _: Viewer) -> Response:
                 )
             ).all()
             # A step that reached nobody paged the fallback: loud on every screen until someone acknowledges.
-            unreachable = (
-                await s.scalars(
-                    select(AuditEntry)
-                    .join(Alert, AuditEntry.subject == literal("alert:") + cast(Alert.id, String))
-                    .where(AuditEntry.action == NOBODY_REACHABLE, Alert.state == AlertState.FIRING)
-                    .order_by(AuditEntry.id)
-                    .limit(500)
-                )
-            ).all()
+            unreachable = await _notices(s, [NOBODY_REACHABLE], [AlertState.FIRING])
+            handoffs = await _notices(s, [HANDED_OFF, HANDOFF_FAILED], OPEN_STATES)
         rows = [*rows, *((r.device_id, UNREGISTERED, r.district, "", None, None, r.online) for r in unregistered)]
         names = ("id", "kind", "district", "site", "latitude", "longitude", "online")
         columns: dict[str, list[Any]] = {n: [r[i] for r in rows] for i, n in enumerate(names)}
@@ -243,7 +239,21 @@ async def snapshot(request: Request, c: Ctx, _: Viewer) -> Response:
                 "districts": [d.model_dump() for d in await registry(c)],
                 "rule_labels": RULE_LABELS,
                 "unreachable": [AuditOut.model_validate(a).model_dump() for a in unreachable],
+                "handoffs": [AuditOut.model_validate(a).model_dump() for a in handoffs],
             }
         )
 
     return await c.cache.answer(request, "console/snapshot", cursor, build)
+
+
+async def _notices(s: AsyncSession, actions: list[str], states: Sequence[str]) -> Sequence[AuditEntry]:
+    """notify's audit rows of these kinds about alerts in these states, oldest first."""
+    return (
+        await s.scalars(
+            select(AuditEntry)
+            .join(Alert, AuditEntry.subject == literal("alert:") + cast(Alert.id, String))
+            .where(AuditEntry.action.in_(actions), Alert.state.in_(states))
+            .order_by(AuditEntry.id)
+            .limit(500)
+        )
+    ).all()

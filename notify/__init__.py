@@ -10,6 +10,7 @@ from firewatch.notify.acklink import AckLinkError, AckSigner, Claim, LinkProblem
 from firewatch.notify.acknowledge import AckKind, AckResult, acknowledge, paged_with
 from firewatch.notify.channels import Outgoing, try_channels
 from firewatch.notify.config import NotifyConfig, notify_config
+from firewatch.notify.handoff import HANDED_OFF, HANDOFF_FAILED
 from firewatch.notify.metrics import NotifyMetrics
 from firewatch.notify.paging import NOBODY_REACHABLE
 from firewatch.notify.roster import (
@@ -33,6 +34,8 @@ from firewatch.notify.service import Nudges, Stage, embedded, run
 from firewatch.notify.templates import word
 
 __all__ = [
+    "HANDED_OFF",
+    "HANDOFF_FAILED",
     "NOBODY_REACHABLE",
     "AckKind",
     "AckLinkError",

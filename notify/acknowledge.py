@@ -27,6 +27,8 @@ class AckKind(StrEnum):
     ACK = "ack"
     ON_WAY = "on_way"
     FALSE_ALARM = "false_alarm"
+    REAL_FIRE = "real_fire"
+    """The officer on the spot confirms the fire: acknowledged, and handed to 119 (`notify.handoff`)."""
 
 
 @dataclass(frozen=True, slots=True)

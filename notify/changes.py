@@ -36,6 +36,7 @@ from firewatch.contract.db import (
     Store,
     now_ms,
 )
+from firewatch.notify.handoff import confirms
 from firewatch.notify.route import covers
 
 GAP_S = 10.0
@@ -67,6 +68,8 @@ class AuditChange:
     silenced: bool
     audit_ids: tuple[int, ...]
     """The audit rows this change stands for; `AuditFollower.done` takes them."""
+    confirmed: tuple[str, int] | None = None
+    """Who confirmed the fire real, and when (wall ms), when one of the rows says so: hand it to 119."""
 
 
 class NotifyCursor(Base):
@@ -118,19 +121,23 @@ class AuditFollower:
         """The changes written since the last read (and any late commit below it), fires first."""
         gaps = sorted(self._gaps)
         async with self.store.session() as s:
-            q = select(AuditEntry.id, AuditEntry.actor, AuditEntry.action, AuditEntry.subject)
+            q = select(AuditEntry.id, AuditEntry.actor, AuditEntry.action, AuditEntry.subject, AuditEntry.at_ms,
+                       AuditEntry.detail)
             recent = AuditEntry.id > self._read_upto
             rows = (await s.execute(
                 q.where(or_(recent, AuditEntry.id.in_(gaps)) if gaps else recent)
                 .order_by(AuditEntry.id).limit(READ_LIMIT)
             )).all()
             about: dict[int, list[tuple[int, str, str]]] = {}
-            for audit_id, actor, action, subject in rows:
+            confirmed: dict[int, tuple[str, int]] = {}
+            for audit_id, actor, action, subject, at_ms, detail in rows:
                 self._saw(audit_id)
                 alert_id = _alert_id(subject) if actor != ACTOR else None
                 if alert_id is None:
                     continue
                 about.setdefault(alert_id, []).append((audit_id, actor, action))
+                if confirms(action, detail or {}):
+                    confirmed.setdefault(alert_id, (actor, at_ms))
             alerts = (await s.scalars(select(Alert).where(Alert.id.in_(about)))).all() if about else []
             now = self.clock()
             silences = (await s.scalars(
@@ -146,6 +153,7 @@ class AuditFollower:
             self._open.update(ids)
             changes.append(AuditChange(
                 _kind(alert, entries), alert, any(covers(x, alert, now) for x in silences), ids,
+                confirmed.get(alert_id),
             ))
         self._advance()
         changes.sort(key=lambda c: (c.alert.severity != Severity.FIRE, c.audit_ids[0]))

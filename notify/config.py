@@ -117,6 +117,26 @@ class RateLimit(_Model):
     window_s: float = Field(600.0, gt=0)
 
 
+class FireBrigade(_Model):
+    """The 119 command center: a fire confirmed real is handed to it (GB 50440 asks within 3 s)."""
+
+    url: str = ""
+    """`webhook+https://…` (a JSON POST to the 119 side's system) or `gateway://NAME/TO` (an adapter of
+    your own); empty: no hand-off. A GB/T 26875.3 link to a 火警信息终端 is the later option."""
+    timeout_s: float = Field(1.0, gt=0, le=30)
+    """Per attempt: a 119 side that does not answer within this is tried again."""
+    retries: int = Field(8, ge=1, le=50)
+    backoff_s: float = Field(0.2, ge=0, le=30)
+    """First wait between attempts; doubles each time."""
+
+    @field_validator("url")
+    @classmethod
+    def _system_url(cls, url: str) -> str:
+        if url and not url.startswith(("webhook+http://", "webhook+https://", "gateway://")):
+            raise ValueError(f"{url!r} is not webhook+https://… or gateway://NAME/…")
+        return url
+
+
 def _default_routes() -> list[Route]:
     return [Route(name="duty", severity=[Severity.WARNING, Severity.CRITICAL, Severity.FIRE], steps=[Step(notify=["group:duty"])])]
 
@@ -136,6 +156,8 @@ class NotifyConfig(_Model):
     channels: dict[str, str] = {}
     """Named channel URLs (Apprise, `webhook+https://...`, `gateway://NAME/RECIPIENT`)."""
     gateways: dict[str, Gateway] = {}
+    fire_brigade: FireBrigade = FireBrigade()
+    """Where a confirmed fire is handed on (`[notify.fire_brigade] url`)."""
     rate_limit: RateLimit = RateLimit()
     link_expiry_h: float = Field(24.0, gt=0, le=24 * 30)
     send_timeout_s: float = Field(10.0, gt=0, le=120)

@@ -26,6 +26,11 @@ from firewatch.contract.db import Base, Store, now_ms
 from firewatch.notify.channels import ChannelError, Channels, Outgoing, redact
 from firewatch.notify.config import NotifyConfig
 from firewatch.notify.metrics import NotifyMetrics
+from firewatch.notify.templates import Purpose
+
+HANDED_OFF = "handed_to_119"
+"""The audit action of a confirmed fire the 119 side accepted (`notify.handoff`)."""
+HANDOFF_FAILED = "handoff_failed"
 
 log = logging.getLogger(__name__)
 
@@ -126,36 +131,39 @@ class Dispatcher:
             title=msg.title, body=msg.body, severity=msg.severity, purpose=msg.purpose,
             alert=msg.alert, link=msg.link, actions=[tuple(a) for a in msg.actions],
         )
-        wait = self.config.backoff_s
-        for attempt in range(1, self.config.retries + 1):
+        handoff = msg.purpose == Purpose.HANDOFF
+        brigade = self.config.fire_brigade
+        retries = brigade.retries if handoff else self.config.retries
+        timeout = brigade.timeout_s if handoff else self.config.send_timeout_s
+        wait = brigade.backoff_s if handoff else self.config.backoff_s
+        for attempt in range(1, retries + 1):
             started = time.perf_counter()
             error = ""
             try:
                 channel = self.channels.get(msg.channel)
-                await asyncio.wait_for(channel.send(out), self.config.send_timeout_s)
+                await asyncio.wait_for(channel.send(out), timeout)
             except ChannelError as exc:
                 error = str(exc)
             except TimeoutError:
-                error = f"no answer within {self.config.send_timeout_s:g} s"
+                error = f"no answer within {timeout:g} s"
             except Exception as exc:
                 log.exception("channel %s raised", redact(msg.channel))
                 error = f"channel raised {exc!r}"
             took = (time.perf_counter() - started) * 1000
-            await self._log(msg, attempt, error, took)
+            await self._log(msg, attempt, error, took, done=not error or attempt >= retries)
             scheme = msg.channel.partition(":")[0]
             if not error:
                 self.metrics.messages.labels("sent", scheme).inc()
                 return
             self.metrics.attempts_failed.labels(scheme).inc()
-            if attempt < self.config.retries:
+            if attempt < retries:
                 await asyncio.sleep(wait)
                 wait *= 2
         self.metrics.messages.labels("failed", scheme).inc()
-        log.warning("message %s to %s failed after %d attempts", msg.id, redact(msg.channel), self.config.retries)
+        log.warning("message %s to %s failed after %d attempts", msg.id, redact(msg.channel), retries)
 
-    async def _log(self, msg: Message, attempt: int, error: str, took_ms: float) -> None:
+    async def _log(self, msg: Message, attempt: int, error: str, took_ms: float, done: bool) -> None:
         at = self.clock()
-        done = not error or attempt >= self.config.retries
         async with self.store.session() as s, s.begin():
             s.add(Delivery(
                 message_id=msg.id, attempt=attempt, at_ms=at, channel=redact(msg.channel),
@@ -166,3 +174,13 @@ class Dispatcher:
                     update(Message).where(Message.id == msg.id)
                     .values(state=MessageState.FAILED if error else MessageState.SENT, sent_ms=None if error else at)
                 )
+            if done and msg.purpose == Purpose.HANDOFF:
+                # wall time on both ends: the confirmation's audit row and now
+                elapsed = now_ms() - msg.created_ms
+                await self.store.audit(
+                    s, "notify", HANDOFF_FAILED if error else HANDED_OFF, f"alert:{msg.alert_id}",
+                    elapsed_ms=elapsed, attempts=attempt, to=redact(msg.channel), error=error,
+                )
+                if not error:
+                    self.metrics.handoff_seconds.observe(elapsed / 1000)
+                self.metrics.handoffs.labels("failed" if error else "sent").inc()

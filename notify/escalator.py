@@ -17,6 +17,7 @@ from sqlalchemy import String, cast, exists, literal, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from firewatch.contract.db import Alert, AlertState, AuditEntry, ChangeKind, Severity, Store, now_ms
+from firewatch.notify import handoff
 from firewatch.notify.changes import CATCH_UP_MS, AuditChange, Change
 from firewatch.notify.config import NotifyConfig
 from firewatch.notify.delivery import Dispatcher, Message
@@ -56,6 +57,8 @@ class Escalator:
     async def handle(self, change: Change) -> None:
         """Route one change; a fire's messages are recorded and their sends started before this returns."""
         alert = change.alert
+        if isinstance(change, AuditChange) and change.confirmed is not None:
+            self._send(await handoff.record(self.store, self.config, alert, *change.confirmed))
         if change.kind in (ChangeKind.FIRED, ChangeKind.UPDATED):
             if alert.state == AlertState.FIRING:
                 self._send(await self.pager.open(alert, change.silenced, explain=change.kind == ChangeKind.FIRED))

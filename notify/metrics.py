@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from firewatch.contract.settings import SettingsError
 
@@ -38,6 +38,14 @@ class NotifyMetrics:
         self.changes_dropped = Counter(
             PREFIX + "changes_dropped", "Alert changes notify gave up on after 7 attempts: nobody was paged for them",
             registry=r,
+        )
+        self.handoffs = Counter(
+            PREFIX + "handoffs", "Confirmed fires handed to the 119 command center, by result (sent, failed)",
+            ["result"], registry=r,
+        )
+        self.handoff_seconds = Histogram(
+            PREFIX + "handoff_seconds", "From a fire's confirmation to the 119 side accepting it (GB 50440: 3 s)",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30), registry=r,
         )
         self.audit_cursor = Gauge(
             PREFIX + "audit_cursor", "The audit id up to which every alert change has been handled", registry=r,

@@ -21,6 +21,8 @@ class Purpose(StrEnum):
     REMINDER = "reminder"
     ALL_CLEAR = "all_clear"
     HANDOVER = "handover"
+    HANDOFF = "handoff"
+    """A confirmed fire handed to the 119 command center."""
 
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -32,6 +34,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "page": "【{severity}】{what}",
         "reminder": "【提醒·{severity}】{what}（已确认，尚未解除）",
         "all_clear": "【已解除】{what}",
+        "handoff": "【真实火警·请出警】{what}",
+        "confirmed": "确认：{by} 于 {at} 确认为真实火警",
         "where": "地点：{where}",
         "address": "地址：{address}",
         "zone": "区域：{zone}",
@@ -47,6 +51,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack": "确认",
         "on_way": "马上到",
         "false_alarm": "误报",
+        "real_fire": "真实火警",
         "handover": "【交接班】{group}：您现在值班，未解除告警 {count} 条",
         "handover_line": "{severity}｜{what}｜{where}｜开始 {since}｜{state}",
         "open_unacked": "未确认",
@@ -62,6 +67,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "page": "[{severity}] {what}",
         "reminder": "[Reminder · {severity}] {what} (acknowledged, not resolved)",
         "all_clear": "[All clear] {what}",
+        "handoff": "[CONFIRMED FIRE · dispatch] {what}",
+        "confirmed": "Confirmed a real fire by {by} at {at}",
         "where": "Where: {where}",
         "address": "Address: {address}",
         "zone": "Zone: {zone}",
@@ -77,6 +84,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack": "Acknowledge",
         "on_way": "On my way",
         "false_alarm": "False alarm",
+        "real_fire": "Real fire",
         "handover": "[Handover] {group}: you are on duty; {count} open alerts",
         "handover_line": "{severity} | {what} | {where} | since {since} | {state}",
         "open_unacked": "not acknowledged",

@@ -66,10 +66,12 @@ class Request:
 
 @dataclass
 class HttpSink:
-    """Records every POST; `status` and `hang` per path prefix make it fail or stall on purpose."""
+    """Records every POST; `status`, `fail_first` (503 for the first N) and `hang` per path prefix make it
+    fail or stall on purpose."""
 
     requests: list[Request] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -85,6 +87,9 @@ class HttpSink:
                     sink._release.wait(30)
                 sink.requests.append(Request(self.path, dict(self.headers), body))
                 code = next((c for p, c in sink.status.items() if self.path.startswith(p)), 200)
+                for p, n in sink.fail_first.items():
+                    if self.path.startswith(p) and len(sink.at(p)) <= n:
+                        code = 503
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

@@ -67,6 +67,8 @@ steps = [{{ notify = ["{first}"], {wait} = 3 }}, {{ notify = ["{second}"] }}]
         ("", {"FIREWATCH_INFLUX__URLL": "http://db:8086"}, "FIREWATCH_INFLUX__URLL"),
         ('[notify]\nfallback = ["team:leaders"]\n', {}, "notify.fallback: Value error, target 'team:leaders'"),
         ("[notify]\nfallback = []\n", {}, "notify.fallback: List should have at least 1 item"),
+        ('[notify.fire_brigade]\nurl = "https://119.example.org/in"\n', {}, "notify.fire_brigade.url: Value error"),
+        ("[notify.fire_brigade]\nretries = 0\n", {}, "notify.fire_brigade.retries"),
         ('[notify]\nfallback = "group:leaders"\n', {}, "notify.fallback: Input should be a valid list"),
         (ROUTE.format(first="group:duty", wait="wait_min", second="group:leaders") + 'fallback = ["leaders"]\n', {},
          "notify.routes.0.fallback: Value error, target 'leaders'"),

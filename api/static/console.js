@@ -14,6 +14,7 @@ const state = {
   filter: { district: "", kind: "" },
   notes: new Map(),         // alert id -> draft note while its note box is open
   unreachable: new Map(),   // alert id -> the nobody_reachable audit row: 无人可达 until acknowledged
+  handoffs: new Map(),      // alert id -> its handed_to_119 / handoff_failed audit row
   cursor: 0,
   source: null,
   started: false,
@@ -252,11 +253,13 @@ function renderQueue() {
     const note = state.notes.has(a.id)
       ? `<input class="note" placeholder="${esc(t("note_placeholder"))}" value="${esc(state.notes.get(a.id))}">` : "";
     const score = a.score ? `<div class="score"><span style="width:${Math.round(Math.min(1, a.score) * 100)}%"></span><em>${esc(t("score"))} ${Math.round(a.score * 100)}%${a.probable ? " · " + esc(t("probable")) : ""}</em></div>` : "";
+    const h = state.handoffs.get(a.id);
+    const handoff = h ? `<div class="handoff ${h.action === "handed_to_119" ? "ok" : "bad"}">${esc(handoffText(h))}</div>` : "";
     const acked = a.state === "acknowledged" ? `<div class="acked">${esc(t("acknowledged_by"))}${esc(person(a.acknowledged_by))}</div>` : "";
     return `<li data-id="${a.id}" class="alert sev-${esc(a.severity)} state-${esc(a.state)}">
       <div class="head"><span class="sev">${esc(t("sev." + a.severity))}</span>
         <b class="what">${esc(summaryOf(a))}</b><span class="age">${esc(ago(a.started_ms))}</span></div>
-      <div class="where">${where}</div>${score}${reasons ? `<ul class="reasons">${reasons}</ul>` : ""}${acked}
+      <div class="where">${where}</div>${score}${reasons ? `<ul class="reasons">${reasons}</ul>` : ""}${acked}${handoff}
       ${actions(a)}${note}</li>`;
   }).join("");
   const input = focused && list.querySelector(`li[data-id="${focused}"] input.note`);
@@ -282,6 +285,24 @@ function renderUnreachable() {
     paged.length ? `${t("unreachable_paged")}${paged.join(t("list_sep"))}` : t("unreachable_none"),
     t("unreachable_ack"),
   ].join(" — ");
+}
+
+/** A 119 hand-off as the operator reads it: 已移交119指挥中心（用时 0.4 秒） or the failure and what to do. */
+const handoffText = (h) => h.action === "handed_to_119"
+  ? `${t("handoff_done")}（${t("handoff_took")} ${(h.detail.elapsed_ms / 1000).toFixed(1)} ${t("seconds")}）`
+  : `${t("handoff_failed")}${t("handoff_call")}`;
+
+function handoff(alert, audit) {
+  state.handoffs.set(alert.id, audit);
+  const where = [alert.site, alert.zone, place(alert.district)].filter(Boolean).join(" · ");
+  if (audit.action === "handed_to_119") {
+    toast(`${handoffText(audit)}：${where}`);
+    return;
+  }
+  const bar = $("#handoff-failed");
+  bar.textContent = `${t("handoff_failed")}${where} — ${t("handoff_call")}`;
+  bar.hidden = false;
+  beep();
 }
 
 async function act(a, what) {
@@ -621,6 +642,10 @@ function connect() {
     state.cursor = Number(e.lastEventId) || state.cursor;
     const { before, open } = putAlert(alert);
     if (open && alert.severity === "fire" && alert.state === "firing" && before?.severity !== "fire") fireAlarm();
+    if (audit.action === "handed_to_119" || audit.action === "handoff_failed") {
+      handoff(alert, audit);
+      scheduleQueue();
+    }
     if (audit.action === "nobody_reachable" && alert.state === "firing") {
       if (!state.unreachable.has(alert.id)) beep();
       state.unreachable.set(alert.id, audit);
@@ -682,6 +707,8 @@ async function start(me) {
   for (const a of snap.alerts) putAlert(a);
   state.unreachable.clear();
   for (const r of snap.unreachable || []) state.unreachable.set(Number(r.subject.slice(6)), r);
+  state.handoffs.clear();
+  for (const r of snap.handoffs || []) state.handoffs.set(Number(r.subject.slice(6)), r);
   fillFilters(snap.devices);
   applyFilter();
   renderLegend();
@@ -708,6 +735,7 @@ function init() {
   });
   $("#sound").addEventListener("click", toggleSound);
   $("#unreachable").addEventListener("click", (e) => showAlert(Number(e.currentTarget.dataset.id)));
+  $("#handoff-failed").addEventListener("click", (e) => { e.currentTarget.hidden = true; });
   if (soundWanted()) unlockSound();
   if (new URLSearchParams(location.search).get("wall") === "1") setWall(true);
   setWall(wallMode());
