@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,9 +98,12 @@ async def _insert(conn: AsyncConnection, table: type[Base], rows: list[dict[str,
 
 
 class Lifecycle:
-    def __init__(self, store: Store, flap: Flap, metrics: CollectorRegistry | None = None) -> None:
+    def __init__(self, store: Store, flap: Flap, metrics: CollectorRegistry | None = None,
+                 districts: Sequence[str] = ()) -> None:
         self.store = store
         self.flap = flap
+        self.districts = tuple(districts)
+        """Only these districts' alerts are this lifecycle's (none given: all); other workers own the rest."""
         r = metrics or CollectorRegistry()
         self._changes = Counter(PREFIX + "alert_changes", "Alert changes committed, by kind and the alert's severity",
                                 ["kind", "severity"], registry=r)
@@ -120,9 +124,10 @@ class Lifecycle:
     async def load(self) -> list[Alert]:
         """Reload the open alerts (newest per fingerprint) and the audit position; returns them."""
         async with self.store.session() as s:
-            rows = (await s.execute(
-                select(Alert).where(Alert.state.in_(OPEN_STATES)).order_by(Alert.id)
-            )).scalars().all()
+            q = select(Alert).where(Alert.state.in_(OPEN_STATES))
+            if self.districts:
+                q = q.where(Alert.district.in_(self.districts))
+            rows = (await s.execute(q.order_by(Alert.id))).scalars().all()
             self.audit_cursor = (await s.execute(select(func.max(AuditEntry.id)))).scalar() or 0
         self.open = {a.fingerprint: a for a in rows}
         self._counted([])

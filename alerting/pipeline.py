@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
 
 import numpy as np
@@ -76,8 +76,13 @@ COUNTERS = {
 
 class Pipeline:
     def __init__(self, config: AlertingConfig, store: Store, registry: Registry | None = None,
-                 metrics: CollectorRegistry | None = None) -> None:
-        """`metrics`: where the stages register their Prometheus metrics (default: a registry of their own)."""
+                 metrics: CollectorRegistry | None = None, districts: Sequence[str] = ()) -> None:
+        """`metrics`: where the stages register their Prometheus metrics (default: a registry of their own).
+
+        `districts`: a worker's share of the city (none: all); its open alerts and learned
+        baselines are restored from those districts only, as its registry holds only their devices.
+        """
+        self.districts = tuple(districts)
         metrics = metrics or CollectorRegistry()
         self.config = config
         self.store = store
@@ -85,7 +90,7 @@ class Pipeline:
         self.readings = {k: ReadingDetector(k, config, self.registry) for k in READING_RULES}
         self.panels = PanelDetector(config, self.registry)
         self.correlator = Correlator(config.correlation)
-        self.lifecycle = Lifecycle(store, config.flap, metrics)
+        self.lifecycle = Lifecycle(store, config.flap, metrics, self.districts)
         self.feed = ChangeFeed()
         self.clock_ms = 0
         self._lock = asyncio.Lock()
@@ -96,7 +101,7 @@ class Pipeline:
 
     async def start(self) -> None:
         """Restore open alerts into the detectors and learned baselines, so a restart changes nothing."""
-        for b in await load_baselines(self.store):
+        for b in await load_baselines(self.store, self.districts):
             det = self.readings.get(b.kind)
             if det is not None:
                 det.restore_baseline(b.device_id, b.district, b.state)
@@ -251,7 +256,7 @@ class Pipeline:
 
     async def save_baselines(self) -> None:
         for kind, det in self.readings.items():
-            await save_baselines(self.store, kind, det.baselines())
+            await save_baselines(self.store, kind, det.baselines(), self.districts)
 
     def reconfigure(self) -> None:
         """Re-apply thresholds after the registry changed (new sites, device thresholds)."""

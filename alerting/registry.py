@@ -8,6 +8,7 @@ miss it); it is counted so the installer can register it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,13 @@ class Registry:
         self.unknown -= self.devices.keys()
 
 
-async def load_registry(store: Store) -> list[DeviceInfo]:
+async def load_registry(store: Store, districts: Sequence[str] = ()) -> list[DeviceInfo]:
+    """The active devices, of `districts` only when given (a worker owns its districts' devices alone)."""
+    q = select(Device).where(Device.retired_ms.is_(None))
+    if districts:
+        q = q.where(Device.district.in_(districts))
     async with store.session() as s:
-        rows = (await s.execute(select(Device).where(Device.retired_ms.is_(None)))).scalars().all()
+        rows = (await s.execute(q)).scalars().all()
     return [
         DeviceInfo(d.id, d.kind, d.district, d.site or "", "", dict(d.thresholds or {}), d.report_interval_s)
         for d in rows

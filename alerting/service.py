@@ -109,8 +109,8 @@ class AlertingService:
 
     async def start(self) -> None:
         self.store = await open_store(self.settings.store.url)
-        registry = Registry(await load_registry(self.store))
-        self.pipeline = Pipeline(self.config, self.store, registry, self.metrics.registry)
+        registry = Registry(await load_registry(self.store, self.districts))
+        self.pipeline = Pipeline(self.config, self.store, registry, self.metrics.registry, self.districts)
         await self.pipeline.start()
         if self.config.clock == "wall":
             self.pipeline.expect(wall_ms())
@@ -267,7 +267,7 @@ class AlertingService:
                 await self.pipeline.sync()
                 if now - last["registry"] >= REGISTRY_S:
                     last["registry"] = now
-                    self.pipeline.registry.replace(await load_registry(self.store))
+                    self.pipeline.registry.replace(await load_registry(self.store, self.districts))
                     self.pipeline.reconfigure()
                 if now - last["baselines"] >= self.config.baseline_save_s:
                     last["baselines"] = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import JSON, String, delete, select
@@ -21,13 +22,22 @@ class Baseline(Base):
     saved_ms: Mapped[int] = mapped_column(default=now_ms)
 
 
-async def save_baselines(store: Store, kind: str, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Replace the saved state of `kind` with `rows` of (device_id, district, state)."""
+async def save_baselines(store: Store, kind: str, rows: list[tuple[str, str, dict[str, Any]]],
+                         districts: Sequence[str] = ()) -> None:
+    """Replace the saved state of `kind` (in `districts` only, when given) with `rows` of (device_id, district, state).
+
+    A worker replaces its own districts' rows alone: the other workers' are theirs to save.
+    """
+    gone = delete(Baseline).where(Baseline.kind == kind)
+    if districts:
+        gone = gone.where(Baseline.district.in_(districts))
     async with store.session() as s, s.begin():
-        await s.execute(delete(Baseline).where(Baseline.kind == kind))
+        await s.execute(gone)
         s.add_all(Baseline(device_id=d, kind=kind, district=district, state=st) for d, district, st in rows)
 
 
-async def load_baselines(store: Store) -> list[Baseline]:
+async def load_baselines(store: Store, districts: Sequence[str] = ()) -> list[Baseline]:
+    """Every device's learned state, of `districts` only when given (another worker saves the rest)."""
+    q = select(Baseline).where(Baseline.district.in_(districts)) if districts else select(Baseline)
     async with store.session() as s:
-        return list((await s.execute(select(Baseline))).scalars())
+        return list((await s.execute(q)).scalars())
