@@ -89,9 +89,10 @@ class Link:
         self._room.set()
         self._pinger = asyncio.create_task(conn.keepalive(), name=f"{self.client_id}-keepalive")
 
-    def _lost(self, _closed: asyncio.Future[None]) -> None:
-        self._room.set()  # wakes a waiting drain or flush, which then raises
-        self._done.set()
+    def _lost(self, closed: asyncio.Future[None]) -> None:
+        if self._conn is not None and self._conn.closed is closed:  # not one `reconnect` replaced
+            self._room.set()  # wakes a waiting drain or flush, which then raises
+            self._done.set()
 
     async def reconnect(self) -> None:
         """A new connection; unacknowledged QoS 1 messages go again, QoS 0 ones still buffered are lost."""
