@@ -155,6 +155,7 @@ def _ends(value: object) -> int:
 
 async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
     """Publish the scenario through broker, ingest and alerting; collect the alerts."""
+    from firewatch.bench import panels as panels_way
     from firewatch.ingest import Ingestor
     from firewatch.services import InfluxD, Mosquitto
     from firewatch.simulators import Chaos, Fleet, Pace, Scenario, generate, parse_duration, publish
@@ -167,6 +168,9 @@ async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
     incidents = scenario.resolve(fleet, start, end)
     truth = [i.truth() for i in incidents]
     chaos = Chaos(**doc["chaos"]) if doc.get("chaos") else None
+    way = doc.get("panels", "mqtt")
+    if way not in panels_way.WAYS:
+        raise EvalError(f"panels: {way!r} must be one of {', '.join(panels_way.WAYS)}")
     out = Run(truth, {d.id: d for d in fleet.devices}, start, end)
 
     onset_of: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
@@ -203,16 +207,19 @@ async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
             await service.start()
             ingestor = Ingestor(settings)
             await ingestor.start()
+            panels = panels_way.Panels()
             try:
                 await asyncio.wait_for(service.ready.wait(), 30)
                 await asyncio.wait_for(ingestor.ready.wait(), 30)
+                panels = await panels_way.start(way, settings, fleet)
                 t0 = time.monotonic()
                 tally = await publish(settings, fleet, watched(generate(fleet, incidents=incidents, start_ms=start,
                                                                         end_ms=end, chaos=chaos)),
-                                      Pace(start, 0), connections=1, offline_at_end=False)
+                                      Pace(start, 0), connections=1, offline_at_end=False, elsewhere=panels)
+                await panels.settle()
                 published_s = time.monotonic() - t0
                 # messages on malformed topics may not match the subscription at all
-                expected = tally.published - tally.invalid.get("bad_topic", 0)
+                expected = tally.published - tally.invalid.get("bad_topic", 0) + panels.published()
                 while service.received < expected or not service.idle.is_set():
                     if time.monotonic() - t0 > 2 * published_s + 300:
                         raise EvalError(f"alerting received {service.received} of {expected} messages")
@@ -225,8 +232,9 @@ async def run(doc: dict[str, Any], workdir: Path, name: str = "") -> Run:
                     "messages": tally.published, "records": tally.records, "invalid": sum(tally.invalid.values()),
                     "duplicates": tally.duplicates, "wall_s": round(time.monotonic() - t0, 1),
                     "rejected": dict(service.rejected), "pipeline": dict(service.pipeline.counts),
-                }
+                } | panels.figures()
             finally:
+                await panels.stop()
                 await ingestor.stop()
                 store = service.store
                 await service.stop()

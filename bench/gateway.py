@@ -278,8 +278,8 @@ def main(connections: int, heartbeat_s: float, hold_s: float, frames: int, frame
                 gw = subprocess.Popen([sys.executable, "-m", "firewatch", "gateway", "gb26875", "--listen",
                                        f"127.0.0.1:{gw_port}"], env=env, stdout=out, stderr=subprocess.STDOUT)
             with echo_log.open("wb") as out:
-                echo = subprocess.Popen([sys.executable, "-c", f"from firewatch.bench.gateway import echo_server; "
-                                         f"echo_server({echo_port})"], stdout=out, stderr=subprocess.STDOUT)
+                echo = subprocess.Popen([sys.executable, "-c", (f"from firewatch.bench.gateway import echo_server; "
+                                         f"echo_server({echo_port})")], stdout=out, stderr=subprocess.STDOUT)
             try:
                 _wait_port(gw_port, gw, gw_log)
                 _wait_port(echo_port, echo, echo_log)

@@ -54,6 +54,8 @@ class Publisher:
         self._sock: Any = None
         self._loop_thread = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.acknowledged = 0
+        """Messages the broker has acknowledged (what subscribers will have seen)."""
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
@@ -204,6 +206,7 @@ class Publisher:
         except (ConnectionError, TimeoutError) as exc:
             log.debug("publish failed: %s", exc)
             return False
+        self.acknowledged += len(messages)
         return True
 
 

@@ -32,6 +32,7 @@ from firewatch.gateway.adaptor import (
     Target,
     Translation,
     duty_missed_message,
+    epoch_ms,
     heartbeat_message,
     status_message,
     unregistered_id,
@@ -63,8 +64,9 @@ from firewatch.gateway.units import (
 
 log = logging.getLogger("firewatch.gateway")
 HEARTBEAT_EVERY_S = 60.0
-"""At most one `heartbeat` event per device this often: alerting's panel offline rule needs
-to hear from a panel that has nothing to report, the broker need not hear every 20 s."""
+"""At most one `heartbeat` event per device this often (in the device's time, which the event
+carries): alerting's panel offline rule needs to hear from a panel that has nothing to
+report, the broker need not hear every 20 s."""
 HOUSEKEEPING_S = 1.0
 REGISTRY_REFRESH_S = 30.0
 CLOCK_SYNC_EVERY_S = 3600.0
@@ -102,6 +104,7 @@ class Link:
     last_ms: int = 0
     online: bool = False
     last_heartbeat_ms: int = 0
+    """Device time of the last heartbeat (or online status) published."""
     last_clock_sync_ms: int = 0
     inspecting: bool = False
     session: Session | None = None
@@ -158,8 +161,10 @@ class Session(asyncio.Protocol):
             link.last_ms = now
             if not link.online:
                 link.online = True
-                link.last_heartbeat_ms = now  # the online status says as much as a heartbeat would
-                self._spawn(g.came_online(link))
+                # the online status says as much as a heartbeat would; both in the device's time,
+                # so a replayed day (firewatch eval) keeps its event clock
+                link.last_heartbeat_ms = epoch_ms(item.time, g.zone, now)
+                self._spawn(g.came_online(link, link.last_heartbeat_ms))
             if item.command == Command.SEND:
                 try:
                     unit = decode_unit(item.data, link.target.variant)
@@ -184,9 +189,10 @@ class Session(asyncio.Protocol):
         g = self.gateway
         self.write(reply(frame, Command.CONFIRM, g.center, link.target.variant, time=g.local_now()))
         g.metrics.confirmed.inc()
-        if now - link.last_heartbeat_ms >= HEARTBEAT_EVERY_S * 1000:
-            link.last_heartbeat_ms = now
-            self._spawn(g.publisher.publish([heartbeat_message(link.target)]))
+        ts = epoch_ms(frame.time, g.zone, now)
+        if abs(ts - link.last_heartbeat_ms) >= HEARTBEAT_EVERY_S * 1000:
+            link.last_heartbeat_ms = ts
+            self._spawn(g.publisher.publish([heartbeat_message(link.target, ts)]))
 
     async def _deliver(self, work: list[tuple[Frame, Translation]], link: Link | None) -> None:
         """Publish what the frames of one read became, fire first; confirm them once all are acknowledged."""
@@ -369,8 +375,8 @@ class Gateway:
             link = self.links[address] = Link(address, target)
         return link
 
-    async def came_online(self, link: Link) -> None:
-        if not await self.publisher.publish([status_message(link.target, True)]):
+    async def came_online(self, link: Link, ts_ms: int) -> None:
+        if not await self.publisher.publish([status_message(link.target, True, ts_ms)]):
             link.online = False
 
     async def went_offline(self, link: Link) -> None:

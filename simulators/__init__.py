@@ -20,6 +20,10 @@ Public surface (stable; other parts import it):
         Over MQTT to settings.mqtt; live (speed 1) or accelerated (speed N, 0 = flat out);
         reconnects and resends unacknowledged QoS-1 messages if the broker goes away.
     parse_duration("2h") -> ms, parse_time("2h" | ISO, start_ms) -> ms
+    gb26875.TransmissionDevice(address, center, variant, ...)
+        A panel's user information transmission device over TCP (GB/T 26875.3), for the
+        gateway's tests, its benchmark and `panels: gateway` evaluations; `event(doc)` sends
+        a wire-contract panel event as the frame a device would.
 
 `firewatch simulate` (simulators.command) wires these to the terminal.
 """
@@ -51,6 +55,7 @@ __all__ = [
     "Tally",
     "citymap",
     "command",
+    "gb26875",
     "generate",
     "parse_duration",
     "parse_time",

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from firewatch.contract.settings import Gb26875Variant
@@ -26,11 +27,37 @@ from firewatch.gateway.units import (
     DeviceStatus,
     Operation,
     State,
+    SystemState,
     UnitError,
     UnitType,
     decode_unit,
     encode_unit,
 )
+
+COMPONENT_TYPES = {"smoke": 40, "heat": 30, "manual": 23, "detector": 25}
+"""The wire contract's panel components as GB/T 26875.3 component types (what the gateway
+reads back as smoke detector, heat detector, manual call point, fire detector); other
+equipment (fans, pumps) goes as type 0, general."""
+EVENT_BITS = {"fire": State.FIRE, "fault": State.FAULT, "supervisory": State.SUPERVISORY, "shield": State.SHIELDED,
+              "start": State.STARTED, "feedback": State.FEEDBACK}
+
+
+def unit_of(doc: dict[str, Any], at: datetime) -> DataUnit | None:
+    """The data unit a transmission device sends for one wire-contract panel event, at the
+    device's local time `at`: a component state for an event at a point, a system state
+    for a reset, nothing (an empty send) for a heartbeat."""
+    event = doc.get("event")
+    if event == "heartbeat":
+        return None
+    if event == "reset":
+        return DataUnit(UnitType.SYSTEM_STATE, [SystemState(1, 1, int(State.RUNNING | State.RESET), at)])
+    bit = EVENT_BITS.get(str(event))
+    if bit is None:
+        raise ValueError(f"panel event {event!r} has no GB/T 26875.3 state bit in the simulator")
+    address = (int(doc.get("loop") or 0) << 16) | int(doc.get("point") or 0)
+    component = COMPONENT_TYPES.get(str(doc.get("component")), 0)
+    obj = ComponentState(1, 1, component, address, int(State.RUNNING | bit), str(doc.get("zone") or ""), at)
+    return DataUnit(UnitType.COMPONENT_STATE, [obj])
 
 
 @dataclass(slots=True)
@@ -84,12 +111,12 @@ class TransmissionDevice:
 
     # --- sending ---
     def _frame(self, command: int, unit: DataUnit | None, serial: int | None = None,
-               to: str | None = None) -> Frame:
+               to: str | None = None, at: datetime | None = None) -> Frame:
         if serial is None:
             self.serial = (self.serial + 1) & 0xFFFF
             serial = self.serial
         data = encode_unit(unit, self.variant) if unit is not None else b""
-        return Frame(serial, command, self.address, to or self.center, data, self.now())
+        return Frame(serial, command, self.address, to or self.center, data, at or self.now())
 
     def write(self, frame: Frame) -> None:
         assert self.writer is not None
@@ -116,9 +143,15 @@ class TransmissionDevice:
         finally:
             self.outgoing.pop(out.frame.serial, None)
 
-    def queue(self, unit: DataUnit | None) -> Outgoing:
-        """Send without waiting: written now, resent in the background until confirmed."""
-        out = Outgoing(self._frame(Command.SEND, unit))
+    def event(self, doc: dict[str, Any]) -> Outgoing:
+        """Queue what a wire-contract panel event (`firewatch eval`'s panels) is on this link,
+        stamped with the event's own time on the device's local clock (`ts`, epoch ms)."""
+        at = datetime.fromtimestamp(doc["ts"] / 1000, self.zone).replace(tzinfo=None, microsecond=0)
+        return self.queue(unit_of(doc, at), at)
+
+    def queue(self, unit: DataUnit | None, at: datetime | None = None) -> Outgoing:
+        """Send without waiting: written now, once; `confirmed` is set when the center confirms it."""
+        out = Outgoing(self._frame(Command.SEND, unit, at=at))
         self.write(out.frame)
         out.sends = 1
         self.outgoing[out.frame.serial] = out
@@ -147,7 +180,7 @@ class TransmissionDevice:
     def _handle(self, frame: Frame) -> None:
         self.received.append(frame)
         if frame.command == Command.CONFIRM:
-            out = self.outgoing.get(frame.serial)
+            out = self.outgoing.pop(frame.serial, None)
             if out is not None:
                 out.confirmed.set()
             return

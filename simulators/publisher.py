@@ -21,6 +21,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from firewatch.contract.mqtt import MqttError
 from firewatch.contract.settings import Settings
@@ -136,6 +137,22 @@ class Links:
             link.abort()
 
 
+class Elsewhere(Protocol):
+    """Messages that go another way than MQTT (`firewatch eval`'s `panels: gateway`: the panels'
+    events as GB/T 26875.3 frames to a gateway), kept in step with the MQTT ones."""
+
+    step_ms: int
+    """Event time between two settles: both ways reach the broker in this order of time."""
+
+    def take(self, m: Message) -> bool:
+        """True: `m` is this way's to deliver (sent now, without waiting), not MQTT's."""
+        ...
+
+    async def settle(self) -> None:
+        """Return once everything taken so far is with the broker."""
+        ...
+
+
 async def publish(
     settings: Settings,
     fleet: Fleet,
@@ -147,12 +164,15 @@ async def publish(
     on_progress: Callable[[Tally], None] | None = None,
     stop: asyncio.Event | None = None,
     offline_at_end: bool = True,
+    elsewhere: Elsewhere | None = None,
 ) -> Tally:
     """Publish `messages` (from `generate`) to the broker in `settings.mqtt`; returns what was sent.
 
     Returns after every QoS-1 message is acknowledged, so the tally is what the
     broker accepted. Setting `stop` ends the run early (Ctrl-C). With
-    `offline_at_end` every device then publishes a retained `online: false`.
+    `offline_at_end` every device then publishes a retained `online: false`. What
+    `elsewhere` takes goes its way instead, settled every `elsewhere.step_ms` of event time
+    (after the MQTT messages before it are written), so neither way runs ahead of the other.
     """
     links = Links(settings, fleet, connections)
     await links.connect()
@@ -172,12 +192,20 @@ async def publish(
             await _sleep(min(wait, 0.5), stop)
             wait = pace.due(wall_start, ts_ms)
 
+    settled_ms = pace.start_ms
     try:
         for m in messages:
             if paced:
                 await until(m.ts_ms)
             if stop is not None and stop.is_set():
                 break
+            if elsewhere is not None:
+                if m.ts_ms - settled_ms >= elsewhere.step_ms:
+                    settled_ms = m.ts_ms
+                    await links.drain(stop)
+                    await elsewhere.settle()
+                if elsewhere.take(m):
+                    continue
             links.of(m.topic).publish(m.topic, m.payload, qos, m.retain)
             tally.add(m)
             if tally.published % _SLICE == 0:
