@@ -25,6 +25,7 @@ from firewatch.api.context import Context, Ctx
 from firewatch.api.readings import readings
 from firewatch.contract.db import Alert, AlertState, Device, District, Severity, now_ms
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import reason_zh, summary_zh
 from firewatch.notify import (
     AckKind,
     AckLinkError,
@@ -181,7 +182,8 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
     facts += f"<dt>{t['since']}</dt><dd>{_clock(alert.started_ms, zone)}</dd>"
     if alert.probable or alert.score:
         # the score is 0..1: ".0f" printed 0.3 as "0"
-        facts += f"<dt>{t['score']}</dt><dd>{alert.score:.1f} · {e('; '.join(alert.reasons))}</dd>"
+        reasons = [reason_zh(r) for r in alert.reasons] if lang == "zh" else alert.reasons
+        facts += f"<dt>{t['score']}</dt><dd>{alert.score:.1f} · {e('; '.join(reasons))}</dd>"
     who = await names(c.store, claim.person, alert.acknowledged_by)
     state = t.get(f"state_{alert.state}", alert.state)
     if alert.state == AlertState.ACKNOWLEDGED:
@@ -209,7 +211,7 @@ async def _view(c: Context, config: NotifyConfig, claim: Claim, lang: str, resul
     head = (
         f'<div class="card"><span class="sev {e(alert.severity)}">{e(_severity(lang, alert.severity))}</span>'
         f' <span class="state" id="state">{state}</span>'
-        f"<h1>{e(alert.summary or alert.rule)}</h1><dl>{facts}</dl>"
+        f"<h1>{e(summary_zh(alert) if lang == 'zh' else alert.summary or alert.rule)}</h1><dl>{facts}</dl>"
         f'<p class="state">{t["you"]}: {e(who[claim.person])}</p></div>'
     )
     return _page(lang, head + action + chart_card)

@@ -27,7 +27,8 @@ from firewatch.api.districts import DistrictOut, registry
 from firewatch.api.fields import MAX_ID
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import OPEN_STATES, Alert, AlertState, AuditEntry, Device
-from firewatch.contract.rules import rule_labels
+from firewatch.contract.kinds import METRIC_LABELS_ZH
+from firewatch.contract.rules import REASONS_ZH, rule_labels
 from firewatch.notify import HANDED_OFF, HANDOFF_FAILED, NOBODY_REACHABLE
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -51,6 +52,10 @@ class Snapshot(BaseModel):
     districts: list[DistrictOut]
     rule_labels: dict[str, dict[str, str]]
     """`kind.rule` → {en, zh, unit}: the console says each alert in its language."""
+    reason_labels: list[tuple[str, str]]
+    """Correlation's reasons for a zh screen: (pattern, Chinese with `$1`… for its groups)."""
+    metric_labels: dict[str, str]
+    """Metric label → Chinese, for chart titles."""
     unreachable: list[AuditOut]
     """The `nobody_reachable` rows of open alerts nobody has acknowledged: the console's 无人可达 banner."""
     handoffs: list[AuditOut]
@@ -238,6 +243,8 @@ async def snapshot(request: Request, c: Ctx, _: Viewer) -> Response:
                 "map_layer": c.settings.api.map_layer is not None,
                 "districts": [d.model_dump() for d in await registry(c)],
                 "rule_labels": RULE_LABELS,
+                "reason_labels": REASONS_ZH,
+                "metric_labels": METRIC_LABELS_ZH,
                 "unreachable": [AuditOut.model_validate(a).model_dump() for a in unreachable],
                 "handoffs": [AuditOut.model_validate(a).model_dump() for a in handoffs],
             }

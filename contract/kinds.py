@@ -47,6 +47,17 @@ def _phases(quantity: str, unit: str, low: float, high: float, label: str) -> li
     return [Metric(f"{quantity}_{p}_{unit}", unit, low, high, f"{label} {p.upper()}") for p in "abc"]
 
 
+METRIC_LABELS_ZH: dict[str, str] = {
+    "residual current": "剩余电流", **{f"cable temperature {i}": f"线缆温度{i}" for i in range(1, 5)},
+    **{f"current {p}": f"{p}相电流" for p in "ABC"}, **{f"voltage {p}": f"{p}相电压" for p in "ABC"},
+    "arcing half-cycles in the worst 1 s": "故障电弧半周波数（最大1秒）", "pressure": "水压", "tilt": "倾角",
+    "cover open": "井盖/箱盖打开", "water flowing": "出水", "temperature": "温度", "battery": "电池电量",
+    "signal strength": "信号强度", "outlet pressure": "出口压力", "flow": "流量", "motor current": "电机电流",
+    "supply voltage": "供电电压", "vibration": "振动",
+}
+"""Each metric's label in Chinese (chart titles of a zh console); a test keeps it complete."""
+
+
 ELECTRICAL = KindSpec(
     Kind.ELECTRICAL,
     "electrical",

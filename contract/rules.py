@@ -15,8 +15,10 @@ site or device (alerting/config.py resolves them).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from functools import cache
+from typing import Any, Literal, get_args
 
 from firewatch.contract.db import Severity
 
@@ -219,6 +221,56 @@ LABELS_ZH: dict[str, str] = {
 
 ZONE_RULE_LABELS = {"water_main": ("water main pressure loss", "供水管网压力下降")}
 """Correlation's district alerts, which no device rule raises."""
+
+
+REASONS_ZH: tuple[tuple[str, str], ...] = (
+    (r"^(\d+) points in zone (.+) within (\S+) s$", "$2 区 $3 秒内 $1 个点位报警"),
+    (r"^alarms in (\d+) zones$", "$1 个区域报警"),
+    (r"^heat detector after smoke$", "感烟之后感温探测器报警"),
+    (r"^manual call point$", "手动报警按钮"),
+    (r"^linkage (.+) without reset$", "联动（$1）未复位"),
+    (r"^(.+) at the same site$", "同一单位另有：$1"),
+    (r"^not reset after (\S+) min$", "$1 分钟未复位"),
+    (r"^reset within (\S+) s$", "$1 秒内复位"),
+    (r"^point false-alarmed (\d+) times in (\S+) days$", "该点位 $2 天内误报 $1 次"),
+)
+"""Correlation's reasons (alerting/correlate.py, in English) as a zh center reads them: a pattern and
+its Chinese with `$1`… for the pattern's groups, the same text for Python and the console's JavaScript."""
+
+
+def reason_zh(reason: str) -> str:
+    """A correlation reason in Chinese; one no pattern knows stays as it is."""
+    for pattern, zh in REASONS_ZH:
+        m = re.match(pattern, reason)
+        if m:
+            return m.expand(zh.replace("$", "\\"))
+    return reason
+
+
+def summary_zh(alert: Any) -> str:
+    """An alert said from its rule's Chinese label and its numbers, as the console says it:
+    `水压低：0.09 MPa（阈值 0.1 MPa）`, `火警：3F east`. Alerting's own summaries are English and
+    begin with the rule's label; a summary written otherwise is kept as written."""
+    label = _labels().get(f"{alert.kind}.{alert.rule}")
+    summary = alert.summary or alert.rule
+    if label is None or not summary.startswith(label["en"]):
+        return summary
+    unit = alert.unit or label["unit"]
+    if alert.value is not None and alert.threshold is not None:
+        return f"{label['zh']}：{_num(alert.value)} {unit}（阈值 {_num(alert.threshold)} {unit}）"
+    if alert.kind == "panel" and alert.zone:
+        return f"{label['zh']}：{alert.zone}"
+    return label["zh"]
+
+
+def _num(v: float) -> str:
+    """Four significant digits, no trailing zeros (the console's `num`)."""
+    return f"{float(f'{v:.4g}'):g}"
+
+
+@cache
+def _labels() -> dict[str, dict[str, str]]:
+    return rule_labels()
 
 
 def rule_labels() -> dict[str, dict[str, str]]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from firewatch.contract.db import Alert
 from firewatch.contract.payload import one_line
-from firewatch.contract.rules import LABELS_ZH, RULES
+from firewatch.contract.rules import reason_zh, summary_zh
 
 
 class Purpose(StrEnum):
@@ -43,7 +43,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "value": "数值：{value}{unit}（阈值 {threshold}{unit}）",
         "since": "开始：{since}",
         "resolved": "解除：{resolved}",
-        "probable": "疑似真实火情，评分 {score:.0f}：{reasons}",
+        "probable": "疑似真实火情，火警概率 {score:.0%}：{reasons}",
         "more": "另有 {count} 条同类告警",
         "acked": "确认人：{by}",
         "link": "一键确认：{link}",
@@ -76,7 +76,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "value": "Value: {value}{unit} (threshold {threshold}{unit})",
         "since": "Since: {since}",
         "resolved": "Resolved: {resolved}",
-        "probable": "Probably a real fire, score {score:.0f}: {reasons}",
+        "probable": "Probably a real fire, fire score {score:.0%}: {reasons}",
         "more": "{count} more alerts like this",
         "acked": "Acknowledged by: {by}",
         "link": "Acknowledge: {link}",
@@ -113,16 +113,14 @@ def _number(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
 
-def _what_zh(alert: Alert) -> str:
-    """A panel alert in Chinese, as the console says it: alerting's own summaries are English
-    ("fire alarm: loop 1, point 23, …"), so one that begins with its rule's label is said
-    from the rule's Chinese label and the zone; any other summary is kept as written."""
-    rule = RULES.get(alert.kind, {}).get(alert.rule) if alert.kind == "panel" else None
-    summary = alert.summary or alert.rule
-    if rule is None or not summary.startswith(rule.label):
-        return summary
-    zh = LABELS_ZH.get(rule.label, rule.label)
-    return f"{zh}：{alert.zone}" if alert.zone else zh
+def what(alert: Alert, language: str) -> str:
+    """The alert in the message's language, on one line (`contract.rules.summary_zh` for zh)."""
+    return one_line(alert.summary or alert.rule if language == "en" else summary_zh(alert))
+
+
+def reasons(alert: Alert, language: str) -> str:
+    """Correlation's reasons, translated for zh."""
+    return one_line("; ".join(r if language == "en" else reason_zh(r) for r in alert.reasons))
 
 
 def render(
@@ -138,8 +136,7 @@ def render(
     t = TEXTS.get(language, TEXTS["zh"])
     # Every text a device or the registry supplied goes on one line: a line break in it would
     # pose as a line of the message (a forged "resolved" or link line in an SMS).
-    what = one_line(_what_zh(alert) if language != "en" else alert.summary or alert.rule)
-    title = t[purpose.value].format(severity=t.get(alert.severity, alert.severity), what=what)
+    title = t[purpose.value].format(severity=t.get(alert.severity, alert.severity), what=what(alert, language))
     where = one_line(" · ".join(x for x in (alert.site, alert.district) if x))
     lines = [t["where"].format(where=where)] if where else []
     if address:
@@ -157,7 +154,7 @@ def render(
     if purpose is Purpose.ALL_CLEAR and alert.resolved_ms:
         lines.append(t["resolved"].format(resolved=_clock(alert.resolved_ms, zone)))
     if alert.probable:
-        lines.append(t["probable"].format(score=alert.score, reasons=one_line("; ".join(alert.reasons))))
+        lines.append(t["probable"].format(score=alert.score, reasons=reasons(alert, language)))
     if more:
         lines.append(t["more"].format(count=more))
     if alert.acknowledged_by and purpose is not Purpose.PAGE:
@@ -176,7 +173,7 @@ def render_handover(
     for alert, link in alerts:
         state = t["open_acked"].format(by=alert.acknowledged_by) if alert.state == "acknowledged" else t["open_unacked"]
         lines.append(t["handover_line"].format(
-            severity=t.get(alert.severity, alert.severity), what=one_line(alert.summary or alert.rule),
+            severity=t.get(alert.severity, alert.severity), what=what(alert, language),
             where=one_line(" · ".join(x for x in (alert.site, alert.district) if x)) or "-",
             since=_clock(alert.started_ms, zone), state=state,
         ))

@@ -237,3 +237,74 @@ async def page_at(store_url: str, alert_id: int, now: int) -> None:
         await escalator.drain()
     finally:
         await store.aclose()
+
+
+def test_reasons_chart_titles_and_the_hazard_link_read_in_chinese(browser: Browser, city: CityFixture) -> None:
+    from tests.test_api import write_lines
+
+    api, fleet, keys = city
+    now = int(time.time() * 1000)
+    hydrant = fleet.of_kind("hydrant")[0]
+    write_lines(api.settings, [f"hydrant,device_id={hydrant.id} pressure_mpa={0.3 - k * 0.01:.2f} {now - k * 600_000}"
+                               for k in range(25)])
+    fire, low = insert_alerts(
+        api.settings,
+        panel_alert(fleet, 5, score=0.85, probable=True,
+                    reasons=["3 points in zone 3F east within 120 s", "not reset after 5 min", "no such reason"]),
+        {"rule": "pressure_low", "severity": "critical", "kind": "hydrant", "device_id": hydrant.id,
+         "district": hydrant.district, "site": hydrant.site, "metric": "pressure_mpa", "value": 0.06,
+         "threshold": 0.10, "unit": "MPa", "started_ms": now - 3_600_000, "last_seen_ms": now},
+    )
+    page = open_console(browser, api, keys["viewer"])
+    reasons = page.locator(f"#queue li[data-id='{fire}'] ul.reasons li")
+    expect(reasons).to_have_text(["3F east 区 120 秒内 3 个点位报警", "5 分钟未复位", "no such reason"])
+    page.click(f"#queue li[data-id='{low}'] .where")
+    expect(page.locator("#drill h3", has_text="MPa")).to_have_text(f"水压 (MPa) · {hydrant.id}")
+    page.click("#lang")
+    expect(page.locator(f"#queue li[data-id='{fire}'] ul.reasons li").first).to_have_text(
+        "3 points in zone 3F east within 120 s")
+    page.click("#lang")
+    # The header's 隐患整改 link: readable on the dark header (WCAG AA, contrast ≥ 4.5).
+    link = page.locator("header a[href='/static/hazards.html']")
+    expect(link).to_have_text("隐患整改")
+    fg, bg = page.evaluate("""() => {
+      const rgb = (c) => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
+      return [rgb(getComputedStyle(document.querySelector("header a")).color),
+              rgb(getComputedStyle(document.querySelector("header")).backgroundColor)];
+    }""")
+    assert contrast(fg, bg) >= 4.5, (fg, bg, contrast(fg, bg))
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-reasons-zh.png"))
+
+
+def contrast(fg: list[float], bg: list[float]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+
+    def lum(rgb: list[float]) -> float:
+        c = [v / 255 for v in rgb]
+        c = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_every_metric_and_correlation_reason_has_chinese() -> None:
+    from firewatch.contract.kinds import METRIC_LABELS_ZH, SPECS
+    from firewatch.contract.rules import reason_zh
+
+    assert {m.label for spec in SPECS.values() for m in spec.metrics.values()} <= METRIC_LABELS_ZH.keys()
+    # one of each reason alerting/correlate.py writes, with its numbers
+    said = {
+        "2 points in zone 3F east within 120 s": "3F east 区 120 秒内 2 个点位报警",
+        "alarms in 3 zones": "3 个区域报警",
+        "heat detector after smoke": "感烟之后感温探测器报警",
+        "manual call point": "手动报警按钮",
+        "linkage fan and pump without reset": "联动（fan and pump）未复位",
+        "cable temp high at the same site": "同一单位另有：cable temp high",
+        "not reset after 5 min": "5 分钟未复位",
+        "reset within 30 s": "30 秒内复位",
+        "point false-alarmed 4 times in 30 days": "该点位 30 天内误报 4 次",
+    }
+    assert {en: reason_zh(en) for en in said} == said

@@ -396,3 +396,26 @@ async def test_a_route_of_its_own_fallback_pages_that_one(store: Store, sink: Ht
     await esc.handle(AlertChange("fired", await add_alert(store, clock.now), None))
     await esc.drain()
     assert (len(sink.at("/zhang")), sink.at("/op"), sink.at("/liu")) == (1, [], [])
+
+
+async def test_messages_say_the_alert_and_its_reasons_in_the_readers_language_with_the_score(
+    store: Store, inbox: SmtpInbox, sink: HttpSink
+) -> None:
+    """zh: from the rule's Chinese label, reasons translated, the score as 30 % (not rounded to 0); en as alerting said it."""
+    await setup(store, inbox, sink)
+    clock = Clock()
+    route = Route(name="fire", severity=["fire"], group_wait_s=0,
+                  steps=[Step(notify=["group:duty", "person:wang"])])
+    esc = Escalator(store, NotifyConfig(routes=[route], secret="s", backoff_s=0.01), clock)
+    alert = await add_alert(store, clock.now, rule="fire", summary="fire alarm: loop 1, point 23, 3F east, smoke",
+                            probable=True, score=0.3, reasons=["3 points in zone 3F east within 120 s"])
+    await esc.handle(AlertChange("fired", alert, None))
+    await esc.drain()
+    [zh] = inbox.to("zhang@example.org")
+    body = zh.get_body(preferencelist=("plain",)).get_content()
+    assert zh["Subject"] == "【火警】火警：3F east"
+    assert "火警概率 30%：3F east 区 120 秒内 3 个点位报警" in body
+    assert "fire alarm" not in body and "points in zone" not in body
+    [en] = inbox.to("wang@example.org")  # wang reads English
+    assert en["Subject"] == "[FIRE] fire alarm: loop 1, point 23, 3F east, smoke"
+    assert "fire score 30%: 3 points in zone 3F east within 120 s" in en.get_body(preferencelist=("plain",)).get_content()

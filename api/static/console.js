@@ -40,6 +40,15 @@ const summaryOf = (a) => {
   if (a.kind === "panel" && a.zone) return `${l.zh}：${a.zone}`;
   return l.zh;
 };
+let reasonLabels = []; // [RegExp, Chinese with $1…]: correlation's reasons for a zh screen
+let metricLabels = {};  // metric label -> Chinese: chart titles
+/** A correlation reason in the screen's language (alerting says them in English). */
+const reasonOf = (r) => {
+  if (language() === "en") return r;
+  const hit = reasonLabels.find(([re]) => re.test(r));
+  return hit ? r.replace(hit[0], hit[1]) : r;
+};
+const metricOf = (label) => (language() === "en" ? label : metricLabels[label] || label);
 const people = new Map(); // roster person id -> name: "已确认：王值班", not "wang"
 const person = (id) => {
   if (people.has(id)) return people.get(id);
@@ -249,7 +258,7 @@ function renderQueue() {
   }
   list.innerHTML = items.map((a) => {
     const where = [a.site, a.zone, a.device_id, place(a.district)].filter(Boolean).map(esc).join(" · ");
-    const reasons = (a.reasons || []).map((r) => `<li>${esc(r)}</li>`).join("");
+    const reasons = (a.reasons || []).map((r) => `<li>${esc(reasonOf(r))}</li>`).join("");
     const note = state.notes.has(a.id)
       ? `<input class="note" placeholder="${esc(t("note_placeholder"))}" value="${esc(state.notes.get(a.id))}">` : "";
     const score = a.score ? `<div class="score"><span style="width:${Math.round(Math.min(1, a.score) * 100)}%"></span><em>${esc(t("score"))} ${Math.round(a.score * 100)}%${a.probable ? " · " + esc(t("probable")) : ""}</em></div>` : "";
@@ -460,7 +469,7 @@ function chartsFor(readings) {
 function renderCharts(container, readings, extraLevel) {
   const parts = chartsFor(readings);
   container.innerHTML = parts.map((p, k) => typeof p === "string" ? p
-    : `<h3>${esc(p.m.label)} (${esc(p.m.unit)}) · ${esc(p.s.device_id)}</h3><canvas class="chart" data-k="${k}"></canvas>`).join("")
+    : `<h3>${esc(metricOf(p.m.label))} (${esc(p.m.unit)}) · ${esc(p.s.device_id)}</h3><canvas class="chart" data-k="${k}"></canvas>`).join("")
     || `<p>${esc(t("no_data"))}</p>`;
   parts.forEach((p, k) => {
     if (typeof p === "string") return;
@@ -511,7 +520,7 @@ async function showAlert(id) {
     ${table([[t("status"), esc(t(a.state))], [t("site"), a.site ? `<a href="#" data-site="${esc(a.site)}">${esc(a.site)}</a>` : ""],
       ["ID", a.device_id ? `<a href="#" data-device="${esc(a.device_id)}">${esc(a.device_id)}</a>` : ""],
       [t("district"), esc(place(a.district))], [t("score"), a.score ? `${Math.round(a.score * 100)}%` : ""]])}
-    ${(a.reasons || []).length ? `<ul class="reasons">${a.reasons.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}
+    ${(a.reasons || []).length ? `<ul class="reasons">${a.reasons.map((r) => `<li>${esc(reasonOf(r))}</li>`).join("")}</ul>` : ""}
     <h3>${esc(t("history"))}</h3><ul class="history">${history.map((h) =>
       `<li><time>${esc(when(h.at_ms))}</time> <b>${esc(person(h.actor))}</b> ${esc(verb(h.action))} ${esc(h.detail.note || h.detail.text || (h.detail.outcome ? t("outcome." + h.detail.outcome) : "") || h.detail.reason || "")}</li>`).join("")}</ul>
     <h3>${esc(t("readings"))}</h3><div class="charts"></div>`);
@@ -692,6 +701,8 @@ async function start(me) {
   districts.clear();
   for (const d of snap.districts) districts.set(d.code, d);
   ruleLabels = snap.rule_labels || {};
+  reasonLabels = (snap.reason_labels || []).map(([pattern, zh]) => [new RegExp(pattern), zh]);
+  metricLabels = snap.metric_labels || {};
   api("/api/v1/roster").then((r) => {
     people.clear();
     for (const p of r.people) people.set(p.id, p.name);
