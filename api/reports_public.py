@@ -101,6 +101,29 @@ class Receipt(BaseModel):
 Code = Annotated[str, Path(pattern=f"^[{RECEIPT_ALPHABET}]{{10}}$")]
 
 
+async def read_form(request: Request, max_photos: int) -> tuple[ReportIn, list[UploadFile]]:
+    """The report and its photos from the request's form; ApiError 413 (too many photos) or 422 (a broken form,
+    a bad field, neither an address nor a place) says what is wrong. tests/fuzz/report_form.py fuzzes it."""
+    try:
+        form = await request.form(max_files=max_photos + 1, max_fields=20)
+    except Exception as exc:  # noqa: BLE001 - python-multipart raises several kinds for a broken form
+        raise invalid(f"the form could not be read: {str(exc)[:200]}") from None
+    files = [f for f in form.getlist("photos") if isinstance(f, UploadFile)]
+    if len(files) > max_photos:
+        raise ApiError(413, f"at most {max_photos} photos per report")
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
+    try:
+        body = ReportIn(**{k: fields.get(k) for k in ("phone", "address", "latitude", "longitude", "note")
+                           if k in fields})
+    except ValidationError as exc:
+        errors = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, "invalid report: " + "; ".join(f"{e['loc']}: {e['message']}" for e in errors),
+                       errors) from None
+    if not body.address and (body.latitude is None or body.longitude is None):
+        raise invalid("give an address or a place on the map", "address")
+    return body, files
+
+
 @router.get("/report", include_in_schema=False)
 async def report_page() -> FileResponse:
     from firewatch.api.app import STATIC
@@ -120,23 +143,7 @@ async def submit(request: Request, c: Ctx, rt: Rt) -> Receipt:
     cfg = rt.config
     limit = cfg.public.max_photos * cfg.max_photo_bytes + FORM_SLACK
     await read_limited(request, limit)
-    try:
-        form = await request.form(max_files=cfg.public.max_photos + 1, max_fields=20)
-    except Exception as exc:  # noqa: BLE001 - python-multipart raises several kinds for a broken form
-        raise invalid(f"the form could not be read: {str(exc)[:200]}") from None
-    files = [f for f in form.getlist("photos") if isinstance(f, UploadFile)]
-    if len(files) > cfg.public.max_photos:
-        raise ApiError(413, f"at most {cfg.public.max_photos} photos per report")
-    fields = {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
-    try:
-        body = ReportIn(**{k: fields.get(k) for k in ("phone", "address", "latitude", "longitude", "note")
-                           if k in fields})
-    except ValidationError as exc:
-        errors = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise ApiError(422, "invalid report: " + "; ".join(f"{e['loc']}: {e['message']}" for e in errors),
-                       errors) from None
-    if not body.address and (body.latitude is None or body.longitude is None):
-        raise invalid("give an address or a place on the map", "address")
+    body, files = await read_form(request, cfg.public.max_photos)
     blobs = [await f.read() for f in files]
     for f, data in zip(files, blobs, strict=True):
         try:
