@@ -47,12 +47,12 @@ from firewatch.api.live import Feed, Listener
 from firewatch.api.metrics import Metrics
 from firewatch.api.reports_public import Limits
 from firewatch.api.responses import ChangeCache
-from firewatch.api.supervision_runtime import Runtime
+from firewatch.api.supervision_runtime import NotifyMessenger, Runtime
 from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
 from firewatch.notify import notify_config
-from firewatch.supervision import AppriseMessenger, HazardLinks, PhotoStore, Supervisor
+from firewatch.supervision import HazardLinks, PhotoStore, Supervisor
 from firewatch.supervision import load as supervision_config
 
 STATIC = Path(str(files("firewatch.api") / "static"))
@@ -75,9 +75,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.auth = Authenticator(store)
         # The same secret as the acknowledge links; the purpose in the key keeps the two apart.
-        app.state.hazard_links = HazardLinks(notify_config(settings).secret, settings.api.public_url,
+        notifying = notify_config(settings)
+        app.state.hazard_links = HazardLinks(notifying.secret, settings.api.public_url,
                                              int(supervision.link_valid_h * 3_600_000))
-        supervisor = Supervisor(store, supervision, AppriseMessenger(), settings.api.public_url, influx,
+        supervisor = Supervisor(store, supervision, NotifyMessenger(notifying), settings.api.public_url, influx,
                                 links=app.state.hazard_links)
         app.state.supervision = Runtime(
             supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes)

@@ -1,4 +1,5 @@
-"""What the supervision endpoints share inside the api process: settings, the supervisor, photos."""
+"""What the supervision endpoints share inside the api process: settings, the supervisor, photos; and the
+supervisor's messenger over notify's channels (supervision may not import notify, the api may)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from firewatch.supervision import PhotoStore, SupervisionConfig, Supervisor
+from firewatch.notify import NotifyConfig, try_channels
+from firewatch.notify import Outgoing as Page
+from firewatch.supervision import Outgoing, PhotoStore, SupervisionConfig, Supervisor
 
 
 @dataclass(slots=True)
@@ -22,3 +25,15 @@ def _runtime(request: Request) -> Runtime:
 
 
 Rt = Annotated[Runtime, Depends(_runtime)]
+
+
+class NotifyMessenger:
+    """Dispatches leave through notify's channels: the same URL forms, gateways and timeouts as its pages."""
+
+    def __init__(self, config: NotifyConfig) -> None:
+        self.config = config
+
+    async def send(self, message: Outgoing) -> list[str]:
+        out = Page(message.title, message.body, "info", "dispatch", {}, link=message.link)
+        results = await try_channels(self.config, list(message.targets), out)
+        return [url for url, (_, how) in zip(message.targets, results, strict=True) if how != "ok"]

@@ -180,6 +180,16 @@ COMMON: tuple[Rule, ...] = (
 """Rules every kind has: missing heartbeats, and values outside the sensor's physical range
 (`warning` of them within `window_s`; one garbled message is not yet a broken sensor)."""
 
+HAZARD_KIND = "hazard"
+"""The `kind` of supervision's alerts, for notify's routes (`kind = ["hazard"]`)."""
+HAZARD: tuple[Rule, ...] = (
+    Rule("hazard_overdue", "event", (), Params(), "hazard order overdue", "",
+         source="policy: an overdue rectification escalates to the supervising department and the district"),
+)
+"""supervision's alerts: a hazard order past its deadline while still with the unit, a warning for a
+general hazard and critical for a major one. notify routes and escalates them like any alert;
+supervision resolves one when its order goes to review or closes. Not detection rules (not in RULES)."""
+
 COMMON_RULES: dict[str, Rule] = {r.name: r for r in COMMON}
 READING_RULES: dict[str, tuple[Rule, ...]] = {"electrical": ELECTRICAL, "hydrant": HYDRANT, "pump": PUMP}
 RULES: dict[str, dict[str, Rule]] = {
@@ -205,7 +215,7 @@ LABELS_ZH: dict[str, str] = {
     "battery low": "电池电量低", "readings unlike this device's learned normal": "读数组合偏离本设备常态",
     "current or cable temperature unusual for the time of day": "电流或线缆温度与该时段常态不符", "level shift": "读数水平突变", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
     "cable temperature rise": "线缆温升过快", "cover open": "井盖/箱盖打开", "fault": "故障", "fault unrepaired (hazard)": "故障未修复（隐患）",
-    "fire alarm": "火警", "freeze risk": "冰冻风险", "high water pressure": "水压过高", "hydrant tilted (knocked over?)": "消火栓倾斜（被撞倒？）",
+    "fire alarm": "火警", "hazard order overdue": "隐患工单超期未整改", "freeze risk": "冰冻风险", "high water pressure": "水压过高", "hydrant tilted (knocked over?)": "消火栓倾斜（被撞倒？）",
     "impossible sensor values": "传感器数值不可能", "low outlet pressure": "出口压力低", "low water pressure": "水压低",
     "main power fault": "主电源故障", "motor current high": "电机电流过大", "offline (missed reporting periods)": "离线（未按周期上报）",
     "one cable hotter than its siblings": "单根线缆温度明显高于其他", "over-voltage": "过电压", "overcurrent": "过电流",
@@ -277,6 +287,8 @@ def rule_labels() -> dict[str, dict[str, str]]:
     """`kind.rule` → {en, zh, unit}: what a screen needs to say an alert in its language."""
     out = {f"{kind}.{name}": {"en": r.label, "zh": LABELS_ZH.get(r.label, r.label), "unit": r.unit}
            for kind, rules in RULES.items() for name, r in rules.items()}
+    for r in HAZARD:
+        out[f"{HAZARD_KIND}.{r.name}"] = {"en": r.label, "zh": LABELS_ZH[r.label], "unit": r.unit}
     for name, (en, zh) in ZONE_RULE_LABELS.items():
         out[f"hydrant.{name}"] = {"en": en, "zh": zh, "unit": ""}
     return out

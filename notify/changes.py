@@ -49,7 +49,8 @@ MAX_GAP = 1_000
 """A run of missing ids longer than this is a jump of the id sequence, not transactions in flight."""
 ACTOR = "notify"
 """notify's own audit rows (`not_paged`, `not_acknowledged`) are no change to follow."""
-LIFECYCLE = "alerting"
+LIFECYCLE = ("alerting", "supervision")
+"""Who fires alerts: alerting's lifecycle, and supervision's overdue hazard orders (rule `hazard_overdue`)."""
 
 
 class Change(Protocol):
@@ -205,5 +206,5 @@ def _kind(alert: Alert, entries: list[tuple[int, str, str]]) -> ChangeKind:
         return ChangeKind.RESOLVED
     if alert.state == AlertState.ACKNOWLEDGED:
         return ChangeKind.ACKNOWLEDGED
-    fired = any(actor == LIFECYCLE and action == ChangeKind.FIRED for _, actor, action in entries)
+    fired = any(actor in LIFECYCLE and action == ChangeKind.FIRED for _, actor, action in entries)
     return ChangeKind.FIRED if fired else ChangeKind.UPDATED

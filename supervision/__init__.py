@@ -5,7 +5,7 @@ from firewatch.supervision.config import SupervisionConfig, load
 from firewatch.supervision.credit_code import CreditCodeError, validate
 from firewatch.supervision.hazards import Acted, act, history, still_failing
 from firewatch.supervision.links import HazardLinks, HazardPass
-from firewatch.supervision.messages import AppriseMessenger, Messenger, Outgoing
+from firewatch.supervision.messages import Messenger, Outgoing
 from firewatch.supervision.models import (
     Contact,
     HazardOrder,
@@ -45,7 +45,6 @@ __all__ = [
     "OPEN_STATES",
     "Acted",
     "Action",
-    "AppriseMessenger",
     "CompanyIn",
     "Contact",
     "ContactIn",

@@ -70,8 +70,6 @@ class SupervisionConfig(_Model):
     public: PublicReports = PublicReports()
     link_valid_h: float = Field(7 * 24, gt=0, le=24 * 90)
     """How long a one-tap link in a dispatch opens its order (wall-clock hours from sending)."""
-    districts: dict[str, list[str]] = Field(default_factory=dict)
-    """Channels (Apprise URLs) of each district's fire-supervision office, for escalations."""
 
     def hold_ms(self, category: str) -> int:
         h = self.hazards

@@ -1,21 +1,15 @@
-"""The seam through which supervision reaches people: order dispatches and overdue escalations.
+"""The seam through which supervision reaches people one by one: order dispatches with their one-tap links.
 
-notify/ is being reshaped and exports no sending surface yet, so supervision sends
-its few messages (one per dispatch and per escalation, never a paging chain) through
-`Messenger`. `AppriseMessenger` sends to the Apprise URLs kept on units, contacts and
-`[supervision] districts`, the same URL forms as notify's channels. When notify
-exports routes for non-alert messages, an implementation of `Messenger` over them
-replaces this one and nothing else changes.
+A dispatch is a single message to a person's channels, not a paging chain, so it is
+no alert; the api hands the supervisor a `Messenger` over notify's channels
+(api/supervision_runtime.py), which supervision may not import. Overdue orders are
+alerts instead (rule `hazard_overdue`), which notify routes, repeats and escalates.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Protocol
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,26 +17,11 @@ class Outgoing:
     targets: tuple[str, ...]
     title: str
     body: str
+    link: str = ""
+    """The person's one-tap link (also in `body`), for channels that show a button."""
 
 
 class Messenger(Protocol):
     async def send(self, message: Outgoing) -> list[str]:
         """Send to every target; returns the targets that failed (the caller audits them)."""
         ...
-
-
-class AppriseMessenger:
-    async def send(self, message: Outgoing) -> list[str]:
-        return await asyncio.to_thread(self._send, message)
-
-    @staticmethod
-    def _send(message: Outgoing) -> list[str]:
-        import apprise
-
-        failed = []
-        for url in message.targets:
-            a = apprise.Apprise()
-            if not a.add(url) or not a.notify(title=message.title, body=message.body):
-                log.warning("supervision message to %s failed", url.split("://", 1)[0])
-                failed.append(url)
-        return failed

@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 from sqlalchemy import and_, exists, false, func, or_, select, update
 
-from firewatch.contract.db import Alert, AlertState, Store
+from firewatch.contract.db import OPEN_STATES, Alert, AlertState, ChangeKind, Severity, Store
 from firewatch.contract.influx import Influx
+from firewatch.contract.rules import HAZARD, HAZARD_KIND, LABELS_ZH
 from firewatch.supervision.clock import Clock
 from firewatch.supervision.config import SupervisionConfig
 from firewatch.supervision.hazards import (
@@ -36,6 +37,8 @@ from firewatch.supervision.models import Contact, HazardOrder, MaintenanceCompan
 from firewatch.supervision.states import ASSIGNEE_STATES, HazardCategory, HazardState
 
 log = logging.getLogger(__name__)
+ACTOR = "supervision"
+OVERDUE = HAZARD[0]
 LABEL = {
     HazardCategory.FAULT_UNREPAIRED: "故障超时未修复 fault unrepaired",
     HazardCategory.SHIELDED: "点位长期屏蔽 points shielded too long",
@@ -86,6 +89,7 @@ class Supervisor:
         for order in opened:
             await self._tell_assignees(order)
         await self._escalate(now)
+        await self._settle_overdue(now)
         return opened
 
     async def _open_from_alerts(self, now: int) -> list[HazardOrder]:
@@ -202,8 +206,10 @@ class Supervisor:
         for role, person, channels in people:
             if not channels:
                 continue
-            body = f"{order.title}\n整改期限 deadline {deadline}\n{self.link(order, role, person)}"
-            bad = await self.messenger.send(Outgoing(tuple(dict.fromkeys(channels)), f"隐患工单 #{order.id}", body))
+            link = self.link(order, role, person)
+            body = f"{order.title}\n整改期限 deadline {deadline}\n{link}"
+            bad = await self.messenger.send(
+                Outgoing(tuple(dict.fromkeys(channels)), f"隐患工单 #{order.id}", body, link))
             sent, failed = sent + len(channels) - len(bad), failed + len(bad)
         if sent or failed:
             async with self.store.session() as s, s.begin():
@@ -211,6 +217,9 @@ class Supervisor:
                                        sent=sent, failed=failed, at=await self.now())
 
     async def _escalate(self, now: int) -> None:
+        """An order past its deadline while with the unit raises one `hazard_overdue` alert (kind `hazard`);
+        notify routes it (the district's office, the supervising department: `[[notify.routes]]` with
+        `kind = ["hazard"]`), repeats and escalates it until someone acknowledges, and audits every send."""
         async with self.store.session() as s:
             q = select(HazardOrder).where(
                 HazardOrder.state.in_(ASSIGNEE_STATES), HazardOrder.deadline_ms < now,
@@ -227,17 +236,37 @@ class Supervisor:
                 if not claimed.rowcount:
                     continue
                 unit = await s.get(Unit, order.unit_id) if order.unit_id else None
-                targets = [*(unit.department_channels if unit else []),
-                           *self.config.districts.get(order.district or (unit.district if unit else ""), [])]
-                await self.store.audit(s, "supervision", "escalate", f"hazard:{order.id}",
+                alert = Alert(
+                    fingerprint=_overdue_fingerprint(order.id), rule=OVERDUE.name, kind=HAZARD_KIND,
+                    severity=Severity.CRITICAL if order.severity == "major" else Severity.WARNING,
+                    state=AlertState.FIRING, device_id=order.device_id, site=order.site,
+                    district=order.district or (unit.district if unit else ""),
+                    summary=" · ".join(x for x in (
+                        f"{LABELS_ZH[OVERDUE.label]} #{order.id} {unit.name if unit else order.site}: {order.title}",
+                        unit.department if unit else "", OVERDUE.label) if x),
+                    started_ms=order.deadline_ms, last_seen_ms=now,
+                )
+                s.add(alert)
+                await s.flush()
+                await self.store.audit(s, ACTOR, ChangeKind.FIRED, f"alert:{alert.id}", hazard=order.id)
+                await self.store.audit(s, ACTOR, "escalate", f"hazard:{order.id}", alert=alert.id,
                                        overdue_min=(now - order.deadline_ms) // 60000,
-                                       department=unit.department if unit else "", targets=len(targets), at=now)
-            if targets:
-                who = unit.name if unit else order.site
-                body = (f"{who}: {order.title}\n状态 state {order.state}, 已超期 overdue "
-                        f"{(now - order.deadline_ms) / 3_600_000:.0f} h\n{self.public_url}/static/hazards.html#{order.id}")
-                failed = await self.messenger.send(Outgoing(tuple(targets), f"隐患工单超期 #{order.id}", body))
-                if failed:
-                    async with self.store.session() as s, s.begin():
-                        await self.store.audit(s, "supervision", "escalate_failed", f"hazard:{order.id}",
-                                               failed=len(failed))
+                                       department=unit.department if unit else "", at=now)
+
+    async def _settle_overdue(self, now: int) -> None:
+        """An overdue alert resolves once its order is no longer with the unit (in review, closed), so notify
+        stops escalating it; a reopened order that falls due again raises a new one."""
+        async with self.store.session() as s, s.begin():
+            rows = (await s.scalars(select(Alert).where(
+                Alert.rule == OVERDUE.name, Alert.kind == HAZARD_KIND, Alert.state.in_(OPEN_STATES)))).all()
+            for alert in rows:
+                order = await s.get(HazardOrder, int(alert.fingerprint.split(":")[1]))
+                if order is not None and order.state in ASSIGNEE_STATES and order.escalated_ms is not None:
+                    continue
+                alert.state, alert.resolved_ms, alert.last_seen_ms = AlertState.RESOLVED, now, now
+                await self.store.audit(s, ACTOR, ChangeKind.RESOLVED, f"alert:{alert.id}",
+                                       hazard=order.id if order else None, state=order.state if order else "")
+
+
+def _overdue_fingerprint(order_id: int) -> str:
+    return f"hazard:{order_id}:{OVERDUE.name}"

@@ -8,6 +8,8 @@ real SMTP server, so dispatches and escalations are read as a person would.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import pytest
 
 from firewatch.contract.db import Alert, open_store
 from firewatch.contract.settings import Settings
+from firewatch.notify import Stage, notify_config
 from firewatch.services import InfluxD, Mosquitto
 from tests.conftest import make_settings
 from tests.notify_servers import SmtpInbox
@@ -96,9 +99,49 @@ class World:
         return r.json()
 
 
-def build_world(settings: Settings, inbox: SmtpInbox) -> Iterator[World]:
-    settings = settings.model_copy(update={"supervision": settings.supervision | {
-        "districts": {DISTRICT: [inbox.url("district@fire.example.org")]}}})
+def hazard_routes(inbox: SmtpInbox, departments: dict[str, str]) -> dict[str, Any]:
+    """notify's routes as docs/supervision.md shows them: overdue orders (kind `hazard`) of the district go
+    to its fire-supervision office and, by the unit's sites, to the supervising department."""
+    routes = [{"name": f"hazard-dept-{n}", "kind": ["hazard"], "site": [site], "group_wait_s": 0, "repeat": 1,
+               "steps": [{"notify": ["channel:district-office", f"channel:dept-{n}"]}]}
+              for n, (site, _) in enumerate(departments.items())]
+    return {"routes": [*routes, {"name": "hazard-district", "kind": ["hazard"], "district": [DISTRICT],
+                                 "group_wait_s": 0, "repeat": 1, "steps": [{"notify": ["channel:district-office"]}]},
+                       {"name": "duty", "severity": ["warning", "critical", "fire"], "steps": [{"notify": ["group:duty"]}]}],
+            "channels": {"district-office": inbox.url("district@fire.example.org"),
+                         **{f"dept-{n}": inbox.url(a) for n, a in enumerate(departments.values())}}}
+
+
+class NotifyThread:
+    """notify on its own, as `firewatch notify` runs it, on an event loop of its own thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stage = Stage(settings.store.url, notify_config(settings))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> NotifyThread:
+        self.thread.start()
+        self.stopping = asyncio.run_coroutine_threadsafe(self._event(), self.loop).result(10)
+        self.running = asyncio.run_coroutine_threadsafe(self.stage.run(self.stopping), self.loop)
+        assert self.stage.started.wait(30), f"notify did not start: {self.running}"
+        return self
+
+    @staticmethod
+    async def _event() -> asyncio.Event:
+        return asyncio.Event()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.running.result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def build_world(settings: Settings, inbox: SmtpInbox, departments: dict[str, str] | None = None) -> Iterator[World]:
+    """`departments`: site → the mailbox of its unit's supervising department, for notify's hazard routes."""
+    settings = settings.model_copy(update={"notify": settings.notify | hazard_routes(
+        inbox, departments or {SITE_A: "dept@commerce.example.org"})})
     api = ApiThread(settings).start()
     try:
         keys = tokens(api.settings)

@@ -3,8 +3,12 @@ InfluxDB, ingest and alerting, and a real SMTP server for the messages people ge
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +33,7 @@ from firewatch.supervision.states import (
 )
 from tests import supervision_world
 from tests.conftest import wait_for
-from tests.supervision_world import CODE_A, CODE_MC, DISTRICT, PNG, SITE_A, World
+from tests.supervision_world import CODE_A, CODE_MC, DISTRICT, PNG, SITE_A, NotifyThread, World
 from tests.test_api_server import PipelineThread
 
 world, world_settings = supervision_world.world, supervision_world.world_settings
@@ -127,23 +131,39 @@ def test_a_fault_unrepaired_24_h_in_event_time_opens_an_order_that_closes_only_w
 # --- escalation, roles, manual orders ------------------------------------------
 
 
-def test_an_overdue_order_escalates_to_the_department_and_the_district_once(world: World) -> None:
+def test_an_overdue_order_raises_an_alert_that_notify_routes_to_the_department_and_the_district(
+    world: World,
+) -> None:
     w = world
-    t = 1_780_000_000_000
-    w.insert_alert(rule="fault", device_id="P-1", site=SITE_A, started_ms=t, summary="fault: loop 1 point 3")
-    # Event time moves on to 100 h: the order opens at 24 h, its 72 h deadline passed at 96 h.
-    w.insert_alert(rule="supervisory", device_id="P-2", site="", started_ms=t + 100 * HOUR)
-    order = wait_for(lambda: [o for o in w.hazards() if o["escalated_ms"]])[0]
-    assert order["overdue"] is True and order["state"] == "dispatched"
-    dept = wait_for(lambda: w.inbox.to("dept@commerce.example.org"))
-    district = wait_for(lambda: w.inbox.to("district@fire.example.org"))
-    assert "超期" in str(dept[0]["Subject"]) and "春熙商场有限公司" in text(dept[0])
-    assert len(district) == 1
-    history = w.operator.get(f"/api/v1/hazards/{order['id']}").json()["history"]
-    assert [h["action"] for h in history].count("escalate") == 1
-    time.sleep(0.5)  # more sweeps send nothing more
-    assert len(w.inbox.to("dept@commerce.example.org")) == 1
-    assert w.hazards(overdue=True)[0]["id"] == order["id"]
+    notify = NotifyThread(w.api.settings).start()
+    try:
+        t = 1_780_000_000_000
+        fault = w.insert_alert(rule="fault", device_id="P-1", site=SITE_A, started_ms=t,
+                               summary="fault: loop 1 point 3")
+        # Event time moves on to 100 h: the order opens at 24 h, its 72 h deadline passed at 96 h.
+        w.insert_alert(rule="supervisory", device_id="P-2", site="", started_ms=t + 100 * HOUR)
+        order = wait_for(lambda: [o for o in w.hazards() if o["escalated_ms"]])[0]
+        assert order["overdue"] is True and order["state"] == "dispatched"
+        raised = wait_for(lambda: alerts(w, rule="hazard_overdue"))
+        assert [(a["kind"], a["severity"], a["state"], a["site"], a["started_ms"]) for a in raised] == [
+            ("hazard", "warning", "firing", SITE_A, t + 96 * HOUR)]
+        assert "隐患工单超期未整改" in raised[0]["summary"] and "锦江区商务局" in raised[0]["summary"]
+        dept = wait_for(lambda: w.inbox.to("dept@commerce.example.org"))
+        district = wait_for(lambda: w.inbox.to("district@fire.example.org"))
+        assert "隐患工单超期" in str(dept[0]["Subject"]) and "春熙商场有限公司" in str(dept[0]["Subject"])
+        assert len(district) == 1
+        history = w.operator.get(f"/api/v1/hazards/{order['id']}").json()["history"]
+        assert [h["action"] for h in history].count("escalate") == 1
+        time.sleep(0.5)  # more sweeps raise nothing more
+        assert len(alerts(w, rule="hazard_overdue")) == 1 and len(w.inbox.to("dept@commerce.example.org")) == 1
+        assert w.hazards(overdue=True)[0]["id"] == order["id"]
+        # The engineer gets it done: once the order is in review the overdue alert resolves.
+        assert act(w.maintenance, order["id"], "accept").status_code == 200
+        w.resolve_alert(fault, t + 100 * HOUR)
+        assert act(w.maintenance, order["id"], "report_fixed", note="已修复").status_code == 200
+        wait_for(lambda: alerts(w, rule="hazard_overdue")[0]["state"] == "resolved")
+    finally:
+        notify.stop()
 
 
 def test_a_control_room_that_misses_a_duty_check_is_a_hazard_until_it_answers(world: World) -> None:
@@ -359,3 +379,39 @@ def test_hostile_csv_is_rejected_row_by_row_and_never_crashes(rows: list[list[st
     assert len(lines) == len(good) + len(bad)
     for _, reason_code, reason in bad:
         assert reason
+
+
+# --- bounded atheris runs over the parsers at the edge ---------------------------
+
+
+def fuzz(target: str, tmp_path: Path, seeds: dict[str, bytes]) -> None:
+    """A coverage-guided atheris run of `tests.fuzz.<target>` for FIREWATCH_FUZZ_SECONDS (5) from `seeds`."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, data in seeds.items():
+        (corpus / name).write_bytes(data)
+    seconds = os.environ.get("FIREWATCH_FUZZ_SECONDS", "5")
+    result = subprocess.run(
+        [sys.executable, "-m", f"tests.fuzz.{target}", f"-max_total_time={seconds}", "-rss_limit_mb=1024",
+         f"-artifact_prefix={tmp_path}/", str(corpus)],
+        check=False, capture_output=True, text=True, timeout=int(seconds) + 90, cwd=Path(__file__).parent.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done" in result.stderr and not list(tmp_path.glob("crash-*")), result.stderr[-3000:]
+
+
+def test_the_unit_csv_fuzz_target_finds_nothing_in_a_bounded_run(tmp_path: Path) -> None:
+    row = f"春熙商场,{CODE_A},key,{DISTRICT},春熙商场;B座,{CODE_MC},13900000002\n".encode()
+    fuzz("unit_csv", tmp_path, {"row": b"h" + row, "bad": b"h" + row.replace(b"key", b"huge"),
+                                "file": ",".join(CSV_COLUMNS).encode() + b"\n" + row})
+
+
+def test_the_public_report_form_fuzz_target_finds_nothing_in_a_bounded_run(tmp_path: Path) -> None:
+    part = '--fw\r\nContent-Disposition: form-data; name="{}"\r\n\r\n{}\r\n'
+    form = "".join(part.format(k, v) for k, v in (("phone", "13900000009"), ("note", "楼道堆放杂物"),
+                                                   ("latitude", "30.657"), ("longitude", "104.08")))
+    photo = (b'--fw\r\nContent-Disposition: form-data; name="photos"; filename="a.png"\r\n'
+             b"Content-Type: image/png\r\n\r\n") + PNG + b"\r\n"
+    fuzz("report_form", tmp_path, {"multipart": b"\x00" + (form + "--fw--\r\n").encode(),
+                                   "photo": b"\x00" + form.encode() + photo + b"--fw--\r\n",
+                                   "urlencoded": b"\x02phone=13900000009&note=x&address=%E6%98%A5"})

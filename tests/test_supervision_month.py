@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from firewatch.contract.payload import PanelEvent, Reading, Record
 from firewatch.supervision.credit_code import check_character
 from tests import supervision_world
 from tests.conftest import wait_for
-from tests.supervision_world import DISTRICT, SITE_A, SITE_B, World
+from tests.supervision_world import DISTRICT, SITE_A, SITE_B, NotifyThread, World
 
 pytestmark = pytest.mark.postgres
 T = TypeVar("T")
@@ -41,7 +41,20 @@ DAY = 24 * HOUR
 T0 = 1_772_294_400_000
 """2026-03-01 00:00 +08:00."""
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-world, world_settings = supervision_world.world, supervision_world.world_settings
+world_settings = supervision_world.world_settings
+DEPARTMENTS = {SITE_A: "dept@commerce.example.org", "老街杂货店": "dept-shop@gov.example.org",
+               "东门酒店": "dept-hotel@gov.example.org", "西城网吧": "dept-cafe@gov.example.org"}
+
+
+@pytest.fixture
+def world(world_settings: Any, inbox: Any) -> Iterator[World]:
+    """The district, with notify's hazard routes to each unit's supervising department, and notify running."""
+    for w in supervision_world.build_world(world_settings, inbox, DEPARTMENTS):
+        notify = NotifyThread(w.api.settings).start()
+        try:
+            yield w
+        finally:
+            notify.stop()
 SITES = {"P-1": SITE_A, "H-9": SITE_B, "P-3": "老街杂货店", "P-4": "东门酒店", "P-5": "西城网吧",
          **{f"H-{k}": SITE_B for k in range(10, 16)}}
 """Alerting's event clock follows most devices' clocks (a percentile), so the district has several
@@ -132,8 +145,7 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
                                         ("东门酒店", "91510104MA6F00030A", "东门酒店", 30.660, "hotel"),
                                         ("西城网吧", "91510104MA6G00040" + check_character("91510104MA6G00040"), "西城网吧", 30.645, "cafe")):
         body = {"name": name, "credit_code": code, "district": DISTRICT, "sites": [site], "latitude": lat,
-                "longitude": 104.07, "company_id": company, "department": "锦江区市场监管局",
-                "department_channels": [w.inbox.url(f"dept-{mail}@gov.example.org")]}
+                "longitude": 104.07, "company_id": company, "department": "锦江区市场监管局"}
         r = w.admin.post("/api/v1/units", json=body)
         assert r.status_code == 201, r.text
     d = District(w)
@@ -167,9 +179,10 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
         d.until(6, 17.5)
         assert act(w.operator, mall["id"], "approve", note="数据核验通过").json()["state"] == "closed"
 
-        # The neglected shop's order passed its 72 h deadline at day 6 09:00: escalated once.
+        # The neglected shop's order passed its 72 h deadline at day 6 09:00: an overdue alert, which
+        # notify routes to the district office and the shop's supervising department, once.
         mail = wait_for(lambda: w.inbox.to("dept-shop@gov.example.org"))
-        assert len(mail) == 1
+        assert len(mail) == 1 and "老街杂货店" in str(mail[0]["Subject"])
 
         # Shielded points: alerting's shield_left_on after 24 h, then the hazard.
         d.until(11, 9)
