@@ -68,6 +68,11 @@ async def put_districts(request: Request, c: Ctx, who: Admin) -> list[DistrictOu
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 async def map_layer(c: Ctx, _: Viewer) -> Response:
+    return layer_response(c)
+
+
+def layer_response(c: Context) -> Response:
+    """The `[api] map_layer` file as it is (also the public report page's map: boundaries and roads only)."""
     path = c.settings.api.map_layer
     if path is None:
         raise not_found("map layer ([api] map_layer is not set)")

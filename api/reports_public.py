@@ -16,13 +16,14 @@ from collections import deque
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ValidationError
 from pydantic import Field as PField
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from firewatch.api.context import Ctx
+from firewatch.api.districts import layer_response
 from firewatch.api.errors import ApiError, invalid, not_found
 from firewatch.api.hazards import read_limited
 from firewatch.api.supervision_runtime import Rt
@@ -178,6 +179,12 @@ async def submit(request: Request, c: Ctx, rt: Rt) -> Receipt:
         await c.store.audit(s, "public", "open", f"hazard:{o.id}", after="awaiting_review", note=body.note,
                             photos=names, at=now)
     return Receipt(receipt=receipt, state=o.state, outcome="", submitted_ms=now, closed_ms=None)
+
+
+@router.get("/api/v1/public/map-layer", summary="The city's map layer, for choosing a report's place (no sign-in)",
+            responses={200: {"content": {"application/geo+json": {}}}})
+async def public_layer(c: Ctx) -> Response:
+    return layer_response(c)
 
 
 @router.get("/api/v1/public/hazard-reports/{receipt}", response_model=Receipt,

@@ -23,6 +23,7 @@ from firewatch.contract.db import Alert, open_store
 from firewatch.contract.settings import Settings
 from firewatch.notify import Stage, notify_config
 from firewatch.services import InfluxD, Mosquitto
+from firewatch.simulators.citymap import LAYER_FILE
 from tests.conftest import make_settings
 from tests.notify_servers import SmtpInbox
 from tests.test_api_server import ApiThread, client, run, tokens
@@ -43,6 +44,7 @@ def pg_settings(tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD, **superv
     s = make_settings(tmp_path, mosquitto.port, influxd.url, name)
     yield s.model_copy(update={
         "store": s.store.model_copy(update={"url": SERVER.rsplit("/", 1)[0] + f"/{name}"}),
+        "api": s.api.model_copy(update={"map_layer": LAYER_FILE}),  # the demo city's district layer
         "supervision": {"interval_s": 0.1, "photo_dir": str(tmp_path / "photos"), **supervision},
     })
     with psycopg.connect(SERVER, autocommit=True) as conn:

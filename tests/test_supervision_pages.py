@@ -85,6 +85,10 @@ def test_the_engineer_accepts_on_the_phone_is_refused_while_faulting_then_the_ce
     expect(board.locator(f".col[data-state=awaiting_review] .card[data-id='{oid}']")).to_be_visible()
     expect(board.locator("#units-map circle[fill='#ffd21a']")).to_have_count(1)
     expect(board.locator("#order img")).to_have_count(1)
+    # 单位分布 on the city's district layer, each unit labelled
+    expect(board.locator("#units-map .layer polygon.district")).to_have_count(11)
+    expect(board.locator("#units-map .layer .district-name").filter(has_text="锦江区")).to_have_count(1)
+    expect(board.locator("#units-map .unit-label").filter(has_text="春熙商场有限公司 (1)")).to_have_count(1)
     shot(board, "supervision-board.png")
     board.fill("#act-note", "核查通过，数据显示故障已消除")
     board.click("button[data-action=approve]")
@@ -120,12 +124,23 @@ def test_a_citizen_reports_on_the_public_page_and_follows_it_by_receipt(
     small = tmp_path / "ok.png"
     small.write_bytes(PNG)
     page.set_input_files("input[name=photos]", str(small))
+    # The place by a tap on the city's district layer (the console's offline GeoJSON): the first tap
+    # zooms in on it, the second, at the same spot, places it.
+    expect(page.locator("#place-map polygon.district")).to_have_count(11)
+    box = page.locator("#place-map polygon[data-district='510104']").bounding_box()
+    assert box is not None
+    for _ in range(2):
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#located")).to_contain_text("已选择地点")
+    expect(page.locator("#place-mark")).to_have_count(1)
+    shot(page, "supervision-public-place.png")
     page.click("#report button[type=submit]")
     expect(page.locator("#receipt")).to_have_text(re.compile(r"^[2-9A-Z]{10}$"))
     receipt = page.locator("#receipt").inner_text()
     shot(page, "supervision-public-report.png")
     order = w.hazards(category="public")[0]
     assert order["state"] == "awaiting_review" and order["address"] == "春熙路1号 地下车库"
+    assert 30.54 < order["latitude"] < 30.675 and 104.06 < order["longitude"] < 104.176, order  # 锦江区
     w.operator.post(f"/api/v1/hazards/{order['id']}/actions",
                     json={"action": "dispatch", "unit_id": w.a["id"], "note": "已派发春熙商场整改"})
     page.fill("#follow input[name=receipt]", receipt)

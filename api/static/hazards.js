@@ -1,10 +1,11 @@
 // The center's hazard board: orders by state and deadline per district and unit, the units on a map
 // coloured by their open hazards, and one order's history with the center's moves.
-import { $, api, deadline, el, historyList, post, signedIn, switchLang, t, translate, when } from "./supervision.js";
+import { LayerView, mark } from "./citylayer.js";
+import { $, api, deadline, el, historyList, langButton, post, signedIn, t, translate, when } from "./supervision.js";
 
 const COLUMNS = ["dispatched", "accepted", "rectifying", "rejected", "reopened", "awaiting_review", "closed"];
 const CENTER_ACTIONS = { awaiting_review: ["approve", "reject", "dispatch"], closed: ["reopen"], rejected: ["reopen"] };
-let orders = [], units = [], mapUnits = [], selected = null;
+let orders = [], units = [], mapUnits = [], selected = null, layer = null;
 
 function filtered() {
   const d = $("#f-district").value, u = $("#f-unit").value;
@@ -30,26 +31,20 @@ function renderBoard() {
   }));
 }
 
+// 单位分布: the units on the city's district layer, labelled, coloured by their open hazards.
 function renderMap() {
-  const svg = $("#units-map");
   const pts = mapUnits.filter((u) => u.latitude != null);
-  if (!pts.length) { svg.replaceChildren(); return; }
-  const lats = pts.map((u) => u.latitude), lons = pts.map((u) => u.longitude);
-  const [la0, la1, lo0, lo1] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
-  const x = (lo) => 20 + ((lo - lo0) / ((lo1 - lo0) || 1)) * 360, y = (la) => 280 - ((la - la0) / ((la1 - la0) || 1)) * 260;
-  const NS = "http://www.w3.org/2000/svg";
-  svg.replaceChildren(...pts.map((u) => {
-    const c = document.createElementNS(NS, "circle");
+  const view = new LayerView($("#units-map"), layer).fit(pts.map((u) => [u.latitude, u.longitude]));
+  view.draw(...pts.flatMap((u) => {
+    const [x, y] = view.xy(u.latitude, u.longitude), r = 6 + Math.min(10, u.open_hazards * 2);
     const colour = u.major_open || u.overdue ? "#ff2d2d" : u.open_hazards ? "#ffd21a" : "#2ecc71";
-    c.setAttribute("cx", x(u.longitude)); c.setAttribute("cy", y(u.latitude));
-    c.setAttribute("r", 6 + Math.min(10, u.open_hazards * 2)); c.setAttribute("fill", colour);
-    c.setAttribute("fill-opacity", "0.85"); c.setAttribute("data-unit", u.id);
-    c.style.cursor = "pointer";
+    const c = mark("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r, fill: colour, "fill-opacity": "0.85",
+      "data-unit": u.id, style: "cursor:pointer" });
     c.addEventListener("click", () => { location.href = `/static/unit.html#${u.id}`; });
-    const title = document.createElementNS(NS, "title");
-    title.textContent = `${u.name}: ${t("open_hazards")} ${u.open_hazards}`;
-    c.append(title);
-    return c;
+    c.append(mark("title", {}, `${u.name}: ${t("open_hazards")} ${u.open_hazards}`));
+    const label = mark("text", { class: "unit-label", x: (x + r + 3).toFixed(1), y: (y + 4).toFixed(1) },
+      u.open_hazards ? `${u.name} (${u.open_hazards})` : u.name);
+    return [c, label];
   }));
 }
 
@@ -84,6 +79,8 @@ async function show(id) {
 }
 
 async function load() {
+  // the console's offline layer of the city; without one ([api] map_layer unset) the units stand alone
+  layer ??= await api("/api/v1/map/layer").catch(() => ({ features: [] }));
   [orders, units, mapUnits] = await Promise.all([
     api("/api/v1/hazards?limit=5000"), api("/api/v1/units"), api("/api/v1/units-map")]);
   const districts = [...new Set(units.map((u) => u.district))].sort();
@@ -98,8 +95,7 @@ async function load() {
 translate();
 $("#f-district").addEventListener("change", renderBoard);
 $("#f-unit").addEventListener("change", renderBoard);
-$("#lang").addEventListener("click", () => switchLang(() => { $("#lang").textContent = t("lang"); renderBoard(); if (selected) show(selected); }));
-$("#lang").textContent = t("lang");
+langButton(() => { renderBoard(); renderMap(); if (selected) show(selected); });
 signedIn(async () => {
   await load();
   const wanted = Number(location.hash.slice(1));

@@ -16,7 +16,7 @@ const CLUSTER_MIN = 1500;
 /** Healthy devices in view above which they are drawn as counted cells of this many pixels. */
 const CLUSTER_PX = 26;
 
-function mercator(lat, lon) {
+export function mercator(lat, lon) {
   const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
   return [(lon + 180) / 360, 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)];
 }

@@ -1,6 +1,6 @@
 // The phone page of a unit's manager or a maintenance company's engineer: their orders, accept,
 // report rectification with a note and a photo, and each order's history.
-import { $, api, deadline, el, historyList, post, signedIn, switchLang, t, translate, when } from "./supervision.js";
+import { $, api, deadline, el, historyList, langButton, post, signedIn, t, translate, when } from "./supervision.js";
 
 const MOVES = { dispatched: ["accept"], reopened: ["accept"], accepted: ["start", "report_fixed"],
   rectifying: ["report_fixed"], rejected: ["start", "report_fixed"] };
@@ -58,7 +58,6 @@ async function refresh() {
 }
 
 translate();
-$("#lang").textContent = t("lang");
-$("#lang").addEventListener("click", () => switchLang(() => { $("#lang").textContent = t("lang"); refresh(); }));
+langButton(refresh);
 window.addEventListener("hashchange", refresh);
 signedIn(async (me) => { $("#who").textContent = me.name; await refresh(); });

@@ -1,5 +1,6 @@
 // The public hazard-report page: no sign-in; a phone, an address or the phone's position, a note, photos.
-import { $, api, switchLang, t, translate, when } from "./supervision.js";
+import { LayerView, mark } from "./citylayer.js";
+import { $, api, langButton, t, translate, when } from "./supervision.js";
 
 const MAX_PHOTOS = 3, MAX_BYTES = 5 * 1024 * 1024;
 
@@ -8,8 +9,36 @@ $("#locate").addEventListener("click", () => {
     $("#report").latitude.value = p.coords.latitude.toFixed(6);
     $("#report").longitude.value = p.coords.longitude.toFixed(6);
     $("#located").textContent = t("located");
+    place = [p.coords.latitude, p.coords.longitude];
+    drawPlace();
   });
 });
+
+// A place chosen by a tap on the city's district layer: the first tap zooms in on it, each tap places it.
+let view = null, place = null;
+function drawPlace() {
+  if (!view) return;
+  const marks = [];
+  if (place) {
+    const [x, y] = view.xy(...place);
+    marks.push(mark("circle", { id: "place-mark", cx: x.toFixed(1), cy: y.toFixed(1), r: 7 }));
+    $("#located").textContent = `${t("placed")} ${place[0].toFixed(5)}, ${place[1].toFixed(5)}`;
+  }
+  view.draw(...marks);
+}
+api("/api/v1/public/map-layer").then((layer) => {
+  const svg = $("#place-map");
+  view = new LayerView(svg, layer).fit([]);
+  svg.addEventListener("click", (ev) => {
+    place = view.latlon(ev);
+    if (view.view.scale < 4 * view.base) view.zoomAt(...place, 4);
+    $("#report").latitude.value = place[0].toFixed(6);
+    $("#report").longitude.value = place[1].toFixed(6);
+    drawPlace();
+  });
+  view.base = view.view.scale;
+  drawPlace();
+}).catch(() => { $("#place-map").hidden = true; });
 
 $("#report").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -37,5 +66,4 @@ $("#follow").addEventListener("submit", async (ev) => {
 });
 
 translate();
-$("#lang").textContent = t("lang");
-$("#lang").addEventListener("click", () => switchLang(() => { $("#lang").textContent = t("lang"); }));
+langButton(drawPlace);

@@ -1,5 +1,5 @@
 // A unit's page: who answers for it, its sites and devices, open alerts, hazard orders and history.
-import { $, api, deadline, el, signedIn, switchLang, t, translate, when } from "./supervision.js";
+import { $, api, deadline, el, langButton, signedIn, t, translate, when } from "./supervision.js";
 
 let data = null;
 
@@ -36,8 +36,7 @@ function render() {
 }
 
 translate();
-$("#lang").textContent = t("lang");
-$("#lang").addEventListener("click", () => switchLang(() => { $("#lang").textContent = t("lang"); render(); }));
+langButton(render);
 signedIn(async () => {
   data = await api(`/api/v1/units/${Number(location.hash.slice(1))}`);
   render();
