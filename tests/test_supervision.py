@@ -66,7 +66,8 @@ def test_a_fault_unrepaired_24_h_in_event_time_opens_an_order_that_closes_only_w
     world: World,
 ) -> None:
     w = world
-    pipeline = PipelineThread(w.api.settings).start()
+    # The 24 h pass in event time: on the wall clock a fault stamped three days ago is unrepaired at once.
+    pipeline = PipelineThread(w.api.settings.model_copy(update={"alerting": {"clock": "event"}})).start()
     try:
         t0 = int(time.time() * 1000) - 3 * 24 * HOUR
         publish(w, "P-1", "event", {"ts": t0, "kind": "panel", "event": "fault", "loop": 1, "point": 7,
