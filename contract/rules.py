@@ -69,10 +69,14 @@ MAINS = "field practice: ±10 % of a 220 V supply"
 TEMPS = ("temp1_c", "temp2_c", "temp3_c", "temp4_c")
 VOLTS = ("voltage_a_v", "voltage_b_v", "voltage_c_v")
 AMPS = ("current_a_a", "current_b_a", "current_c_a")
-PATTERN = Params(2.0, None, 1.0, window_s=7 * 86400, warmup_s=21600)
+WHOLE_DAY_S = 86400
+"""Warm-up of the learned baselines: a whole day of event time. Current, cable temperature, residual current
+and mains pressure follow the day's load; a baseline that learned only the night would call the morning a
+fault, and a device may be commissioned at any hour."""
+PATTERN = Params(2.0, None, 1.0, window_s=7 * 86400, warmup_s=WHOLE_DAY_S)
 """Multivariate rules: the score is in multiples of the statistical limit (1); warning is the sensitivity."""
 PATTERN_LABEL = "readings unlike this device's learned normal"
-SHIFT = Params(30, None, 10, window_s=86400, warmup_s=21600)
+SHIFT = Params(30, None, 10, window_s=86400, warmup_s=WHOLE_DAY_S)
 """Change points: `warning` is the CUSUM decision interval h, in deviations (allowance 2 deviations)."""
 SHIFT_LABEL = "level shift"
 
@@ -96,9 +100,9 @@ ELECTRICAL: tuple[Rule, ...] = (
     Rule("residual_creep", "drift", ("residual_ma",), Params(40, None, 10, window_s=259200, warmup_s=43200),
          "residual current creeping up", "mA"),
     Rule("residual_abnormal", "baseline", ("residual_ma",), Params(7, None, 2, for_s=60, window_s=86400,
-         warmup_s=21600), "residual current abnormal for this device", "dev"),
+         warmup_s=WHOLE_DAY_S), "residual current abnormal for this device", "dev"),
     Rule("cable_temp_abnormal", "baseline", TEMPS, Params(7, None, 2, for_s=60, window_s=86400,
-         warmup_s=21600), "cable temperature abnormal for this device", "dev"),
+         warmup_s=WHOLE_DAY_S), "cable temperature abnormal for this device", "dev"),
     Rule("pattern_abnormal", "multivariate", ("residual_ma", *TEMPS, *AMPS, *VOLTS), PATTERN, PATTERN_LABEL,
          "x limit"),
     Rule("level_shift", "changepoint", ("residual_ma",), SHIFT, SHIFT_LABEL, "dev"),
@@ -127,7 +131,7 @@ HYDRANT: tuple[Rule, ...] = (
     Rule("pressure_leak", "drift", ("pressure_mpa",), Params(0.05, None, 0.01, window_s=259200, warmup_s=43200),
          "water pressure sinking slowly (leak?)", "MPa", direction=-1),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=600, window_s=86400,
-         warmup_s=43200), "water pressure abnormally low for this hydrant", "dev", direction=-1),
+         warmup_s=WHOLE_DAY_S), "water pressure abnormally low for this hydrant", "dev", direction=-1),
     Rule("level_shift", "changepoint", ("pressure_mpa",), SHIFT, SHIFT_LABEL, "dev"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
@@ -147,7 +151,7 @@ PUMP: tuple[Rule, ...] = (
     Rule("undervoltage", "value", ("voltage_v",), Params(342, 304, 5, for_s=30), "supply under-voltage", "V",
          direction=-1),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
-         warmup_s=21600), "standby pressure abnormally low for this pump", "dev", direction=-1),
+         warmup_s=WHOLE_DAY_S), "standby pressure abnormally low for this pump", "dev", direction=-1),
     Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "temp_c",
                                               "vibration_mm_s"), PATTERN, PATTERN_LABEL, "x limit"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",

@@ -19,6 +19,8 @@ from firewatch.contract.payload import Reading
 
 T0 = 1_763_856_000_000  # midnight UTC
 MIN = 60_000
+DAY = 1500
+"""Minute readings that cover the learned stages' warm-up (a whole day), and an hour more."""
 
 
 def det(kind: str, settings: dict | None = None) -> ReadingDetector:
@@ -45,20 +47,53 @@ def running_pump(i: int, rng: random.Random, flow: float | None = None) -> dict[
             "temp_c": 45 + rng.gauss(0, 0.2), "vibration_mm_s": 2.5 + rng.gauss(0, 0.1)}
 
 
+def building(k: int, minute: int, rng: random.Random) -> dict[str, float]:
+    """An electrical meter of a building whose load follows the day: low at night, office and evening peaks."""
+    hour = (minute % 1440) / 60
+    load = 0.1 + 0.8 * math.exp(-(((hour - 11) / 2.5) ** 2) / 2) + 0.7 * math.exp(-(((hour - 20) / 1.8) ** 2) / 2)
+    out = {"residual_ma": 40 * (0.85 + 0.3 * load) + rng.gauss(0, 3), "temp4_c": 25 + 1.5 * load + rng.gauss(0, 0.3)}
+    for i, ph in enumerate("abc"):
+        share = load * (0.9 + 0.1 * i)
+        out[f"current_{ph}_a"] = (60 + k) * share * (1 + rng.gauss(0, 0.03))
+        out[f"voltage_{ph}_v"] = 225 - 4 * load + rng.gauss(0, 0.8)
+        out[f"temp{i + 1}_c"] = 25 + 20 * share**2 + rng.gauss(0, 0.3)  # a cable's heat lags its current's noise
+    return out
+
+
+def test_a_device_commissioned_at_any_hour_does_not_call_its_daily_load_a_fault() -> None:
+    """Issue 12 / CI: a model that learned only the night called the morning a fault (1.9 per device-day).
+
+    Eight meters reporting every 5 min, the k-th commissioned at 3k o'clock, each through two whole days of its
+    building's load:
+    no learned stage speaks before it has seen a whole day, and none calls the day abnormal after it.
+    """
+    rng = random.Random(7)
+    d = det("electrical")
+    signals = []
+    for minute in range(0, 21 * 60 + 2 * 1440, 5):  # every 5 min
+        batch = [Reading("d1", f"E{k}", d.kind, T0 + minute * MIN, None, building(k, minute, rng))  # type: ignore[arg-type]
+                 for k in range(8) if 180 * k <= minute < 180 * k + 2 * 1440]
+        signals += d.detect(batch)
+    raised = [(s.device_id, s.rule, round((s.ts_ms - T0) / 3_600_000 % 24, 1)) for s in signals if s.severity]
+    assert not raised, raised  # (device, rule, hour of the day)
+    slots = [d.index[f"E{k}"] for k in range(8)]
+    assert d.pattern.fitted[slots, 0].all() and d.shifts.ready[slots].all()  # they did learn, and judged a day
+
+
 def test_flow_down_while_current_stays_up_is_seen_and_named() -> None:
     """Every metric within its band, no threshold near: only how they move together gives the closed valve away."""
     rng = random.Random(1)
     d = det("pump")
-    rows = [(T0 + i * MIN, running_pump(i, rng)) for i in range(600)]
+    rows = [(T0 + i * MIN, running_pump(i, rng)) for i in range(DAY)]
     healthy = feed(d, rows)
     assert not fired(healthy, "pattern_abnormal")
     # a valve closing: flow at the low end of its usual range while the current is at the high end
-    fault = [(T0 + (600 + i) * MIN, {**running_pump(600 + i, rng), "flow_lps": 21.0}) for i in range(30)]
+    fault = [(T0 + (DAY + i) * MIN, {**running_pump(DAY + i, rng), "flow_lps": 21.0}) for i in range(30)]
     for _, m in fault:
         m["current_a"] = 46 + rng.gauss(0, 0.4)
     sig = feed(d, fault)
     (alert,) = fired(sig, "pattern_abnormal")
-    assert alert.ts_ms <= T0 + 602 * MIN
+    assert alert.ts_ms <= T0 + (DAY + 2) * MIN
     assert "flow lower than usual" in alert.summary and "[running]" in alert.summary
     assert not [s for s in sig if s.severity and s.rule != "pattern_abnormal"]
     # readings inside the alert taught nothing: the learned mean flow is what it was
@@ -69,13 +104,13 @@ def test_flow_down_while_current_stays_up_is_seen_and_named() -> None:
 def test_a_broken_probe_leaves_the_other_metrics_judged() -> None:
     rng = random.Random(2)
     d = det("pump")
-    feed(d, [(T0 + i * MIN, running_pump(i, rng)) for i in range(600)])
+    feed(d, [(T0 + i * MIN, running_pump(i, rng)) for i in range(DAY)])
     fault = []
     for i in range(30):
-        m = running_pump(600 + i, rng)
+        m = running_pump(DAY + i, rng)
         del m["pressure_mpa"]  # the probe is gone (refused values, a cut wire)
         m["flow_lps"], m["current_a"] = 21.0, 46.0
-        fault.append((T0 + (600 + i) * MIN, m))
+        fault.append((T0 + (DAY + i) * MIN, m))
     (alert,) = fired(feed(d, fault), "pattern_abnormal")
     assert "flow" in alert.summary
 
@@ -106,12 +141,12 @@ def test_standby_and_running_are_separate_normals() -> None:
 def test_a_level_shift_is_marked_and_then_accepted() -> None:
     rng = random.Random(4)
     d = det("electrical")
-    rows = [(T0 + i * MIN, {"residual_ma": 80 + rng.gauss(0, 2)}) for i in range(600)]
+    rows = [(T0 + i * MIN, {"residual_ma": 80 + rng.gauss(0, 2)}) for i in range(DAY)]
     assert not fired(feed(d, rows), "level_shift")
-    step = [(T0 + (600 + i) * MIN, {"residual_ma": 100 + rng.gauss(0, 2)}) for i in range(300)]
+    step = [(T0 + (DAY + i) * MIN, {"residual_ma": 100 + rng.gauss(0, 2)}) for i in range(300)]
     sig = feed(d, step)
     (alert,) = fired(sig, "level_shift")
-    assert T0 + 600 * MIN < alert.ts_ms <= T0 + 610 * MIN  # far below every level, seen within minutes
+    assert T0 + DAY * MIN < alert.ts_ms <= T0 + (DAY + 10) * MIN  # far below every level, seen within minutes
     assert alert.metric == "residual_ma" and "shifted up: now about" in alert.summary
     cleared = [s for s in sig if s.rule == "level_shift" and s.severity is None]
     assert len(cleared) == 1  # the new level is the normal now
@@ -141,7 +176,7 @@ def test_learned_models_survive_a_restart() -> None:
             store = await open_store(f"sqlite:///{tmp}/x.db")
             p = Pipeline(load({"clock": "event"}), store)
             rng = random.Random(6)
-            for i in range(400):
+            for i in range(DAY):
                 await p.process([Reading("d", "P1", "pump", T0 + MIN * i, None, running_pump(i, rng)),  # type: ignore[arg-type]
                                  Reading("d", "E1", "electrical", T0 + MIN * i, None,  # type: ignore[arg-type]
                                          {"residual_ma": 50 + i % 9, "current_a_a": 10 + i % 4})])

@@ -23,6 +23,19 @@ from firewatch.contract.rules import Params, Rule
 
 CLIP = 4.0
 MIN_READINGS = 10
+WARMUP_READINGS = 300
+QUICK_MS = 900_000
+"""A device that sends `WARMUP_READINGS` readings within this much event time (a test rig at 1 Hz) has shown
+its normal before the day's load can move it; any other learned stage waits out its warm-up (a whole day)."""
+
+
+def warmed_up(count: np.ndarray, span_ms: np.ndarray, warmup_ms: np.ndarray) -> np.ndarray:
+    """Whether a learned model has seen enough to judge: `warmup_ms` of history, or a fast device's readings.
+
+    A count alone is not enough for a device that reports every minute: 300 readings are five hours, and a
+    model fitted on the night's five hours calls the morning's load a fault.
+    """
+    return (span_ms >= warmup_ms) | ((count >= WARMUP_READINGS) & (span_ms <= QUICK_MS))
 
 
 class _Learned:

@@ -12,8 +12,9 @@ interval h). While a sum is over half of h the baseline learns nothing (a
 shift in progress is not the new normal); once it has stayed over h for
 `ACCEPT_READINGS` readings the change is taken as the new level: the baseline
 restarts at the recent level and the sums at zero, so the alert marks the
-change point and then clears. Warm-up as the other learned stages: `warmup_s`
-of history or `WARMUP_READINGS` readings, at least `MIN_READINGS`.
+change point and then clears. Warm-up as the other learned stages
+(`baseline.warmed_up`: `warmup_s` of history, a whole day by default, or a
+fast device's quarter of an hour), at least `MIN_READINGS`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.detect.baseline import warmed_up
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.rules import Params, Rule
 
 ALLOWANCE = 2.0
 CLIP = 4.0
 MIN_READINGS = 30
-WARMUP_READINGS = 300
 ACCEPT_READINGS = 30
 RECENT = 0.2
 """Weight of the newest reading in the recent level a change restarts from."""
@@ -111,8 +112,8 @@ class ChangePoints:
         self.first_ts[slots] = np.where(first == 0, ts, first)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
         n = self.count[slots].min(axis=1)
-        due = ~self.ready[slots] & (not self.teaching) & (n >= MIN_READINGS) & (
-            (ts - self.first_ts[slots] >= self.warmup_ms[slots]) | (n >= WARMUP_READINGS))
+        due = ~self.ready[slots] & (not self.teaching) & (n >= MIN_READINGS) & warmed_up(
+            n, ts - self.first_ts[slots], self.warmup_ms[slots])
         self.ready[slots[due]] = True
         return feature[:, None]
 

@@ -20,8 +20,10 @@ never from a reading over half the warning level nor while the device has an
 alert of another rule. A metric a reading lacks (a broken probe, a refused
 value) counts as its learned mean, so the others are still judged; a reading
 with fewer than two of the metrics is not scored. Until a device has
-`warmup_s` of history or `WARMUP_READINGS` readings (whichever comes first,
-and at least `MIN_READINGS`) the feature is NaN.
+`warmup_s` of history (a whole day by default: metrics that follow the day's
+load must have been seen through all of it), or `WARMUP_READINGS` readings
+within a quarter of an hour (a test rig), and at least `MIN_READINGS`, the
+feature is NaN (`baseline.warmed_up`).
 
 `explain` names the metrics that drive a score in words: each metric's share
 of T²/limit + Q/limit, and whether it is above or below what was learned.
@@ -36,6 +38,7 @@ from statistics import NormalDist
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.detect.baseline import warmed_up
 from firewatch.alerting.detect.levels import LevelEngine
 from firewatch.alerting.detect.operating import OperatingStates
 from firewatch.contract.kinds import SPECS
@@ -45,7 +48,6 @@ ALPHA = 0.001
 VARIANCE = 0.90
 MIN_READINGS = 30
 """And ten per metric: a state fits on no fewer readings."""
-WARMUP_READINGS = 300
 REFIT_READINGS = 200
 LEARN_GAP_MS = 240_000
 """Once fitted, a model learns from at most one reading per device in this much event time (its memory is days)."""
@@ -209,8 +211,8 @@ class Multivariate:
             return
         n = self.n[cell]
         due = np.where(fitted, self.since_fit[cell] >= REFIT_READINGS,
-                       (n >= max(MIN_READINGS, 10 * len(self.names))) & ((ts - self.first_ts[slots] >= self.warmup_ms[slots])
-                                              | (n >= WARMUP_READINGS)))
+                       (n >= max(MIN_READINGS, 10 * len(self.names)))
+                       & warmed_up(n, ts - self.first_ts[slots], self.warmup_ms[slots]))
         if due.any():
             self._fit(slots[due], st[due])
 
