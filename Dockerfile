@@ -17,6 +17,9 @@ COPY firewatch firewatch
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
 
 FROM python:3.11-slim
+# The monthly PDF reports (supervision/reports.py) are set in Debian's CJK font.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 # uid/gid 1883 is the `mosquitto` user of the eclipse-mosquitto image: the two
 # containers share the broker's password file, which `firewatch device add` writes.
 RUN groupadd --gid 1883 firewatch \

@@ -35,6 +35,7 @@ from firewatch.api import (
     readings,
     reports_public,
     roster,
+    scores,
     silences,
     stats,
     stream,
@@ -112,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     for module in (auth, devices, districts, readings, alerts, silences, roster, stream, stats, health, ack,
-                   units, hazards, hazard_link, reports_public, duty):
+                   units, hazards, hazard_link, reports_public, duty, scores):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

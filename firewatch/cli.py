@@ -7,13 +7,21 @@ and a message that names the key.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from firewatch.contract.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from firewatch.contract.db import Store
+    from firewatch.contract.influx import Influx
+    from firewatch.supervision import Draw, Period, SupervisionConfig
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 err = Console(stderr=True)
@@ -628,6 +636,149 @@ def gateway_duty_check(
     print(f"duty check {req.request_id} sent to the gateways; results: GET /api/v1/duty-checks?request_id="
           f"{req.request_id}")
 # --- end gateway ---
+
+
+# --- unit scores and random inspections (supervision/) ---
+inspect_app = typer.Typer(no_args_is_help=True, help="Random inspections (双随机): draws weighted by grade, replays.")
+app.add_typer(inspect_app, name="inspect")
+
+
+def _supervision_run(job: Callable[[Store, Influx, SupervisionConfig], Awaitable[T]]) -> T:
+    """Run `job(store, influx, config)` against this invocation's store and InfluxDB."""
+    import asyncio
+
+    from firewatch.contract.db import open_store
+    from firewatch.contract.influx import Influx
+    from firewatch.supervision import load as supervision_config
+
+    s = settings()
+    config = supervision_config(s)
+
+    async def go() -> T:
+        store = await open_store(s.store.url)
+        influx = Influx(s.influx)
+        try:
+            return await job(store, influx, config)
+        finally:
+            await influx.aclose()
+            await store.aclose()
+
+    return asyncio.run(go())
+
+
+def _month_or_exit(label: str) -> Period:
+    from firewatch.supervision import month
+
+    try:
+        return month(label)
+    except ValueError as exc:
+        err.print(f"[red]--month: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command("scores")
+def scores_cmd(
+    month_label: Annotated[str, typer.Option("--month", help="YYYY-MM (China Standard Time).")],
+    district: Annotated[str | None, typer.Option(help="Only this district's units.")] = None,
+) -> None:
+    """Score every unit for a month from the platform's records (as of the month's end) and keep the scores."""
+    import orjson
+
+    from firewatch.supervision import month_scores
+
+    period = _month_or_exit(month_label)
+    found = _supervision_run(lambda store, influx, c: month_scores(store, influx, c, period, district))
+    for x in sorted(found, key=lambda x: x.score):
+        print(orjson.dumps(x.as_dict()).decode())
+
+
+@app.command("report")
+def report_cmd(
+    month_label: Annotated[str, typer.Option("--month", help="YYYY-MM (China Standard Time).")],
+    out: Annotated[Path, typer.Option(help="Folder the PDFs are written to.")],
+    district: Annotated[str | None, typer.Option(help="This district's report and its units'.")] = None,
+    unit: Annotated[int | None, typer.Option(help="Only this unit's report.")] = None,
+) -> None:
+    """Monthly reports in Chinese as PDF: per unit and per district (neither option: every district and unit)."""
+    import asyncio
+
+    from firewatch.supervision import (
+        ReportError,
+        Unit,
+        gather_district,
+        gather_units,
+        render_district,
+        render_unit,
+    )
+
+    period = _month_or_exit(month_label)
+    if district is not None and unit is not None:
+        err.print("[red]--district and --unit: give one of them, or neither for every district[/red]")
+        raise typer.Exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+
+    async def job(store: Store, influx: Influx, c: SupervisionConfig) -> list[Path]:
+        from sqlalchemy import select
+
+        async with store.session() as s:
+            districts = ([district] if district is not None else [] if unit is not None else
+                         sorted(set((await s.execute(select(Unit.district).where(Unit.retired_ms.is_(None))))
+                                    .scalars())))
+        written = []
+        for d in districts:
+            body = await asyncio.to_thread(render_district, await gather_district(store, influx, c, period, d), c)
+            written.append(out / f"district-{d}-{period.label}.pdf")
+            written[-1].write_bytes(body)
+        for d in districts or [None]:
+            months = await gather_units(store, influx, c, period, d, [unit] if unit is not None else None)
+            if unit is not None and not months:
+                err.print(f"[red]--unit: unit {unit} does not exist[/red]")
+                raise typer.Exit(2)
+            for m in months:
+                written.append(out / f"unit-{m.unit.id}-{period.label}.pdf")
+                written[-1].write_bytes(await asyncio.to_thread(render_unit, m, c))
+        return written
+
+    try:
+        written = _supervision_run(job)
+    except ReportError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    print(f"wrote {len(written)} reports to {out}")
+
+
+@inspect_app.command("draw")
+def inspect_draw(
+    district: Annotated[str, typer.Option(help="District code.")],
+    count: Annotated[int, typer.Option(min=1, help="Units to draw.")],
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (omitted: a random one, recorded).")] = None,
+    who: Annotated[str, typer.Option(help="Who draws (recorded).")] = "cli",
+) -> None:
+    """Draw units of a district for inspection, weighted by their latest grade; the draw is recorded."""
+    from firewatch.supervision import draw
+
+    row = _supervision_run(lambda store, _influx, c: draw(store, c.inspections, district, count, who, seed))
+    print(f"draw {row.id}: seed {row.seed}, {len(row.candidates)} candidates, "
+          f"{len(row.excluded)} excluded; drawn units {row.result}")
+
+
+@inspect_app.command("replay")
+def inspect_replay(draw_id: Annotated[int, typer.Argument(help="The recorded draw's id.")]) -> None:
+    """Re-run a recorded draw from its record alone; exit 1 if it does not give the same units."""
+    from firewatch.supervision import Draw, replay
+
+    async def job(store: Store, _influx: Influx, _c: SupervisionConfig) -> Draw | None:
+        async with store.session() as s:
+            return await s.get(Draw, draw_id)
+
+    row = _supervision_run(job)
+    if row is None:
+        err.print(f"[red]draw {draw_id} does not exist[/red]")
+        raise typer.Exit(2)
+    again = replay(row)
+    print(f"draw {draw_id}: recorded {row.result}, replayed {again}")
+    if again != row.result:
+        raise typer.Exit(1)
 
 
 def _add_plugins() -> None:

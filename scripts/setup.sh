@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(mosquitto mosquitto-clients influxdb)
-# chromium for the browser tests; a CJK font so its screenshots show the Chinese console
-[ "${FIREWATCH_BROWSER:-1}" = 1 ] && packages+=(chromium fonts-wqy-microhei)
+# fonts-wqy-microhei: the CJK font of the monthly PDF reports (and of the console's screenshots)
+packages=(mosquitto mosquitto-clients influxdb fonts-wqy-microhei)
+# chromium for the browser tests
+[ "${FIREWATCH_BROWSER:-1}" = 1 ] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

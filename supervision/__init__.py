@@ -3,7 +3,9 @@
 
 from firewatch.supervision.config import SupervisionConfig, load
 from firewatch.supervision.credit_code import CreditCodeError, validate
+from firewatch.supervision.draws import Draw, Inspection, InspectionResult, draw, replay
 from firewatch.supervision.hazards import Acted, act, history, still_failing
+from firewatch.supervision.indicators import Indicators, Period, compute, day, month, rolling30
 from firewatch.supervision.links import HazardLinks, HazardPass
 from firewatch.supervision.messages import Messenger, Outgoing
 from firewatch.supervision.models import (
@@ -24,6 +26,16 @@ from firewatch.supervision.registry import (
     UnitIn,
     read_csv,
 )
+from firewatch.supervision.reports import (
+    DistrictMonth,
+    ReportError,
+    UnitMonth,
+    gather_district,
+    gather_units,
+    render_district,
+    render_unit,
+)
+from firewatch.supervision.scores import GRADE_ZH, Grade, Score, StoredScore, Trend, month_scores
 from firewatch.supervision.states import (
     ASSIGNEE,
     ASSIGNEE_STATES,
@@ -42,6 +54,7 @@ __all__ = [
     "ASSIGNEE_STATES",
     "CENTER",
     "CSV_COLUMNS",
+    "GRADE_ZH",
     "OPEN_STATES",
     "Acted",
     "Action",
@@ -50,29 +63,52 @@ __all__ = [
     "ContactIn",
     "ContactRole",
     "CreditCodeError",
+    "DistrictMonth",
+    "Draw",
+    "Grade",
     "HazardCategory",
     "HazardLinks",
     "HazardOrder",
     "HazardPass",
     "HazardSeverity",
     "HazardState",
+    "Indicators",
+    "Inspection",
+    "InspectionResult",
     "MaintenanceCompany",
     "Messenger",
     "MoveError",
     "Outgoing",
+    "Period",
     "PhotoError",
     "PhotoStore",
+    "ReportError",
+    "Score",
+    "StoredScore",
     "SupervisionConfig",
     "Supervisor",
     "TokenScope",
+    "Trend",
     "Unit",
     "UnitCategory",
     "UnitIn",
+    "UnitMonth",
     "UnitSite",
     "act",
+    "compute",
+    "day",
+    "draw",
+    "gather_district",
+    "gather_units",
     "history",
     "load",
+    "month",
+    "month_scores",
     "read_csv",
+    "render_district",
+    "render_unit",
+    "replay",
+    "rolling30",
     "still_failing",
     "validate",
 ]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firewatch.contract.settings import Settings, SettingsError
+from firewatch.supervision.score_settings import InspectionSettings, ScoreSettings
 
 
 class _Model(BaseModel):
@@ -70,6 +71,8 @@ class SupervisionConfig(_Model):
     public: PublicReports = PublicReports()
     link_valid_h: float = Field(7 * 24, gt=0, le=24 * 90)
     """How long a one-tap link in a dispatch opens its order (wall-clock hours from sending)."""
+    scores: ScoreSettings = ScoreSettings()
+    inspections: InspectionSettings = InspectionSettings()
 
     def hold_ms(self, category: str) -> int:
         h = self.hazards
