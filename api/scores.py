@@ -167,7 +167,7 @@ class InspectionIn(BaseModel):
     draw_id: int | None = Field(None, ge=1, le=2**62)
     result: InspectionResult
     findings: Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00]*$")] = ""
-    hazard_ids: list[int] = Field(default_factory=list, max_length=100,
+    hazard_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=100,
                                   description="orders opened for the findings (POST /api/v1/hazards)")
     at_ms: int | None = Field(None, ge=0, le=2**62, description="when inspected; omitted: the supervisor's clock")
 
@@ -246,6 +246,8 @@ async def unit_report(unit_id: IdPath, c: Ctx, rt: Rt, _: Viewer, month: Month) 
 async def district_report(district: District, c: Ctx, rt: Rt, _: Viewer, month: Month) -> Response:
     period = _period(month)
     found = await gather_district(c.store, c.influx, rt.config, period, district)
+    if not found.scores:
+        raise not_found(f"a unit in district {district}")
     try:
         body = await asyncio.to_thread(render_district, found, rt.config)
     except ReportError as exc:

@@ -133,6 +133,21 @@ def bench_alerting(
     alerting.main(readings, devices, rate, seconds, repeats, json)
 
 
+@bench.command("supervision")
+def bench_supervision(
+    units: Annotated[int, typer.Option(min=1, help="Units in the simulated city.")] = 10_000,
+    devices: Annotated[int, typer.Option(min=1, help="Devices, shared evenly among the units.")] = 200_000,
+    districts: Annotated[int, typer.Option(min=1, max=99, help="Districts of the city.")] = 10,
+    reports: Annotated[int, typer.Option(min=0, help="Unit reports to render.")] = 1_000,
+    reading_every_h: Annotated[float, typer.Option(help="Hours between a hydrant's or pump's readings.")] = 6.0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A month's scores for every unit of a simulated city, and its unit reports (PDF), with peak RSS."""
+    from firewatch.bench import supervision
+
+    supervision.main(units, devices, districts, reports, reading_every_h, json)
+
+
 @bench.command("gateway")
 def bench_gateway(
     connections: Annotated[int, typer.Option(help="Transmission devices connected at once.")] = 10_000,

@@ -647,6 +647,7 @@ def _supervision_run(job: Callable[[Store, Influx, SupervisionConfig], Awaitable
     """Run `job(store, influx, config)` against this invocation's store and InfluxDB."""
     import asyncio
 
+    import firewatch.gateway  # noqa: F401 - its duty-check table is one the scores read
     from firewatch.contract.db import open_store
     from firewatch.contract.influx import Influx
     from firewatch.supervision import load as supervision_config

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -137,8 +137,12 @@ class Indicators:
     """Records the figures came from (alerts, readings, duty checks, orders): 0 means nothing to judge."""
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+        """Plain figures, floats to 6 places (what is stored, hashed and served)."""
+        values = [getattr(self, k) for k in FIELDS]
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in zip(FIELDS, values, strict=True)}
+
+
+FIELDS = tuple(f.name for f in fields(Indicators))
 
 
 def _units(district: str | None, unit_ids: Iterable[int] | None, period: Period) -> Select[Any]:
@@ -250,17 +254,18 @@ def _from_alerts(out: dict[int, Indicators], index: dict[int, int], n: np.ndarra
     missed = fire & ~((responded - start) <= config.scores.fire_response_s * 1000)
     handled = fire & (acked >= 0)
     handled_n, handled_sum = per_unit(handled), per_unit(handled, np.nan_to_num(ack_s))
+    false_alarms, fires, missed_n = per_unit(false_alarm), per_unit(fire), per_unit(missed)
     for u, i in index.items():
         x = out[u]
         x.integrity_rate, x.offline_rate = float(integrity[i]), float(offline[i])
         x.faults, x.faults_open = int(faults[i]), int(faults_open[i])
         x.repair_mean_h = float(repaired_sum[i] / repaired_n[i]) if repaired_n[i] else None
         x.repair_worst_h = float(worst[i]) if worst[i] >= 0 else None
-        x.false_alarms = int(per_unit(false_alarm)[i])
+        x.false_alarms = int(false_alarms[i])
         x.false_alarms_per_day = x.false_alarms / period.days
         x.false_alarm_days_over = int(days_over[i])
-        x.fire_alarms = int(per_unit(fire)[i])
-        x.missed_fire_responses = int(per_unit(missed)[i])
+        x.fire_alarms = int(fires[i])
+        x.missed_fire_responses = int(missed_n[i])
         x.alarm_handling_mean_s = float(handled_sum[i] / handled_n[i]) if handled_n[i] else None
 
 
@@ -295,21 +300,23 @@ async def _from_influx(out: dict[int, Indicators], sites: dict[str, int], influx
     queries = []
     for kind in ("hydrant", "pump"):
         m, floor = SPECS[kind].measurement, default_level(kind, "pressure_low", "warning")
+        # Below the floor, not at or above it: a field filter scans every point either way, but
+        # few series answer, and InfluxDB's cost here is per series answered.
         queries += [f'SELECT count("pressure_mpa") FROM "{m}" WHERE {where} GROUP BY "site"',
-                    (f'SELECT count("pressure_mpa") FROM "{m}" WHERE {where} AND "pressure_mpa" >= {floor} '
+                    (f'SELECT count("pressure_mpa") FROM "{m}" WHERE {where} AND "pressure_mpa" < {floor} '
                      'GROUP BY "site"')]
     total: dict[int, int] = {}
-    ok: dict[int, int] = {}
+    low: dict[int, int] = {}
     for n_query, q in enumerate(queries):
         for sr in await influx.query(q, params):
             u = sites.get(sr.tags.get("site", ""))
             if u is not None and sr.values:
-                counts = ok if n_query % 2 else total
+                counts = low if n_query % 2 else total
                 counts[u] = counts.get(u, 0) + int(sr.values[0][1])
     for u, n in total.items():
         out[u].pressure_readings = n
         out[u].evidence += n
-        out[u].pressure_ok_rate = ok.get(u, 0) / n if n else None
+        out[u].pressure_ok_rate = 1 - low.get(u, 0) / n if n else None
     shield_where = (f"time >= {period.start_ms - SHIELD_LOOKBACK_MS}ms AND time < {period.end_ms}ms "
                     "AND (\"event\" = 'shield' OR \"event\" = 'unshield')")
     if district is not None:
