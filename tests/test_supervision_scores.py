@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import expect, sync_playwright
 from pypdf import PdfReader
 
 from firewatch.contract.db import open_store
@@ -53,6 +54,7 @@ def reasons(score: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.postgres
+@pytest.mark.browser
 def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replays(world: World) -> None:
     w = world
     for name, code, device in (SHOP, HOTEL):
@@ -153,6 +155,28 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
         assert f"设施完好率\n{x['integrity_rate']:.1%}" in text
         assert f"故障次数 / 月末未修复\n{x['faults']} / {x['faults_open']}" in text
         assert all(f"· {r['zh']}" in text for r in s["reasons"]), (s["reasons"], text)
+    # The console page: the month's units green to red, their PDFs, a draw that replays.
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = b.new_page(viewport={"width": 1400, "height": 700})
+        page.goto(w.api.url + "/static/scores.html")
+        page.fill("#token", w.keys["operator"])
+        page.click("#login-form button[type=submit]")
+        page.fill("#month", MARCH)
+        page.fill("#district", DISTRICT)
+        page.click("#load")
+        expect(page.locator("#scores tbody tr")).to_have_count(4)
+        expect(page.locator("#scores tbody tr[data-grade=red]")).to_have_count(3)
+        expect(page.locator("#scores tbody tr").first).to_contain_text(f"春熙商场有限公司{mall['score']:.1f}绿")
+        href = page.locator(f"tr[data-unit='{shop['unit_id']}'] a").get_attribute("href")
+        assert href == f"/api/v1/reports/units/{shop['unit_id']}.pdf?month={MARCH}"
+        page.fill("#count", "2")
+        page.fill("#seed", "7")
+        page.click("#draw")
+        expect(page.locator("#draw-result")).to_contain_text("按记录重新抽取，结果一致")
+        page.screenshot(path=str(ARTIFACTS / "supervision-scores.png"), full_page=True)
+        b.close()
     assert "故障 loop 1" not in texts["shop"] and "03-03 09:00\nP-3\n故障" in texts["shop"]
     bad = w.operator.get("/api/v1/scores", params={"month": "2026-13"})
     assert bad.status_code == 422 and "YYYY-MM" in bad.json()["message"]
