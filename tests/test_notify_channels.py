@@ -94,11 +94,11 @@ def test_links_are_bound_to_alert_person_and_time() -> None:
 
 
 def test_english_text_says_what_where_value_since_and_link() -> None:
-    text = render(alert(probable=True, score=91, reasons=["cable temperature rising"]), Purpose.PAGE, "en",
+    text = render(alert(probable=True, score=0.91, reasons=["cable temperature rising"]), Purpose.PAGE, "en",
                   ZoneInfo("Asia/Shanghai"), address="1 Hongxing Rd", link="https://fw/ack/7/t", more=3)
     assert text.title == "[CRITICAL] Residual current high"
     for expected in ("Mall-3 · 510104", "1 Hongxing Rd", "420mA (threshold 300mA)", "Since: 2025-11-22 16:26:40",
-                     "score 91: cable temperature rising", "3 more alerts", "https://fw/ack/7/t"):
+                     "fire score 91%: cable temperature rising", "3 more alerts", "https://fw/ack/7/t"):
         assert expected in text.body
 
 
