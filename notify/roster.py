@@ -93,6 +93,8 @@ class ShiftIn(_In):
     @field_validator("days", mode="before")
     @classmethod
     def _days(cls, days: Any) -> list[str]:
+        if not isinstance(days, (str, list, tuple)):
+            raise ValueError("days is a list of weekdays (mon, tue, ...) or a comma-separated string")
         items = [str(d).strip().lower() for d in (days.split(",") if isinstance(days, str) else days)]
         bad = [d for d in items if d not in DAYS and d not in DAY_NAMES]
         if bad:

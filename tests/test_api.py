@@ -486,6 +486,9 @@ def test_roster_round_trips_and_tells_who_is_on_duty(
         ).status_code
         == 422
     )
+    bad_days = {"group": "center", "person": "wang", "days": True, "start": "08:00", "end": "20:00"}
+    refused = admin.put("/api/v1/roster", json=roster | {"shifts": [bad_days]})
+    assert refused.status_code == 422 and "days" in refused.text  # was a 500 (schemathesis)
     assert admin.put("/api/v1/roster", json=roster).status_code == 200
     assert viewer.get("/api/v1/roster").json()["people"][0]["name"] == "Wang Wei"
     assert viewer.get("/api/v1/roster/on-duty").json()["groups"] == {
