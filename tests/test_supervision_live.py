@@ -62,21 +62,23 @@ def test_offline_for_a_day_and_six_false_alarms_a_morning_become_orders_through_
                                     offline_at_end=False))
         assert tally.published > 8 * 30 * 6 // 2, tally
         try:
-            wait_for(lambda: {"offline", "false_alarms"} <= {o["category"] for o in w.hazards()}, timeout_s=90)
+            wait_for(lambda: {("offline", SILENT), ("false_alarms", FALSE_ALARMS)}
+                     <= {(o["category"], o["device_id"]) for o in w.hazards()}, timeout_s=90)
         except AssertionError:
             seen = w.operator.get("/api/v1/alerts", params={"limit": 200}).json()["items"]
             alerts = [(a["device_id"], a["rule"], a["state"], a["probable"], (a["started_ms"] - START) / HOUR)
                       for a in seen]
             orders = [(o["category"], o["device_id"]) for o in w.hazards()]
             raise AssertionError(f"orders {orders}; alerts (device, rule, state, probable, h) {alerts}") from None
-        orders = {o["category"]: o for o in w.hazards()}
+        # other devices may fall due too (a pump's sparse reports): these two are the scenario's
+        orders = {(o["category"], o["device_id"]): o for o in w.hazards()}
     finally:
         pipeline.stop()
     by_site = {d.id: d.site for d in fleet.devices}
-    offline, false_alarms = orders["offline"], orders["false_alarms"]
+    offline, false_alarms = orders[("offline", SILENT)], orders[("false_alarms", FALSE_ALARMS)]
     assert (offline["device_id"], offline["unit_id"], offline["state"]) == (SILENT, units[by_site[SILENT]],
                                                                             "dispatched")
-    assert START + 26 * HOUR <= offline["opened_ms"] <= END, offline
+    assert START + 24 * HOUR <= offline["opened_ms"] <= END, offline  # silent a day: held 24 h
     assert (false_alarms["device_id"], false_alarms["unit_id"]) == (FALSE_ALARMS, units[by_site[FALSE_ALARMS]])
     assert "6 次/24 h" in false_alarms["title"], false_alarms["title"]
     # The engineer cannot report the silent panel fixed while it is still offline.
