@@ -308,3 +308,16 @@ def test_every_metric_and_correlation_reason_has_chinese() -> None:
         "point false-alarmed 4 times in 30 days": "该点位 30 天内误报 4 次",
     }
     assert {en: reason_zh(en) for en in said} == said
+
+
+def test_level_labels_close_together_never_print_on_each_other(browser: Browser, city: CityFixture) -> None:
+    """Issue 16, item 9: a warning at 0.14 and an alarm at 0.10 MPa on a wide axis printed one on the other."""
+    api, _, keys = city
+    page = open_console(browser, api, keys["viewer"])
+    wanted = [100, 104, 106, 300, 12]
+    rows = page.evaluate("async (ys) => (await import('/static/chart.js')).labelRows(ys, 20, 280)", wanted)
+    placed = sorted(rows)
+    assert all(b - a >= 12 for a, b in zip(placed, placed[1:])), rows
+    assert all(20 <= y <= 280 for y in rows), rows
+    assert rows[0] == 100, "a label with room stays beside its line"
+    assert page.evaluate("async () => (await import('/static/chart.js')).labelRows([150], 20, 280)") == [150]

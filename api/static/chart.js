@@ -20,6 +20,22 @@ function timeLabel(ms, span) {
   return span > 2 * 86400000 ? `${d.getMonth() + 1}/${d.getDate()} ${hm}` : hm;
 }
 
+const LABEL_GAP = 12;
+
+// The baselines of the level labels: each beside its line where it can be, but a warning and
+// an alarm level close together (0.14 and 0.10 MPa on a wide axis) never print on each other,
+// and none leaves the plot. `ys` are the wanted baselines, in any order.
+export function labelRows(ys, top, bottom, gap = LABEL_GAP) {
+  const order = ys.map((y, i) => i).sort((a, b) => ys[a] - ys[b]);
+  const rows = [];
+  order.forEach((i, k) => { rows[i] = Math.max(ys[i], top, k ? rows[order[k - 1]] + gap : -Infinity); });
+  for (let k = order.length - 1; k >= 0; k--) {
+    const below = k < order.length - 1 ? rows[order[k + 1]] - gap : bottom;
+    rows[order[k]] = Math.min(rows[order[k]], below, bottom);
+  }
+  return rows;
+}
+
 // lines: [{label, times, values}], levels: [{label, level, value}]
 export function drawChart(canvas, { lines, levels = [], unit = "", start, end, marks = [] }) {
   const r = window.devicePixelRatio || 1;
@@ -59,14 +75,15 @@ export function drawChart(canvas, { lines, levels = [], unit = "", start, end, m
   }
   ctx.textAlign = "left";
   if (unit) ctx.fillText(unit, 4, pad.t + 8);
-  for (const lv of levels) {
+  const rows = labelRows(levels.map((lv) => Y(lv.value) - 3), pad.t + LABEL_GAP, h - pad.b - 3);
+  levels.forEach((lv, k) => {
     ctx.strokeStyle = LEVEL_COLOURS[lv.level] || "#aaa";
     ctx.setLineDash([6, 4]);
     ctx.beginPath(); ctx.moveTo(pad.l, Y(lv.value)); ctx.lineTo(w - pad.r, Y(lv.value)); ctx.stroke();
     ctx.setLineDash([]);
     ctx.fillStyle = ctx.strokeStyle;
-    ctx.fillText(`${lv.label} ${lv.value}`, pad.l + 4, Y(lv.value) - 3);
-  }
+    ctx.fillText(`${lv.label} ${lv.value}`, pad.l + 4, rows[k]);
+  });
   for (const m of marks) {
     ctx.strokeStyle = "#ff2d2d";
     ctx.beginPath(); ctx.moveTo(X(m) + 0.5, pad.t); ctx.lineTo(X(m) + 0.5, h - pad.b); ctx.stroke();
