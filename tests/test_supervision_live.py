@@ -7,9 +7,11 @@ false-alarm hazard (误报过多, GB 50440), each on the unit that owns the pane
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
+from firewatch.services import Mosquitto
 from firewatch.simulators.fleet import Fleet
 from firewatch.simulators.publisher import Pace, publish
 from firewatch.simulators.scenario import HOUR, Scenario
@@ -25,6 +27,15 @@ world, world_settings = supervision_world.world, supervision_world.world_setting
 START = 1_780_000_000_000 - 1_780_000_000_000 % HOUR
 END = START + 30 * HOUR
 FALSE_ALARMS, SILENT = "FP-510104-0001", "FP-510104-0002"
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A broker of this module's own. The session's broker keeps other tests' retained statuses, and
+    simulated panels share their ids across tests: one's offline status stamped in 2025 made this
+    district's silent panel an offline hazard months before the scenario began (CI saw it)."""
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto-live")) as m:
+        yield m
 
 
 def register_units(w: World, fleet: Fleet) -> dict[str, int]:
