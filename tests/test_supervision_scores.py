@@ -169,8 +169,9 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
         expect(page.locator("#scores tbody tr")).to_have_count(4)
         expect(page.locator("#scores tbody tr[data-grade=red]")).to_have_count(3)
         expect(page.locator("#scores tbody tr").first).to_contain_text(f"春熙商场有限公司{mall['score']:.1f}绿")
-        href = page.locator(f"tr[data-unit='{shop['unit_id']}'] a").get_attribute("href")
-        assert href == f"/api/v1/reports/units/{shop['unit_id']}.pdf?month={MARCH}"
+        # the page may first show the default month: wait for the asked one's rows (CI read them too soon)
+        expect(page.locator(f"tr[data-unit='{shop['unit_id']}'] a")).to_have_attribute(
+            "href", f"/api/v1/reports/units/{shop['unit_id']}.pdf?month={MARCH}")
         page.fill("#count", "2")
         page.fill("#seed", "7")
         page.click("#draw")
