@@ -69,6 +69,7 @@ COUNTERS = {
     "clock_ahead": ("records_clock_ahead", "Records stamped over max_clock_skew_s ahead; receive time used"),
     "unknown_status": ("statuses_unknown_device", "Status messages of devices neither registered nor seen"),
     "impossible": ("readings_impossible", "Physically impossible readings, counted towards sensor_impossible"),
+    "unwatched": ("readings_unwatched", "Readings of a kind no rule watches (a panel's analog values): stored, not judged"),
     "signals": ("signals", "Detector findings handed to correlation and the lifecycle"),
 }
 """The other `Pipeline.counts` keys, each its own counter (alert changes are the lifecycle's to count)."""
@@ -147,8 +148,12 @@ class Pipeline:
                 statuses.append(r)
         signals: list[Signal] = []
         for kind, rs in by_kind.items():
+            det = self.readings.get(kind)
+            if det is None:
+                self.counts["unwatched"] += len(rs)
+                continue
             self.counts["readings"] += len(rs)
-            signals += self.readings[kind].detect(rs)
+            signals += det.detect(rs)
         if events:
             self.counts["events"] += len(events)
             signals += self.panels.detect(sorted(events, key=lambda e: e.ts_ms))

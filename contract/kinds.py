@@ -8,7 +8,7 @@ so ingest rejects it instead of storing it. Thresholds live in the rule catalogu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -37,6 +37,10 @@ class KindSpec:
     report_interval_s: int
     """Typical period between two telemetry reports; offline after two missed."""
     label: str
+    point_metrics: dict[str, Metric] = field(default_factory=dict)
+    """What one point of the device may report (a panel's components' analog values): a reading
+    that names a loop and a point is judged against these and stored apart, tagged by both."""
+    point_measurement: str = ""
 
 
 def _metrics(*items: Metric) -> dict[str, Metric]:
@@ -54,6 +58,8 @@ METRIC_LABELS_ZH: dict[str, str] = {
     "cover open": "井盖/箱盖打开", "water flowing": "出水", "temperature": "温度", "battery": "电池电量",
     "signal strength": "信号强度", "outlet pressure": "出口压力", "flow": "流量", "motor current": "电机电流",
     "supply voltage": "供电电压", "vibration": "振动",
+    "event count": "事件计数", "height": "高度", "pressure (kPa)": "压力（kPa）", "gas concentration": "可燃气体浓度",
+    "time": "时间", "voltage": "电压", "current": "电流", "air volume": "风量", "wind speed": "风速",
 }
 """Each metric's label in Chinese (chart titles of a zh console); a test keeps it complete."""
 
@@ -103,12 +109,45 @@ PUMP = KindSpec(
     label="fire pump room",
 )
 
+@dataclass(frozen=True, slots=True)
+class AnalogType:
+    """One analog value type of GB/T 26875.3-2011 (模拟量类型): the metric it becomes and its resolution."""
+
+    code: int
+    metric: Metric
+    decimals: int
+    """The raw value is a signed 16-bit count of 10**-decimals of the unit (0.1 °C is 1)."""
+
+
+ANALOG_TYPES: dict[int, AnalogType] = {
+    a.code: a
+    for a in (
+        AnalogType(1, Metric("event_count", "events", 0, 32000, "event count"), 0),
+        AnalogType(2, Metric("height_m", "m", 0, 320, "height"), 2),
+        AnalogType(3, Metric("temp_c", "°C", -273, 3200, "temperature"), 1),
+        AnalogType(4, Metric("pressure_mpa", "MPa", 0, 3200, "pressure"), 1),
+        AnalogType(5, Metric("pressure_kpa", "kPa", 0, 3200, "pressure (kPa)"), 1),
+        AnalogType(6, Metric("gas_lel_pct", "%LEL", 0, 100, "gas concentration"), 1),
+        AnalogType(7, Metric("time_s", "s", 0, 32000, "time"), 0),
+        AnalogType(8, Metric("voltage_v", "V", 0, 3200, "voltage"), 1),
+        AnalogType(9, Metric("current_a", "A", 0, 3200, "current"), 1),
+        AnalogType(10, Metric("flow_lps", "L/s", 0, 3200, "flow"), 1),
+        AnalogType(11, Metric("airflow_m3_min", "m³/min", 0, 3200, "air volume"), 1),
+        AnalogType(12, Metric("wind_m_s", "m/s", 0, 20, "wind speed"), 0),
+    )
+}
+"""The standard's table of component analog values (type 3 data units): code, quantity, unit, valid
+range and resolution. 0 is unused, 13-127 reserved, 128-255 the vendor's own: none of those has a
+unit the platform could store. The valid ranges are the physical ranges ingest holds values to."""
+
 PANEL = KindSpec(
     Kind.PANEL,
     "panel_event",
     {},
     report_interval_s=300,
     label="fire alarm control panel",
+    point_metrics=_metrics(*(a.metric for a in ANALOG_TYPES.values())),
+    point_measurement="panel_analog",
 )
 
 SPECS: dict[str, KindSpec] = {s.kind.value: s for s in (ELECTRICAL, HYDRANT, PANEL, PUMP)}

@@ -56,20 +56,25 @@ def line(measurement: str, tags: dict[str, str], fields: dict[str, object], ts_m
     return f"{_series(measurement, tags)} {_fields(fields)} {ts_ms}"
 
 
-_READING_SERIES: dict[tuple[str, str, str, str], str] = {}
+_READING_SERIES: dict[tuple[str, str, str, str, int | None, int | None], str] = {}
 _READING_SERIES_MAX = 500_000
 """Ingest writes every reading of a device under the same series key; building it once
 per device instead of once per reading is most of what makes ingest keep up."""
 
 
 def _reading_line(record: Reading, site: str) -> str:
-    key = (record.kind, record.device_id, record.district, site)
+    key = (record.kind, record.device_id, record.district, site, record.loop, record.point)
     series = _READING_SERIES.get(key)
     if series is None:
         if len(_READING_SERIES) >= _READING_SERIES_MAX:
             _READING_SERIES.clear()
         tags = {"device_id": record.device_id, "district": record.district, "site": site}
-        series = _READING_SERIES[key] = _series(SPECS[record.kind].measurement, tags)
+        spec = SPECS[record.kind]
+        if record.loop is None:
+            series = _series(spec.measurement, tags)
+        else:  # one series per point: its metrics share a timestamp, other points' do too
+            series = _series(spec.point_measurement, tags | {"loop": str(record.loop), "point": str(record.point)})
+        _READING_SERIES[key] = series
     fields = _fields(record.metrics)
     if record.seq is not None:
         fields = f"{fields},seq={record.seq}i" if fields else f"seq={record.seq}i"

@@ -24,6 +24,8 @@ from firewatch.contract.kinds import (
     SPECS,
     ZONE_CHARS,
     Kind,
+    KindSpec,
+    Metric,
 )
 from firewatch.contract.topics import Channel, Topic, TopicError, parse_topic
 
@@ -57,6 +59,8 @@ class _Telemetry(msgspec.Struct, forbid_unknown_fields=True):
     m: dict[str, float | bool]
     ts: Int64 | None = None
     seq: Int64 | None = None
+    loop: Int64 | None = None
+    point: Int64 | None = None
 
 
 class _LooseTelemetry(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,6 +70,8 @@ class _LooseTelemetry(msgspec.Struct, forbid_unknown_fields=True):
     m: dict[str, msgspec.Raw]
     ts: Int64 | None = None
     seq: Int64 | None = None
+    loop: Int64 | None = None
+    point: Int64 | None = None
 
 
 class _Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -135,6 +141,9 @@ class Reading:
     ts_ms: int
     seq: int | None
     metrics: dict[str, float]
+    loop: int | None = None
+    """With `point`: the reading is of one point of the device (a panel's component)."""
+    point: int | None = None
 
 
 @dataclass(slots=True)
@@ -195,16 +204,30 @@ def _unknown_metric(kind: str, name: str) -> Rejection:
     return Rejection(Reason.UNKNOWN_METRIC, f"{kind} has no metric {_shown(name)}", kind)
 
 
-def _reading(district: str, device_id: str, t: _Telemetry, now_ms: int, out: Parsed) -> None:
+def _catalog(t: _Telemetry | _LooseTelemetry) -> tuple[KindSpec, dict[str, Metric]]:
+    """The metrics a reading may hold: the device's own, or one point's when it names loop and point."""
     spec = SPECS.get(t.kind)
-    if spec is None or not spec.metrics:
+    if spec is None or not (spec.metrics or spec.point_metrics):
         raise _Reject(Reason.UNKNOWN_KIND, f"kind {_shown(t.kind)} sends no telemetry")
+    if t.loop is None and t.point is None:
+        if not spec.metrics:
+            raise _Reject(Reason.BAD_SCHEMA, f"{t.kind} telemetry is per point: it needs loop and point")
+        return spec, spec.metrics
+    if not spec.point_metrics:
+        raise _Reject(Reason.BAD_SCHEMA, f"{t.kind} telemetry has no loop or point")
+    if t.loop is None or t.point is None:
+        raise _Reject(Reason.BAD_SCHEMA, "a point's telemetry needs both loop and point")
+    return spec, spec.point_metrics
+
+
+def _reading(district: str, device_id: str, t: _Telemetry, now_ms: int, out: Parsed) -> None:
+    spec, catalog = _catalog(t)
     if not t.m:
         raise _Reject(Reason.BAD_SCHEMA, "m holds no metric")
     ts = _timestamp(t.ts, now_ms)
     metrics: dict[str, float] = {}
     for name, value in t.m.items():
-        metric = spec.metrics.get(name)
+        metric = catalog.get(name)
         if metric is None:
             out.rejections.append(_unknown_metric(t.kind, name))
             continue
@@ -220,17 +243,15 @@ def _reading(district: str, device_id: str, t: _Telemetry, now_ms: int, out: Par
             continue
         metrics[name] = v
     if metrics:
-        out.records.append(Reading(district, device_id, spec.kind, ts, t.seq, metrics))
+        out.records.append(Reading(district, device_id, spec.kind, ts, t.seq, metrics, t.loop, t.point))
 
 
 def _loose_reading(district: str, device_id: str, t: _LooseTelemetry, now_ms: int, out: Parsed) -> None:
     """A reading some of whose metric values are not numbers: those are rejected, the rest judged."""
-    spec = SPECS.get(t.kind)
-    if spec is None or not spec.metrics:
-        raise _Reject(Reason.UNKNOWN_KIND, f"kind {_shown(t.kind)} sends no telemetry")
+    _, catalog = _catalog(t)
     values: dict[str, float | bool] = {}
     for name, raw in t.m.items():
-        if name not in spec.metrics:
+        if name not in catalog:
             out.rejections.append(_unknown_metric(t.kind, name))
             continue
         try:
@@ -240,7 +261,7 @@ def _loose_reading(district: str, device_id: str, t: _LooseTelemetry, now_ms: in
                 Rejection(Reason.BAD_SCHEMA, f"{name}: expected a number or a boolean", t.kind)
             )
     if values:
-        _reading(district, device_id, _Telemetry(t.kind, values, t.ts, t.seq), now_ms, out)
+        _reading(district, device_id, _Telemetry(t.kind, values, t.ts, t.seq, t.loop, t.point), now_ms, out)
 
 
 def _event(district: str, device_id: str, e: _Event, now_ms: int, out: Parsed) -> None:

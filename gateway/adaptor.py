@@ -1,4 +1,5 @@
-"""From GB/T 26875.3 data units to the wire contract: panel events on `fire/v1/{district}/{device}/event`.
+"""From GB/T 26875.3 data units to the wire contract: panel events on `fire/v1/{district}/{device}/event`,
+component analog values as that panel's per-point telemetry on `…/telemetry`.
 
 A state word is level-triggered for what is on (every report of a fire is a fire
 alarm, so a device resending an unconfirmed frame can never lose one) and
@@ -16,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from firewatch.contract.kinds import Kind
+from firewatch.contract.kinds import ANALOG_TYPES, Kind
 from firewatch.contract.payload import EARLIEST_TS_MS, MAX_FUTURE_MS
 from firewatch.contract.settings import Gb26875Variant
 from firewatch.contract.topics import Channel, device_topic
 from firewatch.gateway.units import (
     DUTY_ANSWERED,
+    Analog,
     ComponentState,
     DataUnit,
     DeviceOperation,
@@ -141,6 +143,8 @@ class Translation:
     clock: datetime | None = None
     """The device's clock as it reported it (types 8 and 28)."""
     fire: bool = False
+    unknown_analog: list[int] = field(default_factory=list)
+    """Analog types outside the standard's table (reserved or the vendor's): no unit to store them in."""
 
 
 @dataclass(slots=True)
@@ -181,8 +185,17 @@ class Adaptor:
         out = Translation()
         if unit is None:
             return out
+        points: dict[tuple[int, int, int], dict[str, float]] = {}
         for obj in unit.objects:
-            if isinstance(obj, ComponentState):
+            if isinstance(obj, Analog):
+                analog = ANALOG_TYPES.get(obj.analog_type)
+                if analog is None:
+                    out.unknown_analog.append(obj.analog_type)
+                    continue
+                loop, point = loop_point(obj.component_address, target.variant)
+                at = points.setdefault((epoch_ms(obj.time, target.zone, now_ms), loop, point), {})
+                at[analog.metric.name] = obj.value / 10**analog.decimals
+            elif isinstance(obj, ComponentState):
                 loop, point = loop_point(obj.component_address, target.variant)
                 key = (2, obj.system_type, obj.system_address, obj.component_type, obj.component_address)
                 self._state(out, target, key, obj.state, _PANEL_WORD, obj.time, now_ms,
@@ -206,6 +219,12 @@ class Adaptor:
                                component="control room")
             elif hasattr(obj, "time") and unit.type in (8, 28):
                 out.clock = obj.time
+        for (ts, loop, point), metrics in points.items():
+            target.seq += 1
+            doc = {"ts": ts, "seq": target.seq, "kind": Kind.PANEL.value, "loop": loop, "point": point, "m": metrics}
+            out.messages.append(
+                Message(device_topic(target.district, target.device_id, Channel.TELEMETRY), orjson.dumps(doc))
+            )
         return out
 
     def _state(self, out: Translation, target: Target, key: StateKey, state: int, word: _Word,

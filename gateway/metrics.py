@@ -12,6 +12,8 @@ class Metrics:
         self.frames = Counter(p + "frames", "Frames received, by command", ["command"], registry=r)
         self.rejected = Counter(p + "rejected", "Frames denied or bytes skipped, by reason", ["reason"],
                                 registry=r)
+        self.unknown_analog = Counter(p + "analog_unknown", "Analog values of a type outside GB/T 26875.3's "
+                                      "table (reserved or the vendor's), not published", ["type"], registry=r)
         self.confirmed = Counter(p + "confirmed", "Sends confirmed after the broker's PUBACK", registry=r)
         self.unconfirmed = Counter(p + "unconfirmed", "Sends left unconfirmed (broker down or slow)",
                                    registry=r)

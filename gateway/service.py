@@ -175,7 +175,10 @@ class Session(asyncio.Protocol):
                 if unit is None:
                     self._heartbeat(item, link, now)
                 else:
-                    work.append((item, self.adaptor.translate(unit, link.target, now)))
+                    tr = self.adaptor.translate(unit, link.target, now)
+                    for code in tr.unknown_analog:
+                        g.metrics.unknown_analog.labels(str(code)).inc()
+                    work.append((item, tr))
             else:
                 self._answer(item, link, now)
         if work:

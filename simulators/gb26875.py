@@ -20,11 +20,13 @@ from zoneinfo import ZoneInfo
 from firewatch.contract.settings import Gb26875Variant
 from firewatch.gateway.frame import STANDARD, Command, Decoder, Frame, Rejection, encode
 from firewatch.gateway.units import (
+    Analog,
     ComponentState,
     DataUnit,
     DeviceOperation,
     DeviceState,
     DeviceStatus,
+    Object,
     Operation,
     State,
     SystemState,
@@ -42,6 +44,11 @@ EVENT_BITS = {"fire": State.FIRE, "fault": State.FAULT, "supervisory": State.SUP
               "start": State.STARTED, "feedback": State.FEEDBACK}
 
 
+def component_address(loop: int, point: int) -> int:
+    """The 4-byte component address in the standard layout: point in bytes 0-1, loop in bytes 2-3."""
+    return (loop << 16) | point
+
+
 def unit_of(doc: dict[str, Any], at: datetime) -> DataUnit | None:
     """The data unit a transmission device sends for one wire-contract panel event, at the
     device's local time `at`: a component state for an event at a point, a system state
@@ -54,7 +61,7 @@ def unit_of(doc: dict[str, Any], at: datetime) -> DataUnit | None:
     bit = EVENT_BITS.get(str(event))
     if bit is None:
         raise ValueError(f"panel event {event!r} has no GB/T 26875.3 state bit in the simulator")
-    address = (int(doc.get("loop") or 0) << 16) | int(doc.get("point") or 0)
+    address = component_address(int(doc.get("loop") or 0), int(doc.get("point") or 0))
     component = COMPONENT_TYPES.get(str(doc.get("component")), 0)
     obj = ComponentState(1, 1, component, address, int(State.RUNNING | bit), str(doc.get("zone") or ""), at)
     return DataUnit(UnitType.COMPONENT_STATE, [obj])
@@ -162,9 +169,17 @@ class TransmissionDevice:
 
     async def component(self, state: State, loop: int, point: int, zone: str = "", component_type: int = 40,
                         system_type: int = 1, system_address: int = 1) -> Outgoing:
-        address = (loop << 16) | point
-        obj = ComponentState(system_type, system_address, component_type, address, int(state), zone, self.now())
+        obj = ComponentState(system_type, system_address, component_type, component_address(loop, point),
+                             int(state), zone, self.now())
         return await self.send(DataUnit(UnitType.COMPONENT_STATE, [obj]))
+
+    async def analog(self, values: list[tuple[int, int, int, int]], component_type: int = 30,
+                     system_type: int = 1, system_address: int = 1) -> Outgoing:
+        """One send of component analog values (type 3): each (loop, point, analog type, raw 16-bit value)."""
+        at = self.now()
+        objects: list[Object] = [Analog(system_type, system_address, component_type, component_address(loop, point),
+                                     analog_type, raw, at) for loop, point, analog_type, raw in values]
+        return await self.send(DataUnit(UnitType.ANALOG, objects))
 
     # --- answering the center ---
     async def _read(self) -> None:

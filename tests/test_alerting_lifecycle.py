@@ -264,3 +264,13 @@ async def test_a_fire_alarm_is_ranked_the_same_however_its_messages_were_batched
     assert histories[0] == histories[1]
     assert histories[0][0] == ("fired", 0.3, False)  # the first point alone, as it arrived
     assert histories[0][-1][2] is True
+
+
+async def test_a_panels_analog_values_are_stored_not_judged_and_do_not_stop_the_fire(tmp_path) -> None:
+    """The gateway publishes a panel's component analog values; no rule watches them yet, so alerting
+    counts them and goes on with the same batch's fire."""
+    p, store = await pipeline(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    await p.process([Reading("d1", "P1", "panel", T0, None, {"temp_c": 61.5}, 1, 23), fire(T0, 1)])
+    assert p.counts["unwatched"] == 1
+    assert [a.rule for a in await rows(store)] == ["fire"]
+    await store.aclose()

@@ -16,6 +16,7 @@ from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading
 
 NOW = 1_763_800_000_000
 T = "fire/v1/510104/H-001/telemetry"
+PT = "fire/v1/510104/P1/telemetry"
 
 
 def _one(topic: str, doc: object) -> tuple[list, list]:
@@ -32,6 +33,8 @@ def test_design_examples_are_accepted() -> None:
         {"ts": NOW, "seq": 1, "kind": "panel", "event": "fire", "loop": 1, "point": 23, "zone": "3F east", "component": "smoke"},
     )
     assert isinstance(e, PanelEvent) and (e.event, e.loop, e.point, e.zone) == ("fire", 1, 23, "3F east")
+    (a,), _ = _one(PT, {"ts": NOW, "seq": 2, "kind": "panel", "loop": 1, "point": 23, "m": {"temp_c": 23.5}})
+    assert isinstance(a, Reading) and (a.loop, a.point, a.metrics) == (1, 23, {"temp_c": 23.5})
     (s,), _ = _one("fire/v1/510104/P1/status", {"ts": NOW, "online": True, "fw": "2.1.0"})
     assert isinstance(s, DeviceStatus) and s.online and s.fw == "2.1.0"
 
@@ -62,6 +65,11 @@ def test_missing_timestamp_takes_receive_time() -> None:
         ("fire/v1/510104/P1/event", b'{"kind": "panel", "event": "smoke"}', Reason.UNKNOWN_EVENT),
         ("fire/v1/510104/P1/event", b'{"kind": "hydrant", "event": "fire"}', Reason.UNKNOWN_KIND),
         (T, b"[" + b" " * (300 * 1024) + b"]", Reason.OVERSIZED),
+        (PT, b'{"kind": "panel", "m": {"temp_c": 20}}', Reason.BAD_SCHEMA),  # a panel's analog is a point's
+        (PT, b'{"kind": "panel", "loop": 1, "m": {"temp_c": 20}}', Reason.BAD_SCHEMA),
+        (T, b'{"kind": "hydrant", "loop": 1, "point": 2, "m": {"pressure_mpa": 0.3}}', Reason.BAD_SCHEMA),
+        (PT, b'{"kind": "panel", "loop": 1, "point": 2, "m": {"residual_ma": 20}}', Reason.UNKNOWN_METRIC),
+        (PT, b'{"kind": "panel", "loop": 1, "point": 2, "m": {"gas_lel_pct": 120}}', Reason.OUT_OF_RANGE),
     ],
 )
 def test_bad_input_is_refused_with_its_reason(topic: str, payload: bytes, reason: Reason) -> None:
@@ -87,7 +95,7 @@ def test_one_bad_reading_in_a_gateway_batch_costs_only_itself() -> None:
 
 def test_every_catalog_metric_has_a_unit_and_a_range() -> None:
     for spec in SPECS.values():
-        for m in spec.metrics.values():
+        for m in (*spec.metrics.values(), *spec.point_metrics.values()):
             assert m.unit and m.low < m.high, m
 
 
@@ -98,15 +106,23 @@ async def test_line_protocol_round_trips_through_real_influxdb(settings) -> None
     ).records + parse(
         "fire/v1/510104/P-1/event",
         orjson.dumps({"ts": NOW, "kind": "panel", "event": "fire", "zone": 'Hall "A", 3F\\east', "point": 7}),
+    ).records + parse(
+        "fire/v1/510104/P-1/telemetry",
+        orjson.dumps([{"ts": NOW, "kind": "panel", "loop": 1, "point": 7, "m": {"temp_c": 61.5}},
+                      {"ts": NOW, "kind": "panel", "loop": 1, "point": 8, "m": {"temp_c": 22.0}}]),
     ).records
     async with Influx(settings.influx) as influx:
         await influx.write("\n".join(record_line(r, site="No. 1 Middle School") for r in records))
         (e,) = await influx.query("SELECT * FROM electrical WHERE device_id = $d", {"d": "E-7"})
         (p,) = await influx.query("SELECT * FROM panel_event WHERE site = $s", {"s": "No. 1 Middle School"})
+        points = await influx.query('SELECT "temp_c" FROM panel_analog GROUP BY "loop", "point"')
     row = e.rows()[0]
     assert row["time"] == NOW and row["residual_ma"] == 123.5 and row["temp1_c"] == 41.0 and row["seq"] == 9
     assert row["district"] == "510104" and row["site"] == "No. 1 Middle School"
     assert p.rows()[0]["zone"] == 'Hall "A", 3F\\east' and p.rows()[0]["point"] == 7
+    # a panel's points at the same moment are two series, not one point overwritten
+    assert {(a.tags["loop"], a.tags["point"]): a.rows()[0]["temp_c"] for a in points} == {("1", "7"): 61.5,
+                                                                                        ("1", "8"): 22.0}
 
 
 def test_a_bad_setting_names_the_key_and_exits_2(tmp_path) -> None:

@@ -178,6 +178,55 @@ def test_state_bits_become_panel_events_and_clears_follow_the_confirmed_state() 
     assert len(tr.messages) == 1 and again.messages == []
 
 
+ANALOG_OBJECT = st.builds(
+    Analog, st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 2**32 - 1),
+    st.integers(0, 255), st.integers(-(2**15), 2**15 - 1), st.just(T),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ANALOG_OBJECT, min_size=1, max_size=12, unique_by=lambda o: (o.component_address, o.analog_type)),
+       st.sampled_from(["bcd", "binary"]))
+def test_analog_values_become_per_point_telemetry_scaled_or_rejected_with_a_reason(
+        objects: list[Analog], time_code: str) -> None:
+    """Every analog value of a frame is, at its loop and point, the raw value in its type's unit and
+    resolution; one out of the type's range is refused by the wire contract (out_of_range, naming
+    the metric) like any reading; a type outside the standard's table is counted, never published."""
+    from zoneinfo import ZoneInfo
+
+    from firewatch.contract.kinds import ANALOG_TYPES
+    from firewatch.contract.payload import Reading, Reason, parse
+
+    variant = Gb26875Variant(time=time_code)
+    unit = decode_unit(encode_unit(DataUnit(3, list(objects)), variant), variant)
+    tr = Adaptor().translate(unit, Target("510104", "P-1", variant, ZoneInfo("Asia/Shanghai")))
+    stored: dict[tuple[int | None, int | None, str], float] = {}
+    refused: list[str] = []
+    for m in tr.messages:
+        assert m.topic == "fire/v1/510104/P-1/telemetry"
+        parsed = parse(m.topic, m.payload)
+        for r in parsed.records:
+            assert isinstance(r, Reading) and r.kind == "panel"
+            stored |= {(r.loop, r.point, name): v for name, v in r.metrics.items()}
+        for rej in parsed.rejections:
+            assert rej.reason == Reason.OUT_OF_RANGE, rej
+            refused.append(rej.detail.split("=", 1)[0])
+    expected: dict[tuple[int | None, int | None, str], float] = {}
+    out_of_range: list[str] = []
+    for o in objects:
+        analog = ANALOG_TYPES.get(o.analog_type)
+        if analog is None:
+            continue
+        value = o.value / 10**analog.decimals
+        if analog.metric.low <= value <= analog.metric.high:
+            expected[(*loop_point(o.component_address, variant), analog.metric.name)] = value
+        else:
+            out_of_range.append(analog.metric.name)
+    assert stored == expected
+    assert sorted(refused) == sorted(out_of_range)
+    assert sorted(tr.unknown_analog) == sorted(o.analog_type for o in objects if o.analog_type not in ANALOG_TYPES)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=300), max_size=8), st.sampled_from(["sum", "xor"]), st.booleans())
 def test_arbitrary_bytes_never_crash_the_decoder(chunks: list[bytes], method: str, seed_frame: bool) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -110,3 +111,47 @@ groups: [{{id: duty, members: [zhang]}}]
         await ingest.stop()
         await alerting.stop()
         await store.aclose()
+
+
+ANALOG_ADDRESS = "00000000e2e2"
+
+
+async def test_analog_values_over_gb26875_land_in_influxdb_at_their_points(settings: Settings) -> None:
+    """A transmission device sends one frame of component analog values; ingest stores each at its
+    loop and point in the panel's unit (`panel_analog`), refuses the one out of its physical range
+    with the reason, and the vendor's own analog type is counted at the gateway, not published."""
+    s = gateway_settings(settings)
+    ingest = Ingestor(s)
+    await ingest.start()
+    try:
+        await asyncio.wait_for(ingest.ready.wait(), 20)
+        async with running(s, {ANALOG_ADDRESS: ("510104", "P-AN")}) as gw, device(gw, ANALOG_ADDRESS) as d:
+            out = await d.analog([(1, 23, 3, 235), (1, 23, 6, 125),   # 23.5 °C and 12.5 %LEL at 1/23
+                                  (2, 7, 5, 1523),                     # 152.3 kPa at 2/7
+                                  (2, 8, 3, -3000),                    # -300 °C: below absolute zero
+                                  (2, 9, 200, 17)])                    # a vendor's own type
+            assert out.sends == 1, "confirmed at the first send"
+            assert gw.metrics.value("firewatch_gateway_analog_unknown_total", type="200") == 1
+
+        async with Influx(s.influx) as influx:
+            async def stored() -> dict | None:
+                series = await influx.query('SELECT "temp_c", "gas_lel_pct", "pressure_kpa" FROM "panel_analog" '
+                                            "WHERE device_id = 'P-AN' GROUP BY \"loop\", \"point\", \"district\"")
+                got = {(r.tags["loop"], r.tags["point"], r.tags["district"]): r.rows() for r in series}
+                return got if len(got) == 2 else None
+            points = await until("ingest to store both points", stored)
+        [at_1_23] = points[("1", "23", "510104")]
+        [at_2_7] = points[("2", "7", "510104")]
+        assert (at_1_23["temp_c"], at_1_23["gas_lel_pct"], at_1_23["pressure_kpa"]) == (23.5, 12.5, None)
+        assert at_2_7["pressure_kpa"] == 152.3
+
+        async def refused() -> list[dict]:
+            f = s.ingest.dead_letter_file
+            lines = f.read_bytes().splitlines() if f.exists() else []
+            return [d for d in map(orjson.loads, lines) if d["reason"] == "out_of_range"]
+        [dead] = await until("ingest to refuse -300 °C", refused)
+        assert ingest.metrics.value("firewatch_ingest_rejected_total", reason="out_of_range") == 1
+        assert dead["topic"] == "fire/v1/510104/P-AN/telemetry"
+        assert dead["detail"] == "temp_c=-300.0 outside -273..3200 °C", dead["detail"]
+    finally:
+        await ingest.stop()
