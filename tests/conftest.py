@@ -1,17 +1,23 @@
 """Real services for the tests: Mosquitto and InfluxDB on free ports, a SQLite store per test.
 
 The session-wide broker and database are shared; each test gets its own InfluxDB
-database so tests never see each other's points. Tests that stop, kill or
-restart a service ask `own_services` for instances of their own.
+database, client ids and share group so tests never see each other's points or
+sessions, and the broker's retained messages are emptied after every test that
+used it (simulated device ids recur across tests, and a retained status left by
+one opened an offline order in another). Tests that stop, kill or restart a
+service ask `own_services` for instances of their own.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as paho
 import pytest
 
 from firewatch.contract.settings import Settings
@@ -31,6 +37,50 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD]:
     with InfluxD(tmp_path_factory.mktemp("influxd")) as i:
         yield i
+
+
+def clear_retained(port: int, timeout_s: float = 10.0) -> list[str]:
+    """Empty every retained message on the broker at `port`; returns the topics that held one.
+
+    The broker sends the retained copies right after the SUBACK, so a marker this
+    client publishes after subscribing comes back after the last of them.
+    """
+    marker = f"firewatch-tests/retained-cleared/{uuid.uuid4().hex}"
+    retained: list[str] = []
+    subscribed, seen_marker = threading.Event(), threading.Event()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_subscribe = lambda *_: subscribed.set()
+
+    def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        if message.topic == marker:
+            seen_marker.set()
+        elif message.retain and message.payload:
+            retained.append(message.topic)
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.subscribe("#", qos=0)
+        if not subscribed.wait(timeout_s):
+            raise AssertionError("the broker did not acknowledge the retained sweep's subscription")
+        client.publish(marker, b"x", qos=0)
+        if not seen_marker.wait(timeout_s):
+            raise AssertionError("the retained sweep's marker never came back")
+        for info in [client.publish(topic, b"", qos=1, retain=True) for topic in retained]:
+            info.wait_for_publish(timeout_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return retained
+
+
+@pytest.fixture(autouse=True)
+def _no_retained_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the `mosquitto` broker, empty its retained store for the next one."""
+    yield
+    if "mosquitto" in request.fixturenames:
+        clear_retained(request.getfixturevalue("mosquitto").port)
 
 
 def make_settings(tmp_path: Path, mqtt_port: int, influx_url: str, database: str) -> Settings:

@@ -44,3 +44,19 @@ def test_settings_fixture_gives_each_test_its_own_database(settings: Settings, i
     r = httpx.get(f"{influxd.url}/query", params={"q": "SHOW DATABASES"}).json()
     names = [v[0] for v in r["results"][0]["series"][0]["values"]]
     assert settings.influx.database in names
+
+
+def test_the_retained_sweep_empties_what_a_test_left_on_the_shared_broker(mosquitto: Mosquitto) -> None:
+    from tests.conftest import clear_retained
+
+    topics = ["fire/v1/510104/FP-510104-0002/status", "fire/v1/_alerts/510104/FP-510104-0002"]
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    for topic in topics:
+        pub.publish(topic, b'{"online":false}', qos=1, retain=True).wait_for_publish(5)
+    pub.loop_stop()
+    pub.disconnect()
+    assert sorted(clear_retained(mosquitto.port)) == sorted(topics)
+    assert clear_retained(mosquitto.port) == []
+
