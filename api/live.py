@@ -11,6 +11,12 @@ shared subscription would not get the retained ones, which is how a restarted
 api learns what changed while it was away), and they take turns writing them:
 a lock (PostgreSQL) or the database's write lock (SQLite) taken before the
 previous status is read, so each change is written and audited once.
+
+A retained status without device time (a last will, typically) is dated just
+before the subscription, as alerting dates it: when the device said it is
+unknown. It is a change only if it differs from what the store holds; one that
+agrees is not written, so restarting the api never moves a device's "offline
+since" to the restart.
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ class Listener:
         self.statuses_refused = 0
         """Statuses the store refused alone (twice) while it answered: logged and dropped."""
         self._pending: dict[str, DeviceStatus] = {}
+        self._clockless: set[str] = set()
+        """Devices whose pending status is a retained copy without device time."""
         self._pending_set = asyncio.Event()
 
     async def run(self) -> None:
@@ -111,26 +119,34 @@ class Listener:
 
     def _on_messages(self, conn: Connection, messages: list[Message]) -> None:
         """Statuses are kept by device until written, so they are acknowledged at once."""
-        for topic, payload, _, _, _ in messages:
-            self._handle(topic, payload)
+        now, before = now_ms(), conn.subscribed_ms - 1
+        for topic, payload, _, _, retained in messages:
+            self._handle(topic, payload, before if retained else now, retained)
         conn.ack([ack for _, _, ack, _, _ in messages if ack is not None])
 
-    def _handle(self, topic: str, payload: bytes) -> None:
+    def _handle(self, topic: str, payload: bytes, received_ms: int, retained: bool) -> None:
         if topic.startswith(f"{PREFIX}/{ALERTS}/"):
             self.feed.poke()
             return
         try:
-            parsed = parse(topic, payload)
+            parsed = parse(topic, payload, received_ms)
         except Exception:  # noqa: BLE001 - a message we cannot read must not stop the live feed
             log.exception("api live: cannot parse a message on %s; skipped", topic)
             return
         for record in parsed.records:
             if isinstance(record, DeviceStatus):
-                self.offer(record)
+                self.offer(record, clockless=retained and record.ts_ms == received_ms)
 
-    def offer(self, status: DeviceStatus) -> None:
-        """Queue a status for the next write; a newer one of the same device replaces it."""
+    def offer(self, status: DeviceStatus, clockless: bool = False) -> None:
+        """Queue a status for the next write; a newer one of the same device replaces it.
+
+        `clockless`: a retained copy without device time, written only if it changes the state.
+        """
         self._pending[status.device_id] = status
+        if clockless:
+            self._clockless.add(status.device_id)
+        else:
+            self._clockless.discard(status.device_id)
         self._pending_set.set()
 
     async def record_statuses(self) -> None:
@@ -140,20 +156,22 @@ class Listener:
             await asyncio.sleep(STATUS_FLUSH_S)
             self._pending_set.clear()
             batch, self._pending = self._pending, {}
+            clockless, self._clockless = self._clockless, set()
             items = list(batch.values())
             try:
                 for i in range(0, len(items), STATUS_CHUNK):
-                    self.status_changes += await self._record_split(items[i : i + STATUS_CHUNK])
+                    self.status_changes += await self._record_split(items[i : i + STATUS_CHUNK], clockless)
             except Exception as exc:  # noqa: BLE001 - store down: keep the newest, retry later
                 log.warning("could not record device statuses: %s", exc)
                 for item in items:
-                    self._pending.setdefault(item.device_id, item)
+                    if item.device_id not in self._pending:
+                        self.offer(item, clockless=item.device_id in clockless)
                 self._pending_set.set()
                 await asyncio.sleep(POLL_S)
                 continue
             self.feed.poke()
 
-    async def _record_split(self, items: list[DeviceStatus]) -> int:
+    async def _record_split(self, items: list[DeviceStatus], clockless: set[str]) -> int:
         """Record a chunk; one the store refuses is halved until the refused row stands alone.
 
         A row alone is tried twice (a lock timeout refuses the first try only) and
@@ -162,21 +180,22 @@ class Listener:
         at all the error goes up, and the caller keeps everything for later.
         """
         try:
-            return await self._record(items)
+            return await self._record(items, clockless)
         except Exception:  # which row, or the store itself, is found out below
             if not await self.store.ping():
                 raise
             if len(items) > 1:
                 half = len(items) // 2
-                return await self._record_split(items[:half]) + await self._record_split(items[half:])
+                return (await self._record_split(items[:half], clockless)
+                        + await self._record_split(items[half:], clockless))
             try:
-                return await self._record(items)
+                return await self._record(items, clockless)
             except Exception as exc:  # noqa: BLE001 - the same row refused twice: drop it, keep the feed going
                 self.statuses_refused += 1
                 log.error("the store refused the status of device %s twice; dropped: %s", items[0].device_id, exc)
                 return 0
 
-    async def _record(self, items: list[DeviceStatus]) -> int:
+    async def _record(self, items: list[DeviceStatus], clockless: set[str]) -> int:
         changed = 0
         async with self.store.session() as s, s.begin():
             await _take_turn(s)
@@ -189,7 +208,8 @@ class Listener:
             }
             for item in items:
                 row = known.get(item.device_id)
-                if row is not None and item.ts_ms < row.ts_ms:
+                if row is not None and (item.ts_ms < row.ts_ms
+                                        or (item.device_id in clockless and row.online == item.online)):
                     continue
                 if row is None:
                     row = DeviceState(

@@ -9,9 +9,10 @@ a real process tree, answers, and records a status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -169,3 +170,56 @@ def test_firewatch_api_with_two_workers_serves_and_records(tmp_path: Path, setti
         log = api.log.read_text(errors="replace")
     assert api.proc.returncode == 0, log[-2000:]
     assert "Traceback" not in log, log[-4000:]
+
+
+def test_a_restarted_api_keeps_the_time_a_device_went_offline(settings: Settings) -> None:
+    """A device's last will (no `ts`) is retained by the broker and sent again to every api that
+    starts. It used to be recorded as said at that moment, so each api restart moved the device's
+    "offline since" to the restart. One that agrees with the store changes nothing now; one that
+    says something new (a device that died while the api was away) is still recorded."""
+    s = settings
+    will, away = "fire/v1/510104/L-1/status", "fire/v1/510104/L-2/status"
+
+    async def state(store: Store, device: str) -> DeviceState | None:
+        async with store.session() as session:
+            return await session.get(DeviceState, device)
+
+    @contextlib.asynccontextmanager
+    async def listening(store: Store) -> AsyncIterator[Listener]:
+        """An api's live side, from subscribed to stopped."""
+        listener = Listener(s.mqtt, store, Feed(store))
+        tasks = [asyncio.create_task(listener.run()), asyncio.create_task(listener.record_statuses())]
+        try:
+            await _until(lambda: listener.connected, lambda: "the api to subscribe")
+            yield listener
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def go() -> None:
+        store = await open_store(s.store.url)
+        try:
+            async with listening(store) as first_api:
+                await asyncio.to_thread(mqtt_publish.multiple, [
+                    {"topic": will, "payload": '{"online": false}', "qos": 1, "retain": True},
+                    {"topic": away, "payload": f'{{"ts": {int(time.time() * 1000)}, "online": true}}', "qos": 1},
+                ], hostname="127.0.0.1", port=s.mqtt.port)
+                await _until(lambda: first_api.statuses_written >= 2, lambda: "both live statuses recorded")
+            first = await state(store, "L-1")
+            assert first is not None and not first.online
+            audited = await _audited(store)
+            # L-2 dies while no api runs: only its retained will tells the next api
+            await asyncio.to_thread(mqtt_publish.single, away, '{"online": false}', qos=1, retain=True,
+                                    hostname="127.0.0.1", port=s.mqtt.port)
+            await _until(lambda: int(time.time() * 1000) > first.ts_ms + 1, lambda: "the clock to move")
+            async with listening(store) as restarted:
+                await _until(lambda: restarted.statuses_written >= 2, lambda: "the restarted api to read both wills")
+            again, died = await state(store, "L-1"), await state(store, "L-2")
+            assert again is not None and (again.online, again.ts_ms) == (False, first.ts_ms)
+            assert died is not None and not died.online
+            assert await _audited(store) == audited + 1, "only L-2's change is new"
+        finally:
+            await store.aclose()
+
+    asyncio.run(go())
