@@ -32,6 +32,9 @@ SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 CODE_A, CODE_B, CODE_MC = "91510104MA6C12340T", "91510104MA6C56780H", "91510105MA6D00010H"
 DISTRICT = "510104"
 SITE_A, SITE_B = "春熙商场", "锦江大厦"
+SMALL_UNITS = {"老街杂货店": "91510104MA6E00020N", "东门酒店": "91510104MA6F00030A", "西城网吧": "91510104MA6G00040X"}
+"""The district's small units by name (each owns the site of its name) and their credit codes, for the
+scenarios that add them to A and B."""
 
 
 def pg_settings(tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD, **supervision: Any) -> Iterator[Settings]:
@@ -94,6 +97,18 @@ class World:
             await store.aclose()
 
         run(go())
+
+    def add_unit(self, name: str, **extra: Any) -> dict[str, Any]:
+        """One of `SMALL_UNITS`, owning the site of its name, as the admin registers it (`POST /api/v1/units`)."""
+        r = self.admin.post("/api/v1/units", json={"name": name, "credit_code": SMALL_UNITS[name], "district": DISTRICT,
+                                                   "sites": [name], **extra})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def add_device(self, device: str, kind: str, site: str) -> None:
+        """A device of the district hanging at a unit's site (`POST /api/v1/devices`)."""
+        r = self.admin.post("/api/v1/devices", json={"id": device, "kind": kind, "district": DISTRICT, "site": site})
+        assert r.status_code == 201, r.text
 
     def hazards(self, who: httpx.Client | None = None, **params: Any) -> list[dict[str, Any]]:
         r = (who or self.operator).get("/api/v1/hazards", params=params)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from firewatch.alerting.config import load as alerting_config
 from firewatch.alerting.pipeline import Pipeline
@@ -29,10 +29,10 @@ from firewatch.contract.influx import Influx
 from firewatch.contract.kinds import Kind
 from firewatch.contract.lineproto import record_line
 from firewatch.contract.payload import PanelEvent, Reading, Record
-from firewatch.supervision.credit_code import check_character
 from tests import supervision_world
 from tests.conftest import wait_for
 from tests.supervision_world import DISTRICT, SITE_A, SITE_B, NotifyThread, World
+from tests.test_supervision_pages import browser, signed_in
 
 pytestmark = pytest.mark.postgres
 T = TypeVar("T")
@@ -42,6 +42,7 @@ T0 = 1_772_294_400_000
 """2026-03-01 00:00 +08:00."""
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 world_settings = supervision_world.world_settings
+__all__ = ["browser"]  # a fixture used by name
 DEPARTMENTS = {SITE_A: "dept@commerce.example.org", "老街杂货店": "dept-shop@gov.example.org",
                "东门酒店": "dept-hotel@gov.example.org", "西城网吧": "dept-cafe@gov.example.org"}
 
@@ -137,17 +138,11 @@ def order_of(w: World, device: str) -> dict[str, Any]:
 
 
 def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalates_the_neglected(
-    world: World,
+    world: World, browser: Browser,
 ) -> None:
     w = world
-    company = w.company["id"]
-    for name, code, site, lat, mail in (("老街杂货店", "91510104MA6E00020N", "老街杂货店", 30.650, "shop"),
-                                        ("东门酒店", "91510104MA6F00030A", "东门酒店", 30.660, "hotel"),
-                                        ("西城网吧", "91510104MA6G00040" + check_character("91510104MA6G00040"), "西城网吧", 30.645, "cafe")):
-        body = {"name": name, "credit_code": code, "district": DISTRICT, "sites": [site], "latitude": lat,
-                "longitude": 104.07, "company_id": company, "department": "锦江区市场监管局"}
-        r = w.admin.post("/api/v1/units", json=body)
-        assert r.status_code == 201, r.text
+    for name, lat in (("老街杂货店", 30.650), ("东门酒店", 30.660), ("西城网吧", 30.645)):
+        w.add_unit(name, latitude=lat, longitude=104.07, company_id=w.company["id"], department="锦江区市场监管局")
     d = District(w)
     try:
         d.events = [
@@ -234,16 +229,9 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
     units = {u["name"]: u for u in w.operator.get("/api/v1/units-map").json()}
     assert (units["老街杂货店"]["open_hazards"], units["老街杂货店"]["overdue"]) == (1, 1)
     assert units["春熙商场有限公司"]["open_hazards"] == 0
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = b.new_page(viewport={"width": 1600, "height": 900})
-        page.goto(w.api.url + "/static/hazards.html")
-        page.fill("#token", w.keys["viewer"])
-        page.click("#login-form button[type=submit]")
-        expect(page.locator(".col[data-state=closed] .card")).to_have_count(4)
-        expect(page.locator(".col[data-state=dispatched] .card.overdue")).to_have_count(1)
-        expect(page.locator("#units-map circle[fill='#ff2d2d']")).to_have_count(1)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "supervision-month-board.png"), full_page=True)
-        b.close()
+    page = signed_in(browser, w, "/static/hazards.html", w.keys["viewer"])
+    expect(page.locator(".col[data-state=closed] .card")).to_have_count(4)
+    expect(page.locator(".col[data-state=dispatched] .card.overdue")).to_have_count(1)
+    expect(page.locator("#units-map circle[fill='#ff2d2d']")).to_have_count(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "supervision-month-board.png"), full_page=True)

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from pypdf import PdfReader
 
 from firewatch.contract.db import open_store
@@ -38,11 +38,13 @@ from firewatch.supervision.score_settings import InspectionSettings
 from tests import supervision_world
 from tests.supervision_world import DISTRICT, World
 from tests.test_supervision_month import SITES, District, at, order_of, panel
+from tests.test_supervision_pages import browser, signed_in
 
 world, world_settings = supervision_world.world, supervision_world.world_settings
+__all__ = ["browser"]  # a fixture used by name
 MARCH = "2026-03"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-SHOP, HOTEL = ("老街杂货店", "91510104MA6E00020N", "P-3"), ("东门酒店", "91510104MA6F00030A", "P-4")
+SHOP, HOTEL = "老街杂货店", "东门酒店"
 
 
 def by_name(scores: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -55,17 +57,13 @@ def reasons(score: dict[str, Any]) -> list[str]:
 
 @pytest.mark.postgres
 @pytest.mark.browser
-def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replays(world: World) -> None:
+def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replays(world: World, browser: Browser) -> None:
     w = world
-    for name, code, device in (SHOP, HOTEL):
-        r = w.admin.post("/api/v1/units", json={"name": name, "credit_code": code, "district": DISTRICT,
-                                                "sites": [SITES[device]], "category": "general"})
-        assert r.status_code == 201, r.text
+    for name in (SHOP, HOTEL):
+        w.add_unit(name, category="general")
     for device, site in SITES.items():
         if device in ("P-3", "P-4") or device.startswith("H-1"):
-            kind = "hydrant" if device.startswith("H") else "panel"
-            r = w.admin.post("/api/v1/devices", json={"id": device, "kind": kind, "district": DISTRICT, "site": site})
-            assert r.status_code == 201, r.text
+            w.add_device(device, "hydrant" if device.startswith("H") else "panel", site)
     d = District(w)
     try:
         d.events = [panel("P-1", at(1, 8), "fault", 7), panel("P-1", at(1, 14), "fault_cleared", 7),
@@ -156,28 +154,21 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
         assert f"故障次数 / 月末未修复\n{x['faults']} / {x['faults_open']}" in text
         assert all(f"· {r['zh']}" in text for r in s["reasons"]), (s["reasons"], text)
     # The console page: the month's units green to red, their PDFs, a draw that replays.
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = b.new_page(viewport={"width": 1400, "height": 700})
-        page.goto(w.api.url + "/static/scores.html")
-        page.fill("#token", w.keys["operator"])
-        page.click("#login-form button[type=submit]")
-        page.fill("#month", MARCH)
-        page.fill("#district", DISTRICT)
-        page.click("#load")
-        expect(page.locator("#scores tbody tr")).to_have_count(4)
-        expect(page.locator("#scores tbody tr[data-grade=red]")).to_have_count(3)
-        expect(page.locator("#scores tbody tr").first).to_contain_text(f"春熙商场有限公司{mall['score']:.1f}绿")
-        # the page may first show the default month: wait for the asked one's rows (CI read them too soon)
-        expect(page.locator(f"tr[data-unit='{shop['unit_id']}'] a")).to_have_attribute(
-            "href", f"/api/v1/reports/units/{shop['unit_id']}.pdf?month={MARCH}")
-        page.fill("#count", "2")
-        page.fill("#seed", "7")
-        page.click("#draw")
-        expect(page.locator("#draw-result")).to_contain_text("按记录重新抽取，结果一致")
-        page.screenshot(path=str(ARTIFACTS / "supervision-scores.png"), full_page=True)
-        b.close()
+    page = signed_in(browser, w, "/static/scores.html", w.keys["operator"])
+    page.fill("#month", MARCH)
+    page.fill("#district", DISTRICT)
+    page.click("#load")
+    expect(page.locator("#scores tbody tr")).to_have_count(4)
+    expect(page.locator("#scores tbody tr[data-grade=red]")).to_have_count(3)
+    expect(page.locator("#scores tbody tr").first).to_contain_text(f"春熙商场有限公司{mall['score']:.1f}绿")
+    # the page may first show the default month: wait for the asked one's rows (CI read them too soon)
+    expect(page.locator(f"tr[data-unit='{shop['unit_id']}'] a")).to_have_attribute(
+        "href", f"/api/v1/reports/units/{shop['unit_id']}.pdf?month={MARCH}")
+    page.fill("#count", "2")
+    page.fill("#seed", "7")
+    page.click("#draw")
+    expect(page.locator("#draw-result")).to_contain_text("按记录重新抽取，结果一致")
+    page.screenshot(path=str(ARTIFACTS / "supervision-scores.png"), full_page=True)
     assert "故障 loop 1" not in texts["shop"] and "03-03 09:00\nP-3\n故障" in texts["shop"]
     bad = w.operator.get("/api/v1/scores", params={"month": "2026-13"})
     assert bad.status_code == 422 and "YYYY-MM" in bad.json()["message"]
