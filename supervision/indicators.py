@@ -231,14 +231,18 @@ def _from_alerts(out: dict[int, Indicators], index: dict[int, int], n: np.ndarra
     def per_unit(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(unit[mask], weights=None if weights is None else weights[mask], minlength=size)
 
+    def mean_per_unit(mask: np.ndarray, values: np.ndarray) -> list[float | None]:
+        """Each unit's mean of `values` over its alerts in `mask`; None for a unit with none."""
+        n, total = per_unit(mask), per_unit(mask, values)
+        return [float(t / k) if k else None for t, k in zip(total, n, strict=True)]
+
     fault = np.isin(rule, FAULT_RULES)
     integrity = 1 - np.minimum(per_unit(fault, span) / device_time, 1)
     offline = np.minimum(per_unit(rule == "offline", span) / device_time, 1)
     panel_fault = (rule == "fault") & began_in
     repair_h = (resolved - start) / HOUR_MS
     faults, faults_open = per_unit(panel_fault), per_unit(panel_fault & ~done)
-    repaired = panel_fault & done
-    repaired_n, repaired_sum = per_unit(repaired), per_unit(repaired, repair_h)
+    repair_mean = mean_per_unit(panel_fault & done, repair_h)
     worst = np.full(size, -1.0)
     np.maximum.at(worst, unit[panel_fault], repair_h[panel_fault])
     fire = (rule == FALSE_ALARM_RULE) & began_in
@@ -252,21 +256,20 @@ def _from_alerts(out: dict[int, Indicators], index: dict[int, int], n: np.ndarra
     ack_s = np.where(acked >= 0, (acked - start) / 1000, np.nan)
     responded = np.fmin(np.where(acked >= 0, acked, np.nan), np.where(done, resolved, np.nan))
     missed = fire & ~((responded - start) <= config.scores.fire_response_s * 1000)
-    handled = fire & (acked >= 0)
-    handled_n, handled_sum = per_unit(handled), per_unit(handled, np.nan_to_num(ack_s))
+    handling_mean = mean_per_unit(fire & (acked >= 0), np.nan_to_num(ack_s))
     false_alarms, fires, missed_n = per_unit(false_alarm), per_unit(fire), per_unit(missed)
     for u, i in index.items():
         x = out[u]
         x.integrity_rate, x.offline_rate = float(integrity[i]), float(offline[i])
         x.faults, x.faults_open = int(faults[i]), int(faults_open[i])
-        x.repair_mean_h = float(repaired_sum[i] / repaired_n[i]) if repaired_n[i] else None
+        x.repair_mean_h = repair_mean[i]
         x.repair_worst_h = float(worst[i]) if worst[i] >= 0 else None
         x.false_alarms = int(false_alarms[i])
         x.false_alarms_per_day = x.false_alarms / period.days
         x.false_alarm_days_over = int(days_over[i])
         x.fire_alarms = int(fires[i])
         x.missed_fire_responses = int(missed_n[i])
-        x.alarm_handling_mean_s = float(handled_sum[i] / handled_n[i]) if handled_n[i] else None
+        x.alarm_handling_mean_s = handling_mean[i]
 
 
 def _from_duty(out: dict[int, Indicators], rows: list[Any]) -> None:
