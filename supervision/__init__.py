@@ -35,7 +35,7 @@ from firewatch.supervision.reports import (
     render_district,
     render_unit,
 )
-from firewatch.supervision.scores import GRADE_ZH, Grade, Score, StoredScore, Trend, month_scores
+from firewatch.supervision.scores import Grade, Score, StoredScore, Trend, month_scores
 from firewatch.supervision.states import (
     ASSIGNEE,
     ASSIGNEE_STATES,
@@ -54,7 +54,6 @@ __all__ = [
     "ASSIGNEE_STATES",
     "CENTER",
     "CSV_COLUMNS",
-    "GRADE_ZH",
     "OPEN_STATES",
     "Acted",
     "Action",

@@ -40,13 +40,12 @@ from firewatch.supervision.config import SupervisionConfig
 from firewatch.supervision.draws import Draw
 from firewatch.supervision.indicators import DAY_MS, TZ, Period
 from firewatch.supervision.models import HazardOrder, Unit, UnitSite
-from firewatch.supervision.scores import GRADE_ZH, Grade, Score, month_scores
+from firewatch.supervision.scores import Grade, Score, Trend, month_scores
 
 FONT_FILE = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 """Debian's fonts-wqy-microhei (scripts/setup.sh installs it)."""
 FONT = "wqy-microhei"
 GRADE_COLOUR = {Grade.GREEN: "#1e9e4a", Grade.YELLOW: "#d9a400", Grade.RED: "#d62828"}
-TREND_ZH = {"up": "上升", "down": "下降", "flat": "持平", "new": "首次评分"}
 INDICATOR_ZH = {"integrity": "设施完好", "repair": "故障修复", "false_alarms": "误报控制", "offline": "在线率",
                 "shielded": "屏蔽管理", "pressure": "水压达标", "duty_checks": "查岗应答", "hazards": "隐患整改"}
 SEVERITY_ZH = {"major": "重大", "general": "一般"}
@@ -232,7 +231,7 @@ def _breakdown_chart(score: Score, config: SupervisionConfig) -> Image:
     ax.barh([INDICATOR_ZH[n] for n in names], [score.breakdown[n] for n in names],
             color=GRADE_COLOUR[score.grade], label="得分")
     ax.invert_yaxis()
-    ax.set_title(f"得分构成：{score.score:.1f} 分（{GRADE_ZH[score.grade]}色）")
+    ax.set_title(f"得分构成：{score.score:.1f} 分（{score.grade.zh}色）")
     ax.legend(fontsize=8, loc="lower right")
     fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.1)
     return _png(fig)
@@ -245,7 +244,7 @@ def render_unit(m: UnitMonth, config: SupervisionConfig) -> bytes:
         Paragraph(f"{u.name} 消防安全月度报告（{_month_zh(m.period)}）", _style(16)),
         Paragraph(f"统一社会信用代码 {u.credit_code}　辖区 {u.district}　地址 {u.address or '—'}", _style(9)),
         Spacer(1, 4 * mm),
-        Paragraph(f"综合评分 {s.score:.1f} 分　等级 {GRADE_ZH[s.grade]}色　趋势 {TREND_ZH[s.trend]}"
+        Paragraph(f"综合评分 {s.score:.1f} 分　等级 {s.grade.zh}色　趋势 {s.trend.zh}"
                   + (f"（上月 {s.previous:.1f} 分）" if s.previous is not None else ""),
                   _style(13, GRADE_COLOUR[s.grade])),
         Paragraph(f"数据版本 {s.inputs_version}（截至月末，由平台记录计算）", _style(8, "#555555")),
@@ -293,14 +292,13 @@ def render_district(d: DistrictMonth, config: SupervisionConfig) -> bytes:
     left.set_title("等级分布")
     for ax in (left, right):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    trends = {t: sum(x.trend == t for x in d.scores) for t in TREND_ZH}
-    right.bar([TREND_ZH[t] for t in trends], list(trends.values()), color="#4c6ef5")
+    right.bar([t.zh for t in Trend], [sum(x.trend == t for x in d.scores) for t in Trend], color="#4c6ef5")
     right.set_title("较上月趋势")
     fig.subplots_adjust(left=0.06, right=0.98, top=0.86, bottom=0.12, wspace=0.2)
     story.append(_png(fig))
     story.append(Paragraph("单位排名", _style(12)))
     story.append(_table([["名次", "单位", "评分", "等级", "趋势"]] + [
-        [str(i), d.units[x.unit_id].name, f"{x.score:.1f}", GRADE_ZH[x.grade], TREND_ZH[x.trend]]
+        [str(i), d.units[x.unit_id].name, f"{x.score:.1f}", x.grade.zh, x.trend.zh]
         for i, x in enumerate(ranked, 1)], [14 * mm, 86 * mm, 22 * mm, 18 * mm, 30 * mm]))
     story.append(Paragraph("红色单位及原因", _style(12)))
     reds = [x for x in ranked if x.grade == Grade.RED]

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, delete, select
@@ -28,20 +28,29 @@ from firewatch.supervision.indicators import Indicators, Period, compute, previo
 from firewatch.supervision.score_settings import ScoreSettings
 
 
-class Grade(StrEnum):
-    GREEN = "green"
-    YELLOW = "yellow"
-    RED = "red"
+class Labelled(StrEnum):
+    """A value stored and served in English that reports print in Chinese: each member carries its label (`.zh`)."""
+
+    zh: str
+
+    def __new__(cls, value: str, zh: str) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.zh = zh
+        return member
 
 
-GRADE_ZH = {Grade.GREEN: "绿", Grade.YELLOW: "黄", Grade.RED: "红"}
+class Grade(Labelled):
+    GREEN = "green", "绿"
+    YELLOW = "yellow", "黄"
+    RED = "red", "红"
 
 
-class Trend(StrEnum):
-    UP = "up"
-    DOWN = "down"
-    FLAT = "flat"
-    NEW = "new"
+class Trend(Labelled):
+    UP = "up", "上升"
+    DOWN = "down", "下降"
+    FLAT = "flat", "持平"
+    NEW = "new", "首次评分"
     """No score for the previous month."""
 
 
@@ -146,7 +155,7 @@ class Score:
 
     def as_dict(self) -> dict[str, Any]:
         return {"unit_id": self.unit_id, "period": self.period, "score": self.score, "grade": self.grade.value,
-                "grade_zh": GRADE_ZH[self.grade], "trend": self.trend.value, "previous": self.previous,
+                "grade_zh": self.grade.zh, "trend": self.trend.value, "previous": self.previous,
                 "breakdown": self.breakdown, "reasons": [asdict(r) for r in self.reasons],
                 "indicators": self.indicators, "inputs_version": self.inputs_version}
 
