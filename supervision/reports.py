@@ -131,6 +131,8 @@ class UnitMonth:
     unit: Unit
     period: Period
     score: Score
+    district_name: str
+    """The unit's district as people say it (锦江区), from the district registry; its code when unnamed."""
     alerts: list[Alert] = field(default_factory=list)
     hazards: list[HazardOrder] = field(default_factory=list)
 
@@ -160,7 +162,10 @@ async def gather_units(store: Store, influx: Influx | None, config: SupervisionC
         hazards = (await s.execute(select(HazardOrder).where(
             HazardOrder.unit_id.in_(ids), HazardOrder.opened_ms < period.end_ms)
             .order_by(HazardOrder.opened_ms))).scalars().all()
-    out = {x.unit_id: UnitMonth(units[x.unit_id], period, x) for x in scores}
+        names = dict((await s.execute(select(District.code, District.name).where(
+            District.code.in_({u.district for u in units.values()})))).all())
+    out = {x.unit_id: UnitMonth(units[x.unit_id], period, x, names.get(units[x.unit_id].district)
+                                or units[x.unit_id].district) for x in scores}
     for u, a in alerts:
         out[u].alerts.append(a)
     for h in hazards:
@@ -242,7 +247,7 @@ def render_unit(m: UnitMonth, config: SupervisionConfig) -> bytes:
     s, u = m.score, m.unit
     story: list[Any] = [
         Paragraph(f"{u.name} 消防安全月度报告（{_month_zh(m.period)}）", _style(16)),
-        Paragraph(f"统一社会信用代码 {u.credit_code}　辖区 {u.district}　地址 {u.address or '—'}", _style(9)),
+        Paragraph(f"统一社会信用代码 {u.credit_code}　辖区 {m.district_name}　地址 {u.address or '—'}", _style(9)),
         Spacer(1, 4 * mm),
         Paragraph(f"综合评分 {s.score:.1f} 分　等级 {s.grade.zh}色　趋势 {s.trend.zh}"
                   + (f"（上月 {s.previous:.1f} 分）" if s.previous is not None else ""),

@@ -32,6 +32,7 @@ from playwright.sync_api import Browser, expect
 from pypdf import PdfReader
 
 from firewatch.contract.db import open_store
+from firewatch.simulators.citymap import DISTRICTS_FILE
 from firewatch.supervision import Grade, InspectionResult, Unit, month
 from firewatch.supervision.draws import Candidate, pick
 from firewatch.supervision.score_settings import InspectionSettings
@@ -132,7 +133,9 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
     assert shop["unit_id"] not in nxt["result"] and len(nxt["result"]) == 3
     assert w.unit_a.get("/api/v1/scores", params={"month": MARCH}).status_code == 403
 
-    # The monthly PDFs say the API's numbers, in Chinese.
+    # The monthly PDFs say the API's numbers, in Chinese, and the district by its registered name.
+    named = w.admin.put("/api/v1/districts", content=DISTRICTS_FILE.read_bytes(), headers={"content-type": "text/csv"})
+    assert named.status_code == 200, named.text
     ARTIFACTS.mkdir(exist_ok=True)
     texts = {}
     for name, path in (("district", f"/api/v1/reports/districts/{DISTRICT}.pdf"),
@@ -150,6 +153,7 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
     for name, s in (("shop", shop), ("mall", mall)):
         text, x = texts[name], s["indicators"]
         assert f"综合评分 {s['score']:.1f} 分 等级 {s['grade_zh']}色" in text, text
+        assert "辖区 锦江区" in text and "辖区 510104" not in text, text
         assert f"设施完好率\n{x['integrity_rate']:.1%}" in text
         assert f"故障次数 / 月末未修复\n{x['faults']} / {x['faults_open']}" in text
         assert all(f"· {r['zh']}" in text for r in s["reasons"]), (s["reasons"], text)
