@@ -14,6 +14,9 @@ still open, and picks up operators' changes from the audit trail (`sync`).
   `flap.window_s` resolves only after its condition stayed clear `flap.hold_s`.
 - An alert an operator resolved while its condition persists is not raised
   again until the condition clears and returns (or gets worse).
+- A signal whose alert the store refused (see `apply`) raises it at the
+  condition's next signal: a panel's later alarms of the same incident are
+  only evidence to its detector, and without this they would wait for a reset.
 - Silences mute notification, never recording: the alert is stored, streamed
   and published as usual, with `AlertChange.silenced` set for the notify stages.
 """
@@ -68,6 +71,7 @@ class _Memory:
     held: dict[str, int]
     alerts: dict[str, dict[str, Any]]
     fired_at: dict[str, deque[int] | None]
+    unraised: set[str]
 
 
 def _columns(alert: Alert) -> dict[str, Any]:
@@ -120,6 +124,8 @@ class Lifecycle:
         self.audit_cursor = 0
         self.refused = 0
         """Signals the store refused on their own (see `apply`)."""
+        self.unraised: set[str] = set()
+        """Fingerprints whose condition holds but whose alert the store refused: raised at the next signal."""
 
     async def load(self) -> list[Alert]:
         """Reload the open alerts (newest per fingerprint) and the audit position; returns them."""
@@ -170,6 +176,8 @@ class Lifecycle:
             if len(decisions) == 1:
                 self.refused += 1
                 s = decisions[0].signal
+                if s.severity is not None and s.fingerprint not in self.open:
+                    self.unraised.add(s.fingerprint)
                 log.error("alerting: the store refused %s for %s: %s", s.rule,
                           s.fingerprint, str(exc.orig).splitlines()[0] if exc.orig else exc)
                 return []
@@ -185,10 +193,10 @@ class Lifecycle:
         touched = {d.signal.fingerprint for d in decisions}
         alerts = {fp: {k: getattr(a, k) for k in columns} for fp in touched if (a := self.open.get(fp)) is not None}
         fired = {fp: deque(t, t.maxlen) if (t := self.fired_at.get(fp)) is not None else None for fp in touched}
-        return _Memory(dict(self.open), dict(self.held), alerts, fired)
+        return _Memory(dict(self.open), dict(self.held), alerts, fired, set(self.unraised))
 
     def _restore(self, memory: _Memory) -> None:
-        self.open, self.held = memory.open, memory.held
+        self.open, self.held, self.unraised = memory.open, memory.held, memory.unraised
         for fp, values in memory.alerts.items():
             for k, v in values.items():
                 setattr(self.open[fp], k, v)
@@ -202,9 +210,10 @@ class Lifecycle:
         s = d.signal
         fp = s.fingerprint
         alert = self.open.get(fp)
-        if s.annotate:
+        if s.annotate and fp not in self.unraised:
             return self._update(alert, d, "evidence") if alert is not None else None
         if s.severity is None:
+            self.unraised.discard(fp)
             if alert is None:
                 return None
             fired = self.fired_at.get(fp, ())
@@ -226,6 +235,7 @@ class Lifecycle:
             reasons=list(d.reasons or []), started_ms=s.ts_ms, last_seen_ms=s.ts_ms,
         )
         self.open[fp] = alert
+        self.unraised.discard(fp)
         return _Op(ChangeKind.FIRED, alert, parent=self.open.get(d.group) if d.group else None)
 
     def _update(self, alert: Alert, d: Decision, why: str) -> _Op | None:
