@@ -33,9 +33,9 @@ from firewatch.contract.topics import ALERTS, DEVICE_RE, DISTRICT_RE, PREFIX
 
 ITERATIONS = 101
 SALT_BYTES = 12
-SERVICE_ACCOUNTS = ("firewatch", "simulator")
+SERVICE_ACCOUNTS = ("firewatch", "simulator", "alerts")
 """Broker users that are not devices: their password lines are kept as they are (the broker's
-entrypoint writes them), and their rights are SERVICE_ACL's."""
+entrypoint writes them), their rights are SERVICE_ACL's, and no device may take their names."""
 SERVICE_ACL = f"""# Written by firewatch from the device registry (contract/credentials.py); edits are overwritten.
 # Reloaded on SIGHUP.
 
@@ -53,6 +53,11 @@ topic readwrite firewatch/gateway/#
 user simulator
 topic write {PREFIX}/+/+/+
 topic deny {PREFIX}/{ALERTS}/#
+
+# Outside systems (a city's emergency platform, a building's BMS) read firewatch's alerts
+# and publish nothing: what they read under {PREFIX}/{ALERTS}/ can only be firewatch's.
+user alerts
+topic read {PREFIX}/{ALERTS}/#
 """
 
 
@@ -100,7 +105,7 @@ def device_acl(devices: list[Device]) -> str:
     blocks = [SERVICE_ACL]
     for d in sorted(devices, key=lambda d: d.id):
         if d.retired_ms is None and d.mqtt_password_hash and DEVICE_RE.fullmatch(d.id) \
-                and DISTRICT_RE.fullmatch(d.district):
+                and DISTRICT_RE.fullmatch(d.district) and d.id not in SERVICE_ACCOUNTS:
             blocks.append(f"user {d.id}\ntopic write {PREFIX}/{d.district}/{d.id}/#\n")
     return "\n".join(blocks)
 
@@ -128,7 +133,8 @@ async def sync_broker_auth(store: Store, password_file: Path) -> int:
     async with store.session() as s:
         devices = list((await s.scalars(select(Device))).all())
     admitted = {d.id: d.mqtt_password_hash for d in devices
-                if d.retired_ms is None and d.mqtt_password_hash and ":" not in d.id}
+                if d.retired_ms is None and d.mqtt_password_hash and ":" not in d.id
+                and d.id not in SERVICE_ACCOUNTS}
     lines = password_file.read_text(encoding="utf-8").splitlines() if password_file.exists() else []
     kept = [ln for ln in lines if ln.split(":", 1)[0] in SERVICE_ACCOUNTS]
     kept += [f"{user}:{hashed}" for user, hashed in sorted(admitted.items())]
@@ -177,6 +183,8 @@ async def register_device(
     """
     if not DEVICE_RE.fullmatch(device.id):
         raise ValueError(f"device id {device.id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if device.id in SERVICE_ACCOUNTS:
+        raise ValueError(f"device id {device.id!r} is a broker service account's name")
     if not DISTRICT_RE.fullmatch(device.district):
         raise ValueError(f"district {device.district!r} must match [a-z0-9-]{{1,32}}")
     if device.kind not in SPECS:

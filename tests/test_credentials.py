@@ -177,6 +177,56 @@ async def test_real_broker_admits_each_device_to_its_own_topics_only_and_forgets
         broker.stop()
 
 
+async def test_an_outside_system_reading_alerts_sees_only_those_firewatch_published(tmp_path: Path) -> None:
+    """How a consumer trusts fire/v1/_alerts/: it reads as `alerts`, and the generated ACL lets only
+    the firewatch account write there. A device, the demo fleet and the reader itself are refused
+    (PUBACK 135), so the reader gets the service's alerts and nothing forged between them."""
+    store_url = f"sqlite:///{tmp_path}/firewatch.db"
+    pw_file = tmp_path / "auth" / "passwd"
+    accounts = {name: new_credentials(name) for name in ("firewatch", "simulator", "alerts")}
+    for c in accounts.values():
+        write_password_line(pw_file, c.username, c.hash)
+    dev = await register_device(store_url, Device(id="dev1", kind="panel", district="d1"), pw_file, "t")
+    broker = AuthMosquitto(tmp_path / "broker", pw_file)
+    broker.start()
+    clients: list[mqtt.Client] = []
+    try:
+        connected = {name: _connect(broker.port, c.username, c.password) for name, c in
+                     {**accounts, "dev1": dev}.items()}
+        clients += [c for c, _ in connected.values()]
+        assert {name: code for name, (_, code) in connected.items()} == dict.fromkeys(connected, 0)
+        reader = connected["alerts"][0]
+        received: list[tuple[str, bytes]] = []
+        subscribed = threading.Event()
+        reader.on_message = lambda _c, _u, msg: received.append((msg.topic, msg.payload))
+        reader.on_subscribe = lambda *_: subscribed.set()
+        reader.subscribe("fire/v1/#", qos=1)
+        assert subscribed.wait(10)
+
+        topic = "fire/v1/_alerts/d1/dev1/fire"
+        for forger in ("dev1", "simulator", "alerts"):
+            assert _publishes(connected[forger][0], topic) == 135, f"{forger} may not publish alerts"
+        assert _publishes(connected["dev1"][0], "fire/v1/d1/dev1/event") == 0  # not the reader's to see
+        for _ in range(2):
+            assert _publishes(connected["firewatch"][0], topic) == 0
+        wait_for(lambda: len(received) >= 2)
+        assert [t for t, _ in received] == [topic, topic]
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
+        broker.stop()
+
+
+async def test_no_device_takes_a_service_accounts_name(tmp_path: Path) -> None:
+    """A device registered as `firewatch` would share the service's login and its right to publish alerts."""
+    for name in ("firewatch", "simulator", "alerts"):
+        with pytest.raises(ValueError, match="service account"):
+            await register_device(f"sqlite:///{tmp_path}/firewatch.db",
+                                  Device(id=name, kind="panel", district="d1"), tmp_path / "passwd", "t")
+    assert not (tmp_path / "passwd").exists()
+
+
 def _cli(*args: str, store_url: str) -> Any:
     from typer.testing import CliRunner
 

@@ -14,6 +14,10 @@ mosquitto_passwd -b "$auth/passwd" firewatch "$MQTT_SERVICE_PASSWORD"
 if [ -n "${MQTT_SIMULATOR_PASSWORD:-}" ]; then
     mosquitto_passwd -b "$auth/passwd" simulator "$MQTT_SIMULATOR_PASSWORD"
 fi
+# Outside systems read alerts (fire/v1/_alerts/#) as `alerts`, and nothing else.
+if [ -n "${MQTT_ALERTS_PASSWORD:-}" ]; then
+    mosquitto_passwd -b "$auth/passwd" alerts "$MQTT_ALERTS_PASSWORD"
+fi
 # No device is admitted until firewatch writes the ACL from the registry.
 [ -f "$auth/acl" ] || cp /mosquitto/config/acl "$auth/acl"
 certs=/mosquitto/certs
