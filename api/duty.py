@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import aiomqtt
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -18,6 +17,7 @@ from firewatch.api.auth import Operator, Viewer
 from firewatch.api.context import Ctx
 from firewatch.api.errors import ApiError
 from firewatch.api.fields import DeviceId, District, Limit, Site
+from firewatch.contract.mqtt import MqttError
 from firewatch.gateway import DutyCheck, DutyRequest
 from firewatch.gateway.publisher import request_duty_check
 
@@ -56,7 +56,7 @@ async def send_duty_check(body: DutyCheckIn, c: Ctx, who: Operator) -> DutyCheck
     req = DutyRequest(uuid.uuid4().hex[:16], who.name, body.device_id, body.district, body.site or None)
     try:
         await request_duty_check(c.settings.mqtt, req)
-    except aiomqtt.MqttError as exc:
+    except MqttError as exc:
         raise ApiError(503, f"the broker did not take the duty check: {exc}") from None
     scope = (f"device {body.device_id}" if body.device_id else f"site {body.site}" if body.site
              else f"district {body.district}" if body.district else "all connected devices")

@@ -8,8 +8,13 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
+from firewatch.contract.mqtt import MqttError
 from firewatch.contract.settings import Settings
+from firewatch.gateway import DutyRequest
+from firewatch.gateway.publisher import request_duty_check
+from firewatch.services import free_port
 from firewatch.simulators.gb26875 import TransmissionDevice
 from tests import test_api_server
 from tests.test_api_server import ApiThread, tokens
@@ -68,3 +73,12 @@ async def test_a_duty_check_from_the_api_reaches_the_sites_control_room_and_is_r
             "P-9", "510107", "answered", "operator-tester")
         assert 0.3 < row["response_s"] < 5
         assert device.duty_checks == 1
+
+
+async def test_a_duty_check_asked_while_the_broker_is_away_fails_at_once_naming_it(settings: Settings) -> None:
+    """The api answers 503 from this error; the operator is told, not kept waiting for the broker."""
+    away = settings.mqtt.model_copy(update={"port": free_port(), "connect_timeout_s": 5.0})
+    started = time.monotonic()
+    with pytest.raises(MqttError, match=f"127.0.0.1:{away.port}"):
+        await request_duty_check(away, DutyRequest("r1", "operator", None, None, None))
+    assert time.monotonic() - started < away.connect_timeout_s
