@@ -14,12 +14,18 @@ from firewatch.contract.rules import RULES
 SCENARIO = Path(__file__).parent.parent / "bench" / "scenarios" / "gateway.yaml"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_panels_through_the_gateway_are_detected_ranked_and_never_silent() -> None:
+    """The targets ci.yaml meets, met through the gateway: a day commissioned before the window, so
+    the learned detectors see a fire's warm cables (fire_heat) and call nothing else abnormal."""
     r = await evaluate(SCENARIO)
+    assert r["targets_met"], (r["missed_targets"], r["false_alerts_by_rule"])
+    assert r["false_alerts_per_device_day"] <= 0.01, r["false_alerts_by_rule"]
     types = r["incident_types"]
+    assert {"panel_fire", "false_alarm", "panel_fault", "silent", "fire_heat"} <= types.keys()
+    for itype, row in types.items():
+        assert row["recall"] == 1.0, (itype, row)
     for itype in ("panel_fire", "false_alarm", "panel_fault", "silent"):
-        assert types[itype]["recall"] == 1.0, (itype, types[itype])
         assert types[itype]["precision"] == 1.0, (itype, types[itype])
     assert types["panel_fire"]["delay_s_max"] <= 10, "GB 26875.1: at the center within 10 s"
     ranking = r["panel_fire_ranking"]
