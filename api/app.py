@@ -78,11 +78,12 @@ def create_app(settings: Settings) -> FastAPI:
         # The same secret as the acknowledge links; the purpose in the key keeps the two apart.
         notifying = notify_config(settings)
         app.state.hazard_links = HazardLinks(notifying.secret, settings.api.public_url,
-                                             int(supervision.link_valid_h * 3_600_000))
+                                             int(supervision.link_valid_h * 3_600_000), store)
         supervisor = Supervisor(store, supervision, NotifyMessenger(notifying), settings.api.public_url, influx,
                                 links=app.state.hazard_links)
         app.state.supervision = Runtime(
-            supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes)
+            supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes),
+            app.state.hazard_links,
         )
         p = supervision.public
         app.state.public_limits = Limits(p.per_address_per_hour, p.per_phone_per_day, p.total_per_minute)

@@ -134,7 +134,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         token = bearer.credentials if bearer else cookie
         link = request.cookies.get(LINK_COOKIE)
         if not token and link:
-            return _link_principal(request, link, role)
+            return await _link_principal(request, link, role)
         if not token:
             raise ApiError(401, "an API token is required (Authorization: Bearer ... or log in)")
         who = await request.app.state.auth.principal(token)
@@ -147,10 +147,10 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-def _link_principal(request: Request, link: str, role: Role) -> Principal:
+async def _link_principal(request: Request, link: str, role: Role) -> Principal:
     """The holder of a tapped hazard link: a scoped role, so it passes only where a unit token would."""
     try:
-        p = request.app.state.hazard_links.read(link, now_ms())
+        p = await request.app.state.hazard_links.read(link, now_ms())
     except LinkError as err:
         raise ApiError(401, f"the one-tap link is {err.problem.value.replace('_', ' ')}; tap the link "
                             "in a newer message or sign in with a token") from None

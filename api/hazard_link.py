@@ -3,13 +3,14 @@
 A genuine, current link sets an HttpOnly cookie holding the token and sends the phone
 on to `/m#hazard={id}`; from then on the phone page sees that order alone, and may act
 on it as the unit's or the company's person the link was signed for (api/auth.py,
-api/scope.py). A forged, cut-off, expired or another order's link gets a page that
-says which, in Chinese and English, and signs nothing in.
+api/scope.py). A forged, cut-off, expired, revoked or another order's link gets a page
+that says which, in Chinese and English, and signs nothing in.
 """
 
 from __future__ import annotations
 
 import html
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from firewatch.api.auth import LINK_COOKIE
 from firewatch.contract.db import now_ms
 from firewatch.contract.links import LinkError, LinkProblem
+from firewatch.supervision import TZ, LinkRevoked
 
 router = APIRouter(include_in_schema=False)
 PROBLEM = {
@@ -26,12 +28,17 @@ PROBLEM = {
                            "This order link is not valid (edited or cut off)."),
     LinkProblem.OTHER_SUBJECT: ("此链接属于工单 #{other}，不能打开工单 #{order}。",
                                 "This link belongs to order #{other}; it does not open order #{order}."),
+    LinkProblem.REVOKED: ("此工单链接已于 {at} 被监控中心撤销，不能再使用。如仍需处理此工单，请联系消防监控中心。",
+                          ("This order link was revoked by the monitoring center on {at}. If you still work on "
+                           "this order, ask the center.")),
 }
 
 
 def _problem(err: LinkError, order_id: int) -> HTMLResponse:
     other = err.signed.subject if err.signed else 0
-    zh, en = (text.format(other=other, order=order_id) for text in PROBLEM[err.problem])
+    at = (datetime.fromtimestamp(err.at_ms / 1000, TZ).strftime("%Y-%m-%d %H:%M")
+          if isinstance(err, LinkRevoked) else "")
+    zh, en = (text.format(other=other, order=order_id, at=at) for text in PROBLEM[err.problem])
     doc = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width,initial-scale=1">'
            '<meta name="robots" content="noindex"><meta name="referrer" content="no-referrer">'
@@ -39,7 +46,8 @@ def _problem(err: LinkError, order_id: int) -> HTMLResponse:
            f'<body class="phone"><main><section class="panel" id="problem"><h2>{html.escape(zh)}</h2>'
            f'<p class="muted" lang="en">{html.escape(en)}</p>'
            '<p><a href="/m">用登录令牌登录 Sign in with a token</a></p></section></main></body></html>')
-    return HTMLResponse(doc, status_code=410 if err.problem is LinkProblem.EXPIRED else 403,
+    gone = err.problem in (LinkProblem.EXPIRED, LinkProblem.REVOKED)
+    return HTMLResponse(doc, status_code=410 if gone else 403,
                         headers={"Cache-Control": "no-store"})
 
 
@@ -47,7 +55,7 @@ def _problem(err: LinkError, order_id: int) -> HTMLResponse:
 async def open_order(order_id: int, token: str, request: Request) -> Response:
     now = now_ms()
     try:
-        p = request.app.state.hazard_links.verify(order_id, token, now)
+        p = await request.app.state.hazard_links.verify(order_id, token, now)
     except LinkError as err:
         return _problem(err, order_id)
     to = RedirectResponse(f"/m#hazard={order_id}", status_code=303, headers={"Cache-Control": "no-store"})

@@ -23,13 +23,16 @@ from firewatch.api.fields import IdPath, Note
 from firewatch.api.scope import Scope, Seen
 from firewatch.api.supervision_runtime import Rt
 from firewatch.api.units import visible_unit
+from firewatch.contract.db import now_ms
 from firewatch.supervision import (
     ASSIGNEE_STATES,
     Action,
     HazardCategory,
+    HazardLink,
     HazardOrder,
     HazardSeverity,
     HazardState,
+    LinkGone,
     MoveError,
     PhotoError,
     Unit,
@@ -206,6 +209,46 @@ async def open_hazard(body: HazardIn, c: Ctx, rt: Rt, who: Operator) -> HazardPa
         await c.store.audit(s, who.name, "open", f"hazard:{o.id}", after="dispatched", note=body.note,
                             photos=body.photos, at=now)
     return await _page(c, rt, o)
+
+
+class LinkOut(BaseModel):
+    """A one-tap link sent for an order: to whom, when, until when, and whether the center revoked it."""
+
+    id: int
+    role: str
+    person: str
+    sent_ms: int
+    expires_ms: int
+    revoked_ms: int | None
+    revoked_by: str
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Note = ""
+
+
+def link_out(row: HazardLink) -> LinkOut:
+    return LinkOut(id=row.id, role=row.role, person=row.person, sent_ms=row.sent_ms, expires_ms=row.expires_ms,
+                   revoked_ms=row.revoked_ms, revoked_by=row.revoked_by)
+
+
+@router.get("/hazards/{order_id}/links", response_model=list[LinkOut],
+            summary="The one-tap links sent for an order (wall-clock times), revoked or not")
+async def list_links(order_id: IdPath, c: Ctx, rt: Rt, who: Operator) -> list[LinkOut]:
+    await _visible(c, Scope(who, None), order_id)
+    return [link_out(row) for row in await rt.links.sent(order_id)]
+
+
+@router.post("/hazards/{order_id}/links/{link_id}/revoke", response_model=LinkOut,
+             summary="Revoke one link (its holder is refused at once; every other link keeps working), audited")
+async def revoke_link(order_id: IdPath, link_id: IdPath, body: RevokeIn, c: Ctx, rt: Rt, who: Operator) -> LinkOut:
+    await _visible(c, Scope(who, None), order_id)
+    try:
+        row = await rt.links.revoke(order_id, link_id, who.name, now_ms(), await rt.supervisor.now(), body.reason)
+    except LinkGone as exc:
+        raise ApiError(404, str(exc)) from None
+    return link_out(row)
 
 
 class PhotoOut(BaseModel):

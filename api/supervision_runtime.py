@@ -1,4 +1,5 @@
-"""What the supervision endpoints share inside the api process: settings, the supervisor, photos; and the
+"""What the supervision endpoints share inside the api process: settings, the supervisor, photos, the one-tap
+links; and the
 supervisor's messenger over notify's channels (supervision may not import notify, the api may)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from fastapi import Depends, Request
 
 from firewatch.notify import NotifyConfig, try_channels
 from firewatch.notify import Outgoing as Page
-from firewatch.supervision import Outgoing, PhotoStore, SupervisionConfig, Supervisor
+from firewatch.supervision import HazardLinks, Outgoing, PhotoStore, SupervisionConfig, Supervisor
 
 
 @dataclass(slots=True)
@@ -18,6 +19,7 @@ class Runtime:
     config: SupervisionConfig
     supervisor: Supervisor
     photos: PhotoStore
+    links: HazardLinks
 
 
 def _runtime(request: Request) -> Runtime:

@@ -179,7 +179,7 @@ async def _apply(s: Any, unit: Unit, body: UnitIn) -> None:
     if body.company_id is not None and await s.get(MaintenanceCompany, body.company_id) is None:
         raise ApiError(422, f"maintenance company {body.company_id} does not exist")
     for key in ("name", "credit_code", "category", "address", "district", "grid", "latitude", "longitude",
-                "company_id", "department", "department_channels"):
+                "company_id", "department"):
         setattr(unit, key, getattr(body, key))
     s.add(unit)
     await s.flush()

@@ -150,6 +150,9 @@ class Alert(Base):
     device_id: Mapped[str] = mapped_column(String(DEVICE_ID_CHARS), default="", index=True)
     district: Mapped[str] = mapped_column(String(DISTRICT_CHARS), default="", index=True)
     site: Mapped[str] = mapped_column(String(128), default="", index=True)
+    department: Mapped[str] = mapped_column(String(200), default="")
+    """The supervising department (行业主管部门) of the unit a supervision alert concerns, for notify's
+    routes (`department = [...]`); empty for detection alerts."""
     zone: Mapped[str] = mapped_column(String(ZONE_CHARS), default="")
     loop: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """A panel alert's loop and point (回路、点位): the detector the duty officer walks to."""

@@ -20,6 +20,8 @@ class LinkProblem(StrEnum):
     EXPIRED = "expired"
     TAMPERED = "tampered"
     OTHER_SUBJECT = "other_subject"
+    REVOKED = "revoked"
+    """Genuine and current, but withdrawn on its own by whoever keeps the links (the signer cannot tell)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from pydantic import (
 from firewatch.contract.db import Severity
 from firewatch.contract.settings import Settings, SettingsError
 
-MATCH_FIELDS = ("severity", "kind", "district", "site")
-GROUP_FIELDS = ("district", "site", "kind", "rule", "device_id", "zone", "severity")
+MATCH_FIELDS = ("severity", "kind", "district", "site", "department")
+GROUP_FIELDS = ("district", "site", "department", "kind", "rule", "device_id", "zone", "severity")
 
 
 class _Model(BaseModel):
@@ -66,6 +66,8 @@ class Route(_Model):
     kind: list[str] = []
     district: list[str] = []
     site: list[str] = []
+    department: list[str] = []
+    """Supervising departments (行业主管部门) as the units name them: a unit's overdue hazard orders."""
     steps: list[Step] = Field(min_length=1)
     repeat: int = Field(3, ge=1, le=100)
     """How many times the whole chain runs while nobody acknowledges."""

@@ -5,11 +5,12 @@ from firewatch.supervision.config import SupervisionConfig, load
 from firewatch.supervision.credit_code import CreditCodeError, validate
 from firewatch.supervision.draws import Draw, Inspection, InspectionResult, draw, replay
 from firewatch.supervision.hazards import Acted, act, history, still_failing
-from firewatch.supervision.indicators import Indicators, Period, compute, day, month, rolling30
-from firewatch.supervision.links import HazardLinks, HazardPass
+from firewatch.supervision.indicators import TZ, Indicators, Period, compute, day, month, rolling30
+from firewatch.supervision.links import HazardLinks, HazardPass, LinkGone, LinkRevoked
 from firewatch.supervision.messages import Messenger, Outgoing
 from firewatch.supervision.models import (
     Contact,
+    HazardLink,
     HazardOrder,
     MaintenanceCompany,
     TokenScope,
@@ -55,6 +56,7 @@ __all__ = [
     "CENTER",
     "CSV_COLUMNS",
     "OPEN_STATES",
+    "TZ",
     "Acted",
     "Action",
     "CompanyIn",
@@ -66,6 +68,7 @@ __all__ = [
     "Draw",
     "Grade",
     "HazardCategory",
+    "HazardLink",
     "HazardLinks",
     "HazardOrder",
     "HazardPass",
@@ -74,6 +77,8 @@ __all__ = [
     "Indicators",
     "Inspection",
     "InspectionResult",
+    "LinkGone",
+    "LinkRevoked",
     "MaintenanceCompany",
     "Messenger",
     "MoveError",

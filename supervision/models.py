@@ -45,8 +45,8 @@ class Unit(Base):
         ForeignKey("sv_companies.id", ondelete="SET NULL"), nullable=True, index=True
     )
     department: Mapped[str] = mapped_column(String(200), default="")
-    """行业主管部门, the supervising department overdue orders escalate to."""
-    department_channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """行业主管部门, the supervising department overdue orders escalate to: notify's routes name it
+    (`department = [...]`) with the department's channels, written once for all its units."""
     created_ms: Mapped[int] = mapped_column(default=now_ms)
     retired_ms: Mapped[int | None] = mapped_column(nullable=True)
 
@@ -116,6 +116,23 @@ class HazardOrder(Base):
     """What the reporter of a public report sees: the center's last word on it."""
     updated_ms: Mapped[int] = mapped_column(default=now_ms, onupdate=now_ms, index=True)
     __table_args__ = (Index("ix_sv_hazards_open", "device_id", "category", "state"),)
+
+
+class HazardLink(Base):
+    """A one-tap link sent to one person for one order (supervision/links.py), kept so that one link can be
+    revoked (an engineer who left the company) while every other link keeps working."""
+
+    __tablename__ = "sv_hazard_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("sv_hazards.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    person: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 of the token: the link itself is only in the message."""
+    sent_ms: Mapped[int] = mapped_column()
+    expires_ms: Mapped[int] = mapped_column()
+    revoked_ms: Mapped[int | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[str] = mapped_column(String(128), default="")
 
 
 class TokenScope(Base):

@@ -97,7 +97,6 @@ class UnitIn(_In):
     )
     company_id: int | None = Field(None, ge=1, le=2**62)
     department: Text = ""
-    department_channels: list[Channel] = Field(default_factory=list, max_length=10)
     contacts: list[ContactIn] = Field(default_factory=list, max_length=50)
 
     @field_validator("credit_code")

@@ -16,12 +16,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import and_, exists, false, func, or_, select, update
 
 from firewatch.contract.db import OPEN_STATES, Alert, AlertState, ChangeKind, Severity, Store
 from firewatch.contract.influx import Influx
-from firewatch.contract.rules import HAZARD, HAZARD_KIND, LABELS_ZH
+from firewatch.contract.rules import HAZARD, HAZARD_KIND, LABELS_ZH, summary_zh
 from firewatch.supervision.clock import Clock
 from firewatch.supervision.config import SupervisionConfig
 from firewatch.supervision.hazards import (
@@ -31,6 +32,7 @@ from firewatch.supervision.hazards import (
     SEVERITY,
     SOURCE_RULES,
 )
+from firewatch.supervision.indicators import TZ
 from firewatch.supervision.links import HazardLinks
 from firewatch.supervision.messages import Messenger, Outgoing
 from firewatch.supervision.models import Contact, HazardOrder, MaintenanceCompany, Unit, UnitSite
@@ -40,13 +42,14 @@ log = logging.getLogger(__name__)
 ACTOR = "supervision"
 OVERDUE = HAZARD[0]
 LABEL = {
-    HazardCategory.FAULT_UNREPAIRED: "故障超时未修复 fault unrepaired",
-    HazardCategory.SHIELDED: "点位长期屏蔽 points shielded too long",
-    HazardCategory.PRESSURE_LOW: "消防水压长时间低于下限 fire water pressure below its floor",
-    HazardCategory.OFFLINE: "设备离线超过一天 device offline",
-    HazardCategory.FALSE_ALARMS: "误报过多 too many false alarms",
-    HazardCategory.DUTY_CHECK: "消防控制室查岗未应答 control room missed a duty check",
+    HazardCategory.FAULT_UNREPAIRED: "故障超时未修复",
+    HazardCategory.SHIELDED: "点位长期屏蔽",
+    HazardCategory.PRESSURE_LOW: "消防水压长时间低于下限",
+    HazardCategory.OFFLINE: "设备离线超过一天",
+    HazardCategory.FALSE_ALARMS: "误报过多",
+    HazardCategory.DUTY_CHECK: "消防控制室查岗未应答",
 }
+"""An order's title begins with its kind in Chinese: titles are printed in the monthly reports."""
 
 
 class Supervisor:
@@ -110,7 +113,7 @@ class Supervisor:
             for a in alerts:
                 order = await self._open(category, a.device_id, a.site, a.district, f"alert:{a.id}",
                                          a.id, a.started_ms + self.config.hold_ms(category),
-                                         f"{LABEL[category]}: {a.device_id} {a.summary}".strip())
+                                         _title(category, a))
                 if order is not None:
                     opened.append(order)
         return opened
@@ -132,7 +135,7 @@ class Supervisor:
             order = await self._open(
                 HazardCategory.FALSE_ALARMS, device_id, site, district,
                 f"false_alarms:{device_id}:{now // DAY_MS}", None, now,
-                f"{LABEL[HazardCategory.FALSE_ALARMS]}: {device_id} {n} 次/24 h",
+                f"{LABEL[HazardCategory.FALSE_ALARMS]}：{device_id} 24 小时内误报 {n} 次",
             )
             if order is not None:
                 opened.append(order)
@@ -164,7 +167,7 @@ class Supervisor:
                 recent.state, recent.deadline_ms, recent.escalated_ms = HazardState.REOPENED, deadline, None
                 recent.closed_ms, recent.source_key, recent.alert_id = None, key, alert_id
                 await self.store.audit(s, "supervision", "reopen", f"hazard:{recent.id}", before="closed",
-                                       after="reopened", note=f"the condition is back: {title}", at=at_ms)
+                                       after="reopened", note=f"隐患复现：{title}", at=at_ms)
                 return recent
             unit_id = await s.scalar(select(UnitSite.unit_id).where(UnitSite.site == site)) if site else None
             order = HazardOrder(
@@ -178,11 +181,11 @@ class Supervisor:
                                    category=str(category), severity=str(severity), source=key, at=at_ms)
         return order
 
-    def link(self, order: HazardOrder, role: str, person: str) -> str:
+    async def link(self, order: HazardOrder, role: str, person: str) -> str:
         """The person's one-tap link to the order (supervision/links.py), or the plain page without a signer."""
         if self.links is None:
             return f"{self.public_url}/m#hazard={order.id}"
-        return self.links.url(order.id, role, person, self.wall_ms())
+        return await self.links.issue(order.id, role, person, self.wall_ms())
 
     async def _tell_assignees(self, order: HazardOrder) -> None:
         """One message per person (the unit's contacts, the company's engineers, the company's office), each
@@ -201,13 +204,13 @@ class Supervisor:
         people = [("unit" if c.unit_id else "maintenance", c.name, c.channels) for c in contacts]
         if company:
             people.append(("maintenance", company.name, company.channels))
-        deadline = time.strftime("%Y-%m-%d %H:%M", time.localtime(order.deadline_ms / 1000))
+        deadline = datetime.fromtimestamp(order.deadline_ms / 1000, TZ).strftime("%Y-%m-%d %H:%M")
         sent = failed = 0
         for role, person, channels in people:
             if not channels:
                 continue
-            link = self.link(order, role, person)
-            body = f"{order.title}\n整改期限 deadline {deadline}\n{link}"
+            link = await self.link(order, role, person)
+            body = f"{order.title}\n整改期限：{deadline}\n{link}"
             bad = await self.messenger.send(
                 Outgoing(tuple(dict.fromkeys(channels)), f"隐患工单 #{order.id}", body, link))
             sent, failed = sent + len(channels) - len(bad), failed + len(bad)
@@ -217,9 +220,10 @@ class Supervisor:
                                        sent=sent, failed=failed, at=await self.now())
 
     async def _escalate(self, now: int) -> None:
-        """An order past its deadline while with the unit raises one `hazard_overdue` alert (kind `hazard`);
-        notify routes it (the district's office, the supervising department: `[[notify.routes]]` with
-        `kind = ["hazard"]`), repeats and escalates it until someone acknowledges, and audits every send."""
+        """An order past its deadline while with the unit raises one `hazard_overdue` alert (kind `hazard`,
+        with the unit's district and supervising department); notify routes it (`[[notify.routes]]` with
+        `kind = ["hazard"]` and `district` or `department`), repeats and escalates it until someone
+        acknowledges, and audits every send."""
         async with self.store.session() as s:
             q = select(HazardOrder).where(
                 HazardOrder.state.in_(ASSIGNEE_STATES), HazardOrder.deadline_ms < now,
@@ -240,7 +244,8 @@ class Supervisor:
                     fingerprint=_overdue_fingerprint(order.id), rule=OVERDUE.name, kind=HAZARD_KIND,
                     severity=Severity.CRITICAL if order.severity == "major" else Severity.WARNING,
                     state=AlertState.FIRING, device_id=order.device_id, site=order.site,
-                    district=order.district or (unit.district if unit else ""),
+                    district=unit.district if unit else order.district,
+                    department=unit.department if unit else "",
                     summary=" · ".join(x for x in (
                         f"{LABELS_ZH[OVERDUE.label]} #{order.id} {unit.name if unit else order.site}: {order.title}",
                         unit.department if unit else "", OVERDUE.label) if x),
@@ -270,3 +275,9 @@ class Supervisor:
 
 def _overdue_fingerprint(order_id: int) -> str:
     return f"hazard:{order_id}:{OVERDUE.name}"
+
+
+def _title(category: HazardCategory, alert: Alert) -> str:
+    """`故障超时未修复：P-3 故障（1回路2号）`: the kind, the device and the alert said in Chinese."""
+    point = f"（{alert.loop}回路{alert.point}号）" if alert.loop is not None and alert.point is not None else ""
+    return f"{LABEL[category]}：{alert.device_id} {summary_zh(alert)}{point}"

@@ -35,6 +35,7 @@ SITE_A, SITE_B = "春熙商场", "锦江大厦"
 SMALL_UNITS = {"老街杂货店": "91510104MA6E00020N", "东门酒店": "91510104MA6F00030A", "西城网吧": "91510104MA6G00040X"}
 """The district's small units by name (each owns the site of its name) and their credit codes, for the
 scenarios that add them to A and B."""
+DEPARTMENT_A = "锦江区商务局"
 
 
 def pg_settings(tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD, **supervision: Any) -> Iterator[Settings]:
@@ -118,15 +119,16 @@ class World:
 
 def hazard_routes(inbox: SmtpInbox, departments: dict[str, str]) -> dict[str, Any]:
     """notify's routes as docs/supervision.md shows them: overdue orders (kind `hazard`) of the district go
-    to its fire-supervision office and, by the unit's sites, to the supervising department."""
-    routes = [{"name": f"hazard-dept-{n}", "kind": ["hazard"], "site": [site], "group_wait_s": 0, "repeat": 1,
-               "steps": [{"notify": ["channel:district-office", f"channel:dept-{n}"]}]}
-              for n, (site, _) in enumerate(departments.items())]
+    to its fire-supervision office and, by the unit's supervising department, to that department."""
+    routes = [{"name": f"hazard-dept-{n}", "kind": ["hazard"], "department": [department], "group_wait_s": 0,
+               "repeat": 1, "steps": [{"notify": ["channel:district-office", f"channel:dept-{n}"]}]}
+              for n, department in enumerate(departments)]
     return {"routes": [*routes, {"name": "hazard-district", "kind": ["hazard"], "district": [DISTRICT],
                                  "group_wait_s": 0, "repeat": 1, "steps": [{"notify": ["channel:district-office"]}]},
                        {"name": "duty", "severity": ["warning", "critical", "fire"], "steps": [{"notify": ["group:duty"]}]}],
             "channels": {"district-office": inbox.url("district@fire.example.org"),
-                         **{f"dept-{n}": inbox.url(a) for n, a in enumerate(departments.values())}}}
+                         **{f"dept-{n}": a if "://" in a else inbox.url(a)
+                            for n, a in enumerate(departments.values())}}}
 
 
 class NotifyThread:
@@ -156,9 +158,10 @@ class NotifyThread:
 
 
 def build_world(settings: Settings, inbox: SmtpInbox, departments: dict[str, str] | None = None) -> Iterator[World]:
-    """`departments`: site → the mailbox of its unit's supervising department, for notify's hazard routes."""
+    """`departments`: a supervising department as the units name it → its mailbox (or a channel URL), for
+    notify's hazard routes (unit A's 锦江区商务局 by default)."""
     settings = settings.model_copy(update={"notify": settings.notify | hazard_routes(
-        inbox, departments or {SITE_A: "dept@commerce.example.org"})})
+        inbox, departments or {DEPARTMENT_A: "dept@commerce.example.org"})})
     api = ApiThread(settings).start()
     try:
         keys = tokens(api.settings)
@@ -173,7 +176,7 @@ def build_world(settings: Settings, inbox: SmtpInbox, departments: dict[str, str
             "name": "春熙商场有限公司", "credit_code": CODE_A, "category": "key", "district": DISTRICT,
             "grid": "春熙路街道-01", "address": "成都市锦江区春熙路1号", "latitude": 30.657,
             "longitude": 104.080, "sites": [SITE_A], "company_id": company.json()["id"],
-            "department": "锦江区商务局", "department_channels": [inbox.url("dept@commerce.example.org")],
+            "department": DEPARTMENT_A,
             "contacts": [{"role": "responsible", "name": "赵总", "phone": "13900000001"},
                          {"role": "manager", "name": "钱经理", "phone": "13900000002",
                           "channels": [inbox.url("qian@mall.example.org")]}]})

@@ -35,6 +35,7 @@ from tests import supervision_world
 from tests.conftest import wait_for
 from tests.supervision_world import CODE_A, CODE_MC, DISTRICT, PNG, SITE_A, NotifyThread, World
 from tests.test_api_server import PipelineThread
+from tests.test_settings_check import firewatch, settings_file
 
 world, world_settings = supervision_world.world, supervision_world.world_settings
 
@@ -165,6 +166,50 @@ def test_an_overdue_order_raises_an_alert_that_notify_routes_to_the_department_a
         wait_for(lambda: alerts(w, rule="hazard_overdue")[0]["state"] == "resolved")
     finally:
         notify.stop()
+
+
+def test_an_overdue_order_pages_the_channel_of_the_department_the_unit_names(
+    world_settings: Any, inbox: Any, sink: Any,
+) -> None:
+    """A school under the education bureau: no route names its site, the route naming its department
+    pages the bureau's webhook; the commerce bureau (unit A's) hears nothing of it."""
+    departments = {"锦江区商务局": "dept@commerce.example.org", "锦江区教育局": f"webhook+{sink.base}/edu"}
+    for w in supervision_world.build_world(world_settings, inbox, departments):
+        school_overdue_pages_its_department(w, sink)
+
+
+def school_overdue_pages_its_department(w: World, sink: Any) -> None:
+    school = w.admin.post("/api/v1/units", json={
+        "name": "锦江区实验小学", "credit_code": "12510104MB0000010" + check_character("12510104MB0000010"),
+        "district": DISTRICT, "sites": ["实验小学"], "department": "锦江区教育局"})
+    assert school.status_code == 201, school.text
+    w.add_device("P-7", "panel", "实验小学")
+    notify = NotifyThread(w.api.settings).start()
+    try:
+        t = 1_780_000_000_000
+        w.insert_alert(rule="fault", device_id="P-7", site="实验小学", started_ms=t, loop=1, point=4,
+                       summary="fault: loop 1 point 4")
+        w.insert_alert(rule="supervisory", device_id="P-2", site="", started_ms=t + 100 * HOUR)
+        paged = wait_for(lambda: sink.at("/edu"))
+        body = orjson.loads(paged[0].body)
+        assert body["alert"]["rule"] == "hazard_overdue" and body["alert"]["department"] == "锦江区教育局"
+        assert "锦江区实验小学" in body["title"] and "故障超时未修复" in body["title"]
+        assert len(wait_for(lambda: w.inbox.to("district@fire.example.org"))) == 1
+        order = w.hazards(unit_id=school.json()["id"])[0]
+        assert order["title"] == "故障超时未修复：P-7 故障（1回路4号）"
+        assert w.inbox.to("dept@commerce.example.org") == [] and len(sink.at("/edu")) == 1
+    finally:
+        notify.stop()
+
+
+def test_a_route_matching_a_department_is_checked_like_any_route_key(tmp_path: Path) -> None:
+    settings_file(tmp_path, '[[notify.routes]]\nname = "schools"\nkind = ["hazard"]\n'
+                            'departmnt = ["锦江区教育局"]\nsteps = [{ notify = ["group:duty"] }]\n')
+    done = firewatch(tmp_path, "config", "--check")
+    assert done.returncode == 2 and "notify.routes.0.departmnt" in done.stderr, done.stderr
+    settings_file(tmp_path, '[[notify.routes]]\nname = "schools"\nkind = ["hazard"]\n'
+                            'department = ["锦江区教育局"]\nsteps = [{ notify = ["group:duty"] }]\n')
+    assert firewatch(tmp_path, "config", "--check").returncode == 0
 
 
 def test_a_control_room_that_misses_a_duty_check_is_a_hazard_until_it_answers(world: World) -> None:

@@ -1,6 +1,7 @@
 """One-tap links in the dispatch messages, tapped in real headless Chromium: the mail a maintenance
 engineer gets (real SMTP) opens their order on /m already signed in to it, and to nothing else; a
-forged, cut-off, expired or another order's link gets a page that says so and signs nothing in."""
+forged, cut-off, expired or another order's link gets a page that says so and signs nothing in; the
+center revokes one engineer's link from the board and that phone is signed out while the others work."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_forged_expired_and_another_orders_links_get_a_clear_page(world: World, 
     w = world
     order = w.operator.post("/api/v1/hazards", json={"unit_id": w.a["id"], "title": "疏散指示灯损坏"}).json()
     other = w.operator.post("/api/v1/hazards", json={"unit_id": w.b["id"], "title": "消防通道堵塞"}).json()
-    links = HazardLinks(notify_config(w.api.settings).secret, w.api.url, 3_600_000)
+    links = HazardLinks(notify_config(w.api.settings).secret, w.api.url, 3_600_000, store=None)  # type: ignore[arg-type]
     now = int(time.time() * 1000)
     good = links.token(order["id"], "unit", "钱经理", now)
     page = browser.new_page(viewport={"width": 412, "height": 915}, is_mobile=True)
@@ -90,3 +91,46 @@ def test_forged_expired_and_another_orders_links_get_a_clear_page(world: World, 
     assert ack.status_code == 403
     bad_cookie = httpx.get(f"{w.api.url}/api/v1/hazards", cookies={"firewatch_link": good[:-1] + "A"})
     assert bad_cookie.status_code == 401 and "one-tap link" in bad_cookie.json()["message"]
+
+
+def test_the_center_revokes_one_link_and_only_that_phone_loses_the_order(world: World, browser: Browser) -> None:
+    w = world
+    w.insert_alert(rule="fault", device_id="P-1", site=SITE_A, started_ms=T, summary="fault: loop 1 point 7")
+    w.insert_alert(rule="supervisory", device_id="P-2", site="", started_ms=T + 24 * HOUR + 60_000)
+    oid = wait_for(lambda: w.hazards())[0]["id"]
+    wang_url = link_in_mail(w, "wang@rongan.example.org")[0]
+    qian_url = link_in_mail(w, "qian@mall.example.org")[0]
+    sent = w.operator.get(f"/api/v1/hazards/{oid}/links").json()
+    assert {(x["person"], x["role"], x["revoked_ms"]) for x in sent} >= {("王工", "maintenance", None),
+                                                                        ("钱经理", "unit", None)}
+    assert w.unit_a.get(f"/api/v1/hazards/{oid}/links").status_code == 403, "the unit's people cannot see them"
+    wang = browser.new_page(viewport={"width": 412, "height": 915}, is_mobile=True)
+    wang.goto(w.api.url + wang_url[wang_url.index("/m/o/"):])
+    expect(wang.locator("#who")).to_have_text("王工")
+    # The engineer left the company: the duty officer revokes his link from the board.
+    board = browser.new_page(viewport={"width": 1400, "height": 900})
+    board.goto(f"{w.api.url}/static/hazards.html#{oid}")
+    board.fill("#token", w.keys["operator"])
+    board.click("#login-form button[type=submit]")
+    row = board.locator("#links li", has_text="王工")
+    board.fill("#revoke-reason", "王工已离职")
+    row.locator("button[data-revoke]").click()
+    expect(board.locator("#links li.revoked")).to_contain_text("operator-tester")
+    expect(board.locator("#order .history")).to_contain_text("王工 · 王工已离职")
+    shot(board, "supervision-link-revoke.png")
+    # His phone is refused at once and its link gets a page that says so; the manager's link still works.
+    assert fetch_status(wang, f"/api/v1/hazards/{oid}") == 401
+    response = wang.goto(w.api.url + wang_url[wang_url.index("/m/o/"):])
+    assert response is not None and response.status == 410
+    expect(wang.locator("#problem")).to_contain_text("已于")
+    expect(wang.locator("#problem")).to_contain_text("被监控中心撤销")
+    shot(wang, "supervision-link-revoked.png")
+    qian = browser.new_page(viewport={"width": 412, "height": 915}, is_mobile=True)
+    qian.goto(w.api.url + qian_url[qian_url.index("/m/o/"):])
+    expect(qian.locator("#who")).to_have_text("钱经理")
+    expect(qian.locator("#order")).to_contain_text("故障超时未修复")
+    revoked = next(x for x in w.operator.get(f"/api/v1/hazards/{oid}/links").json() if x["person"] == "王工")
+    again = w.operator.post(f"/api/v1/hazards/{oid}/links/{revoked['id']}/revoke", json={})
+    assert again.status_code == 404 and "no unrevoked link" in again.json()["message"]
+    steps = w.operator.get(f"/api/v1/hazards/{oid}").json()["history"]
+    assert [(h["actor"], h["action"]) for h in steps].count(("operator-tester", "revoke_link")) == 1

@@ -31,7 +31,7 @@ from firewatch.contract.lineproto import record_line
 from firewatch.contract.payload import PanelEvent, Reading, Record
 from tests import supervision_world
 from tests.conftest import wait_for
-from tests.supervision_world import DISTRICT, SITE_A, SITE_B, NotifyThread, World
+from tests.supervision_world import DEPARTMENT_A, DISTRICT, SITE_A, SITE_B, NotifyThread, World
 from tests.test_supervision_pages import browser, signed_in
 
 pytestmark = pytest.mark.postgres
@@ -43,8 +43,9 @@ T0 = 1_772_294_400_000
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 world_settings = supervision_world.world_settings
 __all__ = ["browser"]  # a fixture used by name
-DEPARTMENTS = {SITE_A: "dept@commerce.example.org", "老街杂货店": "dept-shop@gov.example.org",
-               "东门酒店": "dept-hotel@gov.example.org", "西城网吧": "dept-cafe@gov.example.org"}
+DEPARTMENTS = {DEPARTMENT_A: "dept@commerce.example.org", "锦江区市场监管局": "dept-market@gov.example.org",
+               "锦江区文化广电旅游局": "dept-tourism@gov.example.org"}
+"""The supervising departments the units name, and where notify's routes page each."""
 
 
 @pytest.fixture
@@ -141,8 +142,9 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
     world: World, browser: Browser,
 ) -> None:
     w = world
-    for name, lat in (("老街杂货店", 30.650), ("东门酒店", 30.660), ("西城网吧", 30.645)):
-        w.add_unit(name, latitude=lat, longitude=104.07, company_id=w.company["id"], department="锦江区市场监管局")
+    for name, lat, department in (("老街杂货店", 30.650, "锦江区市场监管局"), ("东门酒店", 30.660, "锦江区文化广电旅游局"),
+                                  ("西城网吧", 30.645, "锦江区文化广电旅游局")):
+        w.add_unit(name, latitude=lat, longitude=104.07, company_id=w.company["id"], department=department)
     d = District(w)
     try:
         d.events = [
@@ -176,7 +178,7 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
 
         # The neglected shop's order passed its 72 h deadline at day 6 09:00: an overdue alert, which
         # notify routes to the district office and the shop's supervising department, once.
-        mail = wait_for(lambda: w.inbox.to("dept-shop@gov.example.org"))
+        mail = wait_for(lambda: w.inbox.to("dept-market@gov.example.org"))
         assert len(mail) == 1 and "老街杂货店" in str(mail[0]["Subject"])
 
         # Shielded points: alerting's shield_left_on after 24 h, then the hazard.
@@ -225,7 +227,8 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
     assert orders["P-3"]["overdue"] and orders["P-3"]["escalated_ms"] is not None
     assert all(o["escalated_ms"] is None for k, o in orders.items() if k != "P-3")
     assert len(w.inbox.to("district@fire.example.org")) == 1
-    assert len(w.inbox.to("dept-shop@gov.example.org")) == 1
+    assert len(w.inbox.to("dept-market@gov.example.org")) == 1
+    assert w.inbox.to("dept-tourism@gov.example.org") == [] == w.inbox.to("dept@commerce.example.org")
     units = {u["name"]: u for u in w.operator.get("/api/v1/units-map").json()}
     assert (units["老街杂货店"]["open_hazards"], units["老街杂货店"]["overdue"]) == (1, 1)
     assert units["春熙商场有限公司"]["open_hazards"] == 0

@@ -75,7 +75,26 @@ async function show(id) {
     o.note ? el("p", {}, o.note) : null,
     el("div", {}, o.photos.map((p) => el("img", { src: `/api/v1/hazards/${o.id}/photos/${p}`, height: 80, alt: t("photo") }))),
     moves.length ? el("div", {}, note, o.state === "awaiting_review" ? unitPick : null, el("div", { class: "actions" }, moves), msg) : null,
+    await sentLinks(id),
     el("h3", {}, t("history")), historyList(o.history)));
+}
+
+// The one-tap links sent for the order, each revocable on its own (an engineer who left); operators only.
+async function sentLinks(id) {
+  const links = await api(`/api/v1/hazards/${id}/links`).catch(() => []);
+  if (!links.length) return null;
+  const reason = el("input", { id: "revoke-reason", placeholder: t("revoke_reason"), maxlength: 200 });
+  const msg = el("p", { class: "error" });
+  const line = (l) => el("li", { "data-link": l.id, class: l.revoked_ms ? "revoked" : "" },
+    el("b", {}, l.person), ` · ${t(`lrole.${l.role}`)} · ${t("sent")} ${when(l.sent_ms)} · `,
+    l.revoked_ms ? el("span", { class: "muted" }, `${t("revoked")} ${when(l.revoked_ms)} ${l.revoked_by}`)
+      : el("button", { type: "button", class: "danger", "data-revoke": l.id, onclick: async () => {
+        try {
+          await post(`/api/v1/hazards/${id}/links/${l.id}/revoke`, { reason: reason.value });
+          await show(id);
+        } catch (e) { msg.textContent = t("failed") + e.message; }
+      } }, t("revoke")));
+  return el("div", { id: "links" }, el("h3", {}, t("links")), el("ul", { class: "links" }, links.map(line)), reason, msg);
 }
 
 async function load() {

@@ -40,6 +40,10 @@ export const TEXT = {
   place_map: ["或在地图上点选地点", "or tap the place on the map"], placed: ["已选择地点", "Place chosen"],
   urgent: ["如遇火情请立即拨打 119", "If there is a fire, call 119 now"], opened: ["发现时间", "Found"],
   unit_page: ["单位详情", "Unit"], count: ["数量", "Count"],
+  links: ["已发送的一键链接", "One-tap links sent"], sent: ["发送于", "sent"], revoke: ["撤销链接", "Revoke"],
+  revoked: ["已撤销", "revoked"], revoke_reason: ["撤销原因（如：人员离职）", "Reason (e.g. left the company)"],
+  "lrole.unit": ["单位人员", "unit"], "lrole.maintenance": ["维保单位", "maintenance"],
+  "act.revoke_link": ["撤销链接", "Link revoked"],
 };
 
 export let lang = localStorage.getItem("firewatch.lang") === "en" ? "en" : "zh";
