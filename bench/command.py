@@ -68,11 +68,13 @@ def bench_ingest(
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     baseline: Annotated[str | None, typer.Option(
         help="Also run this git commit's ingest through the same stream, after this one's.")] = None,
+    clients: Annotated[bool, typer.Option(
+        "--clients", help="Also time the MQTT client libraries (contract.mqtt, paho, gmqtt) receiving it.")] = False,
 ) -> None:
     """Messages/s from MQTT into InfluxDB, against what mosquitto_sub receives (the ceiling)."""
     from firewatch.bench import ingest
 
-    ingest.main(messages, devices, processes, batch_size, mqtt, influx, json, baseline)
+    ingest.main(messages, devices, processes, batch_size, mqtt, influx, json, baseline, clients)
 
 
 @bench.command("api")

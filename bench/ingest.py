@@ -384,6 +384,7 @@ def run(
     mqtt: str | None = None,
     influx: str | None = None,
     baseline: str | None = None,
+    clients: bool = False,
 ) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="firewatch-bench-"))
     services = _services(folder, mqtt, influx)
@@ -427,6 +428,8 @@ def run(
             "seconds": phase.seconds,
             "publish_msgs_per_s": phase.publish_msgs_per_s,
         }
+        if clients:
+            result["clients"] = _clients(services, data, messages, ceiling_rate)
         if tree is not None:
             old = measure(services, settings(databases[1]), data, messages, processes, folder, "baseline", tree)
             result["baseline"] = {
@@ -451,6 +454,21 @@ def run(
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _clients(services: Services, data: bytes, messages: int, ceiling_rate: float) -> dict[str, object]:
+    """Each MQTT client library's receive rate on the same stream, beside the same run's ceiling."""
+    from firewatch.bench.clients import RECEIVERS, installed, receive_rate
+
+    out: dict[str, object] = {}
+    for name in RECEIVERS:
+        if not installed(name):
+            out[name] = "not installed"
+            continue
+        rate = receive_rate(name, services.host, services.port, messages,
+                            lambda: publish(services.host, services.port, data, messages))
+        out[name] = {"msgs_per_s": round(rate), "ratio": round(rate / ceiling_rate, 3)}
+    return out
+
+
 def main(
     messages: int,
     devices: int,
@@ -460,9 +478,10 @@ def main(
     influx: str | None,
     as_json: bool,
     baseline: str | None = None,
+    clients: bool = False,
 ) -> None:
     try:
-        result = run(messages, devices, processes, batch_size, mqtt, influx, baseline)
+        result = run(messages, devices, processes, batch_size, mqtt, influx, baseline, clients)
     except RuntimeError as exc:  # includes a broker or InfluxDB that would not start
         print(f"bench ingest: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
