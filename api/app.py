@@ -32,6 +32,7 @@ from firewatch.api import (
     hazard_link,
     hazards,
     health,
+    pages,
     readings,
     reports_public,
     roster,
@@ -114,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     for module in (auth, devices, districts, readings, alerts, silences, roster, stream, stats, health, ack,
-                   units, hazards, hazard_link, reports_public, duty, scores):
+                   units, hazards, hazard_link, reports_public, duty, scores, pages):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -122,11 +123,6 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def console() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-    @app.get("/m", include_in_schema=False)
-    async def mobile() -> FileResponse:
-        """The phone page of a unit's manager or a maintenance engineer (their orders)."""
-        return FileResponse(STATIC / "mobile.html", headers={"Cache-Control": "no-cache"})
 
     return app
 

@@ -16,11 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from firewatch.api.auth import LINK_COOKIE
+from firewatch.api.pages import Page, document
 from firewatch.contract.db import now_ms
 from firewatch.contract.links import LinkError, LinkProblem
 from firewatch.supervision import TZ, LinkRevoked
 
 router = APIRouter(include_in_schema=False)
+REFUSED = Page("工单链接无效 · firewatch", phone=True, private=True)
 PROBLEM = {
     LinkProblem.EXPIRED: ("此工单链接已过期。请使用最新消息中的链接，或用登录令牌登录。",
                           "This order link has expired. Use the link in a newer message, or sign in with a token."),
@@ -39,13 +41,10 @@ def _problem(err: LinkError, order_id: int) -> HTMLResponse:
     at = (datetime.fromtimestamp(err.at_ms / 1000, TZ).strftime("%Y-%m-%d %H:%M")
           if isinstance(err, LinkRevoked) else "")
     zh, en = (text.format(other=other, order=order_id, at=at) for text in PROBLEM[err.problem])
-    doc = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-           '<meta name="viewport" content="width=device-width,initial-scale=1">'
-           '<meta name="robots" content="noindex"><meta name="referrer" content="no-referrer">'
-           '<title>工单链接无效 · firewatch</title><link rel="stylesheet" href="/static/supervision.css"></head>'
-           f'<body class="phone"><main><section class="panel" id="problem"><h2>{html.escape(zh)}</h2>'
-           f'<p class="muted" lang="en">{html.escape(en)}</p>'
-           '<p><a href="/m">用登录令牌登录 Sign in with a token</a></p></section></main></body></html>')
+    body = (f'<main><section class="panel" id="problem"><h2>{html.escape(zh)}</h2>'
+            f'<p class="muted" lang="en">{html.escape(en)}</p>'
+            '<p><a href="/m">用登录令牌登录 Sign in with a token</a></p></section></main>\n')
+    doc = document(REFUSED, body)
     gone = err.problem in (LinkProblem.EXPIRED, LinkProblem.REVOKED)
     return HTMLResponse(doc, status_code=410 if gone else 403,
                         headers={"Cache-Control": "no-store"})

@@ -16,7 +16,7 @@ from collections import deque
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from pydantic import Field as PField
 from sqlalchemy import select
@@ -123,13 +123,6 @@ async def read_form(request: Request, max_photos: int) -> tuple[ReportIn, list[U
     if not body.address and (body.latitude is None or body.longitude is None):
         raise invalid("give an address or a place on the map", "address")
     return body, files
-
-
-@router.get("/report", include_in_schema=False)
-async def report_page() -> FileResponse:
-    from firewatch.api.app import STATIC
-
-    return FileResponse(STATIC / "report.html", headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/api/v1/public/hazard-reports", response_model=Receipt, status_code=201,
