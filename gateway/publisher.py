@@ -55,9 +55,8 @@ class Publisher:
         self.connected.set()
 
     def _on_down(self, conn: Connection) -> None:
-        if self._conn is conn:
-            self._conn = None
-            self.connected.clear()
+        """Kept, closed, until the next one is up: `publish` refuses at once, and a stop still says goodbye."""
+        self.connected.clear()
 
     def _on_messages(self, conn: Connection, messages: list[Received]) -> None:
         """Duty-check requests: each handed to the gateway, and acknowledged once it has it."""

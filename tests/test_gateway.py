@@ -17,7 +17,9 @@ from firewatch.alerting.service import AlertingService
 from firewatch.contract.db import Alert, AlertState, Device, Severity, open_store
 from firewatch.contract.settings import Settings
 from firewatch.gateway import DUTY_REQUESTS, DutyCheck, DutyRequest, DutyResult, Gateway
+from firewatch.gateway.adaptor import Message
 from firewatch.gateway.frame import Command, Frame, encode
+from firewatch.gateway.publisher import Publisher, request_duty_check
 from firewatch.gateway.units import State
 from firewatch.services import free_port
 from firewatch.simulators.gb26875 import TransmissionDevice
@@ -225,3 +227,31 @@ async def test_a_silent_link_goes_offline_and_comes_back(settings: Settings) -> 
             await d.heartbeat()
             (_, back), = await collect(sub, 1)
         assert back["online"] is True
+
+
+async def test_a_stopped_gateway_leaves_the_broker_and_hears_no_more_requests(settings: Settings) -> None:
+    """Its connection closed at stop, not left to the broker's keep-alive: a duty check asked after
+    it stopped reaches the gateway that runs, never the stopped one."""
+    heard: dict[str, list[bytes]] = {"stopped": [], "running": []}
+
+    def publisher(name: str) -> Publisher:
+        async def on_request(raw: bytes) -> None:
+            heard[name].append(raw)
+        # a client id of its own: one process's gateways would otherwise take each other's session over
+        return Publisher(settings.mqtt.model_copy(update={"client_id_prefix": name}), 2.0, on_request)
+
+    stopped, running_ = publisher("stopped"), publisher("running")
+    tasks = [asyncio.create_task(p.run()) for p in (stopped, running_)]
+    await asyncio.wait_for(asyncio.gather(stopped.connected.wait(), running_.connected.wait()), 10)
+    tasks[0].cancel()
+    await asyncio.gather(tasks[0], return_exceptions=True)
+    try:
+        await request_duty_check(settings.mqtt, DutyRequest("after-stop", "operator", None, None, None))
+        async with asyncio.timeout(10):
+            while not heard["running"]:
+                await asyncio.sleep(0.01)
+        assert heard["stopped"] == []
+        assert not await stopped.publish([Message("fire/v1/d1/P1/event", b"{}")])
+    finally:
+        tasks[1].cancel()
+        await asyncio.gather(tasks[1], return_exceptions=True)
