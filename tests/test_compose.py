@@ -239,6 +239,7 @@ def test_shipped_broker_starts_with_service_accounts_devices_and_tls(
 ) -> None:
     monkeypatch.setenv("MQTT_SERVICE_PASSWORD", "service-secret")
     monkeypatch.setenv("MQTT_SIMULATOR_PASSWORD", "simulator-secret")
+    monkeypatch.setenv("MQTT_ALERTS_PASSWORD", "alerts-secret")
     broker = ShippedMosquitto(tmp_path / "broker", tls_port=free_port())
     certs = broker.dir / "certs"
     certs.mkdir(parents=True)
@@ -268,6 +269,7 @@ def test_shipped_broker_starts_with_service_accounts_devices_and_tls(
     try:
         assert _connects(broker.port, "firewatch", "service-secret")
         assert _connects(broker.port, "simulator", "simulator-secret")
+        assert _connects(broker.port, "alerts", "alerts-secret"), "outside systems' alert reader"
         assert _connects(broker.port, device.username, device.password), (
             "a device added before start stays"
         )
