@@ -628,11 +628,16 @@ def gateway_duty_check(
     import asyncio
     import uuid
 
+    from firewatch.contract.mqtt import MqttError
     from firewatch.gateway.duty import DutyRequest
     from firewatch.gateway.publisher import request_duty_check
 
     req = DutyRequest(uuid.uuid4().hex[:16], by, device, district)
-    asyncio.run(request_duty_check(settings().mqtt, req))
+    try:
+        asyncio.run(request_duty_check(settings().mqtt, req))
+    except MqttError as exc:
+        err.print(f"duty check not sent: {exc} (mqtt.host, mqtt.port)")
+        raise typer.Exit(1) from None
     print(f"duty check {req.request_id} sent to the gateways; results: GET /api/v1/duty-checks?request_id="
           f"{req.request_id}")
 # --- end gateway ---

@@ -5,7 +5,11 @@ HTTP, and read the control room's answer back."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,3 +86,14 @@ async def test_a_duty_check_asked_while_the_broker_is_away_fails_at_once_naming_
     with pytest.raises(MqttError, match=f"127.0.0.1:{away.port}"):
         await request_duty_check(away, DutyRequest("r1", "operator", None, None, None))
     assert time.monotonic() - started < away.connect_timeout_s
+
+
+def test_the_duty_check_command_says_the_broker_is_away_and_exits_1(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "none.toml").write_text("")
+    env = {**os.environ, "FIREWATCH_CONFIG": str(tmp_path / "none.toml"), "FIREWATCH_MQTT__PORT": str(port)}
+    out = subprocess.run([sys.executable, "-m", "firewatch", "gateway", "duty-check", "--district", "510104"],
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert out.returncode == 1, out.stderr
+    said = " ".join(out.stderr.split())
+    assert f"duty check not sent: broker 127.0.0.1:{port} unreachable" in said and "mqtt.port" in said, said
