@@ -187,6 +187,8 @@ async def act_on(order_id: IdPath, body: ActionIn, c: Ctx, rt: Rt, scope: Seen) 
                          await rt.supervisor.now(), body.note, tuple(body.photos), body.unit_id)
     except MoveError as exc:
         raise conflict(str(exc)) from None
+    if body.action in (Action.DISPATCH, Action.REOPEN):
+        rt.supervisor.tell_later(done.order)
     return await _page(c, rt, done.order)
 
 
@@ -208,6 +210,7 @@ async def open_hazard(body: HazardIn, c: Ctx, rt: Rt, who: Operator) -> HazardPa
         await s.flush()
         await c.store.audit(s, who.name, "open", f"hazard:{o.id}", after="dispatched", note=body.note,
                             photos=body.photos, at=now)
+    rt.supervisor.tell_later(o)
     return await _page(c, rt, o)
 
 

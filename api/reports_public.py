@@ -163,7 +163,7 @@ async def submit(request: Request, c: Ctx, rt: Rt) -> Receipt:
         o = HazardOrder(
             unit_id=unit.id if unit else None, category=HazardCategory.PUBLIC, severity=HazardSeverity.GENERAL,
             state=HazardState.AWAITING_REVIEW, district=unit.district if unit else "",
-            title=f"群众举报 public report: {body.note[:80]}", note=body.note, photos=names, opened_ms=now,
+            title=f"群众举报：{body.note[:80]}", note=body.note, photos=names, opened_ms=now,
             deadline_ms=now + cfg.deadline_ms(HazardSeverity.GENERAL), opened_by="public", receipt=receipt,
             reporter_phone=body.phone, address=body.address, latitude=body.latitude, longitude=body.longitude,
         )

@@ -266,7 +266,8 @@ async def unit_page(unit_id: IdPath, c: Ctx, rt: Rt, scope: Seen) -> UnitPage:
         open_alerts=[{"id": a.id, "rule": a.rule, "severity": a.severity, "device_id": a.device_id,
                       "summary": a.summary, "started_ms": a.started_ms} for a in alerts],
         hazards=[order_out(o, now, unit.name).model_dump() for o in orders],
-        history=[{"at_ms": e.at_ms, "actor": e.actor, "action": e.action, "subject": e.subject,
+        # An order's steps at the supervisor's clock, as the order's own page and the board show them.
+        history=[{"at_ms": int(e.detail.get("at", e.at_ms)), "actor": e.actor, "action": e.action, "subject": e.subject,
                   "note": str(e.detail.get("note", ""))} for e in audit],
     )
 

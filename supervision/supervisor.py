@@ -70,6 +70,7 @@ class Supervisor:
         self.messenger = messenger
         self.public_url = public_url.rstrip("/")
         self.clock = Clock(store, influx, config.clock, wall_ms)
+        self._telling: set[asyncio.Task[None]] = set()
 
     async def now(self) -> int:
         """The supervisor's clock (event time by default, see supervision/clock.py)."""
@@ -90,7 +91,7 @@ class Supervisor:
         now = await self.now()
         opened = await self._open_from_alerts(now) + await self._open_false_alarms(now)
         for order in opened:
-            await self._tell_assignees(order)
+            await self.tell_assignees(order)
         await self._escalate(now)
         await self._settle_overdue(now)
         return opened
@@ -187,7 +188,14 @@ class Supervisor:
             return f"{self.public_url}/m#hazard={order.id}"
         return await self.links.issue(order.id, role, person, self.wall_ms())
 
-    async def _tell_assignees(self, order: HazardOrder) -> None:
+    def tell_later(self, order: HazardOrder) -> None:
+        """Send an order the center opened, dispatched or reopened by hand to its people, off the request that
+        did it (a slow channel must not hold the console's answer)."""
+        task = asyncio.create_task(self.tell_assignees(order))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+
+    async def tell_assignees(self, order: HazardOrder) -> None:
         """One message per person (the unit's contacts, the company's engineers, the company's office), each
         with a link signed for that person alone."""
         if order.unit_id is None:

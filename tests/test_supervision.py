@@ -232,6 +232,8 @@ def test_only_the_center_reviews_and_a_viewer_cannot_act(world: World) -> None:
     assert r.status_code == 201, r.text
     oid = r.json()["id"]
     assert r.json()["deadline_ms"] - r.json()["opened_ms"] == 24 * HOUR
+    told = text(wait_for(lambda: w.inbox.to("wang@rongan.example.org"))[0])
+    assert "疏散通道堵塞" in told and f"/m/o/{oid}/" in told, "an inspection finding reaches the engineer's phone"
     viewer = httpx.Client(base_url=w.api.url, headers={"Authorization": f"Bearer {w.keys['viewer']}"})
     assert act(viewer, oid, "accept").status_code == 403
     assert act(w.unit_a, oid, "approve").status_code == 409
@@ -339,6 +341,9 @@ def test_a_public_report_lands_for_review_and_the_reporter_follows_it_by_receipt
     order = w.hazards(category="public")[0]
     assert order["unit_id"] == w.a["id"] and order["photos"]
     assert act(w.operator, order["id"], "dispatch", note="已派发至单位整改").json()["state"] == "dispatched"
+    # Dispatched by hand, the order reaches the unit's manager as a dispatch does: its title, its link.
+    told = text(wait_for(lambda: w.inbox.to("qian@mall.example.org"))[0])
+    assert order["title"].startswith("群众举报：") and order["title"] in told and f"/m/o/{order['id']}/" in told
     follow = httpx.get(f"{w.api.url}/api/v1/public/hazard-reports/{receipt}").json()
     assert follow["state"] == "dispatched" and follow["outcome"] == "已派发至单位整改"
     assert "春熙" not in str(follow)
