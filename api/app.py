@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
 from pathlib import Path
@@ -73,7 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
         feed = Feed(store)
         listener = Listener(settings.mqtt, store, feed)
         app.state.ctx = Context(
-            settings, store, influx, feed, listener, metrics, thresholds, ChangeCache()
+            settings, store, influx, feed, listener, metrics, thresholds, ChangeCache(feed.head),
+            ChangeCache(feed.head)
         )
         app.state.auth = Authenticator(store)
         # The same secret as the acknowledge links; the purpose in the key keeps the two apart.
@@ -160,7 +162,12 @@ def serve(settings: Settings, workers: int | None = None, setup: Callable[[], No
         uvicorn.Server(config).run()
         return
     asyncio.run(_create_tables(settings.store.url))
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    sock = config.bind_socket()
+    # uvicorn makes the shared socket with protocol 0, not IPPROTO_TCP, so asyncio leaves Nagle on
+    # for the connections the workers accept: every answer's body waited 40 ms for the client's
+    # delayed ACK of its headers. Accepted connections take TCP_NODELAY from the listening socket.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 async def _create_tables(url: str) -> None:

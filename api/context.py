@@ -29,9 +29,12 @@ class Context:
     alerting: AlertingConfig
     """Alerting's thresholds, so charts draw the levels alerting judges by."""
     cache: ChangeCache
+    readings_cache: ChangeCache
+    """Charts apart from the lists: a busy console's many charts must not push the queue out."""
 
 
-def _context(request: Request) -> Context:
+async def _context(request: Request) -> Context:
+    """async: FastAPI runs a plain-def dependency in its thread pool, a thread hop on every request."""
     return request.app.state.ctx
 
 

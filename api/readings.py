@@ -9,9 +9,10 @@ fixed list before they are written into the query text.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -263,12 +264,44 @@ Metrics = Annotated[
 ]
 
 
+async def _answer(
+    request: Request,
+    c: Context,
+    devices: Callable[[], Awaitable[list[Device]]],
+    start: int | None,
+    end: int | None,
+    window: str | None,
+    agg: str,
+    wanted: list[str] | None,
+) -> Response:
+    """The readings as JSON bytes, one build shared by every console asking for the same chart.
+
+    A range ending now (no `end`) is widened to whole windows: the consoles that open
+    the same device's chart within one window then ask the same question (their
+    `start` is their own now minus the range) and share its answer for up to a
+    second; until a new reading or window changes it, its bytes and so its ETag
+    stay the same on every worker, and a console holding them gets a 304.
+    """
+    lo, hi = time_range(start, end)
+    chosen = choose_window(lo, hi, window)
+    if end is None and chosen != "raw":
+        w = window_ms(chosen)
+        lo, hi = lo - lo % w, hi - hi % w + w
+
+    async def build() -> bytes:
+        return (await readings(c, await devices(), lo, hi, chosen, agg, wanted)).model_dump_json().encode()
+
+    key = f"{request.url.path}?{lo}&{end}&{chosen}&{agg}&{','.join(wanted or [])}"
+    return await c.readings_cache.answer(request, key, await c.readings_cache.head(), build)
+
+
 @router.get(
     "/devices/{device_id}/readings",
     response_model=ReadingsOut,
     summary="A device's readings over a time range",
 )
 async def device_readings(
+    request: Request,
     device_id: DevicePath,
     c: Ctx,
     _: Viewer,
@@ -277,10 +310,11 @@ async def device_readings(
     window: Window = None,
     agg: Agg = "mean",
     metric: Metrics = None,
-) -> ReadingsOut:
-    d = await load_device(c, device_id)
-    lo, hi = time_range(start, end)
-    return await readings(c, [d], lo, hi, window, agg, metric)
+) -> Response:
+    async def devices() -> list[Device]:
+        return [await load_device(c, device_id)]
+
+    return await _answer(request, c, devices, start, end, window, agg, metric)
 
 
 @router.get(
@@ -289,6 +323,7 @@ async def device_readings(
     summary="Readings of every device at a site",
 )
 async def site_readings(
+    request: Request,
     site: SitePath,
     c: Ctx,
     _: Viewer,
@@ -297,19 +332,21 @@ async def site_readings(
     window: Window = None,
     agg: Agg = "mean",
     metric: Metrics = None,
-) -> ReadingsOut:
-    async with c.store.session() as s:
-        devices = list(
-            (
-                await s.execute(
-                    select(Device)
-                    .where(Device.site == site, Device.retired_ms.is_(None))
-                    .order_by(Device.id)
-                    .limit(MAX_SITE_DEVICES)
-                )
-            ).scalars()
-        )
-    if not devices:
-        raise not_found(f"site {site!r} (no active device there)")
-    lo, hi = time_range(start, end)
-    return await readings(c, devices, lo, hi, window, agg, metric)
+) -> Response:
+    async def devices() -> list[Device]:
+        async with c.store.session() as s:
+            found = list(
+                (
+                    await s.execute(
+                        select(Device)
+                        .where(Device.site == site, Device.retired_ms.is_(None))
+                        .order_by(Device.id)
+                        .limit(MAX_SITE_DEVICES)
+                    )
+                ).scalars()
+            )
+        if not found:
+            raise not_found(f"site {site!r} (no active device there)")
+        return found
+
+    return await _answer(request, c, devices, start, end, window, agg, metric)

@@ -22,7 +22,8 @@ class Runtime:
     links: HazardLinks
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    """async, as api/context.py's: a plain-def dependency costs a thread hop per request."""
     return request.app.state.supervision
 
 

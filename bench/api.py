@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,12 @@ class ApiProcess:
         self.stop()
         raise RuntimeError(f"api did not start within 180 s; see {self.log}")
 
+    def processes(self) -> list[psutil.Process]:
+        """The supervisor and its workers."""
+        assert self.proc is not None
+        top = psutil.Process(self.proc.pid)
+        return [top, *top.children(recursive=True)]
+
     def stop(self) -> None:
         """SIGTERM (the supervisor stops its workers), then SIGKILL for whatever is left of the tree."""
         if self.proc and self.proc.poll() is None:
@@ -132,47 +139,106 @@ async def _seed_readings(settings: Settings, device_id: str, district: str) -> N
         await influx.write("\n".join(lines))
 
 
-async def _load(url: str, token: str, path: str, clients: int, requests: int) -> dict[str, float]:
-    """`clients` concurrent connections sharing `requests` GETs; latency per request, and throughput.
+class _Client:
+    """One keep-alive HTTP/1.1 connection that sends GETs and reads Content-Length answers, nothing more.
 
-    A request that fails (status or connection) counts as an error, with its time, instead of ending the run.
-    `alone_p50_ms` is the same request from one client before the load: the cost of one answer.
+    The target is the server: httpx's pool walks every connection on each request
+    (about 60 % of a core here at 50 clients), CPU the api's workers then lack on the same box.
+    """
+
+    def __init__(self, url: str, token: str) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.auth = f"Authorization: Bearer {token}\r\n".encode()
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, path: str) -> int:
+        """The answer's status, its body read; a closed connection is opened again at the next request."""
+        if self._conn is None:
+            self._conn = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._conn
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n".encode() + self.auth + b"\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            fields = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            await reader.readexactly(int(fields.get("content-length", 0)))
+            if fields.get("connection") == "close":
+                self.close()
+            return int(lines[0].split(" ", 2)[1])
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn[1].close()
+            self._conn = None
+
+
+def _cpu_s(procs: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each part's processes."""
+    out = {}
+    for part, group in procs.items():
+        total = 0.0
+        for p in group:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = p.cpu_times()
+                total += t.user + t.system
+        out[part] = total
+    return out
+
+
+async def _load(
+    url: str, token: str, path: str, clients: int, requests: int, procs: dict[str, list[psutil.Process]]
+) -> dict[str, Any]:
+    """`clients` concurrent connections sharing `requests` GETs; latency per request, throughput, CPU per part.
+
+    A request that fails (status or connection) counts as an error, with its time and its kind
+    (the status, or the exception's name), instead of ending the run. `alone_p50_ms` is the same
+    request from one client before the load: the cost of one answer. `cpu_cores` is each part's
+    CPU over the loaded run divided by its length: 2.0 is the whole of this 2-core machine.
     """
     latencies: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     left = requests
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
-    ) as http:
 
-        async def worker() -> None:
-            nonlocal left, errors
-            while left > 0:
-                left -= 1
-                t = time.perf_counter()
-                try:
-                    ok = (await http.get(path)).status_code == 200
-                except httpx.TransportError:
-                    ok = False
-                latencies.append(time.perf_counter() - t)
-                errors += not ok
-
-        alone = []
-        for _ in range(50):
+    async def worker() -> None:
+        nonlocal left
+        client = _Client(url, token)
+        while left > 0:
+            left -= 1
             t = time.perf_counter()
-            await http.get(path)
-            alone.append(time.perf_counter() - t)
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - start
+            try:
+                status = await asyncio.wait_for(client.get(path), 30)
+                if status != 200:
+                    errors[str(status)] += 1
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                errors[type(exc).__name__] += 1
+            latencies.append(time.perf_counter() - t)
+        client.close()
+
+    one = _Client(url, token)
+    alone = []
+    for _ in range(50):
+        t = time.perf_counter()
+        await one.get(path)
+        alone.append(time.perf_counter() - t)
+    one.close()
+    before = _cpu_s(procs)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    after = _cpu_s(procs)
     latencies.sort()
     return {
         "alone_p50_ms": round(1000 * statistics.median(alone), 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
         "requests_per_s": round(len(latencies) / elapsed, 1),
-        "errors": errors,
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "cpu_cores": {part: round((after[part] - before[part]) / elapsed, 2) for part in procs},
     }
 
 
@@ -228,8 +294,13 @@ def measure(devices: int, alerts: int, clients: int, requests: int, workers: int
             asyncio.run(_seed_alerts(settings, fleet, alerts))
             hydrant = fleet.of_kind("hydrant")[0]
             asyncio.run(_seed_readings(settings, hydrant.id, hydrant.district))
+            procs = {
+                "api": api.processes(),
+                "influxd": [psutil.Process(i.proc.pid)] if i.proc else [],
+                "client": [psutil.Process()],
+            }
             alert_list = asyncio.run(
-                _load(api.url, token, "/api/v1/alerts?state=open&limit=200", clients, requests)
+                _load(api.url, token, "/api/v1/alerts?state=open&limit=200", clients, requests, procs)
             )
             start = int(time.time() * 1000) - 86_400_000
             readings = asyncio.run(
@@ -239,6 +310,7 @@ def measure(devices: int, alerts: int, clients: int, requests: int, workers: int
                     f"/api/v1/devices/{hydrant.id}/readings?start={start}",
                     clients,
                     requests,
+                    procs,
                 )
             )
             render_ms = _first_render(api.url, token)

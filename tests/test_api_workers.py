@@ -27,7 +27,13 @@ from firewatch.bench.api import ApiProcess
 from firewatch.contract.db import AuditEntry, Store, open_store
 from firewatch.contract.payload import DeviceStatus
 from firewatch.contract.settings import Settings
+from tests import test_api_server
 from tests.conftest import wait_for
+from tests.test_api import HYDRANT, write_lines
+from tests.test_api_server import ApiThread, client, tokens
+
+api = test_api_server.api
+"""The in-process api over this test's services."""
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 DEVICES = 30
@@ -223,3 +229,33 @@ def test_a_restarted_api_keeps_the_time_a_device_went_offline(settings: Settings
             await store.aclose()
 
     asyncio.run(go())
+
+
+def test_consoles_opening_one_chart_share_its_answer_and_see_new_readings(api: ApiThread) -> None:
+    """Two consoles opening the last 24 h of a device moments apart (each its own now minus 24 h) get the
+    same answer on whole windows, the second as a 304; a new reading shows within seconds."""
+    admin = client(api, tokens(api.settings)["admin"])
+    assert admin.post("/api/v1/devices", json=HYDRANT).status_code == 201
+    now = int(time.time() * 1000)
+    write_lines(api.settings, [f"hydrant,device_id=H-1,district=510104 pressure_mpa=0.3 {now - 3_600_000}"])
+    window_start = (now - 86_400_000) - (now - 86_400_000) % 300_000  # 24 h in about 400 points: 5 min
+    chart = "/api/v1/devices/H-1/readings"
+
+    def second_console_gets_304() -> bool:
+        """Two starts inside one 5-minute window, as two consoles' clocks give them (a new window between
+        the two requests changes the answer's end: then ask again)."""
+        first = admin.get(chart, params={"start": window_start + 1000})
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert (body["start_ms"] % 300_000, body["end_ms"] % 300_000, body["window"]) == (0, 0, "5m")
+        assert body["start_ms"] == window_start
+        again = admin.get(chart, params={"start": window_start + 4000}, headers={"If-None-Match": first.headers["etag"]})
+        return again.status_code == 304
+
+    wait_for(second_console_gets_304, timeout_s=10)
+    write_lines(api.settings, [f"hydrant,device_id=H-1,district=510104 pressure_mpa=0.9 {now - 60_000}"])
+
+    def latest() -> float | None:
+        return admin.get(chart, params={"start": window_start + 1000}).json()["series"][0]["values"]["pressure_mpa"][-1]
+
+    wait_for(lambda: latest() == 0.9, timeout_s=10)
