@@ -178,9 +178,21 @@ class AlertingService:
         m = self.settings.mqtt
         return f"{m.client_id_prefix}-alerting-{role}-{socket.gethostname()}-{'-'.join(self.districts) or 'all'}"[:128]
 
+    def _session_id(self, n: int) -> str:
+        """A district's MQTT session is named after the district alone, not after the worker holding it.
+
+        Moving a district to another worker (settings, then a restart of both) hands its session
+        over: what the district's devices published while neither worker held it waits there for
+        the new owner. (Two workers given the same district by mistake take that session from
+        each other in turn, reconnecting again and again: loud in both logs, never a quiet double.)
+        """
+        if not self.districts:
+            return self._client_id(f"in{n}")
+        return f"{self.settings.mqtt.client_id_prefix}-alerting-in-{self.districts[n]}"
+
     async def _subscribe(self, n: int, topic_filter: str) -> None:
         """One persistent session per filter; messages are acknowledged once their batch is processed."""
-        session = Session.from_settings(self.settings.mqtt, self._client_id(f"in{n}"))
+        session = Session.from_settings(self.settings.mqtt, self._session_id(n))
 
         def up(conn: Connection) -> None:
             self._conns.add(conn)  # stop() acknowledges the last batch on it, then closes it
