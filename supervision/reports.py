@@ -13,24 +13,31 @@ Gathering is async (the store); rendering is CPU work, run off the event loop by
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import matplotlib
+import numpy as np
 from matplotlib import font_manager
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image as PILImage
 from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy import select
 
 from firewatch.contract.db import Alert, District, Store
@@ -38,7 +45,12 @@ from firewatch.contract.influx import Influx
 from firewatch.contract.rules import rule_labels
 from firewatch.supervision.config import SupervisionConfig
 from firewatch.supervision.draws import Draw
-from firewatch.supervision.indicators import DAY_MS, TZ, Period
+from firewatch.supervision.indicators import (
+    DAY_MS,
+    FAULT_RULES,
+    TZ,
+    Period,
+)
 from firewatch.supervision.models import HazardOrder, Unit, UnitSite
 from firewatch.supervision.scores import Grade, Score, Trend, month_scores
 
@@ -50,6 +62,7 @@ INDICATOR_ZH = {"integrity": "设施完好", "repair": "故障修复", "false_al
                 "shielded": "屏蔽管理", "pressure": "水压达标", "duty_checks": "查岗应答", "hazards": "隐患整改"}
 SEVERITY_ZH = {"major": "重大", "general": "一般"}
 RULE_LABELS = rule_labels()
+T = TypeVar("T")
 
 
 class ReportError(RuntimeError):
@@ -81,13 +94,33 @@ def _table(rows: list[list[Any]], widths: list[float]) -> Table:
     return t
 
 
-def _png(fig: Figure) -> Image:
-    """A figure drawn without pyplot (no global state, safe in a worker thread), as a flowable."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    buf.seek(0)
+class _Picture(Flowable):
+    """A chart's pixels as they are: handing reportlab a PNG cost an encode and a decode per chart."""
+
+    def __init__(self, image: PILImage.Image, width: float, height: float) -> None:
+        super().__init__()
+        self.image, self.width, self.height = image, width, height
+
+    def wrap(self, _avail_width: float, _avail_height: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def draw(self) -> None:
+        self.canv.drawImage(ImageReader(self.image), 0, 0, self.width, self.height)
+
+
+def _image(fig: Figure) -> Flowable:
+    """A figure drawn by Agg without pyplot (no global state), as a flowable 170 mm wide."""
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(110)
+    canvas.draw()
+    return _pixels(canvas, fig)
+
+
+def _pixels(canvas: FigureCanvasAgg, fig: Figure) -> Flowable:
+    rgba = canvas.buffer_rgba()
+    pixels = PILImage.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1).convert("RGB")
     w, h = fig.get_size_inches()
-    return Image(buf, width=170 * mm, height=170 * mm * h / w)
+    return _Picture(pixels, 170 * mm, 170 * mm * h / w)
 
 
 def _when(ms: int | None) -> str:
@@ -199,52 +232,139 @@ def _rule_zh(a: Alert) -> str:
     return f"{label} {a.zone}".strip()
 
 
-def _daily_chart(m: UnitMonth) -> Image:
-    days = round(m.period.days)
-    groups = {"火警": ("fire",), "故障": ("fault", "main_power", "backup_power"), "离线": ("offline",),
-              "其他": ()}
-    counts = {g: [0] * days for g in groups}
-    for a in m.alerts:
-        d = min(days - 1, int((a.started_ms - m.period.start_ms) // DAY_MS))
-        g = next((g for g, rules in groups.items() if a.rule in rules), "其他")
-        counts[g][d] += 1
-    fig = Figure(figsize=(8, 2.6))
-    ax = fig.subplots()
-    bottom = [0] * days
-    for (g, c), colour in zip(counts.items(), ("#d62828", "#f77f00", "#6c757d", "#4c6ef5"), strict=True):
-        if any(c):
-            ax.bar(range(1, days + 1), c, bottom=bottom, label=g, color=colour)
-            bottom = [b + v for b, v in zip(bottom, c, strict=True)]
-    if not any(bottom):
-        ax.text(0.5, 0.5, "本月无报警与故障", transform=ax.transAxes, ha="center", va="center", color="#555555")
-    ax.set_title(f"每日报警与故障（{_month_zh(m.period)}）")
-    ax.set_xlabel("日")
-    ax.set_ylabel("次数")
-    ax.set_xlim(0.5, days + 0.5)
-    if any(bottom):
-        ax.legend(ncol=4, fontsize=8, loc="upper right")
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=0.18)
-    return _png(fig)
+DAILY_GROUPS = {"火警": ("fire",), "故障": FAULT_RULES, "离线": ("offline",), "其他": ()}
+"""The daily chart's stacks: alerts by what they mean, the rest as other."""
+DAILY_COLOURS = ("#d62828", "#f77f00", "#6c757d", "#4c6ef5")
 
 
-def _breakdown_chart(score: Score, config: SupervisionConfig) -> Image:
-    weights = config.scores.weights.model_dump()
-    names = list(weights)
-    fig = Figure(figsize=(8, 2.8))
-    ax = fig.subplots()
-    ax.barh([INDICATOR_ZH[n] for n in names], [weights[n] for n in names], color="#e9ecef", label="满分")
-    ax.barh([INDICATOR_ZH[n] for n in names], [score.breakdown[n] for n in names],
-            color=GRADE_COLOUR[score.grade], label="得分")
-    ax.invert_yaxis()
-    ax.set_title(f"得分构成：{score.score:.1f} 分（{score.grade.zh}色）")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.1)
-    return _png(fig)
+class _Blitted:
+    """A chart whose axes, ticks, labels and legend are drawn once per look and kept as pixels (Agg's
+    `copy_from_bbox`); a unit's report restores them and draws only its own bars and title on top.
+
+    Laying out the text of a fresh figure was most of a report's time (`firewatch bench supervision`,
+    docs/supervision.md); a few looks repeat across thousands of units.
+    """
+
+    MAX_LOOKS = 64
+
+    def __init__(self, fig: Figure, own: list[Artist]) -> None:
+        _fonts()
+        self.fig, self.own = fig, own
+        self.canvas = FigureCanvasAgg(fig)
+        fig.set_dpi(110)
+        for a in own:
+            a.set_animated(True)  # left out of the background, drawn per report
+        self.looks: dict[tuple[Any, ...], Any] = {}
+
+    def draw(self, look: tuple[Any, ...], set_look: Callable[[], None]) -> Flowable:
+        """`set_look` sets what the background shows; the axes' limits are the caller's to set every time."""
+        ax = self.own[0].axes
+        if look not in self.looks:
+            if len(self.looks) >= self.MAX_LOOKS:
+                self.looks.clear()
+            set_look()
+            self.canvas.draw()
+            self.looks[look] = self.canvas.copy_from_bbox(self.fig.bbox), ax.get_legend()
+        background, legend = self.looks[look]
+        self.canvas.restore_region(background)
+        for a in self.own:
+            ax.draw_artist(a)
+        if legend is not None:
+            ax.draw_artist(legend)  # over the bars, as a figure drawn whole has it
+        return _pixels(self.canvas, self.fig)
+
+
+class _DailyChart(_Blitted):
+    """Alarms and faults per day of a month of `days` days, stacked by group."""
+
+    def __init__(self, days: int) -> None:
+        _fonts()
+        self.days = days
+        fig = Figure(figsize=(8, 2.6))
+        ax = self.ax = fig.subplots()
+        self.bars = {g: ax.bar(range(1, days + 1), np.zeros(days), label=g, color=colour)
+                     for g, colour in zip(DAILY_GROUPS, DAILY_COLOURS, strict=True)}
+        self.empty = ax.text(0.5, 0.5, "本月无报警与故障", transform=ax.transAxes, ha="center", va="center",
+                             color="#555555")
+        ax.set_xlabel("日")
+        ax.set_ylabel("次数")
+        ax.set_xlim(0.5, days + 0.5)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=0.18)
+        super().__init__(fig, [r for bars in self.bars.values() for r in bars])
+
+    def render(self, m: UnitMonth) -> Flowable:
+        counts = {g: np.zeros(self.days) for g in DAILY_GROUPS}
+        for a in m.alerts:
+            d = min(self.days - 1, int((a.started_ms - m.period.start_ms) // DAY_MS))
+            g = next((g for g, rules in DAILY_GROUPS.items() if a.rule in rules), "其他")
+            counts[g][d] += 1
+        bottom = np.zeros(self.days)
+        for g, bars in self.bars.items():
+            for rect, b, c in zip(bars, bottom, counts[g], strict=True):
+                rect.set_y(b)
+                rect.set_height(c)
+            bottom += counts[g]
+        top = int(bottom.max())
+        shown = tuple(g for g in DAILY_GROUPS if counts[g].any())
+        title = f"每日报警与故障（{_month_zh(m.period)}）"
+
+        def look() -> None:
+            self.empty.set_visible(not top)
+            if shown:
+                self.ax.legend(handles=[self.bars[g] for g in shown], ncol=4, fontsize=8,
+                               loc="upper right").set_animated(True)
+            else:
+                self.ax.legend_ = None  # not removed: another look keeps it
+            self.ax.set_title(title)
+
+        self.ax.set_ylim(0, top * 1.05 if top else 1)
+        return self.draw((title, top, shown), look)
+
+
+class _BreakdownChart(_Blitted):
+    """Points kept per indicator against its weight."""
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        _fonts()
+        fig = Figure(figsize=(8, 2.8))
+        ax = self.ax = fig.subplots()
+        labels = [INDICATOR_ZH[n] for n in weights]
+        ax.barh(labels, list(weights.values()), color="#e9ecef", label="满分")
+        self.kept = ax.barh(labels, np.zeros(len(weights)), label="得分")
+        self.names = list(weights)
+        ax.invert_yaxis()
+        self.title = ax.set_title(" ")
+        self.legend = ax.legend(fontsize=8, loc="lower right")
+        self.legend.set_animated(True)
+        fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.1)
+        super().__init__(fig, [*self.kept, self.title])
+
+    def render(self, score: Score) -> Flowable:
+        colour = GRADE_COLOUR[score.grade]
+        for rect, n in zip(self.kept, self.names, strict=True):
+            rect.set_width(score.breakdown[n])
+            rect.set_color(colour)
+        self.title.set_text(f"得分构成：{score.score:.1f} 分（{score.grade.zh}色）")
+        self.legend.legend_handles[1].set_color(colour)
+        return self.draw((), lambda: None)
+
+
+_charts = threading.local()
+"""Each thread's charts: a figure is not safe to draw from two threads at once (the api renders in a pool)."""
+
+
+def _chart(key: tuple[Any, ...], make: Callable[[], T]) -> T:
+    built = _charts.__dict__.setdefault("built", {})
+    if key not in built:
+        built[key] = make()
+    return built[key]
 
 
 def render_unit(m: UnitMonth, config: SupervisionConfig) -> bytes:
     """One unit's monthly report as PDF bytes."""
     s, u = m.score, m.unit
+    weights, days = config.scores.weights.model_dump(), round(m.period.days)
     story: list[Any] = [
         Paragraph(f"{u.name} 消防安全月度报告（{_month_zh(m.period)}）", _style(16)),
         Paragraph(f"统一社会信用代码 {u.credit_code}　辖区 {m.district_name}　地址 {u.address or '—'}", _style(9)),
@@ -257,11 +377,11 @@ def render_unit(m: UnitMonth, config: SupervisionConfig) -> bytes:
         Paragraph("扣分原因", _style(12)),
         *([Paragraph(f"· {r.zh}", _style(10)) for r in s.reasons] or [Paragraph("无扣分项。", _style(10))]),
         Spacer(1, 3 * mm),
-        _breakdown_chart(s, config),
+        _chart(("breakdown", *weights.items()), lambda: _BreakdownChart(weights)).render(s),
         Paragraph("本月指标", _style(12)),
         _table(indicator_rows(s.indicators), [90 * mm, 80 * mm]),
         Spacer(1, 3 * mm),
-        _daily_chart(m),
+        _chart(("daily", days), lambda: _DailyChart(days)).render(m),
         Paragraph("报警与故障", _style(12)),
     ]
     alarms = [a for a in m.alerts if a.rule in ("fire", "fault", "main_power", "backup_power", "offline",
@@ -300,7 +420,7 @@ def render_district(d: DistrictMonth, config: SupervisionConfig) -> bytes:
     right.bar([t.zh for t in Trend], [sum(x.trend == t for x in d.scores) for t in Trend], color="#4c6ef5")
     right.set_title("较上月趋势")
     fig.subplots_adjust(left=0.06, right=0.98, top=0.86, bottom=0.12, wspace=0.2)
-    story.append(_png(fig))
+    story.append(_image(fig))
     story.append(Paragraph("单位排名", _style(12)))
     story.append(_table([["名次", "单位", "评分", "等级", "趋势"]] + [
         [str(i), d.units[x.unit_id].name, f"{x.score:.1f}", x.grade.zh, x.trend.zh]
