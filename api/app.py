@@ -50,7 +50,7 @@ from firewatch.api.live import Feed, Listener
 from firewatch.api.metrics import Metrics
 from firewatch.api.reports_public import Limits
 from firewatch.api.responses import ChangeCache
-from firewatch.api.supervision_runtime import NotifyMessenger, Runtime
+from firewatch.api.supervision_runtime import NotifyMessenger, Runtime, pressure_floor
 from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.supervision = Runtime(
             supervision, supervisor, PhotoStore(supervision.photo_dir, supervision.max_photo_bytes),
             app.state.hazard_links,
+            pressure_floor(thresholds),
         )
         p = supervision.public
         app.state.public_limits = Limits(p.per_address_per_hour, p.per_phone_per_day, p.total_per_minute)

@@ -72,7 +72,7 @@ def _period(label: str) -> Period:
 
 
 async def _scores(c: Ctx, rt: Rt, label: str, district: str | None, unit_ids: list[int] | None) -> list[ScoreOut]:
-    scores = await month_scores(c.store, c.influx, rt.config, _period(label), district, unit_ids)
+    scores = await month_scores(c.store, c.influx, rt.config, _period(label), district, unit_ids, floor=rt.floor)
     async with c.store.session() as s:
         names = {u.id: u for u in (await s.execute(select(Unit).where(
             Unit.id.in_([x.unit_id for x in scores])))).scalars()}
@@ -231,7 +231,7 @@ def _pdf(body: bytes, name: str) -> Response:
             summary="A unit's monthly report in Chinese (PDF): indicators, charts, alarms, hazards, score")
 async def unit_report(unit_id: IdPath, c: Ctx, rt: Rt, _: Viewer, month: Month) -> Response:
     period = _period(month)
-    found = await gather_units(c.store, c.influx, rt.config, period, unit_ids=[unit_id])
+    found = await gather_units(c.store, c.influx, rt.config, period, unit_ids=[unit_id], floor=rt.floor)
     if not found:
         raise not_found(f"unit {unit_id}")
     try:
@@ -245,7 +245,7 @@ async def unit_report(unit_id: IdPath, c: Ctx, rt: Rt, _: Viewer, month: Month) 
             summary="A district's monthly report in Chinese (PDF): units ranked, red units, overdue hazards, draws")
 async def district_report(district: District, c: Ctx, rt: Rt, _: Viewer, month: Month) -> Response:
     period = _period(month)
-    found = await gather_district(c.store, c.influx, rt.config, period, district)
+    found = await gather_district(c.store, c.influx, rt.config, period, district, rt.floor)
     if not found.scores:
         raise not_found(f"a unit in district {district}")
     try:

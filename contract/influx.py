@@ -120,7 +120,7 @@ class Influx:
         if resp.status_code >= 300:
             raise InfluxError(f"query refused ({resp.status_code}): {resp.text[:300]}", retryable=False)
         series: list[Series] = []
-        for result in resp.json().get("results", []):
+        for result in orjson.loads(resp.content).get("results", []):
             if "error" in result:
                 raise InfluxError(f"query error: {result['error']}", retryable=False)
             for s in result.get("series", []):

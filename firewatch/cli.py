@@ -19,7 +19,7 @@ from firewatch.contract.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from firewatch.contract.db import Store
     from firewatch.contract.influx import Influx
-    from firewatch.supervision import Draw, Period, SupervisionConfig
+    from firewatch.supervision import Draw, Period, PressureFloor, SupervisionConfig
 
 T = TypeVar("T")
 
@@ -672,6 +672,14 @@ def _supervision_run(job: Callable[[Store, Influx, SupervisionConfig], Awaitable
     return asyncio.run(go())
 
 
+def _pressure_floor() -> PressureFloor:
+    """The floors alerting judges this invocation's hydrants and pumps by (its `[alerting]` settings)."""
+    from firewatch.alerting import config as alerting_config
+    from firewatch.api import pressure_floor
+
+    return pressure_floor(alerting_config.load(settings().alerting))
+
+
 def _month_or_exit(label: str) -> Period:
     from firewatch.supervision import month
 
@@ -693,7 +701,8 @@ def scores_cmd(
     from firewatch.supervision import month_scores
 
     period = _month_or_exit(month_label)
-    found = _supervision_run(lambda store, influx, c: month_scores(store, influx, c, period, district))
+    floor = _pressure_floor()
+    found = _supervision_run(lambda store, influx, c: month_scores(store, influx, c, period, district, floor=floor))
     for x in sorted(found, key=lambda x: x.score):
         print(orjson.dumps(x.as_dict()).decode())
 
@@ -722,6 +731,7 @@ def report_cmd(
         err.print("[red]--district and --unit: give one of them, or neither for every district[/red]")
         raise typer.Exit(2)
     out.mkdir(parents=True, exist_ok=True)
+    floor = _pressure_floor()
 
     async def job(store: Store, influx: Influx, c: SupervisionConfig) -> list[Path]:
         from sqlalchemy import select
@@ -732,11 +742,11 @@ def report_cmd(
                                     .scalars())))
         written = []
         for d in districts:
-            body = await asyncio.to_thread(render_district, await gather_district(store, influx, c, period, d), c)
+            body = await asyncio.to_thread(render_district, await gather_district(store, influx, c, period, d, floor), c)
             written.append(out / f"district-{d}-{period.label}.pdf")
             written[-1].write_bytes(body)
         for d in districts or [None]:
-            months = await gather_units(store, influx, c, period, d, [unit] if unit is not None else None)
+            months = await gather_units(store, influx, c, period, d, [unit] if unit is not None else None, floor)
             if unit is not None and not months:
                 err.print(f"[red]--unit: unit {unit} does not exist[/red]")
                 raise typer.Exit(2)

@@ -5,7 +5,17 @@ from firewatch.supervision.config import SupervisionConfig, load
 from firewatch.supervision.credit_code import CreditCodeError, validate
 from firewatch.supervision.draws import Draw, Inspection, InspectionResult, draw, replay
 from firewatch.supervision.hazards import Acted, act, history, still_failing
-from firewatch.supervision.indicators import TZ, Indicators, Period, compute, day, month, rolling30
+from firewatch.supervision.indicators import (
+    TZ,
+    Indicators,
+    Period,
+    PressureFloor,
+    compute,
+    day,
+    kind_floor,
+    month,
+    rolling30,
+)
 from firewatch.supervision.links import HazardLinks, HazardPass, LinkGone, LinkRevoked
 from firewatch.supervision.messages import Messenger, Outgoing
 from firewatch.supervision.models import (
@@ -86,6 +96,7 @@ __all__ = [
     "Period",
     "PhotoError",
     "PhotoStore",
+    "PressureFloor",
     "ReportError",
     "Score",
     "StoredScore",
@@ -105,6 +116,7 @@ __all__ = [
     "gather_district",
     "gather_units",
     "history",
+    "kind_floor",
     "load",
     "month",
     "month_scores",

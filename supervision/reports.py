@@ -50,6 +50,8 @@ from firewatch.supervision.indicators import (
     FAULT_RULES,
     TZ,
     Period,
+    PressureFloor,
+    kind_floor,
 )
 from firewatch.supervision.models import HazardOrder, Unit, UnitSite
 from firewatch.supervision.scores import Grade, Score, Trend, month_scores
@@ -182,9 +184,10 @@ class DistrictMonth:
 
 
 async def gather_units(store: Store, influx: Influx | None, config: SupervisionConfig, period: Period,
-                       district: str | None = None, unit_ids: list[int] | None = None) -> list[UnitMonth]:
+                       district: str | None = None, unit_ids: list[int] | None = None,
+                       floor: PressureFloor = kind_floor) -> list[UnitMonth]:
     """Each unit's month (its score as the API gives it, its alerts and orders of the month)."""
-    scores = await month_scores(store, influx, config, period, district, unit_ids)
+    scores = await month_scores(store, influx, config, period, district, unit_ids, floor=floor)
     ids = [s.unit_id for s in scores]
     async with store.session() as s:
         units = {u.id: u for u in (await s.execute(select(Unit).where(Unit.id.in_(ids)))).scalars()}
@@ -208,8 +211,8 @@ async def gather_units(store: Store, influx: Influx | None, config: SupervisionC
 
 
 async def gather_district(store: Store, influx: Influx | None, config: SupervisionConfig, period: Period,
-                          district: str) -> DistrictMonth:
-    scores = await month_scores(store, influx, config, period, district)
+                          district: str, floor: PressureFloor = kind_floor) -> DistrictMonth:
+    scores = await month_scores(store, influx, config, period, district, floor=floor)
     async with store.session() as s:
         units = {u.id: u for u in (await s.execute(select(Unit).where(
             Unit.id.in_([x.unit_id for x in scores])))).scalars()}

@@ -24,7 +24,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from firewatch.contract.db import Base, Store, now_ms
 from firewatch.contract.influx import Influx
 from firewatch.supervision.config import SupervisionConfig
-from firewatch.supervision.indicators import Indicators, Period, compute, previous_month
+from firewatch.supervision.indicators import (
+    Indicators,
+    Period,
+    PressureFloor,
+    compute,
+    kind_floor,
+    previous_month,
+)
 from firewatch.supervision.score_settings import ScoreSettings
 
 
@@ -225,17 +232,18 @@ class StoredScore(Base):
 async def month_scores(
     store: Store, influx: Influx | None, config: SupervisionConfig, period: Period,
     district: str | None = None, unit_ids: Iterable[int] | None = None, keep: bool = True,
+    floor: PressureFloor = kind_floor,
 ) -> list[Score]:
     """Scores of a month's units as of its end, with the trend from the previous month; kept in `sv_scores`."""
     ids = list(unit_ids) if unit_ids is not None else None
-    now = await compute(store, influx, config, period, district, ids)
+    now = await compute(store, influx, config, period, district, ids, floor)
     prev_period = previous_month(period)
     async with store.session() as s:
         stored = dict((await s.execute(select(StoredScore.unit_id, StoredScore.score).where(
             StoredScore.period == prev_period.label, StoredScore.unit_id.in_(list(now))))).all())
     missing = [u for u in now if u not in stored]
     if missing:
-        before = await compute(store, influx, config, prev_period, district, missing)
+        before = await compute(store, influx, config, prev_period, district, missing, floor)
         stored |= {u: score(x, config, prev_period.label).score for u, x in before.items()
                    if x.evidence}
     out = [with_trend(score(x, config, period.label), stored.get(u), config) for u, x in now.items()]

@@ -32,13 +32,20 @@ from playwright.sync_api import Browser, expect
 from pypdf import PdfReader
 
 from firewatch.contract.db import open_store
+from firewatch.contract.influx import Influx
+from firewatch.contract.kinds import Kind
+from firewatch.contract.lineproto import record_line
+from firewatch.contract.payload import Reading
+from firewatch.contract.settings import Settings
 from firewatch.simulators.citymap import DISTRICTS_FILE
 from firewatch.supervision import Grade, InspectionResult, Unit, month
+from firewatch.supervision.credit_code import check_character
 from firewatch.supervision.draws import Candidate, pick
 from firewatch.supervision.score_settings import InspectionSettings
 from tests import supervision_world
 from tests.supervision_world import DISTRICT, World
-from tests.test_supervision_month import SITES, District, at, order_of, panel
+from tests.test_api_server import ApiThread, client, tokens
+from tests.test_supervision_month import HOUR, SITES, District, at, order_of, panel
 from tests.test_supervision_pages import browser, signed_in
 
 world, world_settings = supervision_world.world, supervision_world.world_settings
@@ -236,3 +243,42 @@ def test_inspect_draw_on_the_command_line_is_recorded_and_replays(tmp_path: Path
     assert first.stdout.startswith("draw 1: seed 99, 12 candidates, 0 excluded")
     replayed = fw("inspect", "replay", "1")
     assert replayed.returncode == 0 and "replayed" in replayed.stdout, replayed.stdout + replayed.stderr
+
+
+def test_pressure_compliance_is_judged_by_each_devices_own_floor(settings: Settings) -> None:
+    """A hydrant is judged by the floor alerting warns at for it: its site's `[alerting]` setting or its own
+    registry thresholds when set, the kind's 0.14 MPa otherwise (one source of the fact: alerting's settings)."""
+    s = settings.model_copy(update={"alerting": {"sites": {"高层住宅": {"hydrant": {"pressure_low": {"warning": 0.30}}}}},
+                                    "supervision": {"enabled": False}})
+    api = ApiThread(s).start()
+    try:
+        admin = client(api, tokens(api.settings)["admin"])
+        floors = {"低层商铺": None, "高层住宅": None, "厂房": {"pressure_low": {"warning": 0.25}}}
+        for k, (site, thresholds) in enumerate(floors.items()):
+            code = f"91510104MA6H0{k:04d}"
+            r = admin.post("/api/v1/units", json={"name": site, "credit_code": code + check_character(code),
+                                                  "category": "general", "district": DISTRICT, "sites": [site]})
+            assert r.status_code == 201, r.text
+            device = {"id": f"H-{k}", "kind": "hydrant", "district": DISTRICT, "site": site}
+            r = admin.post("/api/v1/devices", json=device | ({"thresholds": thresholds} if thresholds else {}))
+            assert r.status_code == 201, r.text
+
+        def pressure(ts: int) -> float:
+            """0.28 MPa the first ten days of March, 0.20 the next five, 0.35 after."""
+            return 0.28 if ts < at(10, 0) else 0.20 if ts < at(15, 0) else 0.35
+
+        lines = [record_line(Reading(DISTRICT, f"H-{k}", Kind.HYDRANT, ts, None, {"pressure_mpa": pressure(ts)}), site)
+                 for k, site in enumerate(floors) for ts in range(at(0, 0), at(31, 0), HOUR)]
+
+        async def write() -> None:
+            influx = Influx(s.influx)
+            await influx.write("\n".join(lines))
+            await influx.aclose()
+
+        asyncio.run(write())
+        r = client(api, tokens(api.settings)["viewer"]).get("/api/v1/scores", params={"month": MARCH})
+        assert r.status_code == 200, r.text
+        rate = {x["unit"]: x["indicators"]["pressure_ok_rate"] for x in r.json()}
+        assert rate == {"低层商铺": 1.0, "高层住宅": pytest.approx(16 / 31), "厂房": pytest.approx(26 / 31)}, rate
+    finally:
+        api.stop()
