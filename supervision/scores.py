@@ -239,14 +239,16 @@ async def month_scores(
     now = await compute(store, influx, config, period, district, ids, floor)
     prev_period = previous_month(period)
     async with store.session() as s:
-        stored = dict((await s.execute(select(StoredScore.unit_id, StoredScore.score).where(
-            StoredScore.period == prev_period.label, StoredScore.unit_id.in_(list(now))))).all())
-    missing = [u for u in now if u not in stored]
+        kept = (await s.execute(select(StoredScore.unit_id, StoredScore.score, StoredScore.indicators).where(
+            StoredScore.period == prev_period.label, StoredScore.unit_id.in_(list(now))))).all()
+    # A previous month without records of the unit is no score to compare with (the trend is new),
+    # whether it was kept (the monthly job scores every unit) or is computed now.
+    previous = {u: x for u, x, indicators in kept if indicators.get("evidence")}
+    missing = [u for u in now if u not in {u for u, *_ in kept}]
     if missing:
         before = await compute(store, influx, config, prev_period, district, missing, floor)
-        stored |= {u: score(x, config, prev_period.label).score for u, x in before.items()
-                   if x.evidence}
-    out = [with_trend(score(x, config, period.label), stored.get(u), config) for u, x in now.items()]
+        previous |= {u: score(x, config, prev_period.label).score for u, x in before.items() if x.evidence}
+    out = [with_trend(score(x, config, period.label), previous.get(u), config) for u, x in now.items()]
     if keep:
         await _keep(store, out)
     return out
