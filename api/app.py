@@ -55,7 +55,7 @@ from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
 from firewatch.notify import notify_config
-from firewatch.supervision import HazardLinks, PhotoStore, Supervisor
+from firewatch.supervision import HazardLinks, MonthlyReports, PhotoStore, Supervisor
 from firewatch.supervision import load as supervision_config
 
 STATIC = Path(str(files("firewatch.api") / "static"))
@@ -95,6 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
         jobs = [feed.run(), listener.run(), listener.record_statuses()]
         if supervision.enabled:
             jobs.append(supervisor.run())
+        if supervision.enabled and supervision.monthly_reports:
+            jobs.append(MonthlyReports(store, influx, supervision, supervisor.now, app.state.supervision.floor).run())
         tasks = [asyncio.create_task(t) for t in jobs]
         try:
             yield

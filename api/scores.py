@@ -18,7 +18,7 @@ from firewatch.api.auth import Operator, Viewer
 from firewatch.api.context import Ctx
 from firewatch.api.errors import ApiError, not_found
 from firewatch.api.fields import District, IdPath
-from firewatch.api.supervision_runtime import Rt
+from firewatch.api.supervision_runtime import Rt, Runtime
 from firewatch.supervision import (
     Draw,
     HazardOrder,
@@ -35,6 +35,7 @@ from firewatch.supervision import (
     render_district,
     render_unit,
     replay,
+    stored_report,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["scores and inspections"])
@@ -227,10 +228,22 @@ def _pdf(body: bytes, name: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+async def _kept(rt: Runtime, period: Period, subject: str) -> Response | None:
+    """The month's report as the monthly job wrote it, when it did: what was signed off is what is downloaded."""
+    path = stored_report(rt.config.report_dir, period.label, subject)
+    try:
+        body = await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        return None
+    return _pdf(body, f"{subject}-{period.label}.pdf")
+
+
 @router.get("/reports/units/{unit_id}.pdf", response_class=Response, responses=PDF,
             summary="A unit's monthly report in Chinese (PDF): indicators, charts, alarms, hazards, score")
 async def unit_report(unit_id: IdPath, c: Ctx, rt: Rt, _: Viewer, month: Month) -> Response:
     period = _period(month)
+    if (kept := await _kept(rt, period, f"unit-{unit_id}")) is not None:
+        return kept
     found = await gather_units(c.store, c.influx, rt.config, period, unit_ids=[unit_id], floor=rt.floor)
     if not found:
         raise not_found(f"unit {unit_id}")
@@ -245,6 +258,8 @@ async def unit_report(unit_id: IdPath, c: Ctx, rt: Rt, _: Viewer, month: Month) 
             summary="A district's monthly report in Chinese (PDF): units ranked, red units, overdue hazards, draws")
 async def district_report(district: District, c: Ctx, rt: Rt, _: Viewer, month: Month) -> Response:
     period = _period(month)
+    if (kept := await _kept(rt, period, f"district-{district}")) is not None:
+        return kept
     found = await gather_district(c.store, c.influx, rt.config, period, district, rt.floor)
     if not found.scores:
         raise not_found(f"a unit in district {district}")

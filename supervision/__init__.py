@@ -27,6 +27,7 @@ from firewatch.supervision.models import (
     Unit,
     UnitSite,
 )
+from firewatch.supervision.monthly import MonthlyReports, MonthlyRun, stored_report
 from firewatch.supervision.photos import PhotoError, PhotoStore
 from firewatch.supervision.registry import (
     CSV_COLUMNS,
@@ -91,6 +92,8 @@ __all__ = [
     "LinkRevoked",
     "MaintenanceCompany",
     "Messenger",
+    "MonthlyReports",
+    "MonthlyRun",
     "MoveError",
     "Outgoing",
     "Period",
@@ -126,5 +129,6 @@ __all__ = [
     "replay",
     "rolling30",
     "still_failing",
+    "stored_report",
     "validate",
 ]

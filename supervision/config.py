@@ -73,6 +73,12 @@ class SupervisionConfig(_Model):
     """How long a one-tap link in a dispatch opens its order (wall-clock hours from sending)."""
     scores: ScoreSettings = ScoreSettings()
     inspections: InspectionSettings = InspectionSettings()
+    monthly_reports: bool = True
+    """When the supervisor's clock passes the 1st, the month that ended is scored and its district and unit
+    reports written to `report_dir` (one api worker does it; supervision/monthly.py)."""
+    report_dir: Path = Path(".firewatch/reports")
+    """The monthly reports, one folder per month (`2026-03/unit-12.pdf`, `2026-03/district-510104.pdf`);
+    the console's downloads are served from here when the month's report is there."""
 
     def hold_ms(self, category: str) -> int:
         h = self.hazards

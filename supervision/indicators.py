@@ -91,6 +91,12 @@ def month(label: str) -> Period:
     return Period("month", label, _ms(first), _ms(nxt))
 
 
+def month_of(ms: int) -> Period:
+    """The calendar month (China Standard Time) holding the moment `ms`."""
+    d = datetime.fromtimestamp(ms / 1000, TZ)
+    return month(f"{d.year:04d}-{d.month:02d}")
+
+
 def previous_month(p: Period) -> Period:
     first = datetime.fromtimestamp(p.start_ms / 1000, TZ).date()
     prev = (first - timedelta(days=1)).replace(day=1)

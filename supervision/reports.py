@@ -185,9 +185,11 @@ class DistrictMonth:
 
 async def gather_units(store: Store, influx: Influx | None, config: SupervisionConfig, period: Period,
                        district: str | None = None, unit_ids: list[int] | None = None,
-                       floor: PressureFloor = kind_floor) -> list[UnitMonth]:
-    """Each unit's month (its score as the API gives it, its alerts and orders of the month)."""
-    scores = await month_scores(store, influx, config, period, district, unit_ids, floor=floor)
+                       floor: PressureFloor = kind_floor, scores: list[Score] | None = None) -> list[UnitMonth]:
+    """Each unit's month (its score as the API gives it, its alerts and orders of the month); `scores`: the
+    month's scores of exactly those units, already computed (the monthly job scores the city once)."""
+    if scores is None:
+        scores = await month_scores(store, influx, config, period, district, unit_ids, floor=floor)
     ids = [s.unit_id for s in scores]
     async with store.session() as s:
         units = {u.id: u for u in (await s.execute(select(Unit).where(Unit.id.in_(ids)))).scalars()}
@@ -211,8 +213,10 @@ async def gather_units(store: Store, influx: Influx | None, config: SupervisionC
 
 
 async def gather_district(store: Store, influx: Influx | None, config: SupervisionConfig, period: Period,
-                          district: str, floor: PressureFloor = kind_floor) -> DistrictMonth:
-    scores = await month_scores(store, influx, config, period, district, floor=floor)
+                          district: str, floor: PressureFloor = kind_floor,
+                          scores: list[Score] | None = None) -> DistrictMonth:
+    if scores is None:
+        scores = await month_scores(store, influx, config, period, district, floor=floor)
     async with store.session() as s:
         units = {u.id: u for u in (await s.execute(select(Unit).where(
             Unit.id.in_([x.unit_id for x in scores])))).scalars()}

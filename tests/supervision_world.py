@@ -49,7 +49,8 @@ def pg_settings(tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD, **superv
     yield s.model_copy(update={
         "store": s.store.model_copy(update={"url": SERVER.rsplit("/", 1)[0] + f"/{name}"}),
         "api": s.api.model_copy(update={"map_layer": LAYER_FILE}),  # the demo city's district layer
-        "supervision": {"interval_s": 0.1, "photo_dir": str(tmp_path / "photos"), **supervision},
+        "supervision": {"interval_s": 0.1, "photo_dir": str(tmp_path / "photos"),
+                        "report_dir": str(tmp_path / "reports"), **supervision},
     })
     with psycopg.connect(SERVER, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
