@@ -166,6 +166,8 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
         assert all(f"· {r['zh']}" in text for r in s["reasons"]), (s["reasons"], text)
     # The console page: the month's units green to red, their PDFs, a draw that replays.
     page = signed_in(browser, w, "/static/scores.html", w.keys["operator"])
+    # the sign-in dialog is modal: what is typed behind it before it closes is lost (seen at load 10)
+    expect(page.locator("#login")).to_be_hidden()
     page.fill("#month", MARCH)
     page.fill("#district", DISTRICT)
     page.click("#load")
@@ -177,6 +179,7 @@ def test_a_simulated_month_scores_units_as_the_scenario_says_and_the_draw_replay
         "href", f"/api/v1/reports/units/{shop['unit_id']}.pdf?month={MARCH}")
     page.fill("#count", "2")
     page.fill("#seed", "7")
+    expect(page.locator("#district")).to_have_value(DISTRICT)
     page.click("#draw")
     expect(page.locator("#draw-result")).to_contain_text("按记录重新抽取，结果一致")
     page.screenshot(path=str(ARTIFACTS / "supervision-scores.png"), full_page=True)
