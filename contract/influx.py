@@ -105,18 +105,21 @@ class Influx:
         params: dict[str, Any] | None = None,
         database: str | None = "",
         method: str = "GET",
+        timeout_s: float | None = None,
     ) -> list[Series]:
-        """Run InfluxQL; `$name` placeholders in `q` take their values from `params`."""
+        """Run InfluxQL; `$name` placeholders in `q` take their values from `params`. `timeout_s`: longer than
+        the settings' for a query known to scan much (a month's readings of a city), not for interactive ones."""
         args: dict[str, Any] = {"q": q, "epoch": "ms"}
         db = self.settings.database if database == "" else database
         if db:
             args["db"] = db
         if params:
             args["params"] = orjson.dumps(params).decode()
+        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
         if method == "GET":
-            resp = await self._http.get("/query", params=args)
+            resp = await self._http.get("/query", params=args, timeout=timeout)
         else:
-            resp = await self._http.post("/query", data=args)
+            resp = await self._http.post("/query", data=args, timeout=timeout)
         if resp.status_code >= 300:
             raise InfluxError(f"query refused ({resp.status_code}): {resp.text[:300]}", retryable=False)
         series: list[Series] = []

@@ -43,6 +43,9 @@ INFLUX_WINDOW_MS = 7 * DAY_MS
 """Readings are counted a week at a time (InfluxDB's shard length): a month of a city's hydrants in one
 query took longer than the client's timeout on a loaded machine; grouped by device, not site, which
 InfluxDB answered three times faster (`firewatch bench supervision`)."""
+INFLUX_TIMEOUT_S = 300.0
+"""A week of a city's readings is a scan, not an interactive query: on a loaded machine one took longer
+than the client's default 10 s."""
 INFLUX_PARALLEL = 2
 """Queries InfluxDB answers at once: one query keeps one core busy."""
 PRESSURE_KINDS = ("hydrant", "pump")
@@ -342,7 +345,7 @@ async def _from_influx(out: dict[int, Indicators], sites: dict[str, int], device
         q = (f'SELECT count("pressure_mpa") FROM "{m}" WHERE time >= {start}ms AND '
              f'time < {min(start + INFLUX_WINDOW_MS, period.end_ms)}ms{in_district}{condition} GROUP BY "device_id"')
         async with running:
-            answer = await influx.query(q, params)
+            answer = await influx.query(q, params, timeout_s=INFLUX_TIMEOUT_S)
         for sr in answer:
             device = sr.tags.get("device_id", "")
             if device in devices and (level is None or devices[device] == level) and sr.values:
