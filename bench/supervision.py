@@ -4,13 +4,17 @@ A simulated month (March 2026) is written as the platform would have stored it: 
 and devices in a fresh SQLite store, the month's alerts (faults repaired and not, false alarms,
 offline spells, fire alarms acknowledged late or in time) and hazard orders, and the hydrants'
 and pumps' pressure readings in a fresh InfluxDB. Then `month_scores` scores every unit as of the
-month's end (what `GET /api/v1/scores` does) and `render_unit` renders unit reports. Prints one
-JSON object: seconds for the scores, seconds for the reports, peak RSS, the grade counts.
+month's end (what `GET /api/v1/scores` and the monthly job do) and `render_unit` renders unit reports
+from those scores, as the monthly job does. Prints one JSON object: seconds for the scores, seconds for
+the reports, peak RSS, the grade counts; beside them the ceiling measured in the same run,
+`influx_scan_s` (InfluxDB counting the month's pressure readings once, ungrouped: the scores count
+them twice, by device, below and above each floor), and the load average at the start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from firewatch.contract.influx import Influx
 from firewatch.contract.settings import InfluxSettings
 from firewatch.services import InfluxD
 from firewatch.supervision import (
+    PRESSURE_KINDS,
     HazardOrder,
     SupervisionConfig,
     Unit,
@@ -132,6 +137,7 @@ def main(units: int, devices: int, districts: int, reports: int, every_h: float,
 
 async def _run(tmp: Path, influx_url: str, units: int, devices: int, districts: int, reports: int,
                every_h: float) -> dict[str, Any]:
+    load = [round(x, 2) for x in os.getloadavg()]
     influx = Influx(InfluxSettings(url=influx_url, database="bench"))
     await influx.create_database()
     url = f"sqlite:///{tmp}/bench.db"
@@ -143,10 +149,19 @@ async def _run(tmp: Path, influx_url: str, units: int, devices: int, districts: 
     period = month("2026-03")
     try:
         t0 = time.perf_counter()
+        scan = ";".join(f'SELECT count("pressure_mpa") FROM "{kind}" WHERE time >= {period.start_ms}ms '
+                        f"AND time < {period.end_ms}ms" for kind in PRESSURE_KINDS)
+        async with Influx(InfluxSettings(url=influx_url, database="bench", timeout_s=300)) as scanner:
+            await scanner.query(scan)
+        scan_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         scores = await month_scores(store, influx, config, period)
         scores_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        months = await gather_units(store, influx, config, period, unit_ids=list(range(1, reports + 1)))
+        # As the monthly job does: the city scored once, then each unit's month gathered and rendered.
+        chosen = [x for x in scores if x.unit_id <= reports]
+        months = await gather_units(store, influx, config, period, unit_ids=[x.unit_id for x in chosen],
+                                    scores=chosen)
         gather_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         pages = sum(len(render_unit(m, config)) for m in months)
@@ -159,6 +174,7 @@ async def _run(tmp: Path, influx_url: str, units: int, devices: int, districts: 
         grades[s.grade.value] = grades.get(s.grade.value, 0) + 1
     return {"bench": "supervision", "store": "sqlite", **written, "reading_every_h": every_h,
             "fill_s": round(fill_s, 1), "scores_s": round(scores_s, 2), "scored_units": len(scores),
+            "influx_scan_s": round(scan_s, 2), "load_before": load,
             "grades": grades, "reports": len(months), "reports_s": round(gather_s + render_s, 1),
             "reports_gather_s": round(gather_s, 1), "reports_render_s": round(render_s, 1),
             "report_mean_kb": round(pages / max(1, len(months)) / 1024, 1),

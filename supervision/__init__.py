@@ -6,6 +6,7 @@ from firewatch.supervision.credit_code import CreditCodeError, validate
 from firewatch.supervision.draws import Draw, Inspection, InspectionResult, draw, replay
 from firewatch.supervision.hazards import Acted, act, history, still_failing
 from firewatch.supervision.indicators import (
+    PRESSURE_KINDS,
     TZ,
     Indicators,
     Period,
@@ -67,6 +68,7 @@ __all__ = [
     "CENTER",
     "CSV_COLUMNS",
     "OPEN_STATES",
+    "PRESSURE_KINDS",
     "TZ",
     "Acted",
     "Action",
