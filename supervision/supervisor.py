@@ -22,7 +22,7 @@ from sqlalchemy import and_, exists, false, func, or_, select, update
 
 from firewatch.contract.db import OPEN_STATES, Alert, AlertState, ChangeKind, Severity, Store
 from firewatch.contract.influx import Influx
-from firewatch.contract.rules import HAZARD, HAZARD_KIND, LABELS_ZH, summary_zh
+from firewatch.contract.rules import HAZARD, HAZARD_KIND, LABELS_ZH, rule_labels, summary_zh
 from firewatch.supervision.clock import Clock
 from firewatch.supervision.config import SupervisionConfig
 from firewatch.supervision.hazards import (
@@ -288,4 +288,12 @@ def _overdue_fingerprint(order_id: int) -> str:
 def _title(category: HazardCategory, alert: Alert) -> str:
     """`故障超时未修复：P-3 故障（1回路2号）`: the kind, the device and the alert said in Chinese."""
     point = f"（{alert.loop}回路{alert.point}号）" if alert.loop is not None and alert.point is not None else ""
-    return f"{LABEL[category]}：{alert.device_id} {summary_zh(alert)}{point}"
+    return f"{LABEL[category]}：{alert.device_id} {_said(alert)}{point}"
+
+
+def _said(alert: Alert) -> str:
+    """The alert in Chinese: `contract.rules.summary_zh`, or its rule's Chinese label alone where that keeps
+    alerting's English summary (`1 point(s) for over 24 h`), which a monthly report must not print."""
+    said = summary_zh(alert)
+    label = rule_labels().get(f"{alert.kind}.{alert.rule}")
+    return label["zh"] if label and said == (alert.summary or alert.rule) else said

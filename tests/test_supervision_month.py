@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -31,8 +32,9 @@ from firewatch.contract.lineproto import record_line
 from firewatch.contract.payload import PanelEvent, Reading, Record
 from tests import supervision_world
 from tests.conftest import wait_for
-from tests.supervision_world import DEPARTMENT_A, DISTRICT, SITE_A, SITE_B, NotifyThread, World
-from tests.test_supervision_pages import browser, signed_in
+from tests.supervision_world import DEPARTMENT_A, DISTRICT, PNG, SITE_A, SITE_B, NotifyThread, World
+from tests.test_supervision import text
+from tests.test_supervision_pages import browser, shot, signed_in
 
 pytestmark = pytest.mark.postgres
 T = TypeVar("T")
@@ -134,6 +136,12 @@ def act(who: httpx.Client, order: int, action: str, **extra: Any) -> httpx.Respo
     return who.post(f"/api/v1/hazards/{order}/actions", json={"action": action, **extra})
 
 
+def link_path(w: World, address: str, order: int) -> str:
+    """The path of the one-tap link to `order` in the mail `address` got (a phone opens it on the api)."""
+    found = re.compile(rf"/m/o/{order}/\S+")
+    return wait_for(lambda: [m.group(0) for mail in w.inbox.to(address) if (m := found.search(text(mail)))])[0]
+
+
 def order_of(w: World, device: str) -> dict[str, Any]:
     return wait_for(lambda: [o for o in w.hazards() if o["device_id"] == device])[0]
 
@@ -151,6 +159,7 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
             panel("P-1", at(1, 8), "fault", 7), panel("P-1", at(1, 14), "fault_cleared", 7),   # 6 h: nothing
             panel("P-3", at(2, 9), "fault", 2),                                               # never repaired
             panel("P-1", at(5, 8), "fault", 9), panel("P-1", at(6, 16), "fault_cleared", 9),
+            panel("P-1", at(7, 20), "fault", 9), panel("P-1", at(9, 9), "fault_cleared", 9),  # it comes back
             panel("P-4", at(10, 8), "shield", 3), panel("P-4", at(11, 12), "unshield", 3),
             *[e for h in range(9, 15) for e in (panel("P-5", at(20, h), "fire", 4),
                                                  panel("P-5", at(20, h + 1 / 30), "reset"))],
@@ -181,15 +190,53 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
         mail = wait_for(lambda: w.inbox.to("dept-market@gov.example.org"))
         assert len(mail) == 1 and "老街杂货店" in str(mail[0]["Subject"])
 
-        # Shielded points: alerting's shield_left_on after 24 h, then the hazard.
+        # The same fault comes back within 72 h of closing: the closed order is reopened, not a new one.
+        d.until(8, 20.5)
+        again = wait_for(lambda: [o for o in w.hazards() if o["device_id"] == "P-1" and o["state"] == "reopened"])[0]
+        assert (again["id"], again["opened_ms"]) == (mall["id"], at(6, 8))
+        assert again["deadline_ms"] == at(11, 20) and again["escalated_ms"] is None
+        assert act(w.maintenance, mall["id"], "accept").status_code == 200
+        d.until(9, 9.5)
+        assert act(w.maintenance, mall["id"], "report_fixed", note="更换9号点底座").status_code == 200
+        d.until(9, 10.5)
+        assert act(w.operator, mall["id"], "approve", note="复查通过").json()["state"] == "closed"
+
+        # Shielded points: alerting's shield_left_on after 24 h, then the hazard, worked on the phone page
+        # the engineer's mail opens and reviewed on the board: sent back once for want of a photo, then closed.
         d.until(11, 9)
         hotel = order_of(w, "P-4")
         assert hotel["category"] == "shielded" and hotel["opened_ms"] == at(11, 8)
-        assert act(w.maintenance, hotel["id"], "accept").status_code == 200
+        assert hotel["title"] == "点位长期屏蔽：P-4 点位屏蔽时间过长", "in Chinese: the monthly report prints it"
+        phone = browser.new_page(viewport={"width": 412, "height": 915}, is_mobile=True, has_touch=True)
+        phone.goto(w.api.url + link_path(w, "wang@rongan.example.org", hotel["id"]))
+        expect(phone.locator("#order h2")).to_contain_text(f"#{hotel['id']} 点位长期屏蔽：P-4")
+        phone.click("button[data-action=accept]")
+        expect(phone.locator("#order .state").first).to_have_text("已接收")
         d.until(11, 12.5)
-        assert act(w.maintenance, hotel["id"], "report_fixed", note="已解除屏蔽").status_code == 200
+        phone.fill("#note", "已解除屏蔽")
+        phone.click("button[data-action=report_fixed]")
+        expect(phone.locator("#order .state").first).to_have_text("待审核")
+        board = signed_in(browser, w, f"/static/hazards.html#{hotel['id']}", w.keys["operator"])
+        board.fill("#act-note", "请补充解除屏蔽后的控制器照片")
+        board.click("button[data-action=reject]")
+        expect(board.locator(f".col[data-state=rejected] .card[data-id='{hotel['id']}']")).to_be_visible()
+        phone.reload()
+        expect(phone.locator("#order")).to_contain_text("处理结果：请补充解除屏蔽后的控制器照片")
+        phone.fill("#note", "已补充控制器照片")
+        phone.set_input_files("#photo", files={"name": "panel.png", "mimeType": "image/png", "buffer": PNG})
+        phone.click("button[data-action=report_fixed]")
+        expect(phone.locator("#order .state").first).to_have_text("待审核")
         d.until(11, 13.5)
-        assert act(w.operator, hotel["id"], "approve").json()["state"] == "closed"
+        board.reload()
+        expect(board.locator("#order img")).to_have_count(1)
+        board.fill("#act-note", "照片清晰，数据核验通过")
+        board.click("button[data-action=approve]")
+        expect(board.locator(f".col[data-state=closed] .card[data-id='{hotel['id']}']")).to_be_visible()
+        phone.reload()
+        expect(phone.locator("#order .state").first).to_have_text("已闭环")
+        for step in ("王工 接收", "王工 提交整改", "operator-tester 驳回", "operator-tester 审核通过"):
+            expect(phone.locator("#order .history")).to_contain_text(step)
+        shot(phone, "supervision-month-phone.png")
 
         # Fire water below its floor from 02:00: a major hazard at 06:00, 24 h to fix.
         d.until(15, 6.5)
@@ -222,6 +269,7 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
         d.close()
     orders = {o["device_id"]: o for o in w.hazards()}
     assert set(orders) == {"P-1", "P-3", "P-4", "H-9", "P-5"}, orders
+    assert not [o["title"] for o in orders.values() if re.search("[A-Za-z]{4,}", o["title"])], "titles in Chinese"
     assert {k: o["state"] for k, o in orders.items()} == {
         "P-1": "closed", "P-3": "dispatched", "P-4": "closed", "H-9": "closed", "P-5": "closed"}
     assert orders["P-3"]["overdue"] and orders["P-3"]["escalated_ms"] is not None
@@ -232,9 +280,10 @@ def test_a_simulated_month_of_a_district_flows_its_orders_to_closure_and_escalat
     units = {u["name"]: u for u in w.operator.get("/api/v1/units-map").json()}
     assert (units["老街杂货店"]["open_hazards"], units["老街杂货店"]["overdue"]) == (1, 1)
     assert units["春熙商场有限公司"]["open_hazards"] == 0
-    page = signed_in(browser, w, "/static/hazards.html", w.keys["viewer"])
+    page = signed_in(browser, w, f"/static/hazards.html#{orders['P-3']['id']}", w.keys["viewer"])
     expect(page.locator(".col[data-state=closed] .card")).to_have_count(4)
     expect(page.locator(".col[data-state=dispatched] .card.overdue")).to_have_count(1)
     expect(page.locator("#units-map circle[fill='#ff2d2d']")).to_have_count(1)
+    expect(page.locator("#order .history")).to_contain_text("超期上报")  # the neglected shop's, escalated
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "supervision-month-board.png"), full_page=True)
