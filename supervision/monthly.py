@@ -44,6 +44,7 @@ from firewatch.supervision.reports import (
     render_unit,
 )
 from firewatch.supervision.scores import Score, month_scores
+from firewatch.supervision.supervisor import every
 
 log = logging.getLogger(__name__)
 STALE_MS = 10 * 60_000
@@ -79,14 +80,8 @@ class MonthlyReports:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("monthly reports failed; retrying in %s s", self.config.interval_s)
-            await asyncio.sleep(self.config.interval_s)
+        """Its own task beside the supervisor's sweep: a month's reports take long, the sweep must not wait."""
+        await every(self.config.interval_s, self.tick, "monthly reports")
 
     async def tick(self) -> str | None:
         """Produce the month that ended before the clock's month, unless done or another worker has it;

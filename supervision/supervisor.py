@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import and_, exists, false, func, or_, select, update
@@ -52,6 +52,19 @@ LABEL = {
 """An order's title begins with its kind in Chinese: titles are printed in the monthly reports."""
 
 
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """`step` again and again, `interval_s` apart, until cancelled: a failed pass is logged and tried again
+    (the store or InfluxDB away for a while must not end the api's supervision)."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %s s", what, interval_s)
+        await asyncio.sleep(interval_s)
+
+
 class Supervisor:
     def __init__(
         self,
@@ -77,14 +90,7 @@ class Supervisor:
         return await self.clock.now()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("supervision sweep failed; retrying in %s s", self.config.interval_s)
-            await asyncio.sleep(self.config.interval_s)
+        await every(self.config.interval_s, self.sweep, "supervision sweep")
 
     async def sweep(self) -> list[HazardOrder]:
         """One pass: open what has become a hazard, escalate what is overdue; returns the orders opened."""
