@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Integer, String, Text, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from firewatch.contract.db import Base, Store, now_ms
@@ -115,18 +116,28 @@ class Dispatcher:
 
     async def _one(self, msg: Message) -> None:
         try:
-            if await self._still_pending(msg.id):  # `pending` may have read it before another send finished
-                await self._attempts(msg)
+            async with self.store.session() as s, s.begin():
+                if await self._claim(s, msg.id):
+                    await self._attempts(s, msg)
         except Exception:
             log.exception("message %s: its delivery could not be recorded; it stays pending for the next start", msg.id)
         finally:
             self._in_flight.discard(msg.id)
 
-    async def _still_pending(self, message_id: int) -> bool:
-        async with self.store.session() as s:
-            return await s.scalar(select(Message.state).where(Message.id == message_id)) == MessageState.PENDING
+    @staticmethod
+    async def _claim(s: AsyncSession, message_id: int) -> bool:
+        """Still pending (`pending` may have read it before another send finished), and nobody else's to send.
 
-    async def _attempts(self, msg: Message) -> None:
+        On PostgreSQL the row stays locked in `s` until its send is recorded there, and another
+        notify process skips it: one that starts while this one sends (its `pending` reads the
+        message too) paged the step a second time. A process that dies lets go of the lock with
+        its connection, so the next start sends the message again: the one resend a crash causes.
+        SQLite locks no rows: there, one notify process per district set.
+        """
+        q = select(Message.state).where(Message.id == message_id).with_for_update(skip_locked=True)
+        return await s.scalar(q) == MessageState.PENDING
+
+    async def _attempts(self, s: AsyncSession, msg: Message) -> None:
         out = Outgoing(
             title=msg.title, body=msg.body, severity=msg.severity, purpose=msg.purpose,
             alert=msg.alert, link=msg.link, actions=[tuple(a) for a in msg.actions],
@@ -150,7 +161,7 @@ class Dispatcher:
                 log.exception("channel %s raised", redact(msg.channel))
                 error = f"channel raised {exc!r}"
             took = (time.perf_counter() - started) * 1000
-            await self._log(msg, attempt, error, took, done=not error or attempt >= retries)
+            await self._log(s, msg, attempt, error, took, done=not error or attempt >= retries)
             scheme = msg.channel.partition(":")[0]
             if not error:
                 self.metrics.messages.labels("sent", scheme).inc()
@@ -162,25 +173,25 @@ class Dispatcher:
         self.metrics.messages.labels("failed", scheme).inc()
         log.warning("message %s to %s failed after %d attempts", msg.id, redact(msg.channel), retries)
 
-    async def _log(self, msg: Message, attempt: int, error: str, took_ms: float, done: bool) -> None:
+    async def _log(self, s: AsyncSession, msg: Message, attempt: int, error: str, took_ms: float, done: bool) -> None:
+        """Written in the claim's transaction: on PostgreSQL the claim is the row lock that holds until it commits."""
         at = self.clock()
-        async with self.store.session() as s, s.begin():
-            s.add(Delivery(
-                message_id=msg.id, attempt=attempt, at_ms=at, channel=redact(msg.channel),
-                ok=not error, error=error, duration_ms=took_ms,
-            ))
-            if done:
-                await s.execute(
-                    update(Message).where(Message.id == msg.id)
-                    .values(state=MessageState.FAILED if error else MessageState.SENT, sent_ms=None if error else at)
-                )
-            if done and msg.purpose == Purpose.HANDOFF:
-                # wall time on both ends: the confirmation's audit row and now
-                elapsed = now_ms() - msg.created_ms
-                await self.store.audit(
-                    s, "notify", HANDOFF_FAILED if error else HANDED_OFF, f"alert:{msg.alert_id}",
-                    elapsed_ms=elapsed, attempts=attempt, to=redact(msg.channel), error=error,
-                )
-                if not error:
-                    self.metrics.handoff_seconds.observe(elapsed / 1000)
-                self.metrics.handoffs.labels("failed" if error else "sent").inc()
+        s.add(Delivery(
+            message_id=msg.id, attempt=attempt, at_ms=at, channel=redact(msg.channel),
+            ok=not error, error=error, duration_ms=took_ms,
+        ))
+        if done:
+            await s.execute(
+                update(Message).where(Message.id == msg.id)
+                .values(state=MessageState.FAILED if error else MessageState.SENT, sent_ms=None if error else at)
+            )
+        if done and msg.purpose == Purpose.HANDOFF:
+            # wall time on both ends: the confirmation's audit row and now
+            elapsed = now_ms() - msg.created_ms
+            await self.store.audit(
+                s, "notify", HANDOFF_FAILED if error else HANDED_OFF, f"alert:{msg.alert_id}",
+                elapsed_ms=elapsed, attempts=attempt, to=redact(msg.channel), error=error,
+            )
+            if not error:
+                self.metrics.handoff_seconds.observe(elapsed / 1000)
+            self.metrics.handoffs.labels("failed" if error else "sent").inc()

@@ -103,6 +103,10 @@ class HttpSink:
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
+    def release(self) -> None:
+        """Let the requests held by `hang` through (and every later one)."""
+        self._release.set()
+
     def stop(self) -> None:
         self._release.set()
         if self._server:

@@ -112,12 +112,8 @@ steps = [{{ notify = ["group:duty"], wait_min = 30 }}]
     settings.alerting = {"metrics_port": 0}
 
 
-@pytest.fixture
-async def alerting(settings: Settings, store_url: str, sink: HttpSink, tmp_path: Path) -> AsyncIterator[
-        tuple[AlertingService, NotifyProcess]]:
-    port = free_port()
-    config = tmp_path / "firewatch.toml"
-    write_config(config, settings, store_url, port)
+async def officer_and_alerting(settings: Settings, store_url: str, sink: HttpSink) -> AlertingService:
+    """Officer zhang on duty, paged on the sink's webhook, and a started alerting service (notify not embedded)."""
     store = await open_store(store_url)
     await load_yaml(store, f"""
 people: [{{id: zhang, name: 张伟, channels: ["webhook+{sink.base}/zhang"]}}]
@@ -126,7 +122,17 @@ groups: [{{id: duty, members: [zhang]}}]
     await store.aclose()
     service = AlertingService(settings)
     await service.start()
-    await asyncio.wait_for(service.ready.wait(), 10)
+    await asyncio.wait_for(service.ready.wait(), 30)
+    return service
+
+
+@pytest.fixture
+async def alerting(settings: Settings, store_url: str, sink: HttpSink, tmp_path: Path) -> AsyncIterator[
+        tuple[AlertingService, NotifyProcess]]:
+    port = free_port()
+    config = tmp_path / "firewatch.toml"
+    write_config(config, settings, store_url, port)
+    service = await officer_and_alerting(settings, store_url, sink)
     notify = NotifyProcess(tmp_path, config, port)
     try:
         yield service, notify
