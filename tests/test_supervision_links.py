@@ -120,6 +120,9 @@ def test_the_center_revokes_one_link_and_only_that_phone_loses_the_order(world: 
     shot(board, "supervision-link-revoke.png")
     # His phone is refused at once and its link gets a page that says so; the manager's link still works.
     assert fetch_status(wang, f"/api/v1/hazards/{oid}") == 401
+    wang.reload()
+    expect(wang.locator("#login-error")).to_contain_text("此工单链接已失效")
+    expect(wang.locator("#list .card")).to_have_count(0)
     response = wang.goto(w.api.url + wang_url[wang_url.index("/m/o/"):])
     assert response is not None and response.status == 410
     expect(wang.locator("#problem")).to_contain_text("已于")

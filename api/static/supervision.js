@@ -44,6 +44,8 @@ export const TEXT = {
   revoked: ["已撤销", "revoked"], revoke_reason: ["撤销原因（如：人员离职）", "Reason (e.g. left the company)"],
   "lrole.unit": ["单位人员", "unit"], "lrole.maintenance": ["维保单位", "maintenance"],
   "act.revoke_link": ["撤销链接", "Link revoked"],
+  link_gone: ["此工单链接已失效（已过期或已被监控中心撤销）。请使用最新消息中的链接，或用登录令牌登录。",
+    "This order link no longer works (expired, or revoked by the center). Use the link in a newer message, or sign in with a token."],
 };
 
 export let lang = localStorage.getItem("firewatch.lang") === "en" ? "en" : "zh";
@@ -129,8 +131,11 @@ export async function signedIn(start) {
       dialog.close?.();
       await start(me);
     } catch (e) {
-      if (e.status === 401 || e.status === 403) { if (!dialog.open) dialog.showModal(); }
-      else throw e;
+      if (e.status === 401 || e.status === 403) {
+        // a phone whose one-tap link expired or was revoked by the center is told so, not just asked for a token
+        if (e.message.includes("one-tap link")) $("#login-error").textContent = t("link_gone");
+        if (!dialog.open) dialog.showModal();
+      } else throw e;
     }
   };
   $("#login-form").addEventListener("submit", async (ev) => {
