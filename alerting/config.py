@@ -10,6 +10,16 @@
     [alerting.devices.E1001.overcurrent]          # a device's own circuit
     alarm = 63
 
+A device's rated values (its nameplate) move the levels of the rules that
+derive from them (contract/rules.py, NAMEPLATE), at any of the same scopes:
+
+    [alerting.devices.RIG1.nameplate]            # a 230 V pump test rig
+    voltage_v = 230
+    pressure_mpa = 0.3
+    temp_c = 85
+
+The nameplate resolves key by key first (most specific wins), the rule
+settings then apply over the levels it derived.
 A device's `thresholds` column in the registry (same shape as a devices entry:
 `{"overcurrent": {"alarm": 63}}`) wins over all of these. The most specific
 setting wins key by key. A bad value is refused with its key, e.g.
@@ -27,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firewatch.contract.kinds import SPECS
-from firewatch.contract.rules import LEVELS, RULES, Params, Rule
+from firewatch.contract.rules import LEVELS, NAMEPLATE, RULES, Params, Rule, rated_params
 from firewatch.contract.settings import SettingsError
 
 
@@ -101,6 +111,8 @@ class AlertingConfig(_Model):
     districts: dict[str, dict[str, dict[str, RuleOverride]]] = Field(default_factory=dict)
     sites: dict[str, dict[str, dict[str, RuleOverride]]] = Field(default_factory=dict)
     devices: dict[str, dict[str, RuleOverride]] = Field(default_factory=dict)
+    nameplates: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Rated values by where they were set: `pump`, `districts.510104.pump`, `sites.Mall-3.pump`, `devices.P1`."""
 
     def report_interval_ms(self, kind: str) -> int:
         opt = self.kinds.get(kind)
@@ -109,8 +121,12 @@ class AlertingConfig(_Model):
 
     def params(self, kind: str, district: str = "", site: str = "", device_id: str = "",
                registry: dict[str, Any] | None = None) -> dict[str, Params]:
-        """Effective parameters of every rule of `kind` for one device, most specific last."""
-        return _resolve(self, kind, district, site, device_id, _freeze(registry or {}))
+        """Effective parameters of every rule of `kind` for one device, most specific last.
+
+        A device without settings of its own shares its district's and site's (the same object), so a
+        detector configures such devices together."""
+        own = device_id in self.devices or f"devices.{device_id}" in self.nameplates
+        return _resolve(self, kind, district, site, device_id if own else "", _freeze(registry or {}))
 
     def __hash__(self) -> int:
         return id(self)
@@ -124,6 +140,9 @@ def _freeze(d: dict[str, Any]) -> tuple:
 def _resolve(cfg: AlertingConfig, kind: str, district: str, site: str, device_id: str,
              registry: tuple) -> dict[str, Params]:
     out = {}
+    nameplate: dict[str, float] = {}
+    for scope in (kind, f"districts.{district}.{kind}", f"sites.{site}.{kind}", f"devices.{device_id}"):
+        nameplate |= cfg.nameplates.get(scope, {})
     layers = [
         cfg.rules.get(kind, {}),
         cfg.districts.get(district, {}).get(kind, {}),
@@ -139,7 +158,7 @@ def _resolve(cfg: AlertingConfig, kind: str, district: str, site: str, device_id
                 continue
     layers.append(reg)
     for name, rule in RULES[kind].items():
-        p = rule.defaults
+        p = rated_params(rule, kind, rule.defaults, nameplate)
         for layer in layers:
             if name in layer:
                 p = layer[name].over(p)
@@ -155,12 +174,13 @@ def load(raw: dict[str, Any]) -> AlertingConfig:
     top = {k: v for k, v in raw.items() if k in _TOP}
     kinds: dict[str, Any] = {}
     rules: dict[str, Any] = {}
+    plates: dict[str, dict[str, float]] = {}
     for key, value in raw.items():
         if key in _TOP or key in ("districts", "sites", "devices"):
             continue
         if key not in RULES:
             raise SettingsError(f"alerting.{key}: not a setting nor a device kind ({', '.join(sorted(RULES))})")
-        opts, rules[key] = _split_kind(value, f"alerting.{key}", key)
+        opts, rules[key] = _split_kind(_nameplate(value, key, (key,), plates), f"alerting.{key}", key)
         try:
             kinds[key] = KindOptions(**opts)
         except ValidationError as exc:
@@ -172,17 +192,19 @@ def load(raw: dict[str, Any]) -> AlertingConfig:
         e = exc.errors()[0]
         raise SettingsError(f"alerting.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
     cfg.rules = rules
+    cfg.nameplates = plates
     for scope in ("districts", "sites"):
         for name, per_kind in _table(raw.get(scope, {}), f"alerting.{scope}").items():
             out = {}
             for kind, value in _table(per_kind, f"alerting.{scope}.{name}").items():
                 if kind not in RULES:
                     raise SettingsError(f"alerting.{scope}.{name}.{kind}: not a device kind")
-                out[kind] = _rule_table(value, f"alerting.{scope}.{name}.{kind}", kind, rules.get(kind, {}))
+                table = _nameplate(value, f"{scope}.{name}.{kind}", (kind,), plates)
+                out[kind] = _rule_table(table, f"alerting.{scope}.{name}.{kind}", kind, rules.get(kind, {}))
             getattr(cfg, scope)[name] = out
     for device, value in _table(raw.get("devices", {}), "alerting.devices").items():
         names = {n for k in RULES for n in RULES[k]}
-        table = _table(value, f"alerting.devices.{device}")
+        table = _nameplate(value, f"devices.{device}", tuple(NAMEPLATE), plates)
         for name in table:
             if name not in names:
                 raise SettingsError(f"alerting.devices.{device}.{name}: no rule of that name")
@@ -199,6 +221,31 @@ def _table(value: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SettingsError(f"{key}: must be a table")
     return value
+
+
+def _nameplate(value: Any, scope: str, kinds: tuple[str, ...], plates: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """`value` without its `nameplate` table, which goes into `plates[scope]` once it is valid for `kinds`."""
+    table = dict(_table(value, f"alerting.{scope}"))
+    if "nameplate" not in table:
+        return table
+    key = f"alerting.{scope}.nameplate"
+    plate = _table(table.pop("nameplate"), key)
+    known = {n for k in kinds for n in NAMEPLATE.get(k, {})}
+    for name, v in plate.items():
+        if name not in known:
+            raise SettingsError(f"{key}.{name}: not a rated value ({', '.join(sorted(known)) or 'none for ' + scope})")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            raise SettingsError(f"{key}.{name}: must be a number > 0")
+    plate = {n: float(v) for n, v in plate.items()}
+    for kind in kinds:
+        for rule in RULES[kind].values():
+            if rule.rated in plate:
+                try:
+                    _check(rule, rated_params(rule, kind, rule.defaults, plate), kind, rule.name)
+                except SettingsError as exc:
+                    raise SettingsError(f"{key}.{rule.rated}: the levels it gives are refused ({exc})") from None
+    plates[scope] = plate
+    return table
 
 
 def _split_kind(value: Any, key: str, kind: str) -> tuple[dict[str, Any], dict[str, RuleOverride]]:

@@ -16,7 +16,7 @@ site or device (alerting/config.py resolves them).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, Literal, get_args
 
@@ -57,7 +57,20 @@ class Rule:
     """Severity at the warning level and at the alarm level."""
     source: str = ""
     """Where the default levels come from (DOMAIN.md): a standard's clause, or field practice."""
+    rated: str = ""
+    """The nameplate value (`NAMEPLATE`) this rule's fixed levels derive from, if any."""
 
+
+NAMEPLATE: dict[str, dict[str, float | None]] = {
+    "electrical": {"voltage_v": 220.0, "current_a": None},
+    "pump": {"voltage_v": 380.0, "current_a": None, "pressure_mpa": 0.7, "temp_c": 70.0},
+}
+"""A device's rated values (its nameplate) that the default levels of the rules naming them are written for:
+a 380 V pump supply, a pump that holds 0.7 MPa (the simulated fleet holds 0.55-0.85 at standby) with a motor
+rated for 70 °C. Set per kind, district, site or device (`[alerting.devices.X.nameplate]`), a rated value moves
+its rules' levels with it: in proportion (voltage, pressure: 230 V puts under-voltage at 207/184 V), or by the
+difference for a temperature (°C has no true zero). A rated value without a default here (current: every
+circuit and motor differs) is the level itself: over the rated current is the alarm (DOMAIN.md, overcurrent)."""
 
 WARNING_ONLY = (Severity.WARNING, Severity.WARNING)
 CRITICAL_ONLY = (Severity.CRITICAL, Severity.CRITICAL)
@@ -88,10 +101,10 @@ ELECTRICAL: tuple[Rule, ...] = (
     Rule("arc_fault", "value", ("arc_count",), Params(None, 14, 4), "arc fault", "half-cycles/s",
          source="GB 14287.4; none at 9 or fewer"),
     Rule("overvoltage", "value", VOLTS, Params(242, 264, 4), "over-voltage", "V",
-         source=MAINS),
+         source=MAINS, rated="voltage_v"),
     Rule("undervoltage", "value", VOLTS, Params(198, 154, 4), "under-voltage", "V", direction=-1,
-         reduce="min", source=MAINS),
-    Rule("overcurrent", "value", AMPS, Params(None, None, 5, for_s=60), "overcurrent", "A"),
+         reduce="min", source=MAINS, rated="voltage_v"),
+    Rule("overcurrent", "value", AMPS, Params(None, None, 5, for_s=60), "overcurrent", "A", rated="current_a"),
     Rule("temp_rise", "rate", TEMPS, Params(5, 15, 2, window_s=600), "cable temperature rise", "°C/min"),
     Rule("temp_imbalance", "spread", TEMPS, Params(8, 20, 2, for_s=120), "one cable hotter than its siblings",
          "°C"),
@@ -141,15 +154,17 @@ HYDRANT: tuple[Rule, ...] = (
 
 PUMP: tuple[Rule, ...] = (
     Rule("pressure_low", "value", ("pressure_mpa",), Params(0.2, 0.1, 0.02, for_s=30), "low outlet pressure",
-         "MPa", direction=-1),
+         "MPa", direction=-1, rated="pressure_mpa"),
     Rule("motor_current_high", "value", ("current_a",), Params(None, None, 2, for_s=30), "motor current high",
-         "A"),
-    Rule("motor_temp_high", "value", ("temp_c",), Params(70, 90, 3), "pump temperature high", "°C"),
+         "A", rated="current_a"),
+    Rule("motor_temp_high", "value", ("temp_c",), Params(70, 90, 3), "pump temperature high", "°C",
+         rated="temp_c"),
     Rule("vibration_high", "value", ("vibration_mm_s",), Params(7.1, 11.2, 0.5, for_s=60), "vibration high",
          "mm/s"),
-    Rule("overvoltage", "value", ("voltage_v",), Params(418, 456, 5, for_s=30), "supply over-voltage", "V"),
+    Rule("overvoltage", "value", ("voltage_v",), Params(418, 456, 5, for_s=30), "supply over-voltage", "V",
+         rated="voltage_v"),
     Rule("undervoltage", "value", ("voltage_v",), Params(342, 304, 5, for_s=30), "supply under-voltage", "V",
-         direction=-1),
+         direction=-1, rated="voltage_v"),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
          warmup_s=WHOLE_DAY_S), "standby pressure abnormally low for this pump", "dev", direction=-1),
     Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "temp_c",
@@ -204,6 +219,23 @@ RULES: dict[str, dict[str, Rule]] = {
 Level = Literal["warning", "alarm"]
 LEVELS: tuple[Level, ...] = get_args(Level)
 """A rule's two levels, in the order its severities follow."""
+
+
+def rated_params(rule: Rule, kind: str, p: Params, nameplate: dict[str, float]) -> Params:
+    """`p` (a rule's levels as set for the default nameplate) moved to a device's rated values."""
+    rated = nameplate.get(rule.rated) if rule.rated else None
+    if rated is None:
+        return p
+    default = NAMEPLATE[kind][rule.rated]
+    if default is None:
+        return replace(p, alarm=rated)
+    if rule.unit == "°C":
+        shift = rated - default
+        return replace(p, warning=None if p.warning is None else p.warning + shift,
+                       alarm=None if p.alarm is None else p.alarm + shift)
+    k = rated / default
+    return replace(p, warning=None if p.warning is None else p.warning * k,
+                   alarm=None if p.alarm is None else p.alarm * k, deadband=p.deadband * k)
 
 
 def default_level(kind: str, rule: str, level: Level) -> float:

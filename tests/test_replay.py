@@ -128,3 +128,35 @@ def test_replay_of_several_devices_in_one_file(tmp_path: Path) -> None:
     assert "2 device(s)" in r.stderr and "reporting period 60 s/120 s" in r.stderr
     r = run("replay", str(f), "--kind", "electrical")
     assert r.returncode == 2 and "--device-column" in r.stderr
+
+
+def test_replay_of_a_230v_rig_with_its_nameplate_set(tmp_path: Path) -> None:
+    """Issue 12: on a 230 V rig at 0.09 MPa and 75 °C the default 380 V, 0.1 MPa and 70 °C levels fire at
+    once; with the rig's nameplate in firewatch.toml they do not, and a supply sag under 90 % of its rated
+    230 V is an under-voltage warning."""
+    lines = ["time,pressure_mpa,flow_lps,current_a,voltage_v,temp_c,vibration_mm_s"]
+    for i in range(600):
+        volts = 195 if 400 <= i < 460 else 229 + i % 3
+        lines.append(f"{T0 + i},{0.09 + 0.002 * (i % 3):.3f},{4 + 0.1 * (i % 4):.1f},{11 + 0.1 * (i % 5):.1f},"
+                     f"{volts},{75 + 0.2 * (i % 4):.1f},{1.5 + 0.05 * (i % 3):.2f}")
+    f = tmp_path / "rig230.csv"
+    f.write_text("\n".join(lines) + "\n")
+    fixed = {"undervoltage", "pressure_low", "motor_temp_high", "overvoltage", "motor_current_high"}
+
+    r = run("replay", str(f), "--device", "RIG1", "--kind", "pump")
+    assert r.returncode == 0, r.stderr
+    at_once = {a["rule"] for a in map(orjson.loads, r.stdout.splitlines()) if a["start_ms"] <= (T0 + 30) * 1000}
+    assert {"undervoltage", "pressure_low", "motor_temp_high"} <= at_once
+
+    config = tmp_path / "firewatch.toml"
+    config.write_text("[alerting.devices.RIG1.nameplate]\nvoltage_v = 230\npressure_mpa = 0.15\ntemp_c = 90\n"
+                      "current_a = 14\n")
+    r = run("-c", str(config), "replay", str(f), "--device", "RIG1", "--kind", "pump")
+    assert r.returncode == 0, r.stderr
+    alerts = [a for a in map(orjson.loads, r.stdout.splitlines()) if a["rule"] in fixed]
+    assert [(a["rule"], a["severity"], a["start_ms"], a["end_ms"], a["threshold"]) for a in alerts] == [
+        ("undervoltage", "warning", (T0 + 430) * 1000, (T0 + 460) * 1000, 207.0)]  # for_s 30 from row 400
+
+    config.write_text("[alerting.pump.nameplate]\nvolts = 230\n")
+    r = run("-c", str(config), "replay", str(f), "--device", "RIG1", "--kind", "pump")
+    assert r.returncode == 2 and "alerting.pump.nameplate.volts: not a rated value" in r.stderr
