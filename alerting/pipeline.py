@@ -38,7 +38,7 @@ from firewatch.alerting.detect.panel import PanelDetector
 from firewatch.alerting.detect.readings import ReadingDetector
 from firewatch.alerting.lifecycle import Lifecycle
 from firewatch.alerting.metrics import PREFIX
-from firewatch.alerting.registry import Registry
+from firewatch.alerting.registry import DeviceInfo, Registry
 from firewatch.alerting.signal import Signal
 from firewatch.alerting.state import load_baselines, save_baselines
 from firewatch.contract.db import Store
@@ -124,6 +124,12 @@ class Pipeline:
         """
         for det in (*self.readings.values(), self.panels):
             det.grace(now_ms)
+        new: dict[str, list[DeviceInfo]] = defaultdict(list)
+        for d in self.registry.devices.values():
+            if d.kind in self.readings and not self.readings[d.kind].knows(d.id):
+                new[d.kind].append(d)
+        for kind, infos in new.items():
+            self.readings[kind].add(infos)  # a city's registry in one pass per kind, not a device at a time
         for d in self.registry.devices.values():
             det = self.panels if d.kind == "panel" else self.readings.get(d.kind)
             if det is not None:

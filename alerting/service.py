@@ -4,7 +4,8 @@ Subscribes to `fire/v1/+/+/+` (or only some districts, so workers can split a
 city) with the shared MQTT client (contract/mqtt.py; aiomqtt received ~1,300 QoS 1
 messages/s here, too few for a city), parses every message with the shared contract (a bad one is counted by
 reason and skipped, never a crash), and feeds the pipeline in adaptive
-batches: whatever arrived while the previous batch was being processed. Around
+batches: whatever arrived while the previous batch was being processed, or
+within `alerting.batch_s` of the first message after a quiet spell. Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
 registry refreshes, baseline saves, the InfluxDB and MQTT outputs, the
 `followers` the command hands it (notify's embedded stage, nudged by the change feed;
@@ -229,8 +230,12 @@ class AlertingService:
             await to_mqtt(changes, publisher)
 
     async def _process(self) -> None:
+        """A pass costs per batch as well as per reading: after the first message of a quiet spell, what
+        arrives within `batch_s` joins its batch (a backlog is taken at once)."""
         while not self._stopping.is_set():
             await self._wake.wait()
+            if len(self._pending) < MAX_BATCH:
+                await self._pause(self.config.batch_s)
             self._wake.clear()
             await self._drain()
 

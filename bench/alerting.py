@@ -18,6 +18,16 @@ alarm level and back every 100 ms. The latency of a probe is from its
 publish (its `ts`) to the moment the lifecycle has committed the alert to the
 SQL store and put it on the change feed. The notify stage is not attached:
 it is another part's work, measured by its own benchmark.
+
+steady_*: the running services' cost at a steady city rate (issue 14 piece 3).
+`firewatch alerting` and `firewatch ingest` run as processes of their own on
+one Mosquitto (ingest writing to its own InfluxDB) while `firewatch simulate`
+publishes `--steady-devices` devices at each of `--steady-rates` messages/s;
+after both have taken a few seconds of the stream, each process's CPU time
+over `--seconds` is divided by the messages it took in that time:
+`steady_<rate>_alerting_us_per_msg` beside `steady_<rate>_ingest_us_per_msg`,
+and the rate both actually received (a loaded machine may publish less than
+asked).
 """
 
 from __future__ import annotations
@@ -29,22 +39,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import numpy as np
 import orjson
+import psutil
 
 from firewatch.alerting.changes import ChangeKind
 from firewatch.alerting.config import load
 from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import DeviceInfo, Registry
 from firewatch.alerting.service import MAX_BATCH, AlertingService
+from firewatch.bench.ingest import IngestProcess
 from firewatch.contract.db import open_store
+from firewatch.contract.influx import Influx
 from firewatch.contract.payload import Record, parse
 from firewatch.contract.settings import Settings
-from firewatch.services import Mosquitto
+from firewatch.services import InfluxD, Mosquitto, free_port
 
 PROBES = 20
 INCIDENTS = [
@@ -198,6 +213,123 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
     }
 
 
+class AlertingProcess:
+    """`firewatch alerting` as a child process (notify not embedded), configured by FIREWATCH_* variables."""
+
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "FIREWATCH_MQTT__HOST": settings.mqtt.host,
+            "FIREWATCH_MQTT__PORT": str(settings.mqtt.port),
+            "FIREWATCH_MQTT__CLIENT_ID_PREFIX": "steady",
+            "FIREWATCH_INFLUX__URL": settings.influx.url,
+            "FIREWATCH_STORE__URL": settings.store.url,
+            "FIREWATCH_ALERTING__METRICS_PORT": str(self.metrics_port),
+            "FIREWATCH_NOTIFY__EMBEDDED": "false",
+        }
+        self.env.pop("FIREWATCH_CONFIG", None)
+        self.log = folder / "alerting.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "firewatch", "alerting"], env=self.env, cwd=folder,
+                                         stdout=log, stderr=log)
+
+    def metric(self, name: str) -> float:
+        """One sample from one scrape of /metrics; -1 while it is not serving yet."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return -1
+        return sum(float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k == name)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _is_one(metric: Any) -> bool:
+    return metric() == 1
+
+
+def _wait(condition: Any, what: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"steady phase: {what} within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+async def _create_database(settings: Settings) -> None:
+    async with Influx(settings.influx) as influx:
+        await influx.create_database()
+
+
+def _settle(received: dict[str, Any], rate: int, devices: int, timeout_s: float = 300) -> None:
+    """Until every process takes the stream at no more than its rate: the fleet's statuses (one a device)
+    come first, in a burst."""
+    deadline = time.monotonic() + timeout_s
+    last = {k: count() for k, count in received.items()}
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = {k: count() for k, count in received.items()}
+        rates = [(now[k] - last[k]) / 2 for k in now]
+        last = now
+        if min(now.values()) >= devices and all(0 < r <= 1.25 * rate for r in rates):
+            return
+    raise RuntimeError(f"steady phase: the stream at {rate} msgs/s did not settle within {timeout_s:.0f} s")
+
+
+def steady(devices: int, rates: list[int], seconds: float, folder: Path) -> dict[str, Any]:
+    """CPU per message of the alerting and ingest processes under a steady simulated city, per rate."""
+    out: dict[str, Any] = {"steady_devices": devices}
+    with Mosquitto(folder / "steady-mosquitto") as broker, InfluxD(folder / "steady-influxd") as influx:
+        for rate in rates:
+            settings = Settings(mqtt={"host": "127.0.0.1", "port": broker.port},
+                                influx={"url": influx.url}, store={"url": f"sqlite:///{folder}/steady-{rate}.db"})
+            asyncio.run(_create_database(settings))
+            env = {**os.environ, "FIREWATCH_MQTT__PORT": str(broker.port), "FIREWATCH_STORE__URL": settings.store.url,
+                   "FIREWATCH_MQTT__CLIENT_ID_PREFIX": f"steady-load-{rate}"}
+            simulate = [sys.executable, "-m", "firewatch", "simulate", "--devices", str(devices)]
+            # a commissioned city: every device in the registry before alerting starts, as in a center
+            subprocess.run([*simulate, "--register", "--duration", "0"], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            alerting = AlertingProcess(settings, folder)
+            connected = partial(alerting.metric, "firewatch_alerting_broker_connected")
+            ingest = IngestProcess(settings, f"steady-{rate}", folder)
+            ingest.start()
+            load_proc = None
+            try:
+                _wait(partial(_is_one, connected), "alerting subscribed", 300)
+                ingest.wait_subscribed(120)
+                load_proc = subprocess.Popen([*simulate, "--rate", str(rate), "--duration", "1d"], env=env,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                received = {"alerting": partial(alerting.metric, "firewatch_alerting_messages_received_total"),
+                            "ingest": partial(ingest.metric, "firewatch_ingest_messages_received_total")}
+                _settle(received, rate, devices)
+                procs = {"alerting": psutil.Process(alerting.proc.pid), "ingest": psutil.Process(ingest.proc.pid)}
+                before = {k: (sum(p.cpu_times()[:2]), received[k]()) for k, p in procs.items()}
+                t0 = time.monotonic()
+                time.sleep(seconds)  # a measuring window, not a wait for a condition
+                elapsed = time.monotonic() - t0
+                for k, p in procs.items():
+                    cpu, n = sum(p.cpu_times()[:2]) - before[k][0], received[k]() - before[k][1]
+                    out[f"steady_{rate}_{k}_us_per_msg"] = round(cpu / max(n, 1) * 1e6, 1)
+                    out[f"steady_{rate}_{k}_msgs_per_s"] = round(n / elapsed)
+                out[f"steady_{rate}_ratio"] = round(
+                    out[f"steady_{rate}_alerting_us_per_msg"] / max(out[f"steady_{rate}_ingest_us_per_msg"], 0.1), 2)
+            finally:
+                if load_proc is not None:
+                    load_proc.kill()  # its goodbye (every device's offline status) is not what is measured
+                    load_proc.wait()
+                alerting.stop()
+                ingest.stop()
+    return out
+
+
 async def bench(readings: int, devices: int, rate: int, seconds: float, repeats: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="firewatch-bench-") as tmp:
         out = await throughput(readings, devices, Path(tmp), repeats)
@@ -206,8 +338,13 @@ async def bench(readings: int, devices: int, rate: int, seconds: float, repeats:
     return out
 
 
-def main(readings: int, devices: int, rate: int, seconds: float, repeats: int, as_json: bool) -> None:
-    result = asyncio.run(bench(readings, devices, rate, seconds, repeats))
+def main(readings: int, devices: int, rate: int, seconds: float, repeats: int, as_json: bool,
+         steady_devices: int = 100_000, steady_rates: tuple[int, ...] = (2_000, 20_000)) -> None:
+    result = asyncio.run(bench(readings, devices, rate, seconds, repeats)) if readings else {}
+    if steady_rates:
+        with tempfile.TemporaryDirectory(prefix="firewatch-bench-") as tmp:
+            result |= steady(steady_devices, list(steady_rates), seconds, Path(tmp))
+    result["load_average"] = round(os.getloadavg()[0], 1)
     if as_json:
         print(orjson.dumps(result).decode())
     else:

@@ -122,17 +122,23 @@ def bench_dashboards(
 
 @bench.command("alerting")
 def bench_alerting(
-    readings: Annotated[int, typer.Option(help="Readings for the in-process throughput run.")] = 400_000,
+    readings: Annotated[int, typer.Option(
+        help="Readings for the in-process throughput run; 0: only the steady phase.")] = 400_000,
     devices: Annotated[int, typer.Option(help="Devices publishing in the end-to-end run.")] = 20_000,
     rate: Annotated[int, typer.Option(help="Messages per second in the end-to-end run.")] = 2_000,
     seconds: Annotated[float, typer.Option(help="Length of the end-to-end run.")] = 20.0,
     repeats: Annotated[int, typer.Option(min=1, help="Throughput runs per city; the median is reported.")] = 5,
+    steady_devices: Annotated[int, typer.Option(min=1, help="Devices of the steady-rate phase.")] = 100_000,
+    steady_rates: Annotated[str, typer.Option(
+        help="Messages/s of the steady-rate phase, comma-separated; empty: no steady phase.")] = "2000,20000",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Readings/s through detect+correlate+lifecycle, and device-publish-to-alert-stored latency."""
+    """Readings/s through detect+correlate+lifecycle, device-publish-to-alert-stored latency, and the running
+    service's CPU per message at steady city rates beside ingest's."""
     from firewatch.bench import alerting
 
-    alerting.main(readings, devices, rate, seconds, repeats, json)
+    rates = tuple(int(r) for r in steady_rates.split(",") if r.strip())
+    alerting.main(readings, devices, rate, seconds, repeats, json, steady_devices, rates)
 
 
 @bench.command("supervision")

@@ -60,10 +60,10 @@ class _Learned:
         for name in ("tau_ms", "warmup_ms", "first_ts", "last_ts", *self.state_names):
             setattr(self, name, grown(getattr(self, name), n, 0))
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         for i, r in enumerate(self.rules):
-            self.tau_ms[slot, i] = max(params[r.name].window_s, 1) * 1000
-            self.warmup_ms[slot, i] = params[r.name].warmup_s * 1000
+            self.tau_ms[slots, i] = max(params[r.name].window_s, 1) * 1000
+            self.warmup_ms[slots, i] = params[r.name].warmup_s * 1000
 
     def values(self, v: np.ndarray) -> np.ndarray:
         x = np.empty((v.shape[0], len(self.rules)))

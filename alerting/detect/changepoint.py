@@ -69,13 +69,13 @@ class ChangePoints:
             for name in self._ARRAYS:
                 setattr(self, name, grown(getattr(self, name), n, 0))
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         if not self.rules:
             return
         p = params[self.rules[0].name]
-        self.tau_ms[slot] = max(p.window_s, 1) * 1000
-        self.warmup_ms[slot] = p.warmup_s * 1000
-        self.h[slot] = p.warning if p.enabled and p.warning else np.inf
+        self.tau_ms[slots] = max(p.window_s, 1) * 1000
+        self.warmup_ms[slots] = p.warmup_s * 1000
+        self.h[slots] = p.warning if p.enabled and p.warning else np.inf
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:

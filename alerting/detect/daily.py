@@ -58,12 +58,12 @@ class TimeOfDay:
             for name in ("days", "warmup_ms", "first_ts", "count", "mean", "dev", "last", "learned_ts"):
                 setattr(self, name, grown(getattr(self, name), n, 0))
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         if not self.rules:
             return
         p = params[self.rules[0].name]
-        self.days[slot] = max(p.window_s / 86400, 1)
-        self.warmup_ms[slot] = p.warmup_s * 1000
+        self.days[slots] = max(p.window_s / 86400, 1)
+        self.warmup_ms[slots] = p.warmup_s * 1000
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:

@@ -32,9 +32,9 @@ class Heartbeats:
         self.limit_ms = grown(self.limit_ms, n, 0)
         self.offline = grown(self.offline, n, False)
 
-    def set_params(self, slot: int, interval_ms: int, p: Params) -> None:
+    def set_params(self, slots: np.ndarray, interval_ms: int, p: Params) -> None:
         periods = p.warning if p.enabled and p.warning else 0
-        self.limit_ms[slot] = int(interval_ms * periods)
+        self.limit_ms[slots] = int(interval_ms * periods)
 
     def seen(self, slots: np.ndarray, ts: np.ndarray) -> list[int]:
         """Note signs of life (slots unique); returns the slots that came back online."""

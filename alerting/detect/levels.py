@@ -75,17 +75,17 @@ class LevelEngine:
             setattr(self, name, np.concatenate([a, np.full((a.shape[0], 1), fill, dtype=a.dtype)], axis=1))
         return len(self.timed) - 1
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         for i, rule in enumerate(self.rules):
             p = params[rule.name]
             on = p.enabled
             s = self.sign[i]
             alarm = s * p.alarm if on and p.alarm is not None else NAN
             warn = s * p.warning if on and p.warning is not None else alarm
-            self.levels[slot, :, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
+            self.levels[slots, :, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
             if p.for_s > 0 or i in self.timed:
                 k = self._time(i)
-                self.for_ms[slot, k] = int(p.for_s * 1000)
+                self.for_ms[slots, k] = int(p.for_s * 1000)
 
     def threshold(self, slot: int, rule: int, level: int) -> float | None:
         v = self.levels[slot, 0 if level == 1 else 1, rule] * self.sign[rule]

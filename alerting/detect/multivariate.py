@@ -130,13 +130,13 @@ class Multivariate:
             fill = 1 if name in ("sd", "lim_t", "lim_q") else np.nan if name == "ref" else 0
             setattr(self, name, grown(a, n, fill))
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         if not self.rules:
             return
         p = params[self.rules[0].name]
-        self.tau_ms[slot] = max(p.window_s, 1) * 1000
-        self.warmup_ms[slot] = p.warmup_s * 1000
-        self.learn_below[slot] = (p.warning if p.warning is not None else 2.0) / 2 if p.enabled else 0
+        self.tau_ms[slots] = max(p.window_s, 1) * 1000
+        self.warmup_ms[slots] = p.warmup_s * 1000
+        self.learn_below[slots] = (p.warning if p.warning is not None else 2.0) / 2 if p.enabled else 0
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:
@@ -146,7 +146,8 @@ class Multivariate:
         st = self.states.of(slots, v)
         self.states.note(slots, st)
         enough = have.sum(axis=1) >= min(2, x.shape[1])
-        fitted = self.fitted[slots, st]
+        cell = slots * self.shape[0] + st
+        fitted = self.cells("fitted")[cell]
         raw = np.zeros(len(slots))
         scored = np.flatnonzero(fitted & enough)
         if len(scored):
@@ -160,61 +161,69 @@ class Multivariate:
             learn = enough
         else:
             busy = self.engine.level[slots].any(axis=1) if self.engine is not None else np.zeros(len(slots), bool)
-            spaced = ts - self.last_ts[slots, st] >= LEARN_GAP_MS
+            spaced = ts - self.cells("last_ts")[cell] >= LEARN_GAP_MS
             learn = enough & ~busy & settled & (~fitted | ((sm < self.learn_below[slots]) & spaced))
         self._learn(slots[learn], st[learn], ts[learn], x[learn], have[learn])
         return out[:, None]
 
     def _scores(self, slots: np.ndarray, st: np.ndarray, x: np.ndarray,
                 have: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cell = (slots, st)
-        mu, sd = self.mu[cell], self.sd[cell]
+        cell = slots * self.shape[0] + st
+        m = len(self.names)
+        mu, sd, vec, w_t, w_q, lim_t, lim_q = (self.cells(a)[cell] for a in
+                                               ("mu", "sd", "vec", "w_t", "w_q", "lim_t", "lim_q"))
         z = np.where(have, (x - mu) / sd, 0.0)
-        t = np.einsum("nm,nmk->nk", z.astype(np.float32), self.vec[cell]).astype(float)
-        t2 = (t * t * self.w_t[cell]).sum(axis=1)
-        q = (t * t * self.w_q[cell]).sum(axis=1)
+        t = np.einsum("nm,nmk->nk", z.astype(np.float32), vec.reshape(-1, m, m)).astype(float)
+        t2 = (t * t * w_t).sum(axis=1)
+        q = (t * t * w_q).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            raw = np.maximum(t2 / self.lim_t[cell], q / self.lim_q[cell])
+            raw = np.maximum(t2 / lim_t, q / lim_q)
         return z, np.nan_to_num(raw, nan=0.0, posinf=CAP)
 
     def _learn(self, slots: np.ndarray, st: np.ndarray, ts: np.ndarray, x: np.ndarray, have: np.ndarray) -> None:
         if not len(slots):
             return
-        cell = (slots, st)
+        cell = slots * self.shape[0] + st
+        n_, s1, c1, s2 = (self.cells(a) for a in ("n", "s1", "c1", "s2"))
+        last_ts, ref_, fitted_, since_fit = (self.cells(a) for a in ("last_ts", "ref", "fitted", "since_fit"))
         first = self.first_ts[slots]
         self.first_ts[slots] = np.where(first == 0, ts, first)
-        last = self.last_ts[cell]
-        fitted = self.fitted[cell]
-        dt = np.where(last > 0, np.maximum(ts - last, 0), 0)
-        keep = np.where(fitted, np.exp(-dt / self.tau_ms[slots]), 1.0)
-        self.last_ts[cell] = ts
-        ref = self.ref[cell]
+        last = last_ts[cell]
+        last_ts[cell] = ts
+        ref = ref_[cell]
         ref = np.where(np.isnan(ref), x, ref)
-        self.ref[cell] = ref
+        ref_[cell] = ref
         x0 = np.where(have, x - ref, 0.0)
-        h = have.astype(float)
-        decay = bool(fitted.any())
-        self.n[cell] = self.n[cell] * keep + 1
-        self.s1[cell] = self.s1[cell] * keep[:, None] + x0
-        self.c1[cell] = self.c1[cell] * keep[:, None] + h
         x32 = x0.astype(np.float32)
-        s2 = self.s2[:, 0][slots] if self.shape[0] == 1 else self.s2[cell]
-        if decay:
-            s2 *= keep.astype(np.float32)[:, None, None]
-        s2 += x32[:, :, None] * x32[:, None, :]
-        if self.shape[0] == 1:
-            self.s2[:, 0][slots] = s2
-        else:
-            self.s2[cell] = s2
-        self.since_fit[cell] += 1
+        outer = (x32[:, :, None] * x32[:, None, :]).reshape(len(cell), -1)
+        fitted = fitted_[cell]
+        if fitted.any():
+            dt = np.where(last > 0, np.maximum(ts - last, 0), 0)
+            keep = np.where(fitted, np.exp(-dt / self.tau_ms[slots]), 1.0)
+            n = n_[cell] * keep + 1
+            s1[cell] = s1[cell] * keep[:, None] + x0
+            c1[cell] = c1[cell] * keep[:, None] + have
+            s2[cell] = s2[cell] * keep.astype(np.float32)[:, None] + outer
+        else:  # warming up: nothing decays yet, the sums only add
+            n = n_[cell] + 1
+            s1[cell] += x0
+            c1[cell] += have
+            s2[cell] += outer
+        n_[cell] = n
+        since_fit[cell] += 1
         if self.teaching:
             return
-        n = self.n[cell]
-        due = np.where(fitted, self.since_fit[cell] >= REFIT_READINGS,
+        due = np.where(fitted, since_fit[cell] >= REFIT_READINGS,
                        (n >= max(MIN_READINGS, 10 * len(self.names)))
                        & warmed_up(n, ts - self.first_ts[slots], self.warmup_ms[slots]))
         if due.any():
             self._fit(slots[due], st[due])
+
+    def cells(self, name: str) -> np.ndarray:
+        """Array `name` as one row per (slot, state) cell, a view: one index array gathers far faster than
+        the pair (slots, states), and 11 x 11 sums of products are then a row of 121 numbers."""
+        a = getattr(self, name)
+        return a.reshape(a.shape[0] * self.shape[0], -1) if a.ndim > 2 else a.reshape(-1)
 
     def commission(self, n: int) -> None:
         """A training window ended: fit every (device, state) that saw enough readings."""

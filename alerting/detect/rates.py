@@ -32,9 +32,9 @@ class Rates:
         self.anchor_ts = grown(self.anchor_ts, n, 0)
         self.max_gap_ms = grown(self.max_gap_ms, n, 0.0)
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         for i, r in enumerate(self.rules):
-            self.max_gap_ms[slot, i] = params[r.name].window_s * 1000
+            self.max_gap_ms[slots, i] = params[r.name].window_s * 1000
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         x = np.empty((v.shape[0], len(self.rules)))

@@ -34,7 +34,7 @@ from firewatch.alerting.signal import Signal
 from firewatch.contract.db import Severity
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.payload import Reading
-from firewatch.contract.rules import COMMON_RULES, READING_RULES, RULES
+from firewatch.contract.rules import COMMON_RULES, READING_RULES, RULES, Params
 
 NAN = float("nan")
 OFFLINE = COMMON_RULES["offline"].severities[0]
@@ -110,23 +110,24 @@ class ReadingDetector:
     def slot(self, device_id: str, district: str) -> int:
         s = self.index.get(device_id)
         if s is None:
-            s = self._add(self.registry.get(device_id, self.kind, district))
+            s = self.add([self.registry.get(device_id, self.kind, district)])[0]
         return s
 
-    def _add(self, info: DeviceInfo) -> int:
-        s = len(self.devices)
-        self.index[info.id] = s
-        self.devices.append(info)
-        n = s + 1
+    def add(self, infos: Sequence[DeviceInfo]) -> list[int]:
+        """Slots for new devices, made together: every array grows once (by doubling) and the settings are
+        applied once per group of devices that share them, so a batch of first-seen devices, or a city's
+        registry at start, costs numpy passes rather than a configuration per device."""
+        start = len(self.devices)
+        for i, info in enumerate(infos):
+            self.index[info.id] = start + i
+        self.devices.extend(infos)
+        n = len(self.devices)
         for stage in (*self.stages, self.levels, self.heartbeats):
             stage.grow(n)
-        self.last_ts = grown(self.last_ts, n, 0)
-        self.bad_ts = grown(self.bad_ts, n, 0)
-        self.bad_window_ms = grown(self.bad_window_ms, n, 0)
-        self.bad_count = grown(self.bad_count, n, 0)
-        self.bad_needed = grown(self.bad_needed, n, 0)
-        self.configure(s)
-        return s
+        for name in ("last_ts", "bad_ts", "bad_window_ms", "bad_count", "bad_needed"):
+            setattr(self, name, grown(getattr(self, name), n, 0))
+        self.configure(np.arange(start, n))
+        return list(range(start, n))
 
     def grace(self, now_ms: int) -> None:
         """No device of this kind is called offline for silence before its grace from `now_ms`."""
@@ -162,30 +163,42 @@ class ReadingDetector:
 
     def reconfigure(self) -> None:
         """Re-apply thresholds of every device whose registry entry changed (new site, own thresholds)."""
+        changed = []
         for s, d in enumerate(self.devices):
             info = self.registry.devices.get(d.id)
             if info is not None and info != d:
                 self.devices[s] = info
-                self.configure(s)
+                changed.append(s)
+        self.configure(np.array(changed, dtype=np.int64))
 
-    def configure(self, s: int) -> None:
-        """(Re)apply the settings and registry thresholds of the device in slot `s`."""
-        info = self.devices[s]
-        params = self.config.params(self.kind, info.district, info.site, info.id, info.thresholds)
-        for stage in (*self.stages, self.levels):
-            stage.set_params(s, params)
-        interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms(self.kind)
-        self.heartbeats.set_params(s, interval, params["offline"])
-        bad = params["sensor_impossible"]
-        self.bad_window_ms[s] = int(bad.window_s * 1000)
-        self.bad_needed[s] = int(bad.warning or 1) if bad.enabled else -1
+    def configure(self, slots: np.ndarray) -> None:
+        """(Re)apply the settings and registry thresholds of the devices in `slots`, one pass per group
+        of devices whose settings are the same (resolved once per district and site when a device has
+        none of its own)."""
+        groups: dict[int, tuple[dict[str, Params], int, list[int]]] = {}
+        for s in slots.tolist():
+            info = self.devices[s]
+            params = self.config.params(self.kind, info.district, info.site, info.id, info.thresholds)
+            interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms(self.kind)
+            groups.setdefault(id(params) * 31 + interval, (params, interval, []))[2].append(s)
+        for params, interval, members in groups.values():
+            at = np.array(members, dtype=np.int64)
+            for stage in (*self.stages, self.levels):
+                stage.set_params(at, params)
+            self.heartbeats.set_params(at, interval, params["offline"])
+            bad = params["sensor_impossible"]
+            self.bad_window_ms[at] = int(bad.window_s * 1000)
+            self.bad_needed[at] = int(bad.warning or 1) if bad.enabled else -1
 
     def detect(self, readings: Sequence[Reading]) -> list[Signal]:
         n = len(readings)
         ids = [r.device_id for r in readings]
         slots = np.fromiter(map(self.index.get, ids, repeat(-1)), np.int64, n)
-        for i in np.flatnonzero(slots < 0):
-            slots[i] = self.slot(ids[i], readings[i].district)
+        new = np.flatnonzero(slots < 0)
+        if len(new):
+            first = {ids[i]: readings[i].district for i in new}
+            self.add([self.registry.get(d, self.kind, district) for d, district in first.items()])
+            slots[new] = [self.index[ids[i]] for i in new]
         ts = np.fromiter(map(_ts, readings), np.int64, n)
         return self.detect_arrays(slots, ts, self._matrix(readings))
 

@@ -31,7 +31,7 @@ class Frozen:
         self.prev = [grown(p, n, np.nan) for p in self.prev]
         self.since = [grown(s, n, 0) for s in self.since]
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         pass
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -72,9 +72,9 @@ class Jumps:
         self.last_ts = grown(self.last_ts, n, 0)
         self.tau_ms = grown(self.tau_ms, n, 1.0)
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         for i, r in enumerate(self.rules):
-            self.tau_ms[slot, i] = max(params[r.name].window_s, 1) * 1000
+            self.tau_ms[slots, i] = max(params[r.name].window_s, 1) * 1000
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         out = np.empty((v.shape[0], len(self.rules)))

@@ -24,7 +24,7 @@ class Thresholds:
     def grow(self, n: int) -> None:
         pass
 
-    def set_params(self, slot: int, params: dict[str, Params]) -> None:
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
         pass
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
