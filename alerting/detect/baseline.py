@@ -15,6 +15,8 @@ while a device is healthy, and both survive restarts (`export`/`restore`).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
@@ -36,6 +38,43 @@ def warmed_up(count: np.ndarray, span_ms: np.ndarray, warmup_ms: np.ndarray) -> 
     model fitted on the night's five hours calls the morning's load a fault.
     """
     return (span_ms >= warmup_ms) | ((count >= WARMUP_READINGS) & (span_ms <= QUICK_MS))
+
+
+class OneRule:
+    """A learned stage of at most one rule per kind over several metrics (change points, time of day, the
+    multivariate model): per device the rule's time constant, warm-up, sensitivity and first reading.
+
+    A subclass makes its own per-device arrays in `__init__` and names them in `ARRAYS` with the value a new
+    device's row starts at; they grow with these.
+    """
+
+    teaching = False
+    """Set during a training window (replay's `--learn`)."""
+    ARRAYS: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
+        self.rules = rules
+        self.kind = kind
+        self.names = list(rules[0].metrics) if rules else []
+        self.cols = np.array([columns[m] for m in self.names], dtype=np.int64)
+        self.tau_ms = np.zeros(0)
+        self.warmup_ms = np.zeros(0)
+        self.h = np.zeros(0)
+        """The rule's `warning` level (its sensitivity); inf while the rule is disabled or has none."""
+        self.first_ts = np.zeros(0, dtype=np.int64)
+
+    def grow(self, n: int) -> None:
+        if self.rules:
+            for name, fill in {"tau_ms": 0, "warmup_ms": 0, "h": 0, "first_ts": 0, **self.ARRAYS}.items():
+                setattr(self, name, grown(getattr(self, name), n, fill))
+
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
+        if not self.rules:
+            return
+        p = params[self.rules[0].name]
+        self.tau_ms[slots] = max(p.window_s, 1) * 1000
+        self.warmup_ms[slots] = p.warmup_s * 1000
+        self.h[slots] = p.warning if p.enabled and p.warning else np.inf
 
 
 class _Learned:

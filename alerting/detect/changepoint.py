@@ -19,12 +19,13 @@ fast device's quarter of an hour), at least `MIN_READINGS`.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.detect.baseline import warmed_up
+from firewatch.alerting.detect.baseline import OneRule, warmed_up
 from firewatch.contract.kinds import SPECS
-from firewatch.contract.rules import Params, Rule
+from firewatch.contract.rules import Rule
 
 ALLOWANCE = 2.0
 CLIP = 4.0
@@ -34,23 +35,16 @@ RECENT = 0.2
 """Weight of the newest reading in the recent level a change restarts from."""
 
 
-class ChangePoints:
-    """The `changepoint` rule of a kind (at most one), one CUSUM per metric of it."""
+class ChangePoints(OneRule):
+    """The `changepoint` rule of a kind (at most one), one CUSUM per metric of it; `h` is its decision interval."""
 
-    teaching = False
+    ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(("last_ts", "count", "mean", "dev", "recent", "up", "down", "over", "ready"), 0)
 
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
-        self.rules = rules
-        self.kind = kind
-        self.names = list(rules[0].metrics) if rules else []
-        self.cols = np.array([columns[m] for m in self.names], dtype=np.int64)
+        super().__init__(kind, rules, columns)
         spec = SPECS[kind].metrics
         self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in self.names])
         m = len(self.names)
-        self.tau_ms = np.zeros(0)
-        self.warmup_ms = np.zeros(0)
-        self.h = np.zeros(0)
-        self.first_ts = np.zeros(0, dtype=np.int64)
         self.last_ts = np.zeros(0, dtype=np.int64)
         self.count = np.zeros((0, m))
         self.mean = np.zeros((0, m))
@@ -60,22 +54,6 @@ class ChangePoints:
         self.down = np.zeros((0, m))
         self.over = np.zeros((0, m))
         self.ready = np.zeros(0, dtype=bool)
-
-    _ARRAYS = ("tau_ms", "warmup_ms", "h", "first_ts", "last_ts", "count", "mean", "dev", "recent", "up", "down",
-               "over", "ready")
-
-    def grow(self, n: int) -> None:
-        if self.rules:
-            for name in self._ARRAYS:
-                setattr(self, name, grown(getattr(self, name), n, 0))
-
-    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
-        if not self.rules:
-            return
-        p = params[self.rules[0].name]
-        self.tau_ms[slots] = max(p.window_s, 1) * 1000
-        self.warmup_ms[slots] = p.warmup_s * 1000
-        self.h[slots] = p.warning if p.enabled and p.warning else np.inf
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:

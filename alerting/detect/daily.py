@@ -14,12 +14,14 @@ NaN until `warmup_s` of history and `MIN_PER_BIN` readings in the hour's bin.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from firewatch.alerting.detect.arrays import grown
+from firewatch.alerting.detect.baseline import OneRule
 from firewatch.alerting.detect.levels import LevelEngine
 from firewatch.contract.kinds import SPECS
-from firewatch.contract.rules import Params, Rule
+from firewatch.contract.rules import Rule
 
 BINS = 24
 CLIP = 4.0
@@ -29,41 +31,23 @@ LEARN_GAP_MS = 240_000
 """A bin learns from at most one reading per device in this much event time (a bin's memory is days)."""
 
 
-class TimeOfDay:
+class TimeOfDay(OneRule):
     """The `daily` rule of a kind (at most one)."""
 
-    teaching = False
+    ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(("count", "mean", "dev", "last", "learned_ts"), 0)
 
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
-        self.rules = rules
-        self.kind = kind
-        self.names = list(rules[0].metrics) if rules else []
-        self.cols = np.array([columns[m] for m in self.names], dtype=np.int64)
+        super().__init__(kind, rules, columns)
         spec = SPECS[kind].metrics
         self.floor = np.array([(spec[m].high - spec[m].low) / 1000 for m in self.names], dtype=np.float32)
         m = len(self.names)
         self.engine: LevelEngine | None = None
-        self.days = np.zeros(0)
-        self.warmup_ms = np.zeros(0)
-        self.first_ts = np.zeros(0, dtype=np.int64)
         self.count = np.zeros((0, BINS, m), dtype=np.float32)
         self.mean = np.zeros((0, BINS, m), dtype=np.float32)
         self.dev = np.zeros((0, BINS, m), dtype=np.float32)
         self.last = np.zeros((0, m), dtype=np.float32)
         self.learned_ts = np.zeros(0, dtype=np.int64)
         """Each device's latest reading of the metrics, for `explain` when a minimum duration completes."""
-
-    def grow(self, n: int) -> None:
-        if self.rules:
-            for name in ("days", "warmup_ms", "first_ts", "count", "mean", "dev", "last", "learned_ts"):
-                setattr(self, name, grown(getattr(self, name), n, 0))
-
-    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
-        if not self.rules:
-            return
-        p = params[self.rules[0].name]
-        self.days[slots] = max(p.window_s / 86400, 1)
-        self.warmup_ms[slots] = p.warmup_s * 1000
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:
@@ -98,7 +82,8 @@ class TimeOfDay:
         mean, dev = self.mean[cell], self.dev[cell]
         scale = np.maximum(dev * np.float32(1.25), self.floor)
         self.learned_ts[slots] = ts
-        alpha = np.maximum(1 / (count + 1), 1 / self.days[slots][:, None]).astype(np.float32)
+        days = np.maximum(self.tau_ms[slots] / _DAY_MS, 1)
+        alpha = np.maximum(1 / (count + 1), 1 / days[:, None]).astype(np.float32)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         new = have & (count == 0)
         self.mean[cell] = np.where(new, x, mean + alpha * resid)

@@ -34,15 +34,15 @@ devices due a refit, batched.
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import ClassVar
 
 import numpy as np
 
-from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.detect.baseline import warmed_up
+from firewatch.alerting.detect.baseline import OneRule, warmed_up
 from firewatch.alerting.detect.levels import LevelEngine
 from firewatch.alerting.detect.operating import OperatingStates
 from firewatch.contract.kinds import SPECS
-from firewatch.contract.rules import Params, Rule
+from firewatch.contract.rules import Rule
 
 ALPHA = 0.001
 VARIANCE = 0.90
@@ -75,29 +75,23 @@ def q_limit(lam: np.ndarray, residual: np.ndarray) -> np.ndarray:
     return np.where(t1 > 1e-9, q, np.inf)
 
 
-class Multivariate:
-    """The `multivariate` rule of a kind (at most one), over the rule's metrics."""
+class Multivariate(OneRule):
+    """The `multivariate` rule of a kind (at most one), over the rule's metrics; `h` is its warning level."""
 
     teaching = False
     """Set during a training window: every reading is learned and nothing is fitted until `commission`."""
+    ARRAYS: ClassVar[dict[str, float]] = {"last_ts": 0, "n": 0, "s1": 0, "c1": 0, "s2": 0, "ref": np.nan, "fitted": 0, "since_fit": 0, "mu": 0,
+              "sd": 1, "vec": 0, "w_t": 0, "w_q": 0, "lim_t": 1, "lim_q": 1, "score": 0}
 
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
-        self.rules = rules
-        self.kind = kind
+        super().__init__(kind, rules, columns)
         self.states = OperatingStates(kind, columns)
         self.engine: LevelEngine | None = None
         """The detector's level engine, set by ReadingDetector: a device with an alert open teaches nothing."""
-        metrics = rules[0].metrics if rules else ()
-        self.names = list(metrics)
-        self.cols = np.array([columns[m] for m in metrics], dtype=np.int64)
         spec = SPECS[kind].metrics
-        self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in metrics])
-        m, s = len(metrics), self.states.n
+        self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in self.names])
+        m, s = len(self.names), self.states.n
         self.shape = (s, m)
-        self.tau_ms = np.zeros(0)
-        self.warmup_ms = np.zeros(0)
-        self.learn_below = np.zeros(0)
-        self.first_ts = np.zeros(0, dtype=np.int64)
         self.last_ts = np.zeros((0, s), dtype=np.int64)
         self.n = np.zeros((0, s))
         self.s1 = np.zeros((0, s, m))
@@ -118,25 +112,6 @@ class Multivariate:
         self.lim_t = np.ones((0, s))
         self.lim_q = np.ones((0, s))
         self.score = np.zeros(0)
-
-    _ARRAYS = ("tau_ms", "warmup_ms", "learn_below", "first_ts", "last_ts", "n", "s1", "c1", "s2", "ref", "fitted",
-               "since_fit", "mu", "sd", "vec", "w_t", "w_q", "lim_t", "lim_q", "score")
-
-    def grow(self, n: int) -> None:
-        if not self.rules:
-            return
-        for name in self._ARRAYS:
-            a = getattr(self, name)
-            fill = 1 if name in ("sd", "lim_t", "lim_q") else np.nan if name == "ref" else 0
-            setattr(self, name, grown(a, n, fill))
-
-    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
-        if not self.rules:
-            return
-        p = params[self.rules[0].name]
-        self.tau_ms[slots] = max(p.window_s, 1) * 1000
-        self.warmup_ms[slots] = p.warmup_s * 1000
-        self.learn_below[slots] = (p.warning if p.warning is not None else 2.0) / 2 if p.enabled else 0
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:
@@ -162,7 +137,7 @@ class Multivariate:
         else:
             busy = self.engine.level[slots].any(axis=1) if self.engine is not None else np.zeros(len(slots), bool)
             spaced = ts - self.cells("last_ts")[cell] >= LEARN_GAP_MS
-            learn = enough & ~busy & settled & (~fitted | ((sm < self.learn_below[slots]) & spaced))
+            learn = enough & ~busy & settled & (~fitted | ((sm < self.h[slots] / 2) & spaced))
         self._learn(slots[learn], st[learn], ts[learn], x[learn], have[learn])
         return out[:, None]
 
