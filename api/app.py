@@ -50,7 +50,7 @@ from firewatch.api.live import Feed, Listener
 from firewatch.api.metrics import Metrics
 from firewatch.api.reports_public import Limits
 from firewatch.api.responses import ChangeCache
-from firewatch.api.supervision_runtime import NotifyMessenger, Runtime, pressure_floor
+from firewatch.api.supervision_runtime import NotifyMessenger, Runtime, alone, pressure_floor
 from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.settings import Settings
@@ -94,7 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
         feed.last_id = await feed.head()
         jobs = [feed.run(), listener.run(), listener.record_statuses()]
         if supervision.enabled:
-            jobs.append(supervisor.run())
+            jobs.append(alone(store, supervisor.run, supervision.interval_s))
         if supervision.enabled and supervision.monthly_reports:
             jobs.append(MonthlyReports(store, influx, supervision, supervisor.now, app.state.supervision.floor).run())
         tasks = [asyncio.create_task(t) for t in jobs]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from firewatch.api.live import Feed, Listener
+from firewatch.api.supervision_runtime import alone, sweep_lock
 from firewatch.api.tables import DeviceState
 from firewatch.bench.api import ApiProcess
 from firewatch.contract.db import AuditEntry, Store, open_store
@@ -63,6 +65,15 @@ async def _audited(store: Store) -> int:
         return (
             await s.execute(select(func.count()).where(AuditEntry.subject.like("device:%")))
         ).scalar_one()
+
+
+async def _end(tasks: list[asyncio.Task[None]], stores: list[Store]) -> None:
+    """The workers' tasks cancelled and finished, then their stores closed."""
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for store in stores:
+        await store.aclose()
 
 
 async def _until(check: Callable[[], bool], what: Callable[[], str], timeout_s: float = 30) -> None:
@@ -109,11 +120,7 @@ def test_two_workers_hear_every_status_and_record_each_change_once(store_setting
                 ).scalar_one()
             return await _audited(stores[0]), [li.status_changes for li in listeners], offline
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for store in stores:
-                await store.aclose()
+            await _end(tasks, stores)
 
     audited, changes, offline = asyncio.run(go())
     assert audited == DEVICES * CHANGES, f"{audited} device audit rows for {DEVICES * CHANGES} changes"
@@ -259,3 +266,33 @@ def test_consoles_opening_one_chart_share_its_answer_and_see_new_readings(api: A
         return admin.get(chart, params={"start": window_start + 1000}).json()["series"][0]["values"]["pressure_mpa"][-1]
 
     wait_for(lambda: latest() == 0.9, timeout_s=10)
+
+
+def test_one_worker_runs_the_supervision_sweep_and_another_takes_over_when_it_stops(
+        store_settings: Settings) -> None:
+    """Two workers on one store: the sweep runs in one; a third asking meanwhile is refused the lock;
+    when the sweeping worker goes, the waiting one starts sweeping."""
+    ran: list[int] = []
+
+    async def sweep(k: int) -> None:
+        ran.append(k)
+        await asyncio.Event().wait()  # the supervisor's loop never returns
+
+    async def go() -> tuple[list[int], bool, list[int]]:
+        stores = [await open_store(store_settings.store.url) for _ in range(3)]
+        tasks = [asyncio.create_task(alone(stores[k], functools.partial(sweep, k), 0.05)) for k in range(2)]
+        try:
+            await _until(lambda: len(ran) >= 1, lambda: "a worker to start sweeping")
+            first = list(ran)
+            async with sweep_lock(stores[2]) as third:
+                pass
+            tasks[first[0]].cancel()
+            await asyncio.gather(tasks[first[0]], return_exceptions=True)
+            await _until(lambda: len(ran) == 2, lambda: f"the other worker to take over (swept: {ran})")
+            return first, third, list(ran)
+        finally:
+            await _end(tasks, stores)
+
+    first, third, swept = asyncio.run(go())
+    assert len(first) == 1 and not third, f"sweeping at first: {first}; a third worker got the lock: {third}"
+    assert sorted(swept) == [0, 1]
