@@ -220,15 +220,19 @@ class Store:
             await conn.run_sync(Base.metadata.create_all)
 
     async def missing(self) -> list[str]:
-        """`table.column` for every column the code has and the store's existing tables lack."""
+        """What `firewatch store upgrade` would change: `table.column` for every column the code has and
+        the store's existing tables lack, `table.column (retired)` for every one it dropped that would
+        refuse new rows."""
         async with self.engine.connect() as conn:
-            return [f"{c.table.name}.{c.name}" for c in await conn.run_sync(missing_columns)]
+            return [*(f"{c.table.name}.{c.name}" for c in await conn.run_sync(missing_columns)),
+                    *(f"{t}.{c} (retired)" for t, c in await conn.run_sync(retired_columns))]
 
     async def upgrade(self) -> list[str]:
-        """Create missing tables and add missing columns (`firewatch store upgrade`); what was added."""
+        """Create missing tables, add missing columns and drop retired ones (`firewatch store upgrade`);
+        what changed, named as `missing` names it."""
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
-            return await conn.run_sync(_add_missing)
+            return [*await conn.run_sync(_add_missing), *await conn.run_sync(_drop_retired)]
 
     async def ping(self) -> bool:
         from sqlalchemy import text
@@ -271,6 +275,25 @@ def missing_columns(conn: Connection) -> list[Column[Any]]:
             for have in [{col["name"] for col in insp.get_columns(t.name)}] for c in t.columns if c.name not in have]
 
 
+def retired_columns(conn: Connection) -> list[tuple[str, str]]:
+    """(table, column) for every column the code no longer has that is NOT NULL without a default in
+    the store: SQLAlchemy leaves it out of an INSERT, so every new row of its table would be refused.
+    A retired column that takes NULL harms nothing and is left with its data."""
+    insp = inspect(conn)
+    tables = set(insp.get_table_names())
+    return [(t.name, col["name"]) for t in Base.metadata.sorted_tables if t.name in tables
+            for col in insp.get_columns(t.name)
+            if col["name"] not in t.columns and not col["nullable"] and col.get("default") is None]
+
+
+def _drop_retired(conn: Connection) -> list[str]:
+    """ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL alike) for what `retired_columns` finds."""
+    prep = conn.dialect.identifier_preparer
+    for table, column in (retired := retired_columns(conn)):
+        conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table)} DROP COLUMN {prep.quote(column)}")
+    return [f"{t}.{c} (retired)" for t, c in retired]
+
+
 def _add_missing(conn: Connection) -> list[str]:
     """ALTER TABLE … ADD COLUMN, one per missing column, the same on SQLite and PostgreSQL.
 
@@ -287,7 +310,7 @@ def _add_missing(conn: Connection) -> list[str]:
             if default is None:
                 raise StoreOutdated(f"{c.table.name}.{c.name} is NOT NULL without a default: it cannot be"
                                     " added to rows that exist; add it by hand")
-            value = literal(default, c.type).compile(conn.dialect, compile_kwargs={"literal_binds": True})
+            value = literal(default, c.type).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
             ddl += f" NOT NULL DEFAULT {value}"
         conn.exec_driver_sql(ddl)
         if c.unique or c.index:
@@ -304,6 +327,6 @@ async def open_store(url: str) -> Store:
     missing = await store.missing()
     if missing:
         await store.aclose()
-        raise StoreOutdated(f"the SQL store {make_url(url).render_as_string(hide_password=True)} lacks "
-                            f"{', '.join(missing)}: run `firewatch store upgrade`")
+        raise StoreOutdated(f"the SQL store {make_url(url).render_as_string(hide_password=True)} is older "
+                            f"than this firewatch ({', '.join(missing)}): run `firewatch store upgrade`")
     return store

@@ -471,7 +471,7 @@ app.add_typer(store_app, name="store")
 def store_upgrade(
     check: Annotated[bool, typer.Option("--check", help="Only say what is missing; exit 1 if anything is.")] = False,
 ) -> None:
-    """Create missing tables and add the columns newer code needs (ALTER TABLE … ADD COLUMN) to every part's tables."""
+    """Create missing tables, add the columns newer code needs and drop retired ones that would refuse new rows, in every part's tables."""
     import asyncio
 
     import firewatch.alerting.service
@@ -489,7 +489,7 @@ def store_upgrade(
             await store.aclose()
 
     changed = asyncio.run(upgrade())
-    verb = "missing" if check else "added"
+    verb = "to change" if check else "changed"
     print(f"{verb}: {', '.join(changed)}" if changed else "the store is up to date")
     if check and changed:
         raise typer.Exit(1)
