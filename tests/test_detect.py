@@ -268,3 +268,16 @@ async def test_bad_input_is_counted_not_fatal(tmp_path) -> None:
     assert (fired.alert.device_id, fired.alert.started_ms) == ("NEW1", now)  # stamped with the receive time
     assert p.registry.unknown == {"NEW1", "NEW2"}  # detected with defaults, and counted for the installer
     await store.aclose()
+
+
+def test_devices_first_seen_together_keep_their_own_settings() -> None:
+    """New devices are configured in groups that share settings: a device's own levels, its site's and its
+    registry thresholds must still be its own when it first reports in the same batch as the others."""
+    registry = [DeviceInfo("R3", "electrical", "d1", "Mall", thresholds={"residual_current": {"alarm": 150, "warning": 140}}),
+                DeviceInfo("S4", "electrical", "d1", "Plant")]
+    d = det("electrical", {"devices": {"D2": {"residual_current": {"alarm": 200, "warning": 190}}},
+                           "sites": {"Plant": {"electrical": {"residual_current": {"alarm": 180, "warning": 170}}}}},
+            registry)
+    batch = [Reading("d1", dev, "electrical", T0, None, {"residual_ma": 210.0}) for dev in ("D1", "D2", "R3", "S4")]
+    alarms = {s.device_id: s.threshold for s in d.detect(batch) if s.rule == "residual_current"}
+    assert alarms == {"D2": 200, "R3": 150, "S4": 180}  # D1 keeps the default 240/300
