@@ -52,8 +52,11 @@ class Publisher:
         self.client.loop_start()
         self.sent: list[paho.MQTTMessageInfo] = []
 
-    def send(self, topic: str, payload: bytes) -> None:
-        self.sent.append(self.client.publish(topic, payload, qos=1))
+    def send(self, topic: str, payload: bytes, *, retain: bool = False,
+             properties: paho.Properties | None = None) -> None:
+        """Publish at QoS 1; leaving the `with` waits for every PUBACK (a message still in flight at
+        the DISCONNECT is lost, and a test would count one message short)."""
+        self.sent.append(self.client.publish(topic, payload, qos=1, retain=retain, properties=properties))
 
     def wait(self) -> None:
         for info in self.sent:
@@ -452,11 +455,7 @@ async def test_gateway_arrays_and_publish_properties_arrive_whole(
         for i in range(2000)
     ]
     with Publisher(settings) as pub:
-        pub.sent.append(
-            pub.client.publish(
-                "fire/v1/d5/PUMP1/telemetry", orjson.dumps(batch), qos=1, properties=props
-            )
-        )
+        pub.send("fire/v1/d5/PUMP1/telemetry", orjson.dumps(batch), properties=props)
     async with Influx(settings.influx) as influx:
         await eventually(lambda: count_points(influx, "pump", "flow_lps"), 2000)
 
@@ -589,16 +588,15 @@ async def test_a_stale_retained_status_without_device_time_is_not_stored_as_new(
     broker = own_services.mosquitto()
     settings = make_settings(tmp_path, broker.port, influxd.url, f"retained{next(_publishers)}")
     with Publisher(settings) as pub:
-        pub.client.publish("fire/v1/510104/H1/status", b'{"online": false}', qos=1, retain=True)
-        pub.client.publish("fire/v1/510104/H2/status", orjson.dumps({"ts": NOW, "online": True}),
-                           qos=1, retain=True)
+        pub.send("fire/v1/510104/H1/status", b'{"online": false}', retain=True)
+        pub.send("fire/v1/510104/H2/status", orjson.dumps({"ts": NOW, "online": True}), retain=True)
     ing = Ingestor(settings)
     await ing.start()
     try:
         await asyncio.wait_for(ing.ready.wait(), 10)
         await eventually(lambda: ing.metrics.value("firewatch_ingest_messages_received_total"), 2)
         with Publisher(settings) as pub:
-            pub.client.publish("fire/v1/510104/H3/status", b'{"online": false}', qos=1, retain=True)
+            pub.send("fire/v1/510104/H3/status", b'{"online": false}', retain=True)
         await eventually(lambda: ing.metrics.value("firewatch_ingest_messages_received_total"), 3)
         async with Influx(settings.influx) as influx:
             async def stored() -> dict[str, int]:
