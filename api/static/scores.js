@@ -27,10 +27,14 @@ function previousMonth() {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
 }
 
+let asked = 0;  // the latest load: an earlier month's answer arriving after it must not replace it
+
 async function load() {
   const month = $("#month").value, district = $("#district").value.trim();
   const q = new URLSearchParams({ month, ...(district ? { district } : {}) });
+  const mine = ++asked;
   const rows = await api(`/api/v1/scores?${q}`);
+  if (mine !== asked) return;
   rows.sort((a, b) => ["green", "yellow", "red"].indexOf(a.grade) - ["green", "yellow", "red"].indexOf(b.grade)
     || b.score - a.score);
   names = Object.fromEntries(rows.map((r) => [r.unit_id, r.unit]));
