@@ -175,12 +175,12 @@ class ReadingDetector:
         """(Re)apply the settings and registry thresholds of the devices in `slots`, one pass per group
         of devices whose settings are the same (resolved once per district and site when a device has
         none of its own)."""
-        groups: dict[int, tuple[dict[str, Params], int, list[int]]] = {}
+        groups: dict[tuple[int, int], tuple[dict[str, Params], int, list[int]]] = {}
         for s in slots.tolist():
             info = self.devices[s]
             params = self.config.params(self.kind, info.district, info.site, info.id, info.thresholds)
             interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms(self.kind)
-            groups.setdefault(id(params) * 31 + interval, (params, interval, []))[2].append(s)
+            groups.setdefault((id(params), interval), (params, interval, []))[2].append(s)
         for params, interval, members in groups.values():
             at = np.array(members, dtype=np.int64)
             for stage in (*self.stages, self.levels):
