@@ -192,7 +192,7 @@ async def list_alerts(
             )
         return orjson.dumps({"total": total, "items": [dict(r) for r in rows]})
 
-    return await c.cache.answer(request, f"alerts?{request.url.query}", await c.cache.head(), build)
+    return await c.cache.answer(request, f"alerts?{request.url.query}", await c.feed.head(), build)
 
 
 async def _alert(c: Context, alert_id: int) -> Alert:

@@ -74,8 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
         feed = Feed(store)
         listener = Listener(settings.mqtt, store, feed)
         app.state.ctx = Context(
-            settings, store, influx, feed, listener, metrics, thresholds, ChangeCache(feed.head),
-            ChangeCache(feed.head)
+            settings, store, influx, feed, listener, metrics, thresholds, ChangeCache(),
+            ChangeCache()
         )
         app.state.auth = Authenticator(store)
         # The same secret as the acknowledge links; the purpose in the key keeps the two apart.
@@ -95,8 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
         jobs = [feed.run(), listener.run(), listener.record_statuses()]
         if supervision.enabled:
             jobs.append(alone(store, supervisor.run, supervision.interval_s))
-        if supervision.enabled and supervision.monthly_reports:
-            jobs.append(MonthlyReports(store, influx, supervision, supervisor.now, app.state.supervision.floor).run())
+            if supervision.monthly_reports:
+                jobs.append(MonthlyReports(store, influx, supervision, supervisor.now, app.state.supervision.floor).run())
         tasks = [asyncio.create_task(t) for t in jobs]
         try:
             yield

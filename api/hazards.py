@@ -38,6 +38,7 @@ from firewatch.supervision import (
     Unit,
     act,
     history,
+    step_at,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["hazards"])
@@ -125,7 +126,7 @@ async def _visible(c: Ctx, scope: Scope, order_id: int) -> HazardOrder:
 async def _page(c: Ctx, rt: Rt, o: HazardOrder) -> HazardPage:
     async with c.store.session() as s:
         unit = await s.get(Unit, o.unit_id) if o.unit_id else None
-    steps = [Step(at_ms=int(e.detail.get("at", e.at_ms)), actor=e.actor, action=e.action,
+    steps = [Step(at_ms=step_at(e), actor=e.actor, action=e.action,
                   before=str(e.detail.get("before", "")), after=str(e.detail.get("after", "")),
                   note=str(e.detail.get("note", "")), photos=list(e.detail.get("photos", [])))
              for e in await history(c.store, o.id)]

@@ -52,6 +52,7 @@ class Feed:
         self.last_id = 0
         self._grown = asyncio.Event()
         self._poke = asyncio.Event()
+        self._asking: asyncio.Task[int] | None = None
 
     def poke(self) -> None:
         """Something may have changed; look now instead of at the next poll."""
@@ -62,6 +63,19 @@ class Feed:
         return self._grown
 
     async def head(self) -> int:
+        """`max(audit.id)`, one query for every caller that asks while it runs (the poller, the
+        console snapshot, the cached alert list and readings).
+
+        At 300 requests a second that query was a quarter of a worker's CPU. A caller
+        joining a query already under way may miss a change committed just before it
+        arrived, which the query would have missed a moment earlier anyway; callers one
+        after another (a write, then a read) each ask anew.
+        """
+        if self._asking is None or self._asking.done():
+            self._asking = asyncio.ensure_future(self._max_id())
+        return await asyncio.shield(self._asking)
+
+    async def _max_id(self) -> int:
         async with self.store.session() as s:
             return (await s.execute(select(func.max(AuditEntry.id)))).scalar() or 0
 

@@ -292,7 +292,7 @@ async def _answer(
         return (await readings(c, await devices(), lo, hi, chosen, agg, wanted)).model_dump_json().encode()
 
     key = f"{request.url.path}?{lo}&{end}&{chosen}&{agg}&{','.join(wanted or [])}"
-    return await c.readings_cache.answer(request, key, await c.readings_cache.head(), build)
+    return await c.readings_cache.answer(request, key, await c.feed.head(), build)
 
 
 @router.get(

@@ -30,25 +30,11 @@ class ChangeCache:
     previous answer meanwhile.
     """
 
-    def __init__(self, audit_head: Callable[[], Awaitable[int]], max_age_s: float = 1.0, size: int = 256) -> None:
-        self.audit_head = audit_head
+    def __init__(self, max_age_s: float = 1.0, size: int = 256) -> None:
         self.max_age_s = max_age_s
         self.size = size
-        self._asking: asyncio.Task[int] | None = None
         self._entries: dict[str, tuple[int, float, bytes, str]] = {}
         self._building: dict[tuple[str, int], asyncio.Task[tuple[bytes, str]]] = {}
-
-    async def head(self) -> int:
-        """`max(audit.id)`, one query for all the requests that ask while it runs.
-
-        At 300 requests a second that query was a quarter of a worker's CPU. A request
-        joining a query already under way may miss a change committed just before it
-        arrived, which the query would have missed a moment earlier anyway; requests one
-        after another (a write, then a read) each ask anew.
-        """
-        if self._asking is None or self._asking.done():
-            self._asking = asyncio.ensure_future(self.audit_head())
-        return await asyncio.shield(self._asking)
 
     async def answer(
         self, request: Request, key: str, head: int, build: Callable[[], Awaitable[bytes]]

@@ -33,6 +33,7 @@ from firewatch.supervision import (
     UnitIn,
     UnitSite,
     read_csv,
+    step_at,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
@@ -267,7 +268,7 @@ async def unit_page(unit_id: IdPath, c: Ctx, rt: Rt, scope: Seen) -> UnitPage:
                       "summary": a.summary, "started_ms": a.started_ms} for a in alerts],
         hazards=[order_out(o, now, unit.name).model_dump() for o in orders],
         # An order's steps at the supervisor's clock, as the order's own page and the board show them.
-        history=[{"at_ms": int(e.detail.get("at", e.at_ms)), "actor": e.actor, "action": e.action, "subject": e.subject,
+        history=[{"at_ms": step_at(e), "actor": e.actor, "action": e.action, "subject": e.subject,
                   "note": str(e.detail.get("note", ""))} for e in audit],
     )
 

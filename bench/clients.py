@@ -25,8 +25,9 @@ from collections.abc import Callable
 from multiprocessing.synchronize import Event
 
 from firewatch.contract import mqtt
+from firewatch.contract.topics import subscription
 
-TOPIC_FILTER = "fire/v1/+/+/+"
+FILTER = subscription()[0]
 
 
 def _contract(host: str, port: int, messages: int, ready: Event) -> float:
@@ -42,7 +43,7 @@ def _contract(host: str, port: int, messages: int, ready: Event) -> float:
                 done.set()
 
         session = mqtt.Session(host, port, "bench-client-contract", session_expiry_s=0, clean_start=True)
-        conn = await mqtt.connect(session, [TOPIC_FILTER], on_messages)
+        conn = await mqtt.connect(session, [FILTER], on_messages)
         ready.set()
         await done.wait()
         end = time.perf_counter()
@@ -69,7 +70,7 @@ def _paho(host: str, port: int, messages: int, ready: Event) -> float:
 
     client.on_message = on_message
     client.on_subscribe = lambda *_: ready.set()
-    client.on_connect = lambda c, *_: c.subscribe(TOPIC_FILTER, qos=1)
+    client.on_connect = lambda c, *_: c.subscribe(FILTER, qos=1)
     client.connect(host, port)
     client.loop_forever()
     return end
@@ -93,7 +94,7 @@ def _gmqtt(host: str, port: int, messages: int, ready: Event) -> float:
         client.on_message = on_message
         client.on_subscribe = lambda *_: ready.set()
         await client.connect(host, port)
-        client.subscribe(TOPIC_FILTER, qos=1)
+        client.subscribe(FILTER, qos=1)
         await done.wait()
         end = time.perf_counter()
         await client.disconnect()

@@ -29,9 +29,10 @@ import psutil
 
 from firewatch.contract import mqtt
 from firewatch.contract.settings import Settings
+from firewatch.contract.topics import subscription
 from firewatch.services import InfluxD, Mosquitto, free_port
 
-FILTER = "fire/v1/+/+/+"
+FILTER = subscription()[0]
 
 
 class IngestProcess:

@@ -29,9 +29,11 @@ from sqlalchemy import insert
 import firewatch.gateway  # noqa: F401 - its duty-check table is one the scores read
 from firewatch.contract.db import Alert, Device, open_store
 from firewatch.contract.influx import Influx
+from firewatch.contract.kinds import SPECS
 from firewatch.contract.settings import InfluxSettings
 from firewatch.services import InfluxD
 from firewatch.supervision import (
+    INFLUX_TIMEOUT_S,
     PRESSURE_KINDS,
     HazardOrder,
     SupervisionConfig,
@@ -149,10 +151,9 @@ async def _run(tmp: Path, influx_url: str, units: int, devices: int, districts: 
     period = month("2026-03")
     try:
         t0 = time.perf_counter()
-        scan = ";".join(f'SELECT count("pressure_mpa") FROM "{kind}" WHERE time >= {period.start_ms}ms '
-                        f"AND time < {period.end_ms}ms" for kind in PRESSURE_KINDS)
-        async with Influx(InfluxSettings(url=influx_url, database="bench", timeout_s=300)) as scanner:
-            await scanner.query(scan)
+        scan = ";".join(f'SELECT count("pressure_mpa") FROM "{SPECS[kind].measurement}" '
+                        f"WHERE time >= {period.start_ms}ms AND time < {period.end_ms}ms" for kind in PRESSURE_KINDS)
+        await influx.query(scan, timeout_s=INFLUX_TIMEOUT_S)
         scan_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         scores = await month_scores(store, influx, config, period)

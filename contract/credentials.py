@@ -100,12 +100,16 @@ def new_credentials(device_id: str) -> Credentials:
     return Credentials(device_id, password, hash_password(password))
 
 
+def _admitted(d: Device) -> bool:
+    """On the broker: in service, with credentials, and not under a service account's name."""
+    return d.retired_ms is None and bool(d.mqtt_password_hash) and d.id not in SERVICE_ACCOUNTS
+
+
 def device_acl(devices: list[Device]) -> str:
     """The whole ACL file: the service accounts, then each device's own topics and nothing else."""
     blocks = [SERVICE_ACL]
     for d in sorted(devices, key=lambda d: d.id):
-        if d.retired_ms is None and d.mqtt_password_hash and DEVICE_RE.fullmatch(d.id) \
-                and DISTRICT_RE.fullmatch(d.district) and d.id not in SERVICE_ACCOUNTS:
+        if _admitted(d) and DEVICE_RE.fullmatch(d.id) and DISTRICT_RE.fullmatch(d.district):
             blocks.append(f"user {d.id}\ntopic write {PREFIX}/{d.district}/{d.id}/#\n")
     return "\n".join(blocks)
 
@@ -132,9 +136,7 @@ async def sync_broker_auth(store: Store, password_file: Path) -> int:
     """
     async with store.session() as s:
         devices = list((await s.scalars(select(Device))).all())
-    admitted = {d.id: d.mqtt_password_hash for d in devices
-                if d.retired_ms is None and d.mqtt_password_hash and ":" not in d.id
-                and d.id not in SERVICE_ACCOUNTS}
+    admitted = {d.id: d.mqtt_password_hash for d in devices if _admitted(d) and ":" not in d.id}
     lines = password_file.read_text(encoding="utf-8").splitlines() if password_file.exists() else []
     kept = [ln for ln in lines if ln.split(":", 1)[0] in SERVICE_ACCOUNTS]
     kept += [f"{user}:{hashed}" for user, hashed in sorted(admitted.items())]

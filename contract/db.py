@@ -9,6 +9,7 @@ async so no part blocks its event loop on the database.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -224,15 +225,14 @@ class Store:
         the store's existing tables lack, `table.column (retired)` for every one it dropped that would
         refuse new rows."""
         async with self.engine.connect() as conn:
-            return [*(f"{c.table.name}.{c.name}" for c in await conn.run_sync(missing_columns)),
-                    *(f"{t}.{c} (retired)" for t, c in await conn.run_sync(retired_columns))]
+            return (await conn.run_sync(Drift.read)).names()
 
     async def upgrade(self) -> list[str]:
         """Create missing tables, add missing columns and drop retired ones (`firewatch store upgrade`);
         what changed, named as `missing` names it."""
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
-            return [*await conn.run_sync(_add_missing), *await conn.run_sync(_drop_retired)]
+            return await conn.run_sync(lambda c: Drift.read(c).mend(c))
 
     async def ping(self) -> bool:
         from sqlalchemy import text
@@ -267,42 +267,54 @@ class StoreOutdated(SettingsError):
     (a SettingsError, so every command stops with its message and exit code 2)."""
 
 
-def missing_columns(conn: Connection) -> list[Column[Any]]:
-    """The store has no migration history: what the code needs is read off the live tables."""
-    insp = inspect(conn)
-    tables = set(insp.get_table_names())
-    return [c for t in Base.metadata.sorted_tables if t.name in tables
-            for have in [{col["name"] for col in insp.get_columns(t.name)}] for c in t.columns if c.name not in have]
+@dataclass(frozen=True)
+class Drift:
+    """How the live tables differ from the code's, read off them in one inspection, since the store
+    has no migration history: the columns the code has and they lack, and the retired ones (the
+    code no longer has them) that are NOT NULL without a default — SQLAlchemy leaves those out of
+    an INSERT, so every new row of their table would be refused. A retired column that takes NULL
+    harms nothing and keeps its data."""
+
+    missing: list[Column[Any]]
+    retired: list[tuple[str, str]]
+
+    @classmethod
+    def read(cls, conn: Connection) -> Drift:
+        insp = inspect(conn)
+        tables = set(insp.get_table_names())
+        missing: list[Column[Any]] = []
+        retired: list[tuple[str, str]] = []
+        for t in Base.metadata.sorted_tables:
+            if t.name not in tables:
+                continue
+            live = insp.get_columns(t.name)
+            have = {col["name"] for col in live}
+            missing += [c for c in t.columns if c.name not in have]
+            retired += [(t.name, col["name"]) for col in live if col["name"] not in t.columns
+                        and not col["nullable"] and col.get("default") is None]
+        return cls(missing, retired)
+
+    def names(self) -> list[str]:
+        """`table.column` to add, `table.column (retired)` to drop: what the CLI and the refusal print."""
+        return [*(f"{c.table.name}.{c.name}" for c in self.missing),
+                *(f"{t}.{c} (retired)" for t, c in self.retired)]
+
+    def mend(self, conn: Connection) -> list[str]:
+        """ALTER TABLE … ADD and DROP COLUMN, the same on SQLite (≥ 3.35) and PostgreSQL; `names()`.
+
+        A column is added nullable, or NOT NULL with its scalar default for the rows already
+        there; uniqueness and indexes come as indexes, since SQLite cannot add a UNIQUE column.
+        """
+        _add(conn, self.missing)
+        prep = conn.dialect.identifier_preparer
+        for table, column in self.retired:
+            conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table)} DROP COLUMN {prep.quote(column)}")
+        return self.names()
 
 
-def retired_columns(conn: Connection) -> list[tuple[str, str]]:
-    """(table, column) for every column the code no longer has that is NOT NULL without a default in
-    the store: SQLAlchemy leaves it out of an INSERT, so every new row of its table would be refused.
-    A retired column that takes NULL harms nothing and is left with its data."""
-    insp = inspect(conn)
-    tables = set(insp.get_table_names())
-    return [(t.name, col["name"]) for t in Base.metadata.sorted_tables if t.name in tables
-            for col in insp.get_columns(t.name)
-            if col["name"] not in t.columns and not col["nullable"] and col.get("default") is None]
-
-
-def _drop_retired(conn: Connection) -> list[str]:
-    """ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL alike) for what `retired_columns` finds."""
+def _add(conn: Connection, columns: list[Column[Any]]) -> None:
     prep = conn.dialect.identifier_preparer
-    for table, column in (retired := retired_columns(conn)):
-        conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table)} DROP COLUMN {prep.quote(column)}")
-    return [f"{t}.{c} (retired)" for t, c in retired]
-
-
-def _add_missing(conn: Connection) -> list[str]:
-    """ALTER TABLE … ADD COLUMN, one per missing column, the same on SQLite and PostgreSQL.
-
-    A column is added nullable, or NOT NULL with its scalar default for the rows already
-    there; uniqueness and indexes come as indexes, since SQLite cannot add a UNIQUE column.
-    """
-    added = []
-    prep = conn.dialect.identifier_preparer
-    for c in missing_columns(conn):
+    for c in columns:
         table, name = prep.format_table(c.table), prep.quote(c.name)
         ddl = f"ALTER TABLE {table} ADD COLUMN {name} {c.type.compile(conn.dialect)}"
         if not c.nullable:
@@ -316,8 +328,6 @@ def _add_missing(conn: Connection) -> list[str]:
         if c.unique or c.index:
             index = prep.quote(f"ix_{c.table.name}_{c.name}")
             conn.exec_driver_sql(f"CREATE {'UNIQUE ' if c.unique else ''}INDEX {index} ON {table} ({name})")
-        added.append(f"{c.table.name}.{c.name}")
-    return added
 
 
 async def open_store(url: str) -> Store:

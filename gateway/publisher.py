@@ -80,7 +80,6 @@ class Publisher:
             if self._conn is not None:
                 self._conn.close(graceful=True)
             self._conn = None
-            self.connected.clear()
 
     async def publish(self, messages: Sequence[Message]) -> bool:
         """True once the broker has acknowledged them all; False if it did not in time."""

@@ -4,8 +4,9 @@
 from firewatch.supervision.config import SupervisionConfig, load
 from firewatch.supervision.credit_code import CreditCodeError, validate
 from firewatch.supervision.draws import Draw, Inspection, InspectionResult, draw, replay
-from firewatch.supervision.hazards import Acted, act, history, still_failing
+from firewatch.supervision.hazards import Acted, act, history, step_at, still_failing
 from firewatch.supervision.indicators import (
+    INFLUX_TIMEOUT_S,
     PRESSURE_KINDS,
     TZ,
     Indicators,
@@ -67,6 +68,7 @@ __all__ = [
     "ASSIGNEE_STATES",
     "CENTER",
     "CSV_COLUMNS",
+    "INFLUX_TIMEOUT_S",
     "OPEN_STATES",
     "PRESSURE_KINDS",
     "TZ",
@@ -130,6 +132,7 @@ __all__ = [
     "render_unit",
     "replay",
     "rolling30",
+    "step_at",
     "still_failing",
     "stored_report",
     "validate",

@@ -158,6 +158,12 @@ async def act(
     return Acted(order, before)
 
 
+def step_at(e: AuditEntry) -> int:
+    """When an order's step happened at the supervisor's clock (event time in a simulated month),
+    which `act` records beside the audit row's own wall-clock time."""
+    return int(e.detail.get("at", e.at_ms))
+
+
 async def history(store: Store, order_id: int) -> list[AuditEntry]:
     async with store.session() as s:
         q = select(AuditEntry).where(AuditEntry.subject == f"hazard:{order_id}").order_by(AuditEntry.id)

@@ -368,9 +368,7 @@ async def _from_influx(out: dict[int, Indicators], sites: dict[str, int], device
         out[u].evidence += n
         out[u].pressure_ok_rate = 1 - low.get(u, 0) / n if n else None
     shield_where = (f"time >= {period.start_ms - SHIELD_LOOKBACK_MS}ms AND time < {period.end_ms}ms "
-                    "AND (\"event\" = 'shield' OR \"event\" = 'unshield')")
-    if district is not None:
-        shield_where += " AND district = $district"
+                    f"AND (\"event\" = 'shield' OR \"event\" = 'unshield'){in_district}")
     panel = SPECS["panel"].measurement
     for sr in await influx.query(f'SELECT "event", "loop", "point" FROM "{panel}" WHERE {shield_where} '
                                  'GROUP BY "device_id", "site"', params):

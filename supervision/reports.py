@@ -255,7 +255,6 @@ class _Blitted:
     MAX_LOOKS = 64
 
     def __init__(self, fig: Figure, own: list[Artist]) -> None:
-        _fonts()
         self.fig, self.own = fig, own
         self.canvas = FigureCanvasAgg(fig)
         fig.set_dpi(110)

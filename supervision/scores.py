@@ -244,7 +244,8 @@ async def month_scores(
     # A previous month without records of the unit is no score to compare with (the trend is new),
     # whether it was kept (the monthly job scores every unit) or is computed now.
     previous = {u: x for u, x, indicators in kept if indicators.get("evidence")}
-    missing = [u for u in now if u not in {u for u, *_ in kept}]
+    kept_units = {u for u, *_ in kept}
+    missing = [u for u in now if u not in kept_units]
     if missing:
         before = await compute(store, influx, config, prev_period, district, missing, floor)
         previous |= {u: score(x, config, prev_period.label).score for u, x in before.items() if x.evidence}

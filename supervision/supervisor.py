@@ -41,6 +41,7 @@ from firewatch.supervision.states import ASSIGNEE_STATES, HazardCategory, Hazard
 log = logging.getLogger(__name__)
 ACTOR = "supervision"
 OVERDUE = HAZARD[0]
+RULE_LABELS = rule_labels()
 LABEL = {
     HazardCategory.FAULT_UNREPAIRED: "故障超时未修复",
     HazardCategory.SHIELDED: "点位长期屏蔽",
@@ -301,5 +302,5 @@ def _said(alert: Alert) -> str:
     """The alert in Chinese: `contract.rules.summary_zh`, or its rule's Chinese label alone where that keeps
     alerting's English summary (`1 point(s) for over 24 h`), which a monthly report must not print."""
     said = summary_zh(alert)
-    label = rule_labels().get(f"{alert.kind}.{alert.rule}")
+    label = RULE_LABELS.get(f"{alert.kind}.{alert.rule}")
     return label["zh"] if label and said == (alert.summary or alert.rule) else said
