@@ -115,6 +115,17 @@ def test_a_broken_probe_leaves_the_other_metrics_judged() -> None:
     assert "flow" in alert.summary
 
 
+def test_a_disabled_pattern_rule_learns_and_fits_nothing() -> None:
+    """A device whose pattern_abnormal is off costs no learning per reading (it refitted on every spaced one)."""
+    rng = random.Random(4)
+    d = det("pump", {"devices": {"D1": {"pattern_abnormal": {"enabled": False}}}})
+    feed(d, [(T0 + i * 5 * MIN, running_pump(i, rng)) for i in range(400)], "D1")
+    feed(d, [(T0 + i * 5 * MIN, running_pump(i, rng)) for i in range(400)], "D2")
+    off, on = d.index["D1"], d.index["D2"]
+    assert d.pattern.n[off].sum() == 0 and not d.pattern.fitted[off].any()
+    assert d.pattern.fitted[on].any()
+
+
 def test_standby_and_running_are_separate_normals() -> None:
     """A fire pump at standby most of the time, running now and then: neither state is a fault of the other."""
     rng = random.Random(3)

@@ -120,7 +120,7 @@ class Multivariate(OneRule):
         have = ~np.isnan(x)
         st = self.states.of(slots, v)
         self.states.note(slots, st)
-        enough = have.sum(axis=1) >= min(2, x.shape[1])
+        enough = (have.sum(axis=1) >= min(2, x.shape[1])) & np.isfinite(self.h[slots])  # a disabled rule learns nothing
         cell = slots * self.shape[0] + st
         fitted = self.cells("fitted")[cell]
         raw = np.zeros(len(slots))
