@@ -3,9 +3,9 @@
 Subscribes to `fire/v1/+/+/+` (or only some districts, so workers can split a
 city) with the shared MQTT client (contract/mqtt.py; aiomqtt received ~1,300 QoS 1
 messages/s here, too few for a city), parses every message with the shared contract (a bad one is counted by
-reason and skipped, never a crash), and feeds the pipeline in adaptive
-batches: whatever arrived while the previous batch was being processed, or
-within `alerting.batch_s` of the first message after a quiet spell. Around
+reason and skipped, never a crash), and feeds the pipeline in batches: a
+detection pass starts at most every `alerting.batch_s` and takes whatever
+arrived since the previous one (a message after a quiet spell goes at once). Around
 it: a wall-clock tick for timers, the pick-up of operators' acknowledgements,
 registry refreshes, baseline saves, the InfluxDB and MQTT outputs, the
 `followers` the command hands it (notify's embedded stage, nudged by the change feed;
@@ -230,13 +230,18 @@ class AlertingService:
             await to_mqtt(changes, publisher)
 
     async def _process(self) -> None:
-        """A pass costs per batch as well as per reading: after the first message of a quiet spell, what
-        arrives within `batch_s` joins its batch (a backlog is taken at once)."""
+        """A pass costs ~3 ms of CPU for 100,000 devices however few readings it holds (each stage's numpy
+        calls, per kind), so passes start at most every `batch_s`: a steady stream pays that
+        1 / `batch_s` times a second whatever its rate, and what arrives meanwhile joins the next
+        pass. The first message after a quiet spell goes at once; a backlog is taken at once."""
+        last = -self.config.batch_s
         while not self._stopping.is_set():
             await self._wake.wait()
-            if len(self._pending) < MAX_BATCH:
-                await self._pause(self.config.batch_s)
+            wait = last + self.config.batch_s - time.monotonic()
+            if wait > 0 and len(self._pending) < MAX_BATCH:
+                await self._pause(wait)
             self._wake.clear()
+            last = time.monotonic()
             await self._drain()
 
     async def _drain(self) -> None:
