@@ -46,6 +46,8 @@ from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading, Record
 from firewatch.contract.rules import READING_RULES
 
 SLICE_MS = 60_000
+SAVE_DEVICES = 500
+"""Devices whose learned state is saved in one transaction (see `Pipeline.save_baselines`)."""
 _ts = attrgetter("ts_ms")
 
 
@@ -266,8 +268,17 @@ class Pipeline:
         return changes
 
     async def save_baselines(self) -> None:
+        """Every device's learned state, `SAVE_DEVICES` at a time: the export walks the devices in Python
+        (~0.1 ms each, and as much again serialising it), and a city's 100,000 in one go held the event loop, and every alert, for
+        seconds. Between two shares readings go on being detected; each device's row is itself at one
+        moment."""
         for kind, det in self.readings.items():
-            await save_baselines(self.store, kind, det.baselines(), self.districts)
+            start = 0
+            while start < len(det.devices):
+                stop = start + SAVE_DEVICES
+                await save_baselines(self.store, kind, [d.id for d in det.devices[start:stop]],
+                                     det.baselines(start, stop))
+                start = stop
 
     def reconfigure(self) -> None:
         """Re-apply thresholds after the registry changed (new sites, device thresholds)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, String, delete, select
+from sqlalchemy import JSON, String, delete, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from firewatch.contract.db import Base, Store, now_ms
@@ -22,18 +22,20 @@ class Baseline(Base):
     saved_ms: Mapped[int] = mapped_column(default=now_ms)
 
 
-async def save_baselines(store: Store, kind: str, rows: list[tuple[str, str, dict[str, Any]]],
-                         districts: Sequence[str] = ()) -> None:
-    """Replace the saved state of `kind` (in `districts` only, when given) with `rows` of (device_id, district, state).
+async def save_baselines(store: Store, kind: str, devices: Sequence[str],
+                         rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Replace the saved state of `devices` of `kind` with `rows` of (device_id, district, state); a
+    device without a row has learnt nothing to keep.
 
-    A worker replaces its own districts' rows alone: the other workers' are theirs to save.
+    Only the devices named are touched: a worker saves its own (the other workers' rows are
+    theirs), and a fleet is saved a share at a time, each in a short transaction of its own.
+    SQL Core, not ORM objects: those were half of the 20 s a save of 100,000 devices took.
     """
-    gone = delete(Baseline).where(Baseline.kind == kind)
-    if districts:
-        gone = gone.where(Baseline.district.in_(districts))
-    async with store.session() as s, s.begin():
-        await s.execute(gone)
-        s.add_all(Baseline(device_id=d, kind=kind, district=district, state=st) for d, district, st in rows)
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(Baseline).where(Baseline.kind == kind, Baseline.device_id.in_(devices)))
+        if rows:
+            await conn.execute(insert(Baseline), [{"device_id": d, "kind": kind, "district": district, "state": st}
+                                                  for d, district, st in rows])
 
 
 async def load_baselines(store: Store, districts: Sequence[str] = ()) -> list[Baseline]:

@@ -101,8 +101,9 @@ def test_a_worker_saving_its_baselines_keeps_the_other_districts(store_settings:
     async def go() -> list[tuple[str, str]]:
         store = await open_store(store_settings.store.url)
         try:
-            await save_baselines(store, "electrical", [("E-a", "510104", {"n": 1}), ("E-b", "510105", {"n": 1})])
-            await save_baselines(store, "electrical", [("E-a", "510104", {"n": 2})], ["510104"])
+            await save_baselines(store, "electrical", ["E-a", "E-b"],
+                                 [("E-a", "510104", {"n": 1}), ("E-b", "510105", {"n": 1})])
+            await save_baselines(store, "electrical", ["E-a"], [("E-a", "510104", {"n": 2})])
             return sorted((b.device_id, str(b.state["n"])) for b in await load_baselines(store))
         finally:
             await store.aclose()

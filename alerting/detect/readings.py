@@ -150,10 +150,11 @@ class ReadingDetector:
         for stage in self.learned:
             stage.restore(s, state)
 
-    def baselines(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """(device, district, learned state) of every device that has learnt something, to store."""
+    def baselines(self, start: int = 0, stop: int | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """(device, district, learned state) of every device in slots `start:stop` that has learnt
+        something, to store."""
         rows = []
-        for s, d in enumerate(self.devices):
+        for s, d in enumerate(self.devices[start:stop], start):
             state: dict[str, Any] = {}
             for stage in self.learned:
                 state.update(stage.export(s))
