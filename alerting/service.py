@@ -25,7 +25,7 @@ import logging
 import signal
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from functools import partial
 from operator import attrgetter
@@ -45,7 +45,7 @@ from firewatch.alerting.registry import Registry, load_registry
 from firewatch.contract.db import Store, open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.mqtt import Connection, Message, Publisher, Session, supervise, tls_context
-from firewatch.contract.payload import Reason, parse
+from firewatch.contract.payload import Reason, Record, Rejection, parse
 from firewatch.contract.settings import Settings
 from firewatch.contract.supervisor import Supervisor
 from firewatch.contract.topics import TopicError, parse_topic, subscription
@@ -81,7 +81,9 @@ class AlertingService:
         self.received = 0
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
-        self._pending: list[Any] = []
+        self._pending: deque[tuple[Connection, list[Message], int, int]] = deque()
+        """Chunks as the connections handed them over: (connection, messages, received ms, retained ms)."""
+        self._backlog = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._writers: list[asyncio.Task[None]] = []
@@ -101,7 +103,7 @@ class AlertingService:
     @property
     def backlog(self) -> int:
         """Messages received and not yet taken into a batch."""
-        return len(self._pending)
+        return self._backlog
 
     @property
     def subscribed(self) -> bool:
@@ -215,10 +217,8 @@ class AlertingService:
         """A retained copy the broker sent on subscribing is dated just before the subscription when
         it has no device time: a device's old last will then waits out its grace (`expect`), as one
         with a `ts` from before the restart does, instead of taking the device offline at once."""
-        now = wall_ms()
-        before = conn.subscribed_ms - 1
-        self._pending.extend((topic, payload, before if retained else now, conn, pid)
-                             for topic, payload, pid, _, retained in messages)
+        self._pending.append((conn, messages, wall_ms(), conn.subscribed_ms - 1))
+        self._backlog += len(messages)
         self.idle.clear()
         self._wake.set()
 
@@ -238,41 +238,64 @@ class AlertingService:
         while not self._stopping.is_set():
             await self._wake.wait()
             wait = last + self.config.batch_s - time.monotonic()
-            if wait > 0 and len(self._pending) < MAX_BATCH:
+            if wait > 0 and self._backlog < MAX_BATCH:
                 await self._pause(wait)
             self._wake.clear()
             last = time.monotonic()
             await self._drain()
 
+    def _take(self) -> tuple[list[tuple[Connection, list[Message], int, int]], int]:
+        """The oldest chunks, `MAX_BATCH` messages at most (a chunk over that is split), and their count.
+
+        Kept as the connections' chunks, not a tuple per message: at 20,000 messages/s the
+        per-message copies were a tenth of what the service spent outside detection."""
+        chunks, n = [], 0
+        while self._pending and n < MAX_BATCH:
+            conn, messages, received, before = self._pending.popleft()
+            room = MAX_BATCH - n
+            if len(messages) > room:
+                self._pending.appendleft((conn, messages[room:], received, before))
+                messages = messages[:room]
+            chunks.append((conn, messages, received, before))
+            n += len(messages)
+        self._backlog -= n
+        return chunks, n
+
     async def _drain(self) -> None:
         assert self.pipeline is not None
         while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            records, impossible = [], []
+            chunks, n = self._take()
+            records: list[Record] = []
+            impossible: list[tuple[str, str, str, str]] = []
             now = wall_ms()
-            for topic, payload, received, _, _ in batch:
-                parsed = parse(topic, bytes(payload), received)
-                records += parsed.records
-                for r in parsed.rejections:
-                    self.rejected[r.reason.value] += 1
-                    if r.reason is Reason.OUT_OF_RANGE:
-                        with contextlib.suppress(TopicError):
-                            t = parse_topic(topic)
-                            impossible.append((t.district, t.device_id, r.kind, r.detail))
-            self.received += len(batch)
+            for _, messages, received, before in chunks:
+                for topic, payload, _, _, retained in messages:
+                    parsed = parse(topic, payload, before if retained else received)
+                    records += parsed.records
+                    if parsed.rejections:
+                        self._refused(topic, parsed.rejections, impossible)
+            self.received += n
             started = time.perf_counter()
             try:
                 await self.pipeline.process(records, impossible, now if self.config.clock == "wall" else None)
             except Exception:
-                log.exception("alerting: a batch of %d messages failed", len(batch))
+                log.exception("alerting: a batch of %d messages failed", n)
             self._counts.processed(records, started, now)
             acks: dict[Connection, list[bytes]] = {}
-            for _, _, _, conn, pid in batch:
-                if pid is not None:
-                    acks.setdefault(conn, []).append(pid)
+            for conn, messages, _, _ in chunks:
+                acks.setdefault(conn, []).extend(ack for _, _, ack, _, _ in messages if ack is not None)
             for conn, ids in acks.items():
                 conn.ack(ids)
         self.idle.set()
+
+    def _refused(self, topic: str, rejections: list[Rejection], impossible: list[tuple[str, str, str, str]]) -> None:
+        """Count a message's rejections; an impossible value also goes to its device's sensor_impossible."""
+        for r in rejections:
+            self.rejected[r.reason.value] += 1
+            if r.reason is Reason.OUT_OF_RANGE:
+                with contextlib.suppress(TopicError):
+                    t = parse_topic(topic)
+                    impossible.append((t.district, t.device_id, r.kind, r.detail))
 
     async def _housekeeping(self) -> None:
         assert self.pipeline is not None and self.store is not None

@@ -37,6 +37,8 @@ PUBLISH = 3
 _CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 2, 4, 5, 6, 7
 _SUBACK, _PINGRESP, _DISCONNECT = 9, 13, 14
 _PING = b"\xc0\x00"
+_ACKS = (None, *([kind + pid.to_bytes(2, "big") for pid in range(65536)] for kind in (b"\x40\x02", b"\x50\x02")))
+"""By QoS (1, 2), by packet id: the PUBACK or PUBREC that settles a message, made once, not per message."""
 _VARINT_MAX_BYTES = 4
 _NOT_CODEC_ERRORS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError)
 """All else the codec raises is a packet it refuses. Not only ValueError and IndexError: mqtt5
@@ -229,18 +231,21 @@ class Connection(asyncio.Protocol):
         with memoryview(buf) as view:
             while end - pos >= 2:
                 length, shift, i = 0, 0, pos + 1
-                while i < end and i - pos <= _VARINT_MAX_BYTES:
-                    byte = buf[i]
-                    length |= (byte & 0x7F) << shift
-                    shift += 7
-                    i += 1
-                    if not byte & 0x80:
-                        break
+                if end - pos >= 3 and not buf[pos + 2] & 0x80 and buf[pos + 1] & 0x80:
+                    length, i = (buf[pos + 1] & 0x7F) | buf[pos + 2] << 7, pos + 3  # a city's reading: 2 bytes
                 else:
-                    if i - pos > _VARINT_MAX_BYTES:
-                        self._fail(0x81, "a packet's remaining length runs past 4 bytes")
-                        return
-                    break  # the rest of the length is still on its way
+                    while i < end and i - pos <= _VARINT_MAX_BYTES:
+                        byte = buf[i]
+                        length |= (byte & 0x7F) << shift
+                        shift += 7
+                        i += 1
+                        if not byte & 0x80:
+                            break
+                    else:
+                        if i - pos > _VARINT_MAX_BYTES:
+                            self._fail(0x81, "a packet's remaining length runs past 4 bytes")
+                            return
+                        break  # the rest of the length is still on its way
                 if length + i - pos > self._max_packet:
                     self._fail(0x95, f"a {length}-byte packet is over our Maximum Packet Size "
                                      f"{self._max_packet}")
@@ -260,15 +265,11 @@ class Connection(asyncio.Protocol):
                         self._fail(0x81, f"malformed packet of type {first >> 4} from the broker: {exc}")
                         return
                 else:
-                    if type(packet) is mqtt5.PublishPacket:
-                        qos = packet.qos
-                        ack = None
-                        if qos == 1:
-                            ack = b"\x40\x02" + packet.packet_id.to_bytes(2, "big")
-                        elif qos == 2:
-                            ack = b"\x50\x02" + packet.packet_id.to_bytes(2, "big")
-                        messages.append((packet.topic, packet.payload, ack, packet.duplicate,
-                                         packet.retain))
+                    if first >> 4 == PUBLISH:  # flags from the fixed header the codec accepted
+                        qos = (first >> 1) & 3
+                        ack = _ACKS[qos][packet.packet_id] if qos else None
+                        messages.append((packet.topic, packet.payload, ack, bool(first & 0x08),
+                                         bool(first & 0x01)))
                     else:
                         self._control_packet(packet)
                 pos = stop
