@@ -323,7 +323,7 @@ class Lifecycle:
             )).scalars().all()
             if entries:
                 self.audit_cursor = entries[-1].id
-            by_id = {a.id: a for a in self.open.values()}
+            by_id = {a.id: a for a in self.open.values()} if entries else {}  # every second: only when needed
             changes = []
             for e in entries:
                 try:
