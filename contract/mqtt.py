@@ -37,8 +37,23 @@ PUBLISH = 3
 _CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 2, 4, 5, 6, 7
 _SUBACK, _PINGRESP, _DISCONNECT = 9, 13, 14
 _PING = b"\xc0\x00"
-_ACKS = (None, *([kind + pid.to_bytes(2, "big") for pid in range(65536)] for kind in (b"\x40\x02", b"\x50\x02")))
-"""By QoS (1, 2), by packet id: the PUBACK or PUBREC that settles a message, made once, not per message."""
+
+
+class _Acks(dict[int, bytes]):
+    """By packet id, the packet that settles a message (PUBACK or PUBREC): each made once, when a
+    receiver first needs it, not per message; a process that only publishes makes none."""
+
+    def __init__(self, kind: bytes) -> None:
+        super().__init__()
+        self._kind = kind
+
+    def __missing__(self, packet_id: int) -> bytes:
+        ack = self[packet_id] = self._kind + packet_id.to_bytes(2, "big")
+        return ack
+
+
+_ACKS = (None, _Acks(b"\x40\x02"), _Acks(b"\x50\x02"))
+"""By QoS."""
 _VARINT_MAX_BYTES = 4
 _NOT_CODEC_ERRORS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError)
 """All else the codec raises is a packet it refuses. Not only ValueError and IndexError: mqtt5
