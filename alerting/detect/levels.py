@@ -45,8 +45,13 @@ class LevelEngine:
         r = len(rules)
         self.sign = np.array([float(x.direction) if x.feature in ("value", "spread", "unbalance") else 1.0
                               for x in rules])
-        self.levels = np.full((0, 4, r), NAN)
-        """Per device and rule: warning, alarm, and both less the deadband (where a level holds)."""
+        self.table = np.zeros((0, 4, r))
+        """Per group of devices whose levels are the same, and rule: warning, alarm, and both less the
+        deadband (where a level holds). A city has a few such groups, so the table stays in cache where
+        a copy per device (a few MB for a kind) would be gathered from memory at every reading."""
+        self.group = np.zeros(0, dtype=np.int64)
+        """Each device's row of `table`."""
+        self._groups: dict[bytes, int] = {}
         self.level = np.zeros((0, r), dtype=np.int8)
         self.timed = np.zeros(0, dtype=np.int64)
         """Rules with a minimum duration for some device; only they keep pending state, in the
@@ -59,7 +64,9 @@ class LevelEngine:
     _TIMED = ("for_ms", "pend_since", "pend_level", "last")
 
     def grow(self, n: int) -> None:
-        self.levels = grown(self.levels, n, NAN)
+        if not len(self.table):
+            self._row(np.full((4, len(self.rules)), NAN))
+        self.group = grown(self.group, n, 0)
         self.level = grown(self.level, n, 0)
         for name, fill in zip(self._TIMED, (0, 0, 0, NAN)):
             setattr(self, name, grown(getattr(self, name), n, fill))
@@ -75,45 +82,60 @@ class LevelEngine:
             setattr(self, name, np.concatenate([a, np.full((a.shape[0], 1), fill, dtype=a.dtype)], axis=1))
         return len(self.timed) - 1
 
+    def _row(self, levels: np.ndarray) -> int:
+        """The row of `table` holding `levels` ([4, rules]), added when no group has them yet."""
+        key = levels.tobytes()
+        g = self._groups.get(key)
+        if g is None:
+            g = self._groups[key] = len(self.table)
+            self.table = np.concatenate([self.table, levels[None]])
+        return g
+
     def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
+        levels = np.empty((4, len(self.rules)))
         for i, rule in enumerate(self.rules):
             p = params[rule.name]
             on = p.enabled
             s = self.sign[i]
             alarm = s * p.alarm if on and p.alarm is not None else NAN
             warn = s * p.warning if on and p.warning is not None else alarm
-            self.levels[slots, :, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
+            levels[:, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
             if p.for_s > 0 or i in self.timed:
                 k = self._time(i)
                 self.for_ms[slots, k] = int(p.for_s * 1000)
+        self.group[slots] = self._row(levels)
 
     def threshold(self, slot: int, rule: int, level: int) -> float | None:
-        v = self.levels[slot, 0 if level == 1 else 1, rule] * self.sign[rule]
+        v = self.table[self.group[slot], 0 if level == 1 else 1, rule] * self.sign[rule]
         return None if np.isnan(v) else float(v)
 
     def step(self, slots: np.ndarray, ts: np.ndarray, f: np.ndarray) -> list[Change]:
         """Move levels for one reading per slot (`slots` unique); `f` is [n, rules] features."""
-        out = self._matured(slots, ts)
+        j = self.timed
+        pending = self.pend_since[slots] if len(j) else np.zeros((len(slots), 0), dtype=np.int64)
+        out = self._matured(slots, ts, pending)
         x = f * self.sign
-        th = self.levels[slots]
+        g = self.group[slots]
+        th = self.table[g[:1]] if len(g) and g.min() == g.max() else self.table[g]
         with np.errstate(invalid="ignore"):
             up = (x >= th[:, 0]).astype(np.int8) + (x >= th[:, 1])
             hold = (x >= th[:, 2]).astype(np.int8) + (x >= th[:, 3])
         cur = self.level[slots]
         gap = np.isnan(x)
         new = np.where(gap, cur, np.maximum(up, np.minimum(cur, hold)))
-        j = self.timed
-        if len(j):
-            target, now = new[:, j], cur[:, j]
-            rising = target > now
-            t = ts[:, None]
-            pending = self.pend_since[slots]
-            since = np.where(rising, np.where(pending > 0, pending, t), 0)
-            ok = ~rising | (t - since >= self.for_ms[slots])
-            new[:, j] = np.where(ok, target, now)
-            self.pend_since[slots] = np.where(ok, 0, since)
-            self.pend_level[slots] = target
-            self.last[slots] = np.where(gap[:, j], self.last[slots], f[:, j])
+        rising = new[:, j] > cur[:, j]
+        busy = np.flatnonzero(rising.any(axis=1) | (pending > 0).any(axis=1))
+        if len(busy):  # only rows rising or pending have timed state to move; the rest stays clear
+            at, rise, t = slots[busy], rising[busy], ts[busy, None]
+            target, now, p = new[busy][:, j], cur[busy][:, j], pending[busy]
+            since = np.where(rise, np.where(p > 0, p, t), 0)
+            ok = ~rise | (t - since >= self.for_ms[at])
+            held = new[busy]
+            held[:, j] = np.where(ok, target, now)
+            new[busy] = held
+            self.pend_since[at] = np.where(ok, 0, since)
+            self.pend_level[at] = target
+            self.last[at] = np.where(gap[busy][:, j], self.last[at], f[busy][:, j])
         self.level[slots] = new
         rows, cols = np.nonzero(new != cur)
         return out + [
@@ -134,16 +156,19 @@ class LevelEngine:
                                   at_ms=int(t0 + self.for_ms[s, k])))
         return out
 
-    def _matured(self, slots: np.ndarray, ts: np.ndarray) -> list[Change]:
-        """Rises whose minimum duration completed before this reading (the clock had not looked yet)."""
-        if not len(self.timed):
+    def _matured(self, slots: np.ndarray, ts: np.ndarray, pending: np.ndarray) -> list[Change]:
+        """Rises whose minimum duration completed before this reading (the clock had not looked yet);
+        `pending` is `pend_since` of `slots`, cleared here where they are committed."""
+        rows = np.flatnonzero((pending > 0).any(axis=1))
+        if not len(rows):
             return []
-        ps = self.pend_since[slots]
-        due = (ps > 0) & (ts[:, None] - ps >= self.for_ms[slots])
+        ps = pending[rows]
+        due = (ps > 0) & (ts[rows, None] - ps >= self.for_ms[slots[rows]])
         if not due.any():
             return []
-        rows, ks = np.nonzero(due)
-        return self._commit((slots[rows], ks), ps[rows, ks])
+        r, ks = np.nonzero(due)
+        pending[rows[r], ks] = 0
+        return self._commit((slots[rows[r]], ks), ps[r, ks])
 
     def tick(self, now_ms: int, n: int) -> list[Change]:
         """Commit pending rises whose minimum duration has passed by `now_ms`."""
