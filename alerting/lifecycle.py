@@ -11,7 +11,8 @@ still open, and picks up operators' changes from the audit trail (`sync`).
 - A fingerprint has at most one open alert; a restart reloads the open ones
   (`load`) so nothing is raised twice or left open forever.
 - Flap damping: an alert that fired `flap.changes` times within
-  `flap.window_s` resolves only after its condition stayed clear `flap.hold_s`.
+  `flap.window_s` resolves only after its condition stayed clear `flap.hold_s`
+  (at most `FLAP_HOLD_PERIODS` of its device's reporting periods).
 - An alert an operator resolved while its condition persists is not raised
   again until the condition clears and returns (or gets worse).
 - A signal whose alert the store refused (see `apply`) raises it at the
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from firewatch.alerting.changes import AlertChange, ChangeKind, snapshot
 from firewatch.alerting.config import Flap
 from firewatch.alerting.metrics import PREFIX
-from firewatch.alerting.signal import Decision
+from firewatch.alerting.signal import Decision, Signal
 from firewatch.contract.db import (
     OPEN_STATES,
     Alert,
@@ -51,6 +52,9 @@ from firewatch.contract.db import (
 )
 
 ACTOR = "alerting"
+FLAP_HOLD_PERIODS = 15
+"""A flap hold is at most this many reporting periods of the device: `hold_s` (15 min) is 15 readings of a
+minute device; a test rig at 1 Hz whose faults come minutes apart is held 15 s, not 900 of its readings."""
 log = logging.getLogger("alerting")
 
 
@@ -103,9 +107,11 @@ async def _insert(conn: AsyncConnection, table: type[Base], rows: list[dict[str,
 
 class Lifecycle:
     def __init__(self, store: Store, flap: Flap, metrics: CollectorRegistry | None = None,
-                 districts: Sequence[str] = ()) -> None:
+                 districts: Sequence[str] = (), period_ms: Callable[[Signal], int] | None = None) -> None:
         self.store = store
         self.flap = flap
+        self.period_ms = period_ms
+        """The reporting period of a signal's device: a flap hold lasts at most `FLAP_HOLD_PERIODS` of them."""
         self.districts = tuple(districts)
         """Only these districts' alerts are this lifecycle's (none given: all); other workers own the rest."""
         r = metrics or CollectorRegistry()
@@ -218,7 +224,10 @@ class Lifecycle:
                 return None
             fired = self.fired_at.get(fp, ())
             if len(fired) >= self.flap.changes and self.flap.hold_s > 0:
-                self.held[fp] = s.ts_ms + int(self.flap.hold_s * 1000)
+                hold = int(self.flap.hold_s * 1000)
+                if self.period_ms is not None:
+                    hold = min(hold, FLAP_HOLD_PERIODS * self.period_ms(s))
+                self.held[fp] = s.ts_ms + hold
                 return None
             return self._resolve(fp, s.ts_ms, s.summary)
         self.held.pop(fp, None)

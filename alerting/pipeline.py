@@ -42,6 +42,7 @@ from firewatch.alerting.registry import DeviceInfo, Registry
 from firewatch.alerting.signal import Signal
 from firewatch.alerting.state import load_baselines, save_baselines
 from firewatch.contract.db import Store
+from firewatch.contract.kinds import SPECS
 from firewatch.contract.payload import DeviceStatus, PanelEvent, Reading, Record
 from firewatch.contract.rules import READING_RULES
 
@@ -93,7 +94,7 @@ class Pipeline:
         self.readings = {k: ReadingDetector(k, config, self.registry) for k in READING_RULES}
         self.panels = PanelDetector(config, self.registry)
         self.correlator = Correlator(config.correlation)
-        self.lifecycle = Lifecycle(store, config.flap, metrics, self.districts)
+        self.lifecycle = Lifecycle(store, config.flap, metrics, self.districts, self.period_ms)
         self.feed = ChangeFeed()
         self.clock_ms = 0
         self._lock = asyncio.Lock()
@@ -223,6 +224,13 @@ class Pipeline:
             self._advance()
             signals += self.timers(self.clock_ms)
         return await self._apply(signals, self.clock_ms)
+
+    def period_ms(self, signal: Signal) -> int:
+        """How often the signal's device reports: the registry's period, else its kind's."""
+        info = self.registry.devices.get(signal.device_id)
+        if info is not None and info.report_interval_s:
+            return info.report_interval_s * 1000
+        return self.config.report_interval_ms(signal.kind) if signal.kind in SPECS else 60_000
 
     def teach(self, records: Iterable[Record]) -> None:
         """A training window (replay's `--learn`): the readings teach the learned detectors, nothing is raised."""
