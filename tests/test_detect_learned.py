@@ -149,7 +149,9 @@ def test_standby_and_running_are_separate_normals() -> None:
     assert "outlet pressure lower than usual" in alert.summary and "[standby]" in alert.summary
 
 
-def test_a_level_shift_is_marked_and_then_accepted() -> None:
+def test_a_level_shift_stays_alerted_while_it_lasts_and_clears_when_it_goes_back() -> None:
+    """The alert marks the change and stays open through the shift (it closed after 30 readings, while the
+    level was still shifted); back to the old level, it clears within a quarter of an hour."""
     rng = random.Random(4)
     d = det("electrical")
     rows = [(T0 + i * MIN, {"residual_ma": 80 + rng.gauss(0, 2)}) for i in range(DAY)]
@@ -159,8 +161,22 @@ def test_a_level_shift_is_marked_and_then_accepted() -> None:
     (alert,) = fired(sig, "level_shift")
     assert T0 + DAY * MIN < alert.ts_ms <= T0 + (DAY + 10) * MIN  # far below every level, seen within minutes
     assert alert.metric == "residual_ma" and "shifted up: now about" in alert.summary
-    cleared = [s for s in sig if s.rule == "level_shift" and s.severity is None]
-    assert len(cleared) == 1  # the new level is the normal now
+    assert not [s for s in sig if s.rule == "level_shift" and s.severity is None]  # 5 h shifted: still open
+    back = [(T0 + (DAY + 300 + i) * MIN, {"residual_ma": 80 + rng.gauss(0, 2)}) for i in range(60)]
+    sig = feed(d, back)
+    (cleared,) = [s for s in sig if s.rule == "level_shift" and s.severity is None]
+    assert cleared.ts_ms <= T0 + (DAY + 315) * MIN
+    assert not fired(sig, "level_shift")
+
+
+def test_a_level_shift_that_lasts_a_day_is_the_new_normal() -> None:
+    rng = random.Random(6)
+    d = det("hydrant")
+    feed(d, [(T0 + i * 5 * MIN, {"pressure_mpa": 0.40 + rng.gauss(0, 0.003)}) for i in range(300)])
+    sig = feed(d, [(T0 + (300 + i) * 5 * MIN, {"pressure_mpa": 0.36 + rng.gauss(0, 0.003)}) for i in range(400)])
+    raised, cleared = fired(sig, "level_shift"), [s for s in sig if s.rule == "level_shift" and s.severity is None]
+    assert len(raised) == 1 and len(cleared) == 1
+    assert 86_400_000 <= cleared[0].ts_ms - raised[0].ts_ms <= 86_400_000 + 30 * MIN
 
 
 def test_the_same_current_is_normal_in_the_evening_and_not_at_4am() -> None:

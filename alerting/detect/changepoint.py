@@ -9,10 +9,12 @@ S⁺ = max(0, S⁺ + z − k) and S⁻ = max(0, S⁻ − z − k) of the standar
 residual z, with the allowance k = `ALLOWANCE` deviations. The feature is the
 largest sum over the rule's metrics, compared with `warning` (the decision
 interval h). While a sum is over half of h the baseline learns nothing (a
-shift in progress is not the new normal); once it has stayed over h for
-`ACCEPT_READINGS` readings the change is taken as the new level: the baseline
-restarts at the recent level and the sums at zero, so the alert marks the
-change point and then clears. Warm-up as the other learned stages
+shift in progress is not the new normal) and the sums are held at `HOLD` × h,
+so the alert stays open while the level stays shifted (an operator sees a
+valve left half closed until it is opened again; scoring per reading rewards
+that too) and clears within a few readings of its return. Only a shift that
+has lasted the rule's memory (`window_s`, a day) is taken as the new level:
+the baseline restarts at the recent level and the sums at zero. Warm-up as the other learned stages
 (`baseline.warmed_up`: `warmup_s` of history, a whole day by default, or a
 fast device's quarter of an hour), at least `MIN_READINGS`.
 """
@@ -30,7 +32,7 @@ from firewatch.contract.rules import Rule
 ALLOWANCE = 2.0
 CLIP = 4.0
 MIN_READINGS = 30
-ACCEPT_READINGS = 30
+HOLD = 1.5
 RECENT = 0.2
 """Weight of the newest reading in the recent level a change restarts from."""
 
@@ -38,7 +40,7 @@ RECENT = 0.2
 class ChangePoints(OneRule):
     """The `changepoint` rule of a kind (at most one), one CUSUM per metric of it; `h` is its decision interval."""
 
-    ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(("last_ts", "count", "mean", "dev", "recent", "up", "down", "over", "ready"), 0)
+    ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(("last_ts", "count", "mean", "dev", "recent", "up", "down", "since", "ready"), 0)
 
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
         super().__init__(kind, rules, columns)
@@ -52,7 +54,8 @@ class ChangePoints(OneRule):
         self.recent = np.zeros((0, m))
         self.up = np.zeros((0, m))
         self.down = np.zeros((0, m))
-        self.over = np.zeros((0, m))
+        self.since = np.zeros((0, m), dtype=np.int64)
+        """When each metric's sum reached h (0: it is below)."""
         self.ready = np.zeros(0, dtype=bool)
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -66,12 +69,14 @@ class ChangePoints(OneRule):
         z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
         up = np.where(ready & have, np.maximum(0, self.up[slots] + z - ALLOWANCE), 0.0)
         down = np.where(ready & have, np.maximum(0, self.down[slots] - z - ALLOWANCE), 0.0)
-        s = np.maximum(up, down)
         h = self.h[slots][:, None]
-        over = np.where(s >= h, self.over[slots] + 1, 0)
+        up, down = np.minimum(up, HOLD * h), np.minimum(down, HOLD * h)
+        s = np.maximum(up, down)
+        t = ts[:, None]
+        since = np.where(s >= h, np.where(self.since[slots] > 0, self.since[slots], t), 0)
         recent = np.where(have, np.where(count == 0, x, self.recent[slots] + RECENT * (x - self.recent[slots])),
                           self.recent[slots])
-        accept = over >= ACCEPT_READINGS
+        accept = (since > 0) & (t - since >= self.tau_ms[slots][:, None])
         feature = np.where(ready[:, 0] & have.any(axis=1), np.where(have, s, 0).max(axis=1), np.nan)
         learn = have & (self.teaching | (s < h / 2))
         first = self.first_ts[slots]
@@ -83,9 +88,9 @@ class ChangePoints(OneRule):
         mean = np.where(new, x, np.where(learn, mean + alpha * resid, mean))
         dev = np.where(learn & ~new, dev + alpha * (np.abs(resid) - dev), dev)
         mean = np.where(accept, recent, mean)
-        up, down, over = (np.where(accept, 0, a) for a in (up, down, over))
+        up, down, since = (np.where(accept, 0, a) for a in (up, down, since))
         self.mean[slots], self.dev[slots], self.recent[slots] = mean, dev, recent
-        self.up[slots], self.down[slots], self.over[slots] = up, down, over
+        self.up[slots], self.down[slots], self.since[slots] = up, down, since
         self.count[slots] = count + learn
         self.first_ts[slots] = np.where(first == 0, ts, first)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
@@ -110,7 +115,7 @@ class ChangePoints(OneRule):
     def commission(self, n: int) -> None:
         if self.rules:
             self.ready[:n] = self.count[:n].min(axis=1) >= min(MIN_READINGS, 10)
-            self.up[:n] = self.down[:n] = self.over[:n] = 0
+            self.up[:n] = self.down[:n] = self.since[:n] = 0
 
     def export(self, slot: int) -> dict[str, list[float]]:
         if not self.rules or not self.count[slot].any():
