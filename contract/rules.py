@@ -167,8 +167,8 @@ PUMP: tuple[Rule, ...] = (
          direction=-1, rated="voltage_v"),
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=120, window_s=86400,
          warmup_s=WHOLE_DAY_S), "standby pressure abnormally low for this pump", "dev", direction=-1),
-    Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "temp_c",
-                                              "vibration_mm_s"), PATTERN, PATTERN_LABEL, "x limit"),
+    Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "vibration_mm_s"),
+         PATTERN, PATTERN_LABEL, "x limit"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
 )

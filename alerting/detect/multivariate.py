@@ -225,20 +225,22 @@ class Multivariate(OneRule):
         pair = seen[:, :, None] & seen[:, None, :]
         m = corr.shape[1]
         eye = np.eye(m, dtype=bool)
-        corr = np.where(pair & ~eye, np.clip(corr, -1, 1), 0.0) + np.where(eye, 1.0, 0.0)
+        corr = np.where(pair & ~eye, np.clip(corr, -1, 1), 0.0) + np.where(eye & pair, 1.0, 0.0)
         lam, vec = np.linalg.eigh(corr)
         lam, vec = lam[:, ::-1], vec[:, :, ::-1]
         lam = np.maximum(lam, 1e-3)
+        # components over the metrics the cell has seen: a metric it never had is no part of its model
+        real = (vec**2 * seen[:, :, None]).sum(axis=1) > 0.5
         share = np.cumsum(lam, axis=1) / lam.sum(axis=1, keepdims=True)
-        k = np.minimum((share < VARIANCE).sum(axis=1) + 1, max(m - 1, 1))
+        k = np.minimum((share < VARIANCE).sum(axis=1) + 1, np.maximum(seen.sum(axis=1) - 1, 1))
         kept = np.arange(m)[None, :] < k[:, None]
         self.mu[cell] = mu
         self.sd[cell] = sd
         self.vec[cell] = vec
         self.w_t[cell] = np.where(kept, 1 / lam, 0.0)
-        self.w_q[cell] = np.where(kept, 0.0, 1.0)
+        self.w_q[cell] = np.where(~kept & real, 1.0, 0.0)
         self.lim_t[cell] = chi2_limit(k)
-        self.lim_q[cell] = q_limit(lam, ~kept)
+        self.lim_q[cell] = q_limit(lam, ~kept & real)
         self.fitted[cell] = True
         self.since_fit[cell] = 0
 
