@@ -13,7 +13,8 @@ is Mosquitto 2.0's `$7$` format (PBKDF2-HMAC-SHA512, base64 salt and digest), th
 same `mosquitto_passwd` writes, so the broker reads our file without any tool of
 its own. Passwords are 144 random bits: the iteration count guards nothing a
 brute force could reach, so it stays at Mosquitto's default and reconnect storms
-stay cheap for the broker.
+stay cheap for the broker. The cluster profile's EMQX is given the same rights and
+logins from here too, in its own forms (contract/emqx.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
 
@@ -33,32 +35,69 @@ from firewatch.contract.topics import ALERTS, DEVICE_RE, DISTRICT_RE, PREFIX
 
 ITERATIONS = 101
 SALT_BYTES = 12
-SERVICE_ACCOUNTS = ("firewatch", "simulator", "alerts")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One right of a broker account, in Mosquitto's words (`topic read|write|readwrite|deny`):
+    Mosquitto's ACL lines and EMQX's rules (contract/emqx.py) are both written from these, so
+    the two brokers cannot grant different things."""
+
+    access: Literal["read", "write", "readwrite", "deny"]
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A broker user that is not a device, with why it has the rights it has."""
+
+    name: str
+    why: str
+    grants: tuple[Grant, ...]
+
+
+SERVICE_RIGHTS = (
+    Account(
+        "firewatch",
+        "The firewatch services: ingest, alerting and the api read every device topic;\n"
+        f"only this account publishes alerts, under {PREFIX}/{ALERTS}/.\n"
+        "The GB/T 26875.3 gateway publishes for the panels it speaks for, and takes duty-check\n"
+        "requests (from the api) under firewatch/gateway/; no device reaches either.",
+        (
+            Grant("read", f"{PREFIX}/#"),
+            Grant("write", f"{PREFIX}/{ALERTS}/#"),
+            Grant("write", f"{PREFIX}/+/+/+"),
+            Grant("readwrite", "firewatch/gateway/#"),
+        ),
+    ),
+    Account(
+        "simulator",
+        'The demo fleet (compose profile "simulator") speaks for many devices, never for firewatch.',
+        (Grant("write", f"{PREFIX}/+/+/+"), Grant("deny", f"{PREFIX}/{ALERTS}/#")),
+    ),
+    Account(
+        "alerts",
+        "Outside systems (a city's emergency platform, a building's BMS) read firewatch's alerts\n"
+        f"and publish nothing: what they read under {PREFIX}/{ALERTS}/ can only be firewatch's.",
+        (Grant("read", f"{PREFIX}/{ALERTS}/#"),),
+    ),
+)
+SERVICE_ACCOUNTS = tuple(a.name for a in SERVICE_RIGHTS)
 """Broker users that are not devices: their password lines are kept as they are (the broker's
-entrypoint writes them), their rights are SERVICE_ACL's, and no device may take their names."""
-SERVICE_ACL = f"""# Written by firewatch from the device registry (contract/credentials.py); edits are overwritten.
-# Reloaded on SIGHUP.
+entrypoint writes them), their rights are SERVICE_RIGHTS', and no device may take their names."""
+DEVICE_TOPIC = f"{PREFIX}/{{district}}/{{device}}/#"
+"""A device's one right: to publish under its own district and id."""
 
-# The firewatch services: ingest, alerting and the api read every device topic;
-# only this account publishes alerts, under {PREFIX}/{ALERTS}/.
-user firewatch
-topic read {PREFIX}/#
-topic write {PREFIX}/{ALERTS}/#
-# The GB/T 26875.3 gateway publishes for the panels it speaks for, and takes duty-check
-# requests (from the api) under firewatch/gateway/; no device reaches either.
-topic write {PREFIX}/+/+/+
-topic readwrite firewatch/gateway/#
 
-# The demo fleet (compose profile "simulator") speaks for many devices, never for firewatch.
-user simulator
-topic write {PREFIX}/+/+/+
-topic deny {PREFIX}/{ALERTS}/#
+def _mosquitto_block(user: str, grants: tuple[Grant, ...], why: str = "") -> str:
+    comments = [f"# {line}" for line in why.splitlines()]
+    return "\n".join([*comments, f"user {user}", *(f"topic {g.access} {g.topic}" for g in grants)]) + "\n"
 
-# Outside systems (a city's emergency platform, a building's BMS) read firewatch's alerts
-# and publish nothing: what they read under {PREFIX}/{ALERTS}/ can only be firewatch's.
-user alerts
-topic read {PREFIX}/{ALERTS}/#
-"""
+
+SERVICE_ACL = (
+    "# Written by firewatch from the device registry (contract/credentials.py); edits are overwritten.\n"
+    "# Reloaded on SIGHUP.\n\n" + "\n".join(_mosquitto_block(a.name, a.grants, a.why) for a in SERVICE_RIGHTS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +149,8 @@ def device_acl(devices: list[Device]) -> str:
     blocks = [SERVICE_ACL]
     for d in sorted(devices, key=lambda d: d.id):
         if _admitted(d) and DEVICE_RE.fullmatch(d.id) and DISTRICT_RE.fullmatch(d.district):
-            blocks.append(f"user {d.id}\ntopic write {PREFIX}/{d.district}/{d.id}/#\n")
+            topic = DEVICE_TOPIC.format(district=d.district, device=d.id)
+            blocks.append(_mosquitto_block(d.id, (Grant("write", topic),)))
     return "\n".join(blocks)
 
 
