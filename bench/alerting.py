@@ -44,10 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import httpx
 import numpy as np
 import orjson
-import psutil
 
 from firewatch.alerting.changes import ChangeKind
 from firewatch.alerting.config import load
@@ -55,6 +53,7 @@ from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import DeviceInfo, Registry
 from firewatch.alerting.service import MAX_BATCH, AlertingService
 from firewatch.bench.ingest import IngestProcess
+from firewatch.bench.part import PartProcess
 from firewatch.contract.db import open_store
 from firewatch.contract.influx import Influx
 from firewatch.contract.payload import Record, parse
@@ -213,54 +212,21 @@ async def latency(devices: int, rate: int, seconds: float, folder: Path) -> dict
     }
 
 
-class AlertingProcess:
+class AlertingProcess(PartProcess):
     """`firewatch alerting` as a child process (notify not embedded), configured by FIREWATCH_* variables."""
 
     def __init__(self, settings: Settings, folder: Path) -> None:
-        self.metrics_port = free_port()
-        self.env = {
-            **os.environ,
+        port = free_port()
+        super().__init__("alerting", ["alerting"], {
             "FIREWATCH_MQTT__HOST": settings.mqtt.host,
             "FIREWATCH_MQTT__PORT": str(settings.mqtt.port),
             "FIREWATCH_MQTT__CLIENT_ID_PREFIX": "steady",
             "FIREWATCH_INFLUX__URL": settings.influx.url,
             "FIREWATCH_STORE__URL": settings.store.url,
-            "FIREWATCH_ALERTING__METRICS_PORT": str(self.metrics_port),
+            "FIREWATCH_ALERTING__METRICS_PORT": str(port),
             "FIREWATCH_NOTIFY__EMBEDDED": "false",
-        }
-        self.env.pop("FIREWATCH_CONFIG", None)
-        self.log = folder / "alerting.log"
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "firewatch", "alerting"], env=self.env, cwd=folder,
-                                         stdout=log, stderr=log)
-
-    def metric(self, name: str) -> float:
-        """One sample from one scrape of /metrics; -1 while it is not serving yet."""
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return -1
-        return sum(float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k == name)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _is_one(metric: Any) -> bool:
-    return metric() == 1
-
-
-def _wait(condition: Any, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"steady phase: {what} within {timeout_s:.0f} s")
-        time.sleep(0.2)
+        }, folder, port)
+        self.start()
 
 
 async def _create_database(settings: Settings) -> None:
@@ -298,25 +264,24 @@ def steady(devices: int, rates: list[int], seconds: float, folder: Path) -> dict
             subprocess.run([*simulate, "--register", "--duration", "0"], env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             alerting = AlertingProcess(settings, folder)
-            connected = partial(alerting.metric, "firewatch_alerting_broker_connected")
             ingest = IngestProcess(settings, f"steady-{rate}", folder)
             ingest.start()
             load_proc = None
             try:
-                _wait(partial(_is_one, connected), "alerting subscribed", 300)
+                alerting.wait_metric("firewatch_alerting_broker_connected", "subscribed", 300)
                 ingest.wait_subscribed(120)
                 load_proc = subprocess.Popen([*simulate, "--rate", str(rate), "--duration", "1d"], env=env,
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 received = {"alerting": partial(alerting.metric, "firewatch_alerting_messages_received_total"),
                             "ingest": partial(ingest.metric, "firewatch_ingest_messages_received_total")}
                 _settle(received, rate, devices)
-                procs = {"alerting": psutil.Process(alerting.proc.pid), "ingest": psutil.Process(ingest.proc.pid)}
-                before = {k: (sum(p.cpu_times()[:2]), received[k]()) for k, p in procs.items()}
+                procs = {"alerting": alerting, "ingest": ingest}
+                before = {k: (p.cpu_seconds(), received[k]()) for k, p in procs.items()}
                 t0 = time.monotonic()
                 time.sleep(seconds)  # a measuring window, not a wait for a condition
                 elapsed = time.monotonic() - t0
                 for k, p in procs.items():
-                    cpu, n = sum(p.cpu_times()[:2]) - before[k][0], received[k]() - before[k][1]
+                    cpu, n = p.cpu_seconds() - before[k][0], received[k]() - before[k][1]
                     out[f"steady_{rate}_{k}_us_per_msg"] = round(cpu / max(n, 1) * 1e6, 1)
                     out[f"steady_{rate}_{k}_msgs_per_s"] = round(n / elapsed)
                 out[f"steady_{rate}_ratio"] = round(

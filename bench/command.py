@@ -172,3 +172,20 @@ def bench_gateway(
     from firewatch.bench import gateway
 
     gateway.main(connections, heartbeat_s, hold_s, frames, frame_connections, window, rate, seconds, json)
+
+
+@bench.command("city")
+def bench_city(
+    devices: Annotated[int, typer.Option(min=10, help="Devices of the simulated city, at their kinds' real rates.")] = 100_000,
+    seconds: Annotated[float, typer.Option(min=10, help="Length of the measured run, after the warm-up.")] = 120.0,
+    warmup: Annotated[float, typer.Option(min=5, help="Seconds of the city publishing before the incidents start.")] = 30.0,
+    alerting_workers: Annotated[int, typer.Option(min=1, max=5, help="Alerting processes over disjoint districts.")] = 1,
+    store: Annotated[str | None, typer.Option(
+        help="SQL store URL (default: a database created and dropped on PostgreSQL at 127.0.0.1:5432).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A whole city on one box: simulator, ingest, alerting, notify and the api as processes; published vs stored,
+    alerts vs ground truth, publish→alert and page p50/p99, CPU and peak RSS per part."""
+    from firewatch.bench import city
+
+    city.main(devices, seconds, warmup, alerting_workers, store, json)

@@ -27,6 +27,7 @@ import httpx
 import orjson
 import psutil
 
+from firewatch.bench.part import PartProcess
 from firewatch.contract import mqtt
 from firewatch.contract.settings import Settings
 from firewatch.contract.topics import subscription
@@ -35,7 +36,7 @@ from firewatch.services import InfluxD, Mosquitto, free_port
 FILTER = subscription()[0]
 
 
-class IngestProcess:
+class IngestProcess(PartProcess):
     """`firewatch ingest` as a child process, configured only through FIREWATCH_* variables.
 
     Only the `[ingest]` keys that differ from their defaults are passed, so the same settings
@@ -45,65 +46,22 @@ class IngestProcess:
 
     def __init__(self, settings: Settings, client_id: str, folder: Path,
                  pythonpath: Path | None = None) -> None:
-        self.metrics_port = free_port()
         s = settings
+        port = free_port()
         ingest = s.ingest.model_dump(exclude_defaults=True, exclude={"client_id", "metrics_port"})
-        self.env = {
-            **os.environ,
+        super().__init__(f"ingest-{client_id}", ["ingest"], {
             "FIREWATCH_MQTT__HOST": s.mqtt.host,
             "FIREWATCH_MQTT__PORT": str(s.mqtt.port),
             "FIREWATCH_INFLUX__URL": s.influx.url,
             "FIREWATCH_INFLUX__DATABASE": s.influx.database,
             **{f"FIREWATCH_INGEST__{key.upper()}": str(value) for key, value in ingest.items()},
             "FIREWATCH_INGEST__CLIENT_ID": client_id,
-            "FIREWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
+            "FIREWATCH_INGEST__METRICS_PORT": str(port),
             "FIREWATCH_STORE__URL": s.store.url,
-        }
-        self.env.pop("FIREWATCH_CONFIG", None)
-        if pythonpath is not None:
-            self.env["PYTHONPATH"] = str(pythonpath)
-        self.folder = folder
-        self.log = folder / f"ingest-{client_id}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", "ingest"],
-                env=self.env,
-                cwd=self.folder,
-                stdout=log,
-                stderr=log,
-            )
-
-    def metric(self, *names: str) -> float:
-        """The sum of these samples from one scrape of /metrics; -1 while it is not serving yet.
-
-        One scrape per call, because every scrape costs the process being measured.
-        """
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return -1
-        wanted = set(names)
-        return sum(
-            float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k in wanted
-        )
+        }, folder, port, pythonpath)
 
     def wait_subscribed(self, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.metric("firewatch_ingest_broker_connected") != 1:
-            if time.monotonic() > deadline or (
-                self.proc is not None and self.proc.poll() is not None
-            ):
-                raise RuntimeError(f"ingest did not subscribe; see {self.log}")
-            time.sleep(0.05)
-
-    def stop(self, sig: int = 15) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(30)
-
+        self.wait_metric("firewatch_ingest_broker_connected", "subscribed", timeout_s)
 
 
 def stream(messages: int, devices: int, seed: int = 1) -> bytes:
