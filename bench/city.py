@@ -95,12 +95,12 @@ def _hook(seen: Seen) -> type[BaseHTTPRequestHandler]:
 def _scenario(seconds: float, warmup: float) -> dict[str, Any]:
     """Incidents spread over the measured window, each early enough to be detectable before it ends."""
     rng = np.random.default_rng(SEED)
-    fires = max(2, int(seconds // 15))
-    last_arc = warmup + seconds - 70  # its detector's next report (60 s) falls inside the run
-    arcs = max(0, int((seconds - 70) // 5))
+    fires = rng.uniform(warmup, warmup + seconds - 5, max(2, int(seconds // 15)))
+    # an arc fault shows in its detector's next report (60 s): only those that start 70 s before the end
+    arcs = rng.uniform(warmup, warmup + seconds - 70, int((seconds - 70) // 5)) if seconds > 75 else []
     return {"seed": SEED, "incidents": [
-        *({"type": "panel_fire", "at": f"{t:.1f}s"} for t in rng.uniform(warmup, warmup + seconds - 20, fires)),
-        *({"type": "arc_fault", "at": f"{t:.1f}s"} for t in rng.uniform(warmup, last_arc, arcs)),
+        *({"type": "panel_fire", "at": f"{t:.1f}s"} for t in fires),
+        *({"type": "arc_fault", "at": f"{t:.1f}s"} for t in arcs),
     ]}
 
 
@@ -174,15 +174,14 @@ steps = [{{ notify = ["group:duty"] }}]
     return path
 
 
-async def _prepare(settings: Settings, devices: int, districts: int, folder: Path, hook: str) -> str:
+async def _prepare(settings: Settings, fleet: Any, folder: Path, hook: str) -> str:
     """The city registered, the duty officer on the webhook, an admin token for the poller."""
     from firewatch.api.auth import issue
     from firewatch.notify import load_file
-    from firewatch.simulators import Fleet
 
     async with Influx(settings.influx) as influx:
         await influx.create_database()
-    await Fleet.build(devices, SEED, districts).register(settings.store.url)
+    await fleet.register(settings.store.url)
     roster = folder / "roster.yaml"
     roster.write_text(f'people: [{{id: duty, channels: ["webhook+{hook}"]}}]\ngroups: [{{id: duty, members: [duty]}}]\n')
     await load_file(settings.store.url, roster)
@@ -315,9 +314,8 @@ def run(devices: int, seconds: float, warmup: float, workers: int, store: str | 
             config = _config(folder, broker, influxd, store_url)
             settings = Settings(mqtt={"host": "127.0.0.1", "port": broker.port},
                                 influx={"url": influxd.url, "database": "city"}, store={"url": store_url})
-            token = asyncio.run(_prepare(settings, devices, districts, folder,
-                                         f"http://127.0.0.1:{http.server_address[1]}/duty"))
             fleet = Fleet.build(devices, SEED, districts)
+            token = asyncio.run(_prepare(settings, fleet, folder, f"http://127.0.0.1:{http.server_address[1]}/duty"))
             parts = _parts(config, folder, [d.code for d in fleet.districts], workers)
             every = [p for group in parts.values() for p in group]
             try:
