@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,21 @@ def _scenario(seconds: float, warmup: float) -> dict[str, Any]:
     ]}
 
 
-def _simulate(port: int, devices: int, districts: int, doc: dict[str, Any], start_ms: int, end_ms: int,
-              out: str) -> None:
-    """Child process: the city published at the wall clock's pace; what it published goes to `out`."""
+def _simulate(port: int, devices: int, districts: int, doc: dict[str, Any], span_ms: int, out: str,
+              start: Connection) -> None:
+    """Child process: the city published at the wall clock's pace; what it published goes to `out`.
+
+    The run's start is fixed here, after the fleet is built (half a minute for 100,000 devices), and the
+    first message waits for it, so a reading goes on the wire at its own timestamp and an alert's delay
+    from its reading's time is its delay from the publish (the links' connect, milliseconds, counts in
+    it). A start fixed by the parent before the child was ready made every delay include the child's
+    setup: 30-45 s at 100,000 devices."""
     from firewatch.simulators import Fleet, Pace, Scenario, generate, publish
 
     fleet = Fleet.build(devices, SEED, districts)
+    start_ms = int(time.time() * 1000) + 1000
+    end_ms = start_ms + span_ms
+    start.send(start_ms)
     incidents = Scenario.from_dict(doc).resolve(fleet, start_ms, end_ms)
     points = 0
 
@@ -121,9 +131,14 @@ def _simulate(port: int, devices: int, districts: int, doc: dict[str, Any], star
             yield m
 
     settings = Settings(mqtt={"host": "127.0.0.1", "port": port, "client_id_prefix": "city-sim"})
-    # no goodbye: every device's retained `online: false` at the end is not the city being measured
-    tally = asyncio.run(publish(settings, fleet, counted(generate(fleet, None, start_ms, end_ms, incidents=incidents)),
-                                Pace(start_ms, 1.0, end_ms), offline_at_end=False))
+
+    async def paced() -> Any:
+        await asyncio.sleep(max(0.0, start_ms / 1000 - time.time()))
+        # no goodbye: every device's retained `online: false` at the end is not the city being measured
+        return await publish(settings, fleet, counted(generate(fleet, None, start_ms, end_ms, incidents=incidents)),
+                             Pace(start_ms, 1.0, end_ms), offline_at_end=False)
+
+    tally = asyncio.run(paced())
     Path(out).write_bytes(orjson.dumps({"published": tally.published, "points": points}))
 
 
@@ -360,14 +375,18 @@ async def _live(broker: Mosquitto, influxd: InfluxD, parts: dict[str, list[PartP
     poller = asyncio.create_task(_poll(api_url, token, seen))
     await asyncio.wait_for(ready.wait(), 30)
     started = time.monotonic()
-    start_ms = int(time.time() * 1000) + 2000
-    end_ms = start_ms + int((warmup + seconds) * 1000)
+    span_ms = int((warmup + seconds) * 1000)
     tally_file = folder / "published.json"
-    sim = multiprocessing.get_context("spawn").Process(
-        target=_simulate, args=(broker.port, devices, districts, _scenario(seconds, warmup), start_ms, end_ms,
-                                str(tally_file)))
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe(duplex=False)
+    sim = ctx.Process(target=_simulate, args=(broker.port, devices, districts, _scenario(seconds, warmup), span_ms,
+                                              str(tally_file), theirs))
     sim.start()
     try:
+        if not await asyncio.to_thread(ours.poll, 300):
+            raise RuntimeError("the simulator did not build its city within 300 s")
+        start_ms = ours.recv()
+        end_ms = start_ms + span_ms
         await asyncio.sleep(max(0.0, start_ms / 1000 + warmup - time.time()))
         own = {"mosquitto": broker.proc, "influxd": influxd.proc}
         others = {k: psutil.Process(p.pid) for k, p in own.items() if p is not None}
