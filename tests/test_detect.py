@@ -281,3 +281,18 @@ def test_devices_first_seen_together_keep_their_own_settings() -> None:
     batch = [Reading("d1", dev, "electrical", T0, None, {"residual_ma": 210.0}) for dev in ("D1", "D2", "R3", "S4")]
     alarms = {s.device_id: s.threshold for s in d.detect(batch) if s.rule == "residual_current"}
     assert alarms == {"D2": 200, "R3": 150, "S4": 180}  # D1 keeps the default 240/300
+
+
+def test_a_fleet_where_every_device_has_thresholds_of_its_own_alarms_each_at_its_own() -> None:
+    """Registry thresholds per device make a levels group per device: 2,000 of them, each device alarming
+    at its own level and not at its neighbour's, whether first seen together or one by one."""
+    n = 2_000
+    registry = [DeviceInfo(f"E{i}", "electrical", "d1", "S", thresholds={"residual_current": {"alarm": 100 + i / 10, "warning": 90 + i / 10}})
+                for i in range(n)]
+    d = det("electrical", devices=registry)
+    first = [Reading("d1", f"E{i}", "electrical", T0, None, {"residual_ma": 50.0}) for i in range(n)]
+    assert not [s for s in d.detect(first) if s.rule == "residual_current"]
+    over = [Reading("d1", f"E{i}", "electrical", T0 + MIN, None, {"residual_ma": 100 + i / 10 + 0.05})
+            for i in range(n)]
+    alarms = {s.device_id: s.threshold for s in d.detect(over) if s.rule == "residual_current"}
+    assert len(alarms) == n and all(alarms[f"E{i}"] == 100 + i / 10 for i in range(n))

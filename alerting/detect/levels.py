@@ -64,7 +64,7 @@ class LevelEngine:
     _TIMED = ("for_ms", "pend_since", "pend_level", "last")
 
     def grow(self, n: int) -> None:
-        if not len(self.table):
+        if not self._groups:
             self._row(np.full((4, len(self.rules)), NAN))
         self.group = grown(self.group, n, 0)
         self.level = grown(self.level, n, 0)
@@ -86,9 +86,10 @@ class LevelEngine:
         """The row of `table` holding `levels` ([4, rules]), added when no group has them yet."""
         key = levels.tobytes()
         g = self._groups.get(key)
-        if g is None:
-            g = self._groups[key] = len(self.table)
-            self.table = np.concatenate([self.table, levels[None]])
+        if g is None:  # devices with thresholds of their own make a group each: grow by doubling
+            g = self._groups[key] = len(self._groups)
+            self.table = grown(self.table, g + 1, NAN)
+            self.table[g] = levels
         return g
 
     def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
