@@ -33,4 +33,4 @@ def test_a_small_city_loses_nothing_and_every_fire_is_alerted_and_paged() -> Non
     for part in ("ingest", "alerting", "notify", "api"):
         assert out["cpu_cores"][part] > 0 and out["peak_rss_mb"][part] > 0, part
     assert set(out["cpu_us_per_msg"]) == {"ingest", "alerting"}
-    assert out["holds"]["nothing_lost"] and out["holds"]["every_incident_alerted"]
+    assert out["holds"]["nothing_lost"] and out["holds"]["every_incident_alerted"] and out["holds"]["every_fire_paged"]
