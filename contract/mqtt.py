@@ -307,8 +307,7 @@ class Connection(asyncio.Protocol):
         if qos:
             if pid_at + 2 > len(frame):
                 return False
-            kind = b"\x40\x02" if qos == 1 else b"\x50\x02"
-            ack = kind + bytes(frame[pid_at:pid_at + 2])
+            ack = _ACKS[qos][int.from_bytes(frame[pid_at:pid_at + 2], "big")]
         log.warning("MQTT: a PUBLISH the codec refuses (%s); dead-lettered and acknowledged", exc)
         messages.append(("", bytes(frame), ack, bool(first & 0x08), bool(first & 0x01)))
         return True
