@@ -115,7 +115,11 @@ class AlertingConfig(_Model):
     nameplates: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Rated values by where they were set: `pump`, `districts.510104.pump`, `sites.Mall-3.pump`, `devices.P1`."""
 
-    def report_interval_ms(self, kind: str) -> int:
+    def report_interval_ms(self, kind: str, registered_s: int | None = None) -> int:
+        """A device's reporting period: its registry entry's (`registered_s`), else its kind's setting,
+        else the kind's catalogue period."""
+        if registered_s:
+            return registered_s * 1000
         opt = self.kinds.get(kind)
         s = opt.report_interval_s if opt and opt.report_interval_s else SPECS[kind].report_interval_s
         return s * 1000

@@ -228,9 +228,10 @@ class Pipeline:
     def period_ms(self, signal: Signal) -> int:
         """How often the signal's device reports: the registry's period, else its kind's."""
         info = self.registry.devices.get(signal.device_id)
-        if info is not None and info.report_interval_s:
-            return info.report_interval_s * 1000
-        return self.config.report_interval_ms(signal.kind) if signal.kind in SPECS else 60_000
+        registered = info.report_interval_s if info is not None else None
+        if registered or signal.kind in SPECS:
+            return self.config.report_interval_ms(signal.kind, registered)
+        return 60_000
 
     def teach(self, records: Iterable[Record]) -> None:
         """A training window (replay's `--learn`): the readings teach the learned detectors, nothing is raised."""

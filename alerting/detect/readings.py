@@ -182,7 +182,7 @@ class ReadingDetector:
         for s in slots.tolist():
             info = self.devices[s]
             params = self.config.params(self.kind, info.district, info.site, info.id, info.thresholds)
-            interval = (info.report_interval_s or 0) * 1000 or self.config.report_interval_ms(self.kind)
+            interval = self.config.report_interval_ms(self.kind, info.report_interval_s)
             groups.setdefault((id(params), interval), (params, interval, []))[2].append(s)
         for params, interval, members in groups.values():
             at = np.array(members, dtype=np.int64)
