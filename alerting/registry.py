@@ -8,6 +8,7 @@ miss it); it is counted so the installer can register it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,11 @@ class DeviceInfo:
     zone: str = ""
     thresholds: dict[str, Any] = field(default_factory=dict)
     report_interval_s: int | None = None
+
+    def __post_init__(self) -> None:
+        """The id interned, as parsed topics' are (contract.topics.parse_topic): the detectors' slot
+        lookups then match a reading's device on identity."""
+        object.__setattr__(self, "id", sys.intern(self.id))
 
 
 class Registry:
