@@ -96,8 +96,11 @@ class Multivariate(OneRule):
         self.n = np.zeros((0, s))
         self.s1 = np.zeros((0, s, m))
         self.c1 = np.zeros((0, s, m))
-        self.s2 = np.zeros((0, s, m, m), dtype=np.float32)
-        """Sums of products of the readings less `ref` (centred, so float32 keeps the precision)."""
+        self.pairs = np.triu_indices(m)
+        self.s2 = np.zeros((0, s, len(self.pairs[0])), dtype=np.float32)
+        """Sums of products of the readings less `ref` (centred, so float32 keeps the precision), the upper
+        triangle of each cell's symmetric matrix only (`pairs`): every reading adds to them, and half the
+        memory moved is a twentieth of detection's time for a city (`full` gives the matrix)."""
         self.ref = np.full((0, s, m), np.nan)
         """Per cell and metric, the first value learned: what the sums are centred on."""
         self.fitted = np.zeros((0, s), dtype=bool)
@@ -170,7 +173,7 @@ class Multivariate(OneRule):
         ref_[cell] = ref
         x0 = np.where(have, x - ref, 0.0)
         x32 = x0.astype(np.float32)
-        outer = (x32[:, :, None] * x32[:, None, :]).reshape(len(cell), -1)
+        outer = x32[:, self.pairs[0]] * x32[:, self.pairs[1]]
         fitted = fitted_[cell]
         if fitted.any():
             dt = np.where(last > 0, np.maximum(ts - last, 0), 0)
@@ -193,6 +196,14 @@ class Multivariate(OneRule):
                        & warmed_up(n, ts - self.first_ts[slots], self.warmup_ms[slots]))
         if due.any():
             self._fit(slots[due], st[due])
+
+    def full(self, packed: np.ndarray) -> np.ndarray:
+        """Symmetric [..., m, m] matrices from their upper triangles (`s2`'s layout; saved models keep the whole matrix)."""
+        m = len(self.names)
+        out = np.empty((*packed.shape[:-1], m, m))
+        out[..., self.pairs[0], self.pairs[1]] = packed
+        out[..., self.pairs[1], self.pairs[0]] = packed
+        return out
 
     def cells(self, name: str) -> np.ndarray:
         """Array `name` as one row per (slot, state) cell, a view: one index array gathers far faster than
@@ -217,7 +228,7 @@ class Multivariate(OneRule):
         d = self.s1[cell] / c1
         mu = np.nan_to_num(self.ref[cell]) + d
         pairs = np.minimum(c1[:, :, None], c1[:, None, :])  # exact while a metric is missing from some time on
-        cov = self.s2[cell].astype(float) / pairs - d[:, :, None] * d[:, None, :]
+        cov = self.full(self.s2[cell]) / pairs - d[:, :, None] * d[:, None, :]
         var = np.diagonal(cov, axis1=1, axis2=2)
         sd = np.sqrt(np.maximum(var, self.floor**2))
         corr = cov / (sd[:, :, None] * sd[:, None, :])
@@ -279,7 +290,7 @@ class Multivariate(OneRule):
         if not self.rules or not self.n[slot].any():
             return {}
         values = np.concatenate([[self.first_ts[slot]], self.last_ts[slot], self.n[slot], self.s1[slot].ravel(),
-                                 self.c1[slot].ravel(), self.s2[slot].ravel(), np.nan_to_num(self.ref[slot].ravel()),
+                                 self.c1[slot].ravel(), self.full(self.s2[slot]).ravel(), np.nan_to_num(self.ref[slot].ravel()),
                                  self.fitted[slot]]).astype(float)
         return {self.rules[0].name + ":model": values.tolist()}
 
@@ -297,7 +308,7 @@ class Multivariate(OneRule):
         self.n[slot] = parts[2]
         self.s1[slot] = parts[3].reshape(s, m)
         self.c1[slot] = parts[4].reshape(s, m)
-        self.s2[slot] = parts[5].reshape(s, m, m)
+        self.s2[slot] = parts[5].reshape(s, m, m)[:, *self.pairs]
         self.ref[slot] = np.where(parts[2][:, None] > 0, parts[6].reshape(s, m), np.nan)
         fitted = np.flatnonzero(parts[7] > 0)
         if len(fitted):
