@@ -144,7 +144,7 @@ class Listener:
             return
         try:
             parsed = parse(topic, payload, received_ms)
-        except Exception:  # noqa: BLE001 - a message we cannot read must not stop the live feed
+        except Exception:  # a message we cannot read must not stop the live feed
             log.exception("api live: cannot parse a message on %s; skipped", topic)
             return
         for record in parsed.records:

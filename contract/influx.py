@@ -9,7 +9,7 @@ Query values are always bound as InfluxQL parameters, never pasted into text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
@@ -56,7 +56,7 @@ class Influx:
             base_url=settings.url, timeout=settings.timeout_s, headers=headers
         )
 
-    async def __aenter__(self) -> Influx:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

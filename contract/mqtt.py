@@ -27,6 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import mqtt5
 
@@ -273,7 +274,7 @@ class Connection(asyncio.Protocol):
                     packet, used = mqtt5.read(view[pos:stop])
                     if used != stop - pos:
                         raise ValueError(f"the codec read {used} of {stop - pos} bytes")
-                except BaseException as exc:  # noqa: BLE001 - see _CODEC_PANICS
+                except BaseException as exc:  # see _CODEC_PANICS
                     if isinstance(exc, _NOT_CODEC_ERRORS):
                         raise
                     if first >> 4 != PUBLISH or not self._unreadable(view[pos:stop], first, messages, exc):
@@ -594,7 +595,7 @@ class Publisher:
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Publisher:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(
             supervise(self._session, [], lambda _c, _m: None, tls=self._tls, on_up=self._on_up,
                       on_down=self._on_down, name=self._name), name=self._name)

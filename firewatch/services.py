@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -97,7 +98,7 @@ class _Child:
         self.stop()
         self.start()
 
-    def __enter__(self) -> _Child:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

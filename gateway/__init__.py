@@ -12,8 +12,27 @@ from firewatch.gateway.service import Gateway, run
 from firewatch.gateway.units import DataUnit, decode_unit, encode_unit
 
 __all__ = [
-    "DUTY_REQUESTS", "UNASSIGNED", "Command", "DataUnit", "Decoder", "DutyCheck", "DutyRequest", "DutyResult",
-    "Frame", "Gateway", "Reason", "Rejection", "decode_unit", "encode", "encode_unit", "run", "unregistered_id",
-    "duty", "frame", "publisher", "service", "units",
+    "DUTY_REQUESTS",
+    "UNASSIGNED",
+    "Command",
+    "DataUnit",
+    "Decoder",
+    "DutyCheck",
+    "DutyRequest",
+    "DutyResult",
+    "Frame",
+    "Gateway",
+    "Reason",
+    "Rejection",
+    "decode_unit",
+    "duty",
+    "encode",
+    "encode_unit",
+    "frame",
+    "publisher",
+    "run",
+    "service",
+    "units",
+    "unregistered_id",
 ]
 """Besides these names, the modules the api, the command and the benchmark use are public too."""

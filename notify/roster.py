@@ -94,7 +94,8 @@ class ShiftIn(_In):
     @classmethod
     def _days(cls, days: Any) -> list[str]:
         if not isinstance(days, (str, list, tuple)):
-            raise ValueError("days is a list of weekdays (mon, tue, ...) or a comma-separated string")
+            raise ValueError(  # noqa: TRY004 (pydantic reports a ValueError as the setting's error)
+                "days is a list of weekdays (mon, tue, ...) or a comma-separated string")
         items = [str(d).strip().lower() for d in (days.split(",") if isinstance(days, str) else days)]
         bad = [d for d in items if d not in DAYS and d not in DAY_NAMES]
         if bad:

@@ -11,7 +11,13 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from firewatch.contract.settings import Settings
-from firewatch.simulators.citymap import DEMO_DISTRICTS, DISTRICTS_FILE, LAYER_FILE, layer_text, registry_csv
+from firewatch.simulators.citymap import (
+    DEMO_DISTRICTS,
+    DISTRICTS_FILE,
+    LAYER_FILE,
+    layer_text,
+    registry_csv,
+)
 from firewatch.simulators.fleet import districts_of_city
 from tests.conftest import wait_for
 from tests.test_api import insert_alerts
@@ -39,7 +45,7 @@ def test_the_map_shows_the_city_by_name_and_zooms_to_a_district(browser: Browser
     admin = client(api, keys["admin"])
     r = admin.put("/api/v1/districts", content=DISTRICTS_FILE.read_bytes(), headers={"content-type": "text/csv"})
     assert r.status_code == 200 and len(r.json()) == DEMO_DISTRICTS
-    bad = admin.put("/api/v1/districts", content="code,name\n510104,\n".encode(), headers={"content-type": "text/csv"})
+    bad = admin.put("/api/v1/districts", content=b"code,name\n510104,\n", headers={"content-type": "text/csv"})
     assert bad.status_code == 422 and "line 2" in bad.json()["message"]
     # registered without coordinates, and reporting without being registered at all
     assert admin.post("/api/v1/devices", json={"id": "HY-NOCOORD", "kind": "hydrant", "district": "510105"}).status_code == 201
@@ -114,7 +120,8 @@ def test_twenty_thousand_devices_are_drawn_as_counted_cells_with_alerts_on_their
 
 def test_the_district_registry_parser_takes_any_text_without_crashing() -> None:
     """Hostile CSV (stray carriage returns, NULs, quotes) is refused with a reason, never a crash or a 500."""
-    from hypothesis import given, settings as hsettings
+    from hypothesis import given
+    from hypothesis import settings as hsettings
     from hypothesis import strategies as st
 
     from firewatch.contract.districts import RegistryError, parse_csv

@@ -6,6 +6,7 @@ keeps its sound and its mode, and a stream that drops says so and comes back by 
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -317,7 +318,7 @@ def test_level_labels_close_together_never_print_on_each_other(browser: Browser,
     wanted = [100, 104, 106, 300, 12]
     rows = page.evaluate("async (ys) => (await import('/static/chart.js')).labelRows(ys, 20, 280)", wanted)
     placed = sorted(rows)
-    assert all(b - a >= 12 for a, b in zip(placed, placed[1:])), rows
+    assert all(b - a >= 12 for a, b in itertools.pairwise(placed)), rows
     assert all(20 <= y <= 280 for y in rows), rows
     assert rows[0] == 100, "a label with room stays beside its line"
     assert page.evaluate("async () => (await import('/static/chart.js')).labelRows([150], 20, 280)") == [150]

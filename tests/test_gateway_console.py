@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 from playwright.sync_api import Browser
@@ -40,7 +41,7 @@ class GatewayThread:
                 await asyncio.sleep(0.1)
             await device.close()
 
-    def __enter__(self) -> GatewayThread:
+    def __enter__(self) -> Self:
         self.thread.start()
         assert self.ready.wait(20), "gateway thread did not start"
         return self

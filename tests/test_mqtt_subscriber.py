@@ -6,6 +6,7 @@ import asyncio
 import random
 import struct
 from collections.abc import Callable
+from typing import Self
 
 import mqtt5
 import pytest
@@ -92,7 +93,7 @@ class HostileBroker:
         self.closed = asyncio.Event()
         self.connect: mqtt5.ConnectPacket | None = None
 
-    async def __aenter__(self) -> HostileBroker:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

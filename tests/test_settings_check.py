@@ -32,6 +32,7 @@ def firewatch(folder: Path, *args: str, env: dict[str, str] | None = None, timeo
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FIREWATCH_")}
     return subprocess.run(
         [sys.executable, "-m", "firewatch", *args],
+        check=False,
         cwd=folder,
         env=clean | (env or {}),
         capture_output=True,

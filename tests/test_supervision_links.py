@@ -42,7 +42,7 @@ def test_the_tapped_link_opens_that_order_signed_in_and_nothing_else(world: Worl
     w.insert_alert(rule="fault", device_id="P-1", site=SITE_A, started_ms=T, summary="fault: loop 1 point 7")
     w.insert_alert(rule="supervisory", device_id="P-2", site="", started_ms=T + 24 * HOUR + 60_000)
     oid = wait_for(lambda: w.hazards())[0]["id"]
-    url, linked, token = link_in_mail(w, "wang@rongan.example.org")
+    url, linked, _token = link_in_mail(w, "wang@rongan.example.org")
     assert linked == oid and url.startswith(w.api.settings.api.public_url.rstrip("/") + "/m/o/")
     manager_url = link_in_mail(w, "qian@mall.example.org")[0]
     assert manager_url != url, "each person gets a link signed for them alone"
