@@ -291,7 +291,7 @@ async def _answer(
     async def build() -> bytes:
         return (await readings(c, await devices(), lo, hi, chosen, agg, wanted)).model_dump_json().encode()
 
-    key = f"{request.url.path}?{lo}&{end}&{chosen}&{agg}&{','.join(wanted or [])}"
+    key = f"{request.url.path}?{lo}&{hi}&{chosen}&{agg}&{','.join(wanted or [])}"  # what the answer covers
     return await c.readings_cache.answer(request, key, await c.feed.head(), build)
 
 
