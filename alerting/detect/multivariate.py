@@ -169,8 +169,10 @@ class Multivariate(OneRule):
         last = last_ts[cell]
         last_ts[cell] = ts
         ref = ref_[cell]
-        ref = np.where(np.isnan(ref), x, ref)
-        ref_[cell] = ref
+        unset = np.isnan(ref) & have
+        if unset.any():  # a cell's first readings only: the rest leave `ref` as it is
+            ref = np.where(unset, x, ref)
+            ref_[cell] = ref
         x0 = np.where(have, x - ref, 0.0)
         x32 = x0.astype(np.float32)
         outer = x32[:, self.pairs[0]] * x32[:, self.pairs[1]]
