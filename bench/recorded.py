@@ -22,8 +22,12 @@ Two views of the same alerts:
 Rows of the training window are neither scored nor alarmed. With `--scale` each
 column is mapped linearly into its metric's physical range (5 % .. 95 % of it
 over the training window, or the whole file without one): recordings in units
-no device kind has (bytes, requests) can then be replayed as a metric; the
-detectors scored here are scale-free (deviations from what was learned).
+no device kind has (bytes, requests, °F) can then be replayed as a metric. The
+scaled numbers are in no unit, so the rules whose levels are written in the
+metric's unit (`rules.UNIT_FEATURES`: a standard's 70 °C, a rate per minute) are
+off for the kind unless the settings name them; what judges is scale-free
+(deviations from what was learned). Before, every scaled temperature over 45 %
+of its file's range was a 70 °C pump alarm.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import orjson
 from firewatch.alerting import replay
 from firewatch.contract.db import Alert
 from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import READING_RULES, UNIT_FEATURES
 from firewatch.contract.settings import Settings, SettingsError
 
 FP_COST = 0.11
@@ -223,6 +228,14 @@ def _rates(tp: int, fp: int, fn: int, tn: int, reward: float, windows: int) -> d
     }
 
 
+def unitless(settings: Settings, kind: str) -> Settings:
+    """`settings` with the kind's rules of fixed levels in the metric's unit turned off, for scaled recordings;
+    a rule the settings name for the kind keeps what they say."""
+    own = settings.alerting.get(kind, {})
+    off = {r.name: {"enabled": False} for r in READING_RULES[kind] if r.feature in UNIT_FEATURES and r.name not in own}
+    return settings.model_copy(update={"alerting": {**settings.alerting, kind: {**own, **off}}})
+
+
 def files_of(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
@@ -248,6 +261,8 @@ def evaluate(settings: Settings, paths: Sequence[Path], labels_path: Path | None
             labels = orjson.loads(labels_path.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
             raise RecordedError(f"--labels {labels_path}: {exc}") from None
+    if opt.scale:
+        settings = unitless(settings, opt.kind)
     files = files_of(paths)
     loaded = [(p, load_file(p, labels, opt)) for p in files]
     usable = [f for _, f in loaded if f is not None]

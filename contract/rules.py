@@ -23,7 +23,11 @@ from typing import Any, Literal, get_args
 from firewatch.contract.db import Severity
 
 Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "multivariate", "changepoint", "daily",
-                  "frozen", "jump", "event"]
+                  "weekly_shift", "frozen", "jump", "event"]
+
+UNIT_FEATURES: frozenset[Feature] = frozenset({"value", "spread", "unbalance", "rate", "drift", "jump"})
+"""Features whose levels are written in the metric's own unit (a standard's 70 °C, 0.05 MPa/min, a jump of a
+quarter of full scale); the others are in deviations or multiples of what the device's own readings taught."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,11 @@ PATTERN_LABEL = "readings unlike this device's learned normal"
 SHIFT = Params(30, None, 10, window_s=86400, warmup_s=WHOLE_DAY_S)
 """Change points: `warning` is the CUSUM decision interval h, in deviations (allowance 2 deviations)."""
 SHIFT_LABEL = "level shift"
+TEMP_SHIFT = Params(20, None, 6, window_s=3 * 86400, warmup_s=14 * 86400)
+"""A temperature's change points after its hour of the week (`weekly_shift`): `warning` is the CUSUM decision
+interval h in deviations, `window_s` the level's memory (a departure lasting it is the new level); it speaks once
+every hour of the week has been seen twice (two weeks, whatever `warmup_s` or a training window says)."""
+TEMP_SHIFT_LABEL = "temperature away from its normal"
 
 ELECTRICAL: tuple[Rule, ...] = (
     Rule("residual_current", "value", ("residual_ma",), Params(240, 300, 20), "residual current", "mA",
@@ -119,6 +128,7 @@ ELECTRICAL: tuple[Rule, ...] = (
     Rule("pattern_abnormal", "multivariate", ("residual_ma", *TEMPS, *AMPS, *VOLTS), PATTERN, PATTERN_LABEL,
          "x limit"),
     Rule("level_shift", "changepoint", ("residual_ma",), SHIFT, SHIFT_LABEL, "dev"),
+    Rule("temp_shift", "weekly_shift", TEMPS, TEMP_SHIFT, TEMP_SHIFT_LABEL, "dev"),
     Rule("load_abnormal", "daily", (*AMPS, *TEMPS), Params(10, None, 3, for_s=600, window_s=14 * 86400,
          warmup_s=2 * 86400), "current or cable temperature unusual for the time of day", "dev"),
     Rule("sensor_frozen", "frozen", ("residual_ma", *TEMPS), Params(21600, None, 0), "sensor value frozen", "s",
@@ -146,6 +156,7 @@ HYDRANT: tuple[Rule, ...] = (
     Rule("pressure_abnormal", "baseline", ("pressure_mpa",), Params(7, None, 2, for_s=600, window_s=86400,
          warmup_s=WHOLE_DAY_S), "water pressure abnormally low for this hydrant", "dev", direction=-1),
     Rule("level_shift", "changepoint", ("pressure_mpa",), SHIFT, SHIFT_LABEL, "dev"),
+    Rule("temp_shift", "weekly_shift", ("temp_c",), TEMP_SHIFT, TEMP_SHIFT_LABEL, "dev"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
     Rule("sensor_jump", "jump", ("pressure_mpa",), Params(3, None, 2, window_s=3600), "sensor value jumping",
@@ -169,6 +180,7 @@ PUMP: tuple[Rule, ...] = (
          warmup_s=WHOLE_DAY_S), "standby pressure abnormally low for this pump", "dev", direction=-1),
     Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "vibration_mm_s"),
          PATTERN, PATTERN_LABEL, "x limit"),
+    Rule("temp_shift", "weekly_shift", ("temp_c",), TEMP_SHIFT, TEMP_SHIFT_LABEL, "dev"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
 )
@@ -249,7 +261,7 @@ def default_level(kind: str, rule: str, level: Level) -> float:
 LABELS_ZH: dict[str, str] = {
     "a point false-alarms repeatedly": "点位反复误报", "arc fault": "故障电弧", "backup power fault": "备用电源故障",
     "battery low": "电池电量低", "readings unlike this device's learned normal": "读数组合偏离本设备常态",
-    "current or cable temperature unusual for the time of day": "电流或线缆温度与该时段常态不符", "level shift": "读数水平突变", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
+    "current or cable temperature unusual for the time of day": "电流或线缆温度与该时段常态不符", "level shift": "读数水平突变", "temperature away from its normal": "温度偏离常态", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
     "cable temperature rise": "线缆温升过快", "cover open": "井盖/箱盖打开", "fault": "故障", "fault unrepaired (hazard)": "故障未修复（隐患）",
     "fire alarm": "火警", "hazard order overdue": "隐患工单超期未整改", "freeze risk": "冰冻风险", "high water pressure": "水压过高", "hydrant tilted (knocked over?)": "消火栓倾斜（被撞倒？）",
     "impossible sensor values": "传感器数值不可能", "low outlet pressure": "出口压力低", "low water pressure": "水压低",

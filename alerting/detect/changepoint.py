@@ -17,6 +17,20 @@ has lasted the rule's memory (`window_s`, a day) is taken as the new level:
 the baseline restarts at the recent level and the sums at zero. Warm-up as the other learned stages
 (`baseline.warmed_up`: `warmup_s` of history, a whole day by default, or a
 fast device's quarter of an hour), at least `MIN_READINGS`.
+
+With `weekly` (the `weekly_shift` rules: a room's or machine's temperature) the
+residual is taken after the metric's week: per device, metric and hour of the
+week (`BINS` bins of event time; every bin is learned, so neither the time zone
+nor which days are the weekend matters) a profile of how far that hour lies from
+the level, learned from at most one reading per device and hour (so a bin counts
+weeks, whatever the reporting period) over about `PROFILE_WEEKS`, and the sums
+move only once every bin has seen `MIN_WEEKS` weeks (a shorter training window
+does not replace that: a week's shape needs weeks). The afternoon's warmth and
+the weekend's setback are then no part of the deviation, and a shift, a slow
+departure, a collapse or a night as warm as the day stands out against the noise
+and the weather alone. An hour of the week was chosen over an hour of the day by
+measurement: with the day alone every weekend of an office's temperature was a
+level shift (`simulators/temps.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from firewatch.alerting.detect.arrays import grown
 from firewatch.alerting.detect.baseline import OneRule, warmed_up
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.rules import Rule
@@ -35,6 +50,11 @@ MIN_READINGS = 30
 HOLD = 1.5
 RECENT = 0.2
 """Weight of the newest reading in the recent level a change restarts from."""
+BINS = 168
+"""Hours of the week."""
+_HOUR_MS = 3_600_000
+PROFILE_WEEKS = 8
+MIN_WEEKS = 2
 
 
 class ChangePoints(OneRule):
@@ -42,8 +62,9 @@ class ChangePoints(OneRule):
 
     ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(("last_ts", "count", "mean", "dev", "recent", "up", "down", "since", "ready"), 0)
 
-    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int]) -> None:
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int], weekly: bool = False) -> None:
         super().__init__(kind, rules, columns)
+        self.weekly = weekly and bool(rules)
         spec = SPECS[kind].metrics
         self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in self.names])
         m = len(self.names)
@@ -57,6 +78,20 @@ class ChangePoints(OneRule):
         self.since = np.zeros((0, m), dtype=np.int64)
         """When each metric's sum reached h (0: it is below)."""
         self.ready = np.zeros(0, dtype=bool)
+        self.profile = np.zeros((0, BINS, m), dtype=np.float32)
+        """With `weekly`: how far each hour of the week lies from the level, per metric."""
+        self.weeks = np.zeros((0, BINS), dtype=np.uint8)
+        """Weeks each hour of the week has learned from (capped at 255)."""
+        self.profiled = np.zeros(0, dtype=np.int64)
+        """The hour (event time // 1 h) each device's profile last learned in."""
+        self.complete = np.zeros(0, dtype=bool)
+        """Every hour of the week has learned `MIN_WEEKS` weeks."""
+
+    def grow(self, n: int) -> None:
+        super().grow(n)
+        if self.weekly:
+            for name in ("profile", "weeks", "profiled", "complete"):
+                setattr(self, name, grown(getattr(self, name), n, 0))
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:
@@ -66,6 +101,12 @@ class ChangePoints(OneRule):
         mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
         scale = np.maximum(dev * 1.25, self.floor)
         ready = self.ready[slots][:, None]
+        if self.weekly:
+            raw, hour = x, ts // _HOUR_MS
+            cell = (slots, hour % BINS)
+            profile = self.profile[cell]
+            x = x - profile
+            ready = ready & self.complete[slots][:, None]
         z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
         up = np.where(ready & have, np.maximum(0, self.up[slots] + z - ALLOWANCE), 0.0)
         down = np.where(ready & have, np.maximum(0, self.down[slots] - z - ALLOWANCE), 0.0)
@@ -87,6 +128,9 @@ class ChangePoints(OneRule):
         new = have & (count == 0)
         mean = np.where(new, x, np.where(learn, mean + alpha * resid, mean))
         dev = np.where(learn & ~new, dev + alpha * (np.abs(resid) - dev), dev)
+        if self.weekly:
+            self._profile(slots, hour, have, np.clip(np.where(have, raw - mean - profile, 0), -CLIP * scale,
+                                                     CLIP * scale))
         mean = np.where(accept, recent, mean)
         up, down, since = (np.where(accept, 0, a) for a in (up, down, since))
         self.mean[slots], self.dev[slots], self.recent[slots] = mean, dev, recent
@@ -94,11 +138,27 @@ class ChangePoints(OneRule):
         self.count[slots] = count + learn
         self.first_ts[slots] = np.where(first == 0, ts, first)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
-        n = self.count[slots].min(axis=1)
+        n = _fewest(self.count[slots])
         due = ~self.ready[slots] & (not self.teaching) & (n >= MIN_READINGS) & warmed_up(
             n, ts - self.first_ts[slots], self.warmup_ms[slots])
         self.ready[slots[due]] = True
         return feature[:, None]
+
+    def _profile(self, slots: np.ndarray, hour: np.ndarray, have: np.ndarray, off: np.ndarray) -> None:
+        """Teach each hour of the week how far it lies from the level (`off`, clipped), once per device and hour.
+
+        It learns whether or not a shift is under way: a profile that only learned outside alerts would keep a
+        wrong hour wrong for ever (it raises the sum there, and the sum stops the learning)."""
+        due = np.flatnonzero(have.any(axis=1) & (hour > self.profiled[slots]))
+        if not len(due):
+            return
+        s, b = slots[due], hour[due] % BINS
+        weeks = self.weeks[s, b]
+        alpha = np.maximum(1 / (weeks + 1), 1 / PROFILE_WEEKS).astype(np.float32)[:, None]
+        self.profile[s, b] += np.where(have[due], alpha * off[due], 0).astype(np.float32)
+        self.weeks[s, b] = np.minimum(weeks.astype(np.int64) + 1, 255)
+        self.profiled[s] = hour[due]
+        self.complete[s] = self.weeks[s].min(axis=1) >= MIN_WEEKS
 
     def explain(self, slot: int) -> str:
         """Which metric shifted, and from what level to what."""
@@ -114,7 +174,7 @@ class ChangePoints(OneRule):
 
     def commission(self, n: int) -> None:
         if self.rules:
-            self.ready[:n] = self.count[:n].min(axis=1) >= min(MIN_READINGS, 10)
+            self.ready[:n] = _fewest(self.count[:n]) >= min(MIN_READINGS, 10)
             self.up[:n] = self.down[:n] = self.since[:n] = 0
 
     def export(self, slot: int) -> dict[str, list[float]]:
@@ -123,7 +183,11 @@ class ChangePoints(OneRule):
         names = ("count", "mean", "dev", "recent")
         values = np.concatenate([[self.first_ts[slot], self.last_ts[slot], self.ready[slot]],
                                  *(getattr(self, k)[slot] for k in names)]).astype(float)
-        return {self.rules[0].name + ":cusum": values.tolist()}
+        out = {self.rules[0].name + ":cusum": values.tolist()}
+        if self.weekly:
+            out[self.rules[0].name + ":week"] = [float(self.profiled[slot]), *self.weeks[slot].astype(float).tolist(),
+                                                 *self.profile[slot].ravel().astype(float).tolist()]
+        return out
 
     def restore(self, slot: int, saved: dict[str, list[float]]) -> None:
         row = saved.get(self.rules[0].name + ":cusum") if self.rules else None
@@ -133,3 +197,16 @@ class ChangePoints(OneRule):
         self.first_ts[slot], self.last_ts[slot], self.ready[slot] = int(row[0]), int(row[1]), row[2] > 0
         for i, k in enumerate(("count", "mean", "dev", "recent")):
             getattr(self, k)[slot] = row[3 + i * m: 3 + (i + 1) * m]
+        week = saved.get(self.rules[0].name + ":week") if self.weekly else None
+        if week and len(week) == 1 + BINS * (1 + m):
+            self.profiled[slot] = int(week[0])
+            self.weeks[slot] = week[1: 1 + BINS]
+            self.profile[slot] = np.array(week[1 + BINS:]).reshape(BINS, m)
+            self.complete[slot] = self.weeks[slot].min() >= MIN_WEEKS
+
+
+def _fewest(count: np.ndarray) -> np.ndarray:
+    """Per device, the fewest readings learned from among the metrics it reports (a meter without its fourth
+    probe, or a lone temperature replayed as the first, is judged on what it has)."""
+    seen = count > 0
+    return np.where(seen.any(axis=1), np.where(seen, count, np.inf).min(axis=1), 0)

@@ -54,7 +54,7 @@ class ReadingDetector:
         columns = {m: i for i, m in enumerate(self.metrics)}
         by = {f: [r for r in READING_RULES[kind] if r.feature in f] for f in
               (("value", "spread", "unbalance"), ("rate",), ("drift",), ("baseline",), ("multivariate",),
-               ("changepoint",), ("daily",), ("frozen",), ("jump",))}
+               ("changepoint",), ("weekly_shift",), ("daily",), ("frozen",), ("jump",))}
         self.stages = [
             Thresholds(by[("value", "spread", "unbalance")], columns),
             Rates(by[("rate",)], columns),
@@ -62,6 +62,7 @@ class ReadingDetector:
             Baseline(kind, by[("baseline",)], columns),
             Multivariate(kind, by[("multivariate",)], columns),
             ChangePoints(kind, by[("changepoint",)], columns),
+            ChangePoints(kind, by[("weekly_shift",)], columns, weekly=True),
             TimeOfDay(kind, by[("daily",)], columns),
             Frozen(kind, by[("frozen",)], columns),
             Jumps(kind, by[("jump",)], columns),
@@ -70,7 +71,7 @@ class ReadingDetector:
         self.rule_index = {r.name: i for i, r in enumerate(self.rules)}
         self.levels = LevelEngine(self.rules)
         self.pattern = next(s for s in self.stages if isinstance(s, Multivariate))
-        self.shifts = next(s for s in self.stages if isinstance(s, ChangePoints))
+        self.shifts, self.week_shifts = (s for s in self.stages if isinstance(s, ChangePoints))
         self.daily = next(s for s in self.stages if isinstance(s, TimeOfDay))
         self.pattern.engine = self.daily.engine = self.levels
         self.heartbeats = Heartbeats()
@@ -316,9 +317,10 @@ class ReadingDetector:
         if c.new and rule.feature == "multivariate":
             why = self.pattern.explain(c.slot, row) if row is not None else "held long enough"
             summary = f"{rule.label}: {c.value:.3g} x its limit; {why}"
-        elif c.new and rule.feature == "changepoint":
-            shown = self.shifts.metric(c.slot)
-            summary = f"{rule.label}: {self.shifts.explain(c.slot)} (CUSUM {c.value:.3g}, h {threshold:g})"
+        elif c.new and rule.feature in ("changepoint", "weekly_shift"):
+            shifts = self.shifts if rule.feature == "changepoint" else self.week_shifts
+            shown = shifts.metric(c.slot)
+            summary = f"{rule.label}: {shifts.explain(c.slot)} (CUSUM {c.value:.3g}, h {threshold:g})"
         elif c.new and rule.feature == "daily":
             summary = f"{rule.label}: {self.daily.explain(c.slot, ts_ms)} ({c.value:.3g} dev)"
         elif c.new:
