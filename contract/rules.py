@@ -128,7 +128,6 @@ ELECTRICAL: tuple[Rule, ...] = (
     Rule("pattern_abnormal", "multivariate", ("residual_ma", *TEMPS, *AMPS, *VOLTS), PATTERN, PATTERN_LABEL,
          "x limit"),
     Rule("level_shift", "changepoint", ("residual_ma",), SHIFT, SHIFT_LABEL, "dev"),
-    Rule("temp_shift", "weekly_shift", TEMPS, TEMP_SHIFT, TEMP_SHIFT_LABEL, "dev"),
     Rule("load_abnormal", "daily", (*AMPS, *TEMPS), Params(10, None, 3, for_s=600, window_s=14 * 86400,
          warmup_s=2 * 86400), "current or cable temperature unusual for the time of day", "dev"),
     Rule("sensor_frozen", "frozen", ("residual_ma", *TEMPS), Params(21600, None, 0), "sensor value frozen", "s",

@@ -138,7 +138,7 @@ class ChangePoints(OneRule):
         self.count[slots] = count + learn
         self.first_ts[slots] = np.where(first == 0, ts, first)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
-        n = _fewest(self.count[slots])
+        n = self.count[slots].min(axis=1)
         due = ~self.ready[slots] & (not self.teaching) & (n >= MIN_READINGS) & warmed_up(
             n, ts - self.first_ts[slots], self.warmup_ms[slots])
         self.ready[slots[due]] = True
@@ -174,7 +174,7 @@ class ChangePoints(OneRule):
 
     def commission(self, n: int) -> None:
         if self.rules:
-            self.ready[:n] = _fewest(self.count[:n]) >= min(MIN_READINGS, 10)
+            self.ready[:n] = self.count[:n].min(axis=1) >= min(MIN_READINGS, 10)
             self.up[:n] = self.down[:n] = self.since[:n] = 0
 
     def export(self, slot: int) -> dict[str, list[float]]:
@@ -204,9 +204,3 @@ class ChangePoints(OneRule):
             self.profile[slot] = np.array(week[1 + BINS:]).reshape(BINS, m)
             self.complete[slot] = self.weeks[slot].min() >= MIN_WEEKS
 
-
-def _fewest(count: np.ndarray) -> np.ndarray:
-    """Per device, the fewest readings learned from among the metrics it reports (a meter without its fourth
-    probe, or a lone temperature replayed as the first, is judged on what it has)."""
-    seen = count > 0
-    return np.where(seen.any(axis=1), np.where(seen, count, np.inf).min(axis=1), 0)
