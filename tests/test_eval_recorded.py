@@ -135,6 +135,37 @@ def test_a_year_of_hourly_temperatures_finds_failures_with_few_false_alarms(tmp_
     assert len(meeting) >= len(result["files"]) / 2
 
 
+def test_pump_rig_alerts_do_not_depend_on_the_units_a_metric_is_recorded_in(tmp_path: Path) -> None:
+    """The same runs with the vibration recorded 20 times smaller (another unit, as a rig's accelerometer in g)
+    and the current 0.3 times (its nameplate with it): the learned model raises the same alerts on the same rows.
+    Before, a metric's scale was at least 1/5000 of its physical range, four times this rig's current noise."""
+    (tmp_path / "mm_s").mkdir()
+    rig.main([str(tmp_path / "mm_s"), "--seeds", "3", "--first", "300"])
+    scaled = tmp_path / "g"
+    scaled.mkdir()
+    factor = {"vibration_mm_s": 0.05, "current_a": 0.3}
+    for f in sorted((tmp_path / "mm_s").glob("*.csv")):
+        head, *rows = f.read_text().splitlines()
+        cols = head.split(",")
+        out = [head]
+        for row in rows:
+            cells = row.split(",")
+            out.append(",".join(f"{float(c) * factor[k]:.6g}" if k in factor else c for k, c in zip(cols, cells)))
+        (scaled / f.name).write_text("\n".join(out) + "\n")
+    plate = (tmp_path / "mm_s" / "firewatch.toml").read_text().splitlines()
+    (scaled / "firewatch.toml").write_text("\n".join(
+        f"current_a = {float(line.split('=')[1]) * factor['current_a']:g}" if line.startswith("current_a") else line
+        for line in plate) + "\n")
+    scores = []
+    for folder in (tmp_path / "mm_s", scaled):
+        r = run("-c", str(folder / "firewatch.toml"), "eval", "--recorded", str(folder), "--label-column", "anomaly",
+                "--kind", "pump", "--learn", "500", "--json")
+        assert r.returncode == 0, r.stderr
+        scores.append([(f["tp"], f["fp"], f["fn"]) for f in orjson.loads(r.stdout)["files"]])
+    assert scores[0] == scores[1]
+    assert all(tp > 0 for tp, _, _ in scores[0])
+
+
 @pytest.mark.skipif(not NAB.exists(), reason="the development recordings are not on this machine")
 @pytest.mark.timeout(300)
 def test_nab_development_recordings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,6 +55,13 @@ SMOOTH = 0.5
 """Weight of the newest reading in the smoothed score."""
 CAP = 50.0
 """A single wild reading adds at most this much to the smoothed score."""
+RESOLUTION = 1e-6
+RELATIVE = 1e-3
+"""A metric's learned scale is at least `RELATIVE` of its learned level (and `RESOLUTION` of its physical
+range, for a level of zero): a metric that never moved in the warm-up is not then called unusual for
+its next step. Not a share of the range alone: the range covers the largest pumps, and at 1/5000 of it a
+small pump's current (0-2000 A: 0.4 A, four times its noise) or a vibration in g weighed a quarter of
+what it should; the score no longer depends on the unit a metric is recorded in."""
 _Z = NormalDist().inv_cdf(1 - ALPHA)
 
 
@@ -89,7 +96,7 @@ class Multivariate(OneRule):
         self.engine: LevelEngine | None = None
         """The detector's level engine, set by ReadingDetector: a device with an alert open teaches nothing."""
         spec = SPECS[kind].metrics
-        self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in self.names])
+        self.floor = np.array([(spec[m].high - spec[m].low) * RESOLUTION for m in self.names])
         m, s = len(self.names), self.states.n
         self.shape = (s, m)
         self.last_ts = np.zeros((0, s), dtype=np.int64)
@@ -232,7 +239,7 @@ class Multivariate(OneRule):
         pairs = np.minimum(c1[:, :, None], c1[:, None, :])  # exact while a metric is missing from some time on
         cov = self.full(self.s2[cell]) / pairs - d[:, :, None] * d[:, None, :]
         var = np.diagonal(cov, axis1=1, axis2=2)
-        sd = np.sqrt(np.maximum(var, self.floor**2))
+        sd = np.sqrt(np.maximum(var, np.maximum(self.floor, RELATIVE * np.abs(mu)) ** 2))
         corr = cov / (sd[:, :, None] * sd[:, None, :])
         seen = self.c1[cell] >= 2
         pair = seen[:, :, None] & seen[:, None, :]
