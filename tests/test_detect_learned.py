@@ -149,6 +149,26 @@ def test_standby_and_running_are_separate_normals() -> None:
     assert "outlet pressure lower than usual" in alert.summary and "[standby]" in alert.summary
 
 
+def test_a_small_pump_with_its_valve_closed_is_still_judged_as_running() -> None:
+    """A test rig's motor runs on about 1.3 A, under the 2 A that tells a running pump without a nameplate.
+    With its rated current set (2 A), a closed valve (flow to almost nothing, current down) is judged against
+    the running normal and named; before, those readings went to standby, which had no model: nothing rose."""
+    rng = random.Random(5)
+    d = det("pump", {"pump": {"nameplate": {"current_a": 2, "voltage_v": 230, "pressure_mpa": 0.06}}})
+
+    def small(load_: float) -> dict[str, float]:
+        return {"pressure_mpa": 0.06 - 0.02 * load_ + rng.gauss(0, 0.001), "flow_lps": 2 + 2 * load_ + rng.gauss(0, 0.05),
+                "current_a": 1.1 + 0.4 * load_ + rng.gauss(0, 0.01), "voltage_v": 230 + rng.gauss(0, 0.5),
+                "temp_c": 60 + rng.gauss(0, 0.1), "vibration_mm_s": 0.03 + rng.gauss(0, 0.001)}
+
+    healthy = feed(d, [(T0 + i * MIN, small(0.5 + 0.4 * math.sin(i / 40))) for i in range(DAY)])
+    assert not fired(healthy, "pattern_abnormal")
+    closed = [(T0 + (DAY + i) * MIN, {**small(0.0), "flow_lps": 0.2, "current_a": 0.9, "pressure_mpa": 0.075})
+              for i in range(10)]
+    (alert,) = fired(feed(d, closed), "pattern_abnormal")
+    assert "flow lower than usual" in alert.summary and "[running]" in alert.summary
+
+
 def test_a_level_shift_stays_alerted_while_it_lasts_and_clears_when_it_goes_back() -> None:
     """The alert marks the change and stays open through the shift (it closed after 30 readings, while the
     level was still shifted); back to the old level, it clears within a quarter of an hour."""

@@ -42,7 +42,7 @@ from firewatch.alerting.detect.baseline import OneRule, warmed_up
 from firewatch.alerting.detect.levels import LevelEngine
 from firewatch.alerting.detect.operating import OperatingStates
 from firewatch.contract.kinds import SPECS
-from firewatch.contract.rules import Rule
+from firewatch.contract.rules import Params, Rule
 
 ALPHA = 0.001
 VARIANCE = 0.90
@@ -122,6 +122,10 @@ class Multivariate(OneRule):
         self.lim_t = np.ones((0, s))
         self.lim_q = np.ones((0, s))
         self.score = np.zeros(0)
+
+    def set_params(self, slots: np.ndarray, params: dict[str, Params]) -> None:
+        super().set_params(slots, params)
+        self.states.set_params(slots, params)
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         if not self.rules:
