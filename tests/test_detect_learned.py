@@ -241,3 +241,39 @@ def test_learned_models_survive_a_restart() -> None:
             await store.aclose()
 
     asyncio.run(go())
+
+
+def office(hour: int, rng: random.Random) -> float:
+    """An office's hourly temperature: 19 °C at night, 22 during working hours, 20.5 on a weekend's day."""
+    day = 7 <= hour % 24 < 19
+    weekend = (hour // 24) % 7 >= 5
+    return 19 + (1.5 if weekend else 3) * day + rng.gauss(0, 0.15)
+
+
+def test_a_temperature_learns_its_week_keeps_it_over_a_restart_and_sees_a_failed_hvac() -> None:
+    async def go() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await open_store(f"sqlite:///{tmp}/x.db")
+            p = Pipeline(load({"clock": "event"}), store)
+            rng = random.Random(3)
+            hours = 3 * 7 * 24
+            raised = []
+            for h in range(hours):
+                raised += await p.process([Reading("d", "H1", "hydrant", T0 + 60 * MIN * h, None,  # type: ignore[arg-type]
+                                                   {"temp_c": office(h, rng)})])
+            assert not [c for c in raised if c.alert.rule == "temp_shift"]  # weekends and nights are its normal
+            await p.save_baselines()
+            q = Pipeline(load({"clock": "event"}), store)
+            await q.start()
+            a, b = p.readings["hydrant"].week_shifts, q.readings["hydrant"].week_shifts
+            s, t = p.readings["hydrant"].index["H1"], q.readings["hydrant"].index["H1"]
+            assert np.allclose(a.profile[s], b.profile[t]) and b.complete[t]
+            changes = []
+            for h in range(hours, hours + 24):  # the cooling failed: 4 °C warmer from now on
+                changes += await q.process([Reading("d", "H1", "hydrant", T0 + 60 * MIN * h, None,  # type: ignore[arg-type]
+                                                    {"temp_c": office(h, rng) + 4})])
+            (alert,) = [c.alert for c in changes if c.kind == "fired" and c.alert.rule == "temp_shift"]
+            assert "shifted up" in alert.summary
+            await store.aclose()
+
+    asyncio.run(go())
