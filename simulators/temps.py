@@ -108,25 +108,31 @@ def windows(failures: list[Failure], rows: int) -> list[list[str]]:
     return [[iso(f.start - half), iso(f.start + half)] for f in failures]
 
 
-def write(folder: Path, seed: int, rows: int = 365 * 24) -> tuple[str, list[list[str]]]:
-    """One recording as `temps{seed}.csv` (NAB's columns: timestamp, value); its name and windows."""
+def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60) -> tuple[str, list[list[str]]]:
+    """One recording as `temps{seed}.csv` (NAB's columns: timestamp, value); its name and windows. With `minutes`
+    under 60 the hours are interpolated to that reporting period, each reading with noise of its own (0.08)."""
     values, failures = recording(seed, rows)
+    per_hour = 60 // minutes
+    if per_hour > 1:
+        t = np.arange(rows * per_hour) / per_hour
+        values = np.interp(t, np.arange(rows), values) + np.random.default_rng(seed).normal(0, 0.08, len(t))
     name = f"temps{seed:03d}.csv"
     lines = ["timestamp,value"] + [
-        f"{datetime.fromtimestamp(T0_S + HOUR_S * i, UTC):%Y-%m-%d %H:%M:%S},{v:.1f}" for i, v in enumerate(values)]
+        f"{datetime.fromtimestamp(T0_S + 60 * minutes * i, UTC):%Y-%m-%d %H:%M:%S},{v:.2f}" for i, v in enumerate(values)]
     (folder / name).write_text("\n".join(lines) + "\n")
     return name, windows(failures, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m firewatch.simulators.temps DIR [--seeds 20] [--first 0]`: recordings and labels.json."""
+    """`python -m firewatch.simulators.temps DIR [--seeds 20] [--first 0] [--minutes 60]`: recordings and labels.json."""
     p = argparse.ArgumentParser(prog="python -m firewatch.simulators.temps", description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--first", type=int, default=0)
+    p.add_argument("--minutes", type=int, default=60, choices=(1, 5, 10, 15, 30, 60), help="reporting period")
     a = p.parse_args(argv)
     a.folder.mkdir(parents=True, exist_ok=True)
-    labels = dict(write(a.folder, seed) for seed in range(a.first, a.first + a.seeds))
+    labels = dict(write(a.folder, seed, minutes=a.minutes) for seed in range(a.first, a.first + a.seeds))
     (a.folder / "labels.json").write_text(orjson.dumps(labels, option=orjson.OPT_INDENT_2).decode())
 
 

@@ -166,6 +166,19 @@ def test_pump_rig_alerts_do_not_depend_on_the_units_a_metric_is_recorded_in(tmp_
     assert all(tp > 0 for tp, _, _ in scores[0])
 
 
+@pytest.mark.timeout(300)
+def test_a_temperature_logged_every_5_minutes_is_judged_per_hour_as_an_hourly_one(tmp_path: Path) -> None:
+    """Twelve autocorrelated readings an hour must not cross the decision interval twelve times faster."""
+    labels = dict(temps.write(tmp_path, seed, rows=150 * 24, minutes=5) for seed in range(300, 304))
+    (tmp_path / "labels.json").write_text(orjson.dumps(labels).decode())
+    r = run("eval", "--recorded", str(tmp_path), "--labels", str(tmp_path / "labels.json"), "--kind", "pump",
+            "--map", "value=temp_c", "--scale", "--json")
+    assert r.returncode == 0, r.stderr
+    total = orjson.loads(r.stdout)["total"]
+    # counted per reading (every reading a whole step of the sums): 28 alerts outside windows here
+    assert total["false_alarms"] <= 1 and total["windows_found"] >= 0.6 * total["windows"], total
+
+
 @pytest.mark.skipif(not NAB.exists(), reason="the development recordings are not on this machine")
 @pytest.mark.timeout(300)
 def test_nab_development_recordings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,10 @@ move only once every bin has seen `MIN_WEEKS` weeks (a shorter training window
 does not replace that: a week's shape needs weeks). The afternoon's warmth and
 the weekend's setback are then no part of the deviation, and a shift, a slow
 departure, a collapse or a night as warm as the day stands out against the noise
-and the weather alone. An hour of the week was chosen over an hour of the day by
+and the weather alone. Each reading moves the sums by its share of an hour of
+event time (at most one): a temperature's residuals are autocorrelated over
+hours, and a logger every 5 minutes must not cross h twelve times faster than an
+hourly one. An hour of the week was chosen over an hour of the day by
 measurement: with the day alone every weekend of an office's temperature was a
 level shift (`simulators/temps.py`).
 """
@@ -107,9 +110,12 @@ class ChangePoints(OneRule):
             profile = self.profile[cell]
             x = x - profile
             ready = ready & self.complete[slots][:, None]
+        last = self.last_ts[slots]
+        dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
-        up = np.where(ready & have, np.maximum(0, self.up[slots] + z - ALLOWANCE), 0.0)
-        down = np.where(ready & have, np.maximum(0, self.down[slots] - z - ALLOWANCE), 0.0)
+        w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
+        up = np.where(ready & have, np.maximum(0, self.up[slots] + w * (z - ALLOWANCE)), 0.0)
+        down = np.where(ready & have, np.maximum(0, self.down[slots] - w * (z + ALLOWANCE)), 0.0)
         h = self.h[slots][:, None]
         up, down = np.minimum(up, HOLD * h), np.minimum(down, HOLD * h)
         s = np.maximum(up, down)
@@ -121,8 +127,6 @@ class ChangePoints(OneRule):
         feature = np.where(ready[:, 0] & have.any(axis=1), np.where(have, s, 0).max(axis=1), np.nan)
         learn = have & (self.teaching | (s < h / 2))
         first = self.first_ts[slots]
-        last = self.last_ts[slots]
-        dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         alpha = np.maximum(1 - np.exp(-dt / self.tau_ms[slots][:, None]), 1 / (count + 1))
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         new = have & (count == 0)
