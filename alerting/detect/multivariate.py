@@ -240,8 +240,8 @@ class Multivariate(OneRule):
         c1 = np.maximum(self.c1[cell], 1e-9)
         d = self.s1[cell] / c1
         mu = np.nan_to_num(self.ref[cell]) + d
-        pairs = np.minimum(c1[:, :, None], c1[:, None, :])  # exact while a metric is missing from some time on
-        cov = self.full(self.s2[cell]) / pairs - d[:, :, None] * d[:, None, :]
+        together = np.minimum(c1[:, :, None], c1[:, None, :])  # exact while a metric is missing from some time on
+        cov = self.full(self.s2[cell]) / together - d[:, :, None] * d[:, None, :]
         var = np.diagonal(cov, axis1=1, axis2=2)
         sd = np.sqrt(np.maximum(var, np.maximum(self.floor, RELATIVE * np.abs(mu)) ** 2))
         corr = cov / (sd[:, :, None] * sd[:, None, :])
