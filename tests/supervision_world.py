@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,9 @@ from firewatch.services import InfluxD, Mosquitto
 from firewatch.simulators.citymap import LAYER_FILE
 from tests.conftest import make_settings
 from tests.notify_servers import SmtpInbox
+from tests.postgres import database
 from tests.test_api_server import ApiThread, client, run, tokens
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 CODE_A, CODE_B, CODE_MC = "91510104MA6C12340T", "91510104MA6C56780H", "91510105MA6D00010H"
 DISTRICT = "510104"
 SITE_A, SITE_B = "春熙商场", "锦江大厦"
@@ -40,20 +39,14 @@ DEPARTMENT_A = "锦江区商务局"
 
 def pg_settings(tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD, **supervision: Any) -> Iterator[Settings]:
     """Settings on a PostgreSQL database of this test's own (never skipped: the store is required)."""
-    import psycopg
-
-    name = f"fw_sv_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(SERVER, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    s = make_settings(tmp_path, mosquitto.port, influxd.url, name)
-    yield s.model_copy(update={
-        "store": s.store.model_copy(update={"url": SERVER.rsplit("/", 1)[0] + f"/{name}"}),
-        "api": s.api.model_copy(update={"map_layer": LAYER_FILE}),  # the demo city's district layer
-        "supervision": {"interval_s": 0.1, "photo_dir": str(tmp_path / "photos"),
-                        "report_dir": str(tmp_path / "reports"), **supervision},
-    })
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database("fw_sv") as url:
+        s = make_settings(tmp_path, mosquitto.port, influxd.url, url.rsplit("/", 1)[1])
+        yield s.model_copy(update={
+            "store": s.store.model_copy(update={"url": url}),
+            "api": s.api.model_copy(update={"map_layer": LAYER_FILE}),  # the demo city's district layer
+            "supervision": {"interval_s": 0.1, "photo_dir": str(tmp_path / "photos"),
+                            "report_dir": str(tmp_path / "reports"), **supervision},
+        })
 
 
 @dataclass

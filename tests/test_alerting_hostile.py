@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import aiomqtt
@@ -29,9 +28,8 @@ from firewatch.contract.db import Alert, AlertState
 from firewatch.contract.kinds import ZONE_CHARS
 from firewatch.contract.settings import Settings
 from firewatch.services import free_port
+from tests.postgres import database
 from tests.test_alerting_service import wait_for
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -39,15 +37,8 @@ async def store_settings(request: pytest.FixtureRequest, settings: Settings) -> 
     if request.param == "sqlite":
         yield settings
         return
-    import psycopg
-
-    name = f"fw_hostile_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG, autocommit=True, connect_timeout=2) as conn:  # no PostgreSQL: the test fails
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG.rsplit("/", 1)[0] + f"/{name}"
-    yield settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database("fw_hostile") as url:
+        yield settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
 
 
 async def _alerts(service: AlertingService) -> list[Alert]:
@@ -132,47 +123,42 @@ async def test_a_transaction_the_store_refuses_is_split_down_to_the_bad_alert(se
     stored, and the refused one is not left in the open set: the panel's next alarm raises it."""
     import psycopg
 
-    name = f"fw_split_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG, autocommit=True, connect_timeout=2) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG.rsplit("/", 1)[0] + f"/{name}"
-    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
-    service = AlertingService(settings)
-    try:
-        await service.start()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("""CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN
-                IF NEW.device_id = 'P-BAD' THEN RAISE EXCEPTION 'refused by the test'; END IF;
-                RETURN NEW; END $$ LANGUAGE plpgsql""")
-            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON alerts FOR EACH ROW EXECUTE FUNCTION refuse_bad()")
-        await asyncio.wait_for(service.ready.wait(), 10)
-        now = int(time.time() * 1000)
-        await _publish(settings.mqtt.port, [_fire(f"P{i}", now) for i in range(3)] + [_fire("P-BAD", now)]
-                       + [_fire(f"P{i}", now) for i in range(3, 6)])
+    with database("fw_split") as url:
+        settings = settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
+        service = AlertingService(settings)
+        try:
+            await service.start()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("""CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN
+                    IF NEW.device_id = 'P-BAD' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                    RETURN NEW; END $$ LANGUAGE plpgsql""")
+                conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON alerts FOR EACH ROW EXECUTE FUNCTION refuse_bad()")
+            await asyncio.wait_for(service.ready.wait(), 10)
+            now = int(time.time() * 1000)
+            await _publish(settings.mqtt.port, [_fire(f"P{i}", now) for i in range(3)] + [_fire("P-BAD", now)]
+                           + [_fire(f"P{i}", now) for i in range(3, 6)])
 
-        async def six() -> list[Alert] | None:
-            found = await _alerts(service)
-            return found if len(found) >= 6 else None
+            async def six() -> list[Alert] | None:
+                found = await _alerts(service)
+                return found if len(found) >= 6 else None
 
-        found = await wait_for(six)
-        assert sorted(a.device_id for a in found) == [f"P{i}" for i in range(6)]
-        await wait_for(lambda: _async(service.pipeline.lifecycle.refused >= 1))  # type: ignore[union-attr]
-        assert "P-BAD:fire" not in service.pipeline.lifecycle.open  # type: ignore[union-attr]
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP TRIGGER refuse ON alerts")
-        # No reset: to the panel's detector the next alarm is more evidence for an incident whose alert
-        # the store refused; it used to be dropped until the panel was reset, now it raises the alert.
-        await _publish(settings.mqtt.port, [_fire("P-BAD", now + 1000)])
+            found = await wait_for(six)
+            assert sorted(a.device_id for a in found) == [f"P{i}" for i in range(6)]
+            await wait_for(lambda: _async(service.pipeline.lifecycle.refused >= 1))  # type: ignore[union-attr]
+            assert "P-BAD:fire" not in service.pipeline.lifecycle.open  # type: ignore[union-attr]
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DROP TRIGGER refuse ON alerts")
+            # No reset: to the panel's detector the next alarm is more evidence for an incident whose alert
+            # the store refused; it used to be dropped until the panel was reset, now it raises the alert.
+            await _publish(settings.mqtt.port, [_fire("P-BAD", now + 1000)])
 
-        async def bad() -> list[Alert]:
-            return [a for a in await _alerts(service) if a.device_id == "P-BAD"]
+            async def bad() -> list[Alert]:
+                return [a for a in await _alerts(service) if a.device_id == "P-BAD"]
 
-        (alert,) = await wait_for(bad)
-        assert (alert.rule, alert.state) == ("fire", AlertState.FIRING)
-    finally:
-        await service.stop()
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            (alert,) = await wait_for(bad)
+            assert (alert.rule, alert.state) == ("fire", AlertState.FIRING)
+        finally:
+            await service.stop()
 
 
 async def _async(value: bool) -> bool:

@@ -1,9 +1,8 @@
-"""The lifecycle on a real SQL store (SQLite, and PostgreSQL when one is reachable): restarts,
+"""The lifecycle on a real SQL store (SQLite and PostgreSQL): restarts,
 acknowledgements, flapping, silences, grouping and fire ranking as an operator sees them in the table."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,29 +13,10 @@ from firewatch.alerting.pipeline import Pipeline
 from firewatch.alerting.registry import DeviceInfo, Registry
 from firewatch.contract.db import Alert, AuditEntry, Silence, Store, now_ms, open_store
 from firewatch.contract.payload import PanelEvent, Reading
+from tests.postgres import database
 
 T0 = 1_763_800_000_000
 MIN = 60_000
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_url() -> str | None:
-    try:
-        import psycopg
-
-        name = f"fw_alerting_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(PG, autocommit=True, connect_timeout=2) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return PG.rsplit("/", 1)[0] + f"/{name}"
-    except Exception:  # noqa: BLE001 - any failure means no server to test against
-        return None
-
-
-def _drop_postgres(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -44,11 +24,8 @@ async def store_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/alerts.db"
         return
-    url = _postgres_url()
-    if url is None:
-        pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
-    yield url
-    _drop_postgres(url)
+    with database("fw_alerting") as url:
+        yield url
 
 
 REGISTRY = [

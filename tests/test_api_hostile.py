@@ -29,11 +29,11 @@ from firewatch.notify.config import notify_config
 from firewatch.notify.templates import Purpose, render
 from tests import test_api_server
 from tests.conftest import wait_for
+from tests.postgres import admin, database
 from tests.test_api_server import ApiThread, client, read_events, tokens
 
 api = test_api_server.api
 ROOT = Path(__file__).resolve().parent.parent
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -148,33 +148,31 @@ def test_the_grafana_role_reads_the_map_and_no_secret(settings: Settings) -> Non
     from firewatch.dashboards.boards import all_dashboards
     from tests.test_api_server import run
 
-    name, role = f"fw_grafana_{uuid.uuid4().hex[:8]}", f"grafana_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG, autocommit=True, connect_timeout=2) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    role = f"grafana_{uuid.uuid4().hex[:8]}"
     try:
-        env = os.environ | {"POSTGRES_USER": "postgres", "POSTGRES_DB": name, "GRAFANA_DB_PASSWORD": "pw",
-                            "GRAFANA_DB_USER": role, "PGHOST": "127.0.0.1"}
-        subprocess.run(["sh", str(ROOT / "deploy/postgres/grafana-reader.sh")], env=env, check=True,
-                       capture_output=True, timeout=30)
-        url = PG.rsplit("/", 1)[0] + f"/{name}"
-        from firewatch.contract.db import open_store
+        with database("fw_grafana") as url:
+            name = url.rsplit("/", 1)[1]
+            env = os.environ | {"POSTGRES_USER": "postgres", "POSTGRES_DB": name, "GRAFANA_DB_PASSWORD": "pw",
+                                "GRAFANA_DB_USER": role, "PGHOST": "127.0.0.1"}
+            subprocess.run(["sh", str(ROOT / "deploy/postgres/grafana-reader.sh")], env=env, check=True,
+                           capture_output=True, timeout=30)
+            from firewatch.contract.db import open_store
 
-        async def create() -> None:
-            store = await open_store(url)  # firewatch's first start, after the database's
-            await store.aclose()
+            async def create() -> None:
+                store = await open_store(url)  # firewatch's first start, after the database's
+                await store.aclose()
 
-        run(create())
-        with psycopg.connect(f"postgresql://{role}:pw@127.0.0.1:5432/{name}", autocommit=True) as conn:
-            for query in _registry_queries(all_dashboards()):
-                conn.execute(query)
-            for secret in ("SELECT token_hash FROM api_tokens", "SELECT mqtt_password_hash FROM devices",
-                           "SELECT * FROM devices", "SELECT * FROM notify_messages", "SELECT * FROM audit",
-                           "SELECT * FROM roster_people", "SELECT * FROM alerts"):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(secret)
-    finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            run(create())
+            with psycopg.connect(f"postgresql://{role}:pw@127.0.0.1:5432/{name}", autocommit=True) as conn:
+                for query in _registry_queries(all_dashboards()):
+                    conn.execute(query)
+                for secret in ("SELECT token_hash FROM api_tokens", "SELECT mqtt_password_hash FROM devices",
+                               "SELECT * FROM devices", "SELECT * FROM notify_messages", "SELECT * FROM audit",
+                               "SELECT * FROM roster_people", "SELECT * FROM alerts"):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        conn.execute(secret)
+    finally:  # after the database, which holds the role's grants
+        with admin() as conn:
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 

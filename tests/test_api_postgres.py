@@ -1,14 +1,13 @@
 """The api's SQL against PostgreSQL (the production store): the same tests as on SQLite.
 
-Each test gets a database of its own on the server at 127.0.0.1:5432 and skips
-cleanly when there is none. The tests themselves are those of tests/test_api.py
-that exercise SQL the two dialects could disagree on (queue ordering, guarded
-updates, JSON columns, per-day grouping, the audit-ordered stream, CSV upserts).
+Each test gets a database of its own on the server at 127.0.0.1:5432 (tests/postgres.py).
+The tests themselves are those of tests/test_api.py that exercise SQL the two dialects
+could disagree on (queue ordering, guarded updates, JSON columns, per-day grouping, the
+audit-ordered stream, CSV upserts).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from firewatch.contract.settings import Settings
 from firewatch.services import InfluxD, Mosquitto
 from tests import test_api, test_api_server
 from tests.conftest import make_settings
+from tests.postgres import database
 from tests.test_api import (  # noqa: F401 - collected here to run against PostgreSQL
     test_acknowledge_resolve_comment_are_guarded_and_audited,
     test_alert_queue_puts_fire_first_then_score_and_filters,
@@ -35,23 +35,12 @@ from tests.test_api_hostile import (  # noqa: F401 - collected here to run again
 )
 
 pytestmark = pytest.mark.postgres
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 api = test_api_server.api
 keys, admin, operator, viewer = test_api.keys, test_api.admin, test_api.operator, test_api.viewer
 
 
 @pytest.fixture
 def settings(tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD) -> Iterator[Settings]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"fw_api_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(SERVER, autocommit=True, connect_timeout=2) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError:
-        pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
-    s = make_settings(tmp_path, mosquitto.port, influxd.url, name)
-    yield s.model_copy(
-        update={"store": s.store.model_copy(update={"url": SERVER.rsplit("/", 1)[0] + f"/{name}"})}
-    )
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database("fw_api") as url:
+        s = make_settings(tmp_path, mosquitto.port, influxd.url, url.rsplit("/", 1)[1])
+        yield s.model_copy(update={"store": s.store.model_copy(update={"url": url})})

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -31,13 +30,13 @@ from firewatch.contract.payload import DeviceStatus
 from firewatch.contract.settings import Settings
 from tests import test_api_server
 from tests.conftest import wait_for
+from tests.postgres import database
 from tests.test_api import HYDRANT, write_lines
 from tests.test_api_server import ApiThread, client, tokens
 
 api = test_api_server.api
 """The in-process api over this test's services."""
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 DEVICES = 30
 CHANGES = 4
 """Each device goes online, offline, online, offline: four changes, each to be audited once."""
@@ -48,16 +47,8 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterat
     if request.param == "sqlite":
         yield settings
         return
-    import psycopg
-
-    name = f"fw_workers_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(SERVER, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield settings.model_copy(
-        update={"store": settings.store.model_copy(update={"url": SERVER.rsplit("/", 1)[0] + f"/{name}"})}
-    )
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database("fw_workers") as url:
+        yield settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
 
 
 async def _audited(store: Store) -> int:

@@ -35,12 +35,12 @@ from firewatch.contract.credentials import (
 from firewatch.contract.db import Device, open_store
 from firewatch.contract.emqx import AUTHN_QUERY, AUTHZ_QUERY, PBKDF2, acl_conf, auth_conf
 from firewatch.notify import delivery  # noqa: F401  (its notify_messages table in the store, as notify has it)
+from tests.postgres import admin, database
 from tests.test_credentials import AuthMosquitto, _connect, _publishes
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
 EMQX = ROOT / "deploy" / "cluster" / "emqx"
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 RULE = re.compile(r'\{(allow|deny), \{username, "([^"]+)"\}, (publish|subscribe|all), \["([^"]+)"\]\}\.')
 
 PROBE = "fire/v1/d1/dev1/telemetry"
@@ -138,20 +138,18 @@ def _reads(client: mqtt.Client, topic: str, publisher: mqtt.Client, probe: str) 
 @pytest.fixture
 def registry() -> Iterator[tuple[str, str]]:
     """A database of its own with the registry readers' roles; yields (url, emqx role)."""
-    name, suffix = f"fw_emqx_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    suffix = uuid.uuid4().hex[:8]
     grafana, emqx = f"grafana_{suffix}", f"emqx_{suffix}"
-    with psycopg.connect(PG, autocommit=True, connect_timeout=2) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    env = os.environ | {"POSTGRES_USER": "postgres", "POSTGRES_DB": name, "PGHOST": "127.0.0.1",
-                        "GRAFANA_DB_PASSWORD": "pw", "GRAFANA_DB_USER": grafana,
-                        "EMQX_REGISTRY_PASSWORD": "pw", "EMQX_REGISTRY_USER": emqx}
     try:
-        subprocess.run(["sh", str(ROOT / "deploy/postgres/grafana-reader.sh")], env=env, check=True,
-                       capture_output=True, timeout=30)
-        yield PG.rsplit("/", 1)[0] + f"/{name}", emqx
-    finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with database("fw_emqx") as url:
+            env = os.environ | {"POSTGRES_USER": "postgres", "POSTGRES_DB": url.rsplit("/", 1)[1],
+                                "PGHOST": "127.0.0.1", "GRAFANA_DB_PASSWORD": "pw", "GRAFANA_DB_USER": grafana,
+                                "EMQX_REGISTRY_PASSWORD": "pw", "EMQX_REGISTRY_USER": emqx}
+            subprocess.run(["sh", str(ROOT / "deploy/postgres/grafana-reader.sh")], env=env, check=True,
+                           capture_output=True, timeout=30)
+            yield url, emqx
+    finally:  # after the database, which holds the roles' grants
+        with admin() as conn:
             conn.execute(f'DROP ROLE IF EXISTS "{grafana}"')
             conn.execute(f'DROP ROLE IF EXISTS "{emqx}"')
 

@@ -24,19 +24,20 @@ from firewatch.notify.escalations import Escalation, PagingState
 from firewatch.notify.escalator import Escalator
 from firewatch.notify.roster import load_yaml
 from tests.notify_servers import Clock, HttpSink, SmtpInbox, add_alert, ntfy_posts, set_state
-from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
+from tests.postgres import database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path}/fw.db" if request.param == "sqlite" else _postgres_url()
-    if url is None:
-        pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
-    st = await open_store(url)
-    yield st
-    await st.aclose()
-    if request.param == "postgres":
-        _drop_postgres(url)
+    if request.param == "sqlite":
+        st = await open_store(f"sqlite:///{tmp_path}/fw.db")
+        yield st
+        await st.aclose()
+        return
+    with database("fw_escalation") as url:
+        st = await open_store(url)
+        yield st
+        await st.aclose()
 
 
 def roster_yaml(inbox: SmtpInbox, sink: HttpSink) -> str:

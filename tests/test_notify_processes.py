@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from firewatch.contract.settings import Settings
 from firewatch.notify.delivery import Message
 from firewatch.services import free_port
 from tests.notify_servers import HttpSink
-from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
+from tests.postgres import database
 from tests.test_notify_service import (
     NotifyProcess,
     all_sent,
@@ -45,13 +46,17 @@ async def _count(url: str, what: object) -> int:
         await store.aclose()
 
 
+@pytest.fixture
+def url() -> Iterator[str]:
+    with database("fw_processes") as url:
+        yield url
+
+
 @pytest.mark.postgres
 async def test_notify_processes_starting_while_another_pages_page_each_fire_once(
-        settings: Settings, sink: HttpSink, tmp_path: Path) -> None:
+        settings: Settings, sink: HttpSink, tmp_path: Path, url: str) -> None:
     """The first notify's page of the first fire hangs at the officer's webhook while two more notify
     processes start; then more fires come to all three. Every fire is paged once."""
-    url = _postgres_url()
-    assert url is not None, "PostgreSQL must answer at 127.0.0.1:5432"
     notifiers: list[NotifyProcess] = []
     service: AlertingService | None = None
     try:
@@ -98,7 +103,6 @@ async def test_notify_processes_starting_while_another_pages_page_each_fire_once
         codes = [n.stop() for n in notifiers if n.proc is not None]
         if service is not None:
             await service.stop()
-        _drop_postgres(url)
     assert Counter(paged(sink)) == Counter(want), f"pages per fire: {dict(Counter(paged(sink)))}"
     assert codes == [0, 0, 0], [n.log.read_text(errors="replace")[-2000:] for n in notifiers]
 

@@ -31,7 +31,7 @@ from firewatch.notify.delivery import Message, MessageState
 from firewatch.notify.roster import load_yaml
 from firewatch.services import free_port
 from tests.notify_servers import HttpSink
-from tests.test_alerting_lifecycle import _drop_postgres, _postgres_url
+from tests.postgres import database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -39,10 +39,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/fw.db"
         return
-    url = _postgres_url()
-    assert url is not None, "PostgreSQL must answer at 127.0.0.1:5432"
-    yield url
-    _drop_postgres(url)
+    with database("fw_notify") as url:
+        yield url
 
 
 class NotifyProcess:
