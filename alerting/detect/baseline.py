@@ -15,6 +15,7 @@ while a device is healthy, and both survive restarts (`export`/`restore`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -29,6 +30,24 @@ WARMUP_READINGS = 300
 QUICK_MS = 900_000
 """A device that sends `WARMUP_READINGS` readings within this much event time (a test rig at 1 Hz) has shown
 its normal before the day's load can move it; any other learned stage waits out its warm-up (a whole day)."""
+RESOLUTION = 1e-6
+RELATIVE = 1e-3
+"""A metric's learned scale is at least `RELATIVE` of its learned level (and `RESOLUTION` of its physical
+range, for a level of zero): a metric that never moved in the warm-up is not then called unusual for
+its next step. Not a share of the range alone: the range covers the largest pumps, and at 1/5000 of it a
+small pump's current (0-2000 A: 0.4 A, four times its noise) or a vibration in g weighed a quarter of
+what it should; the score no longer depends on the unit a metric is recorded in."""
+
+
+def resolution(kind: str, names: Sequence[str]) -> np.ndarray:
+    """The smallest scale of each metric, `RESOLUTION` of its physical range: the floor for a level of zero."""
+    spec = SPECS[kind].metrics
+    return np.array([(spec[m].high - spec[m].low) * RESOLUTION for m in names])
+
+
+def scale_floor(resolution: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The least a learned scale may be, unit-free: a share of the learned level, or `resolution` near zero."""
+    return np.maximum(resolution, RELATIVE * np.abs(level))
 
 
 def warmed_up(count: np.ndarray, span_ms: np.ndarray, warmup_ms: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from typing import ClassVar
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.detect.baseline import OneRule, warmed_up
+from firewatch.alerting.detect.baseline import OneRule, resolution, scale_floor, warmed_up
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.rules import Rule
 
@@ -68,8 +68,7 @@ class ChangePoints(OneRule):
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int], weekly: bool = False) -> None:
         super().__init__(kind, rules, columns)
         self.weekly = weekly and bool(rules)
-        spec = SPECS[kind].metrics
-        self.floor = np.array([(spec[m].high - spec[m].low) / 5000 for m in self.names])
+        self.resolution = resolution(kind, self.names)
         m = len(self.names)
         self.last_ts = np.zeros(0, dtype=np.int64)
         self.count = np.zeros((0, m))
@@ -102,7 +101,7 @@ class ChangePoints(OneRule):
         x = v[:, self.cols]
         have = ~np.isnan(x)
         mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
-        scale = np.maximum(dev * 1.25, self.floor)
+        scale = np.maximum(dev * 1.25, scale_floor(self.resolution, mean))
         ready = self.ready[slots][:, None]
         if self.weekly:
             raw, hour = x, ts // _HOUR_MS

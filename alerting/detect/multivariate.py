@@ -38,7 +38,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from firewatch.alerting.detect.baseline import OneRule, warmed_up
+from firewatch.alerting.detect.baseline import OneRule, resolution, scale_floor, warmed_up
 from firewatch.alerting.detect.levels import LevelEngine
 from firewatch.alerting.detect.operating import OperatingStates
 from firewatch.contract.kinds import SPECS
@@ -55,13 +55,6 @@ SMOOTH = 0.5
 """Weight of the newest reading in the smoothed score."""
 CAP = 50.0
 """A single wild reading adds at most this much to the smoothed score."""
-RESOLUTION = 1e-6
-RELATIVE = 1e-3
-"""A metric's learned scale is at least `RELATIVE` of its learned level (and `RESOLUTION` of its physical
-range, for a level of zero): a metric that never moved in the warm-up is not then called unusual for
-its next step. Not a share of the range alone: the range covers the largest pumps, and at 1/5000 of it a
-small pump's current (0-2000 A: 0.4 A, four times its noise) or a vibration in g weighed a quarter of
-what it should; the score no longer depends on the unit a metric is recorded in."""
 _Z = NormalDist().inv_cdf(1 - ALPHA)
 
 
@@ -95,8 +88,7 @@ class Multivariate(OneRule):
         self.states = OperatingStates(kind, columns)
         self.engine: LevelEngine | None = None
         """The detector's level engine, set by ReadingDetector: a device with an alert open teaches nothing."""
-        spec = SPECS[kind].metrics
-        self.floor = np.array([(spec[m].high - spec[m].low) * RESOLUTION for m in self.names])
+        self.resolution = resolution(kind, self.names)
         m, s = len(self.names), self.states.n
         self.shape = (s, m)
         self.last_ts = np.zeros((0, s), dtype=np.int64)
@@ -243,7 +235,7 @@ class Multivariate(OneRule):
         together = np.minimum(c1[:, :, None], c1[:, None, :])  # exact while a metric is missing from some time on
         cov = self.full(self.s2[cell]) / together - d[:, :, None] * d[:, None, :]
         var = np.diagonal(cov, axis1=1, axis2=2)
-        sd = np.sqrt(np.maximum(var, np.maximum(self.floor, RELATIVE * np.abs(mu)) ** 2))
+        sd = np.sqrt(np.maximum(var, scale_floor(self.resolution, mu) ** 2))
         corr = cov / (sd[:, :, None] * sd[:, None, :])
         seen = self.c1[cell] >= 2
         pair = seen[:, :, None] & seen[:, None, :]
