@@ -96,10 +96,12 @@ PATTERN_LABEL = "readings unlike this device's learned normal"
 SHIFT = Params(30, None, 10, window_s=86400, warmup_s=WHOLE_DAY_S)
 """Change points: `warning` is the CUSUM decision interval h, in deviations (allowance 2 deviations)."""
 SHIFT_LABEL = "level shift"
-TEMP_SHIFT = Params(20, None, 6, window_s=3 * 86400, warmup_s=14 * 86400)
+TEMP_SHIFT = Params(20, None, 6, window_s=3 * 86400, warmup_s=WHOLE_DAY_S)
 """A temperature's change points after its hour of the week (`weekly_shift`): `warning` is the CUSUM decision
 interval h in deviations, `window_s` the level's memory (a departure lasting it is the new level); it speaks once
-every hour of the week has been seen twice (two weeks, whatever `warmup_s` or a training window says)."""
+`warmup_s` has passed and every hour of the day has been seen three times (against that hour's profile, with a
+wider allowance), and after its hour of the week once every hour of the week has been seen twice (two weeks,
+whatever a training window says)."""
 TEMP_SHIFT_LABEL = "temperature away from its normal"
 
 ELECTRICAL: tuple[Rule, ...] = (

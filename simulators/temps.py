@@ -37,6 +37,8 @@ T0_S = 1_767_225_600
 """2026-01-01 00:00 UTC."""
 HOUR_S = 3600
 FAILURES = ("step", "drift", "collapse", "daily")
+HEALTHY_DAYS = 21
+"""A recording's first failure comes no sooner (a user's recording starts healthy); `--healthy-days` moves it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +51,11 @@ class Failure:
     """step, collapse: how far the level moves; drift: how far per day; daily: ignored (the day's own swing)."""
 
 
-def plan(rng: np.random.Generator, rows: int) -> list[Failure]:
-    """One to three failures, none in the first three weeks (a user's recording starts healthy), a month apart."""
-    n = int(rng.integers(1, 4))
-    starts = np.sort(rng.choice(np.arange(21 * 24, rows - 10 * 24, 30 * 24), n, replace=False))
+def plan(rng: np.random.Generator, rows: int, healthy_days: int = HEALTHY_DAYS) -> list[Failure]:
+    """One to three failures (as many as fit), none in the first `healthy_days`, a month apart."""
+    slots = np.arange(healthy_days * 24, rows - 10 * 24, 30 * 24)
+    n = min(int(rng.integers(1, 4)), len(slots))
+    starts = np.sort(rng.choice(slots, n, replace=False))
     starts = starts + rng.integers(0, 30 * 24, n).clip(max=rows - 10 * 24 - starts)
     out = []
     for at in starts.tolist():
@@ -68,7 +71,7 @@ def plan(rng: np.random.Generator, rows: int) -> list[Failure]:
     return out
 
 
-def recording(seed: int, rows: int = 365 * 24) -> tuple[np.ndarray, list[Failure]]:
+def recording(seed: int, rows: int = 365 * 24, healthy_days: int = HEALTHY_DAYS) -> tuple[np.ndarray, list[Failure]]:
     """(hourly values, failures) of one recording."""
     rng = np.random.default_rng(seed)
     t = np.arange(rows)
@@ -82,7 +85,7 @@ def recording(seed: int, rows: int = 365 * 24) -> tuple[np.ndarray, list[Failure
     weekend = np.where(weekday >= 5, rng.uniform(0.2, 0.7), 1.0)
     cycle = swing * (day * weekend - 0.5)
     x = base + season + weather + cycle
-    failures = plan(rng, rows)
+    failures = plan(rng, rows, healthy_days)
     for f in failures:
         on = (t >= f.start) & (t < f.start + f.hours)
         since = (t - f.start).clip(0)
@@ -103,15 +106,16 @@ def recording(seed: int, rows: int = 365 * 24) -> tuple[np.ndarray, list[Failure
 def windows(failures: list[Failure], rows: int) -> list[list[str]]:
     """NAB's labels: a window of 10 % of the rows / failures, centred on each failure's start."""
     half = rows // 10 // max(len(failures), 1) // 2
-    iso = lambda r: datetime.fromtimestamp(T0_S + HOUR_S * min(max(r, 0), rows - 1), UTC).strftime(  # noqa: E731
+    iso = lambda r: datetime.fromtimestamp(T0_S + HOUR_S * min(max(r, 0), rows - 1), UTC).strftime(
         "%Y-%m-%d %H:%M:%S")
     return [[iso(f.start - half), iso(f.start + half)] for f in failures]
 
 
-def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60) -> tuple[str, list[list[str]]]:
+def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60,
+          healthy_days: int = HEALTHY_DAYS) -> tuple[str, list[list[str]]]:
     """One recording as `temps{seed}.csv` (NAB's columns: timestamp, value); its name and windows. With `minutes`
     under 60 the hours are interpolated to that reporting period, each reading with noise of its own (0.08)."""
-    values, failures = recording(seed, rows)
+    values, failures = recording(seed, rows, healthy_days)
     per_hour = 60 // minutes
     if per_hour > 1:
         t = np.arange(rows * per_hour) / per_hour
@@ -124,15 +128,19 @@ def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60) -> t
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m firewatch.simulators.temps DIR [--seeds 20] [--first 0] [--minutes 60]`: recordings and labels.json."""
+    """`python -m firewatch.simulators.temps DIR [--seeds 20] [--first 0] [--minutes 60] [--days 365]
+    [--healthy-days 21]`: recordings and labels.json."""
     p = argparse.ArgumentParser(prog="python -m firewatch.simulators.temps", description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--minutes", type=int, default=60, choices=(1, 5, 10, 15, 30, 60), help="reporting period")
+    p.add_argument("--days", type=int, default=365, help="length of each recording")
+    p.add_argument("--healthy-days", type=int, default=HEALTHY_DAYS, help="no failure before this day")
     a = p.parse_args(argv)
     a.folder.mkdir(parents=True, exist_ok=True)
-    labels = dict(write(a.folder, seed, minutes=a.minutes) for seed in range(a.first, a.first + a.seeds))
+    labels = dict(write(a.folder, seed, a.days * 24, a.minutes, a.healthy_days)
+                  for seed in range(a.first, a.first + a.seeds))
     (a.folder / "labels.json").write_text(orjson.dumps(labels, option=orjson.OPT_INDENT_2).decode())
 
 

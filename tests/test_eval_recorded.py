@@ -179,6 +179,28 @@ def test_a_temperature_logged_every_5_minutes_is_judged_per_hour_as_an_hourly_on
     assert total["false_alarms"] <= 1 and total["windows_found"] >= 0.6 * total["windows"], total
 
 
+@pytest.mark.timeout(300)
+def test_a_temperature_failure_in_the_first_fortnight_is_found_and_a_healthy_fortnight_raises_nothing(
+        tmp_path: Path) -> None:
+    """A logger's first failure can come a week in: three-week recordings whose step or collapse (a failed
+    cooling) starts after three days, and healthy fortnights. Before, `temp_shift` spoke only once every hour of
+    the week had been seen twice: none of these failures was found."""
+    early = [s for s in range(400, 460) if temps.recording(s, 21 * 24, 3)[1][0].kind in ("step", "collapse")][:8]
+    totals = {}
+    for name, seeds, days, healthy_days in (("early", early, 21, 3), ("healthy", range(400, 408), 14, 14)):
+        folder = tmp_path / name
+        folder.mkdir()
+        labels = dict(temps.write(folder, seed, rows=days * 24, healthy_days=healthy_days) for seed in seeds)
+        (folder / "labels.json").write_text(orjson.dumps(labels).decode())
+        r = run("eval", "--recorded", str(folder), "--labels", str(folder / "labels.json"), "--kind", "pump",
+                "--map", "value=temp_c", "--scale", "--json")
+        assert r.returncode == 0, r.stderr
+        totals[name] = orjson.loads(r.stdout)["total"]
+    # half of these smaller steps (3.5..5 °C, within a day's swing and the weather) go unseen until the week is known
+    assert totals["early"]["windows"] == 8 and totals["early"]["windows_found"] >= 4, totals
+    assert totals["healthy"]["windows"] == 0 and totals["healthy"]["alerts"] == 0, totals
+
+
 @pytest.mark.skipif(not NAB.exists(), reason="the development recordings are not on this machine")
 @pytest.mark.timeout(300)
 def test_nab_development_recordings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,9 +23,9 @@ residual is taken after the metric's week: per device, metric and hour of the
 week (`BINS` bins of event time; every bin is learned, so neither the time zone
 nor which days are the weekend matters) a profile of how far that hour lies from
 the level, learned from at most one reading per device and hour (so a bin counts
-weeks, whatever the reporting period) over about `PROFILE_WEEKS`, and the sums
-move only once every bin has seen `MIN_WEEKS` weeks (a shorter training window
-does not replace that: a week's shape needs weeks). The afternoon's warmth and
+weeks, whatever the reporting period) over about `PROFILE_WEEKS`; once every bin
+has seen `MIN_WEEKS` weeks it is what the residual is taken after (a shorter
+training window does not replace that: a week's shape needs weeks). The afternoon's warmth and
 the weekend's setback are then no part of the deviation, and a shift, a slow
 departure, a collapse or a night as warm as the day stands out against the noise
 and the weather alone. Each reading moves the sums by its share of an hour of
@@ -34,6 +34,15 @@ hours, and a logger every 5 minutes must not cross h twelve times faster than an
 hourly one. An hour of the week was chosen over an hour of the day by
 measurement: with the day alone every weekend of an office's temperature was a
 level shift (`simulators/temps.py`).
+
+Until the week's profile is complete an hour-of-the-day profile (`DAY_BINS`,
+learned the same way over about `PROFILE_DAYS`) stands in, once each hour has
+seen `MIN_DAYS` days, with the allowance widened by the learned day's swing
+(its highest hour less its lowest, in deviations): a departure within the day's
+own range may be the part of the week not seen yet (a weekend's setback), a
+failed cooling's step or collapse is not. A failure in a recording's first
+fortnight is then found (a logger's first failure can come a week in); a lost
+night setback is not (it stays within the day's range).
 """
 
 from __future__ import annotations
@@ -58,6 +67,10 @@ BINS = 168
 _HOUR_MS = 3_600_000
 PROFILE_WEEKS = 8
 MIN_WEEKS = 2
+DAY_BINS = 24
+"""Hours of the day: the profile judged against until the week's is complete."""
+PROFILE_DAYS = 7
+MIN_DAYS = 3
 
 
 class ChangePoints(OneRule):
@@ -88,11 +101,15 @@ class ChangePoints(OneRule):
         """The hour (event time // 1 h) each device's profile last learned in."""
         self.complete = np.zeros(0, dtype=bool)
         """Every hour of the week has learned `MIN_WEEKS` weeks."""
+        self.daily = np.zeros((0, DAY_BINS, m), dtype=np.float32)
+        self.days = np.zeros((0, DAY_BINS), dtype=np.uint8)
+        self.daily_complete = np.zeros(0, dtype=bool)
+        self.swing = np.zeros((0, m))
 
     def grow(self, n: int) -> None:
         super().grow(n)
         if self.weekly:
-            for name in ("profile", "weeks", "profiled", "complete"):
+            for name in ("profile", "weeks", "profiled", "complete", "daily", "days", "daily_complete", "swing"):
                 setattr(self, name, grown(getattr(self, name), n, 0))
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -105,16 +122,18 @@ class ChangePoints(OneRule):
         ready = self.ready[slots][:, None]
         if self.weekly:
             raw, hour = x, ts // _HOUR_MS
-            cell = (slots, hour % BINS)
-            profile = self.profile[cell]
+            complete = self.complete[slots]
+            profile = np.where(complete[:, None], self.profile[slots, hour % BINS],
+                               self.daily[slots, hour % DAY_BINS])
             x = x - profile
-            ready = ready & self.complete[slots][:, None]
+            ready = ready & (complete | self.daily_complete[slots])[:, None]
         last = self.last_ts[slots]
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
+        k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale) if self.weekly else ALLOWANCE
         w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
-        up = np.where(ready & have, np.maximum(0, self.up[slots] + w * (z - ALLOWANCE)), 0.0)
-        down = np.where(ready & have, np.maximum(0, self.down[slots] - w * (z + ALLOWANCE)), 0.0)
+        up = np.where(ready & have, np.maximum(0, self.up[slots] + w * (z - k)), 0.0)
+        down = np.where(ready & have, np.maximum(0, self.down[slots] - w * (z + k)), 0.0)
         h = self.h[slots][:, None]
         up, down = np.minimum(up, HOLD * h), np.minimum(down, HOLD * h)
         s = np.maximum(up, down)
@@ -132,8 +151,7 @@ class ChangePoints(OneRule):
         mean = np.where(new, x, np.where(learn, mean + alpha * resid, mean))
         dev = np.where(learn & ~new, dev + alpha * (np.abs(resid) - dev), dev)
         if self.weekly:
-            self._profile(slots, hour, have, np.clip(np.where(have, raw - mean - profile, 0), -CLIP * scale,
-                                                     CLIP * scale))
+            self._profile(slots, hour, have, np.where(have, raw - mean, 0), CLIP * scale)
         mean = np.where(accept, recent, mean)
         up, down, since = (np.where(accept, 0, a) for a in (up, down, since))
         self.mean[slots], self.dev[slots], self.recent[slots] = mean, dev, recent
@@ -147,21 +165,27 @@ class ChangePoints(OneRule):
         self.ready[slots[due]] = True
         return feature[:, None]
 
-    def _profile(self, slots: np.ndarray, hour: np.ndarray, have: np.ndarray, off: np.ndarray) -> None:
-        """Teach each hour of the week how far it lies from the level (`off`, clipped), once per device and hour.
+    def _profile(self, slots: np.ndarray, hour: np.ndarray, have: np.ndarray, off: np.ndarray,
+                 clip: np.ndarray) -> None:
+        """Teach each hour of the week and of the day how far it lies from the level (`off`, each profile's
+        residual clipped at `clip`), once per device and hour.
 
         It learns whether or not a shift is under way: a profile that only learned outside alerts would keep a
         wrong hour wrong for ever (it raises the sum there, and the sum stops the learning)."""
         due = np.flatnonzero(have.any(axis=1) & (hour > self.profiled[slots]))
         if not len(due):
             return
-        s, b = slots[due], hour[due] % BINS
-        weeks = self.weeks[s, b]
-        alpha = np.maximum(1 / (weeks + 1), 1 / PROFILE_WEEKS).astype(np.float32)[:, None]
-        self.profile[s, b] += np.where(have[due], alpha * off[due], 0).astype(np.float32)
-        self.weeks[s, b] = np.minimum(weeks.astype(np.int64) + 1, 255)
+        s, known, off, clip = slots[due], have[due], off[due], clip[due]
+        for profile, seen, b, memory in ((self.profile, self.weeks, hour[due] % BINS, PROFILE_WEEKS),
+                                         (self.daily, self.days, hour[due] % DAY_BINS, PROFILE_DAYS)):
+            n = seen[s, b].astype(np.int64)
+            alpha = np.maximum(1 / (n + 1), 1 / memory)[:, None]
+            profile[s, b] += np.where(known, alpha * np.clip(off - profile[s, b], -clip, clip), 0).astype(np.float32)
+            seen[s, b] = np.minimum(n + 1, 255)
         self.profiled[s] = hour[due]
         self.complete[s] = self.weeks[s].min(axis=1) >= MIN_WEEKS
+        self.daily_complete[s] = self.days[s].min(axis=1) >= MIN_DAYS
+        self.swing[s] = np.ptp(self.daily[s], axis=1)
 
     def explain(self, slot: int) -> str:
         """Which metric shifted, and from what level to what."""
@@ -190,6 +214,8 @@ class ChangePoints(OneRule):
         if self.weekly:
             out[self.rules[0].name + ":week"] = [float(self.profiled[slot]), *self.weeks[slot].astype(float).tolist(),
                                                  *self.profile[slot].ravel().astype(float).tolist()]
+            out[self.rules[0].name + ":day"] = [*self.days[slot].astype(float).tolist(),
+                                                *self.daily[slot].ravel().astype(float).tolist()]
         return out
 
     def restore(self, slot: int, saved: dict[str, list[float]]) -> None:
@@ -206,4 +232,10 @@ class ChangePoints(OneRule):
             self.weeks[slot] = week[1: 1 + BINS]
             self.profile[slot] = np.array(week[1 + BINS:]).reshape(BINS, m)
             self.complete[slot] = self.weeks[slot].min() >= MIN_WEEKS
+        day = saved.get(self.rules[0].name + ":day") if self.weekly else None
+        if day and len(day) == DAY_BINS * (1 + m):
+            self.days[slot] = day[:DAY_BINS]
+            self.daily[slot] = np.array(day[DAY_BINS:]).reshape(DAY_BINS, m)
+            self.daily_complete[slot] = self.days[slot].min() >= MIN_DAYS
+            self.swing[slot] = np.ptp(self.daily[slot], axis=0)
 
