@@ -102,9 +102,12 @@ class ChangePoints(OneRule):
         self.complete = np.zeros(0, dtype=bool)
         """Every hour of the week has learned `MIN_WEEKS` weeks."""
         self.daily = np.zeros((0, DAY_BINS, m), dtype=np.float32)
+        """How far each hour of the day lies from the level: judged against until the week's profile is complete."""
         self.days = np.zeros((0, DAY_BINS), dtype=np.uint8)
         self.daily_complete = np.zeros(0, dtype=bool)
+        """Every hour of the day has learned `MIN_DAYS` days."""
         self.swing = np.zeros((0, m))
+        """The day's profile's highest hour less its lowest: what the allowance widens by while it judges."""
 
     def grow(self, n: int) -> None:
         super().grow(n)
@@ -120,6 +123,7 @@ class ChangePoints(OneRule):
         mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
         scale = np.maximum(dev * 1.25, scale_floor(self.resolution, mean))
         ready = self.ready[slots][:, None]
+        k = ALLOWANCE
         if self.weekly:
             raw, hour = x, ts // _HOUR_MS
             complete = self.complete[slots]
@@ -127,10 +131,10 @@ class ChangePoints(OneRule):
                                self.daily[slots, hour % DAY_BINS])
             x = x - profile
             ready = ready & (complete | self.daily_complete[slots])[:, None]
+            k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
         last = self.last_ts[slots]
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
-        k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale) if self.weekly else ALLOWANCE
         w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
         up = np.where(ready & have, np.maximum(0, self.up[slots] + w * (z - k)), 0.0)
         down = np.where(ready & have, np.maximum(0, self.down[slots] - w * (z + k)), 0.0)
