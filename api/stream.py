@@ -28,7 +28,7 @@ from firewatch.api.fields import MAX_ID
 from firewatch.api.tables import DeviceState
 from firewatch.contract.db import OPEN_STATES, Alert, AlertState, AuditEntry, Device
 from firewatch.contract.kinds import METRIC_LABELS_ZH
-from firewatch.contract.rules import REASONS_ZH, rule_labels
+from firewatch.contract.rules import EXPLAIN_ZH, REASONS_ZH, rule_labels
 from firewatch.notify import HANDED_OFF, HANDOFF_FAILED, NOBODY_REACHABLE
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -53,6 +53,8 @@ class Snapshot(BaseModel):
     rule_labels: dict[str, dict[str, str]]
     """`kind.rule` → {en, zh, unit}: the console says each alert in its language."""
     reason_labels: list[tuple[str, str]]
+    explain_labels: list[tuple[str, str]]
+    """The learned detectors' explanations for a zh screen: (pattern, Chinese), applied in turn."""
     """Correlation's reasons for a zh screen: (pattern, Chinese with `$1`… for its groups)."""
     metric_labels: dict[str, str]
     """Metric label → Chinese, for chart titles."""
@@ -244,6 +246,7 @@ async def snapshot(request: Request, c: Ctx, _: Viewer) -> Response:
                 "districts": [d.model_dump() for d in await registry(c)],
                 "rule_labels": RULE_LABELS,
                 "reason_labels": REASONS_ZH,
+                "explain_labels": EXPLAIN_ZH,
                 "metric_labels": METRIC_LABELS_ZH,
                 "unreachable": [AuditOut.model_validate(a).model_dump() for a in unreachable],
                 "handoffs": [AuditOut.model_validate(a).model_dump() for a in handoffs],

@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any, Literal, get_args
 
 from firewatch.contract.db import Severity
+from firewatch.contract.kinds import METRIC_LABELS_ZH
 
 Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "multivariate", "changepoint", "daily",
                   "weekly_shift", "frozen", "jump", "event"]
@@ -306,6 +307,40 @@ def reason_zh(reason: str) -> str:
     return reason
 
 
+EXPLAIN_ZH: tuple[tuple[str, str], ...] = (
+    (r"\(missing, ", "(缺失, "),
+    (r"([^;,\s][^;,]*?) higher than usual \(([^,]+), usually ([^;]+); (\d+%)\)", "$1高于常值（$2，常值 $3，占 $4）"),
+    (r"([^;,\s][^;,]*?) lower than usual \(([^,]+), usually ([^;]+); (\d+%)\)", "$1低于常值（$2，常值 $3，占 $4）"),
+    (r"([^;,\s][^;,]*?) shifted up: now about ([^,]+), usually (\S+)", "$1上移：现约 $2，常值 $3"),
+    (r"([^;,\s][^;,]*?) shifted down: now about ([^,]+), usually (\S+)", "$1下移：现约 $2，常值 $3"),
+    (r" \(CUSUM (\S+), h (\S+)\)$", "（累积和 $1，判定值 $2）"),
+    (r"([^;,\s][^;,]*?) (-?[\d.]+(?:e[-+]?\d+)? \S*) at (\d\d:00-\d\d:00) UTC, usually (\S+) at this hour",
+     "$1 $2（UTC $3），该时段常值 $4"),
+    (r" \((\S+) dev\)$", "（偏离 $1 倍）"),
+    (r"^(\S+) x its limit; ", "达限值的 $1 倍；"),
+    (r"）, ", "）；"),
+    (r" \[standby\]$", "（待机）"),
+    (r" \[running\]$", "（运行）"),
+    (r"held long enough$", "持续超限"),
+    (r"no single metric stands out$", "无单一突出指标"),
+)
+"""How the learned detectors explain an alert (alerting/detect: the multivariate model's contributions, a
+change point, the hour's load), in Chinese: patterns applied in turn to what follows the rule's label, then
+each metric's label (`METRIC_LABELS_ZH`); the same text for Python and the console's JavaScript."""
+
+
+def explain_zh(why: str) -> str | None:
+    """A learned detector's explanation in Chinese; None when it is not one (a plain level's summary)."""
+    said = why
+    for pattern, zh in EXPLAIN_ZH:
+        said = re.sub(pattern, zh.replace("$", "\\"), said)
+    if said == why:
+        return None
+    for en in sorted(METRIC_LABELS_ZH, key=len, reverse=True):
+        said = said.replace(en, METRIC_LABELS_ZH[en])
+    return said
+
+
 def summary_zh(alert: Any) -> str:
     """An alert said from its rule's Chinese label and its numbers, as the console says it:
     `水压低：0.09 MPa（阈值 0.1 MPa）`, `火警：3F east`. Alerting's own summaries are English and
@@ -314,6 +349,9 @@ def summary_zh(alert: Any) -> str:
     summary = alert.summary or alert.rule
     if label is None or not summary.startswith(label["en"]):
         return summary
+    why = explain_zh(summary[len(label["en"]) + 2:]) if summary.startswith(label["en"] + ": ") else None
+    if why is not None:
+        return f"{label['zh']}：{why}"
     unit = alert.unit or label["unit"]
     if alert.value is not None and alert.threshold is not None:
         return f"{label['zh']}：{_num(alert.value)} {unit}（阈值 {_num(alert.threshold)} {unit}）"

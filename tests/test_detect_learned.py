@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import tempfile
 
 import numpy as np
@@ -16,6 +17,7 @@ from firewatch.alerting.registry import Registry
 from firewatch.alerting.signal import Signal
 from firewatch.contract.db import open_store
 from firewatch.contract.payload import Reading
+from firewatch.contract.rules import summary_zh
 
 T0 = 1_763_856_000_000  # midnight UTC
 MIN = 60_000
@@ -95,6 +97,7 @@ def test_flow_down_while_current_stays_up_is_seen_and_named() -> None:
     (alert,) = fired(sig, "pattern_abnormal")
     assert alert.ts_ms <= T0 + (DAY + 2) * MIN
     assert "flow lower than usual" in alert.summary and "[running]" in alert.summary
+    assert "流量低于常值" in zh(alert) and zh(alert).endswith("（运行）")
     assert not [s for s in sig if s.severity and s.rule != "pattern_abnormal"]
     # readings inside the alert taught nothing: the learned mean flow is what it was
     s = d.index["D1"]
@@ -181,6 +184,7 @@ def test_a_level_shift_stays_alerted_while_it_lasts_and_clears_when_it_goes_back
     (alert,) = fired(sig, "level_shift")
     assert T0 + DAY * MIN < alert.ts_ms <= T0 + (DAY + 10) * MIN  # far below every level, seen within minutes
     assert alert.metric == "residual_ma" and "shifted up: now about" in alert.summary
+    assert "剩余电流上移：现约" in zh(alert)
     assert not [s for s in sig if s.rule == "level_shift" and s.severity is None]  # 5 h shifted: still open
     back = [(T0 + (DAY + 300 + i) * MIN, {"residual_ma": 80 + rng.gauss(0, 2)}) for i in range(60)]
     sig = feed(d, back)
@@ -199,6 +203,14 @@ def test_a_level_shift_that_lasts_a_day_is_the_new_normal() -> None:
     assert 86_400_000 <= cleared[0].ts_ms - raised[0].ts_ms <= 86_400_000 + 30 * MIN
 
 
+def zh(alert: Signal) -> str:
+    """The alert as a zh center's console and messages say it: the learned detector's explanation in Chinese,
+    no English word left in it."""
+    said = summary_zh(alert)
+    assert not re.search(r"[a-z]{3,}", said), said
+    return said
+
+
 def test_the_same_current_is_normal_in_the_evening_and_not_at_4am() -> None:
     rng = random.Random(5)
     d = det("electrical")
@@ -215,6 +227,7 @@ def test_the_same_current_is_normal_in_the_evening_and_not_at_4am() -> None:
     feed(d, [(T0 + (4 * 1440 + i) * MIN, {"current_a_a": amps(i), "temp1_c": 30.0}) for i in range(240)])
     (alert,) = fired(feed(d, night), "load_abnormal")
     assert "04:00-05:00 UTC" in alert.summary and "current A" in alert.summary
+    assert "A相电流" in zh(alert) and "（UTC 04:00-05:00），该时段常值" in zh(alert)
 
 
 def test_learned_models_survive_a_restart() -> None:

@@ -35,13 +35,23 @@ const summaryOf = (a) => {
   const l = ruleLabels[`${a.kind}.${a.rule}`];
   if (!l) return a.summary || a.rule;
   if (language() === "en") return a.summary || l.en;
+  const why = a.summary && a.summary.startsWith(`${l.en}: `) ? explainOf(a.summary.slice(l.en.length + 2)) : null;
+  if (why !== null) return `${l.zh}：${why}`;
   const unit = a.unit || l.unit;
   if (a.value != null && a.threshold != null) return `${l.zh}：${num(a.value)} ${unit}（阈值 ${num(a.threshold)} ${unit}）`;
   if (a.kind === "panel" && a.zone) return `${l.zh}：${a.zone}`;
   return l.zh;
 };
 let reasonLabels = []; // [RegExp, Chinese with $1…]: correlation's reasons for a zh screen
+let explainLabels = []; // [RegExp (global), Chinese with $1…]: the learned detectors' explanations, in turn
 let metricLabels = {};  // metric label -> Chinese: chart titles
+/** A learned detector's explanation in Chinese (contract.rules.explain_zh); null when it is not one. */
+const explainOf = (why) => {
+  const said = explainLabels.reduce((s, [re, zh]) => s.replace(re, zh), why);
+  if (said === why) return null;
+  return Object.keys(metricLabels).sort((x, y) => y.length - x.length)
+    .reduce((s, en) => s.split(en).join(metricLabels[en]), said);
+};
 /** A correlation reason in the screen's language (alerting says them in English). */
 const reasonOf = (r) => {
   if (language() === "en") return r;
@@ -702,6 +712,7 @@ async function start(me) {
   for (const d of snap.districts) districts.set(d.code, d);
   ruleLabels = snap.rule_labels || {};
   reasonLabels = (snap.reason_labels || []).map(([pattern, zh]) => [new RegExp(pattern), zh]);
+  explainLabels = (snap.explain_labels || []).map(([pattern, zh]) => [new RegExp(pattern, "g"), zh]);
   metricLabels = snap.metric_labels || {};
   api("/api/v1/roster").then((r) => {
     people.clear();
