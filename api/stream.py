@@ -53,9 +53,9 @@ class Snapshot(BaseModel):
     rule_labels: dict[str, dict[str, str]]
     """`kind.rule` → {en, zh, unit}: the console says each alert in its language."""
     reason_labels: list[tuple[str, str]]
+    """Correlation's reasons for a zh screen: (pattern, Chinese with `$1`… for its groups)."""
     explain_labels: list[tuple[str, str]]
     """The learned detectors' explanations for a zh screen: (pattern, Chinese), applied in turn."""
-    """Correlation's reasons for a zh screen: (pattern, Chinese with `$1`… for its groups)."""
     metric_labels: dict[str, str]
     """Metric label → Chinese, for chart titles."""
     unreachable: list[AuditOut]
