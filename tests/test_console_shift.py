@@ -256,7 +256,17 @@ def test_reasons_chart_titles_and_the_hazard_link_read_in_chinese(browser: Brows
          "district": hydrant.district, "site": hydrant.site, "metric": "pressure_mpa", "value": 0.06,
          "threshold": 0.10, "unit": "MPa", "started_ms": now - 3_600_000, "last_seen_ms": now},
     )
+    pump = fleet.of_kind("pump")[0]
+    (pattern,) = insert_alerts(api.settings, {
+        "rule": "pattern_abnormal", "severity": "warning", "kind": "pump", "device_id": pump.id,
+        "district": pump.district, "site": pump.site, "value": 3.2, "threshold": 1.0, "unit": "x limit",
+        "summary": "readings unlike this device's learned normal: 3.2 x its limit; flow lower than usual "
+                   "(21 L/s, usually 30; 71%), motor current higher than usual (46 A, usually 41; 20%) [running]",
+        "started_ms": now - 600_000, "last_seen_ms": now})
     page = open_console(browser, api, keys["viewer"])
+    expect(page.locator(f"#queue li[data-id='{pattern}'] .what")).to_have_text(
+        "读数组合偏离本设备常态：达限值的 3.2 倍；流量低于常值（21 L/s，常值 30，占 71%）；"
+        "电机电流高于常值（46 A，常值 41，占 20%）（运行）")
     reasons = page.locator(f"#queue li[data-id='{fire}'] ul.reasons li")
     expect(reasons).to_have_text(["3F east 区 120 秒内 3 个点位报警", "5 分钟未复位", "no such reason"])
     page.click(f"#queue li[data-id='{low}'] .where")
