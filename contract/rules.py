@@ -24,7 +24,7 @@ from firewatch.contract.db import Severity
 from firewatch.contract.kinds import METRIC_LABELS_ZH
 
 Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "multivariate", "changepoint", "daily",
-                  "weekly_shift", "frozen", "jump", "event"]
+                  "weekly_shift", "cycle", "frozen", "jump", "event"]
 
 UNIT_FEATURES: frozenset[Feature] = frozenset({"value", "spread", "unbalance", "rate", "drift", "jump"})
 """Features whose levels are written in the metric's own unit (a standard's 70 °C, 0.05 MPa/min, a jump of a
@@ -104,6 +104,11 @@ interval h in deviations, `window_s` the level's memory (a departure lasting it 
 wider allowance), and after its hour of the week once every hour of the week has been seen twice (two weeks,
 whatever a training window says)."""
 TEMP_SHIFT_LABEL = "temperature away from its normal"
+TEMP_CYCLE = Params(70, None, 30, for_s=43200, window_s=86400, warmup_s=WHOLE_DAY_S)
+"""The day's cycle lost (`cycle`, after the week's profile `temp_shift` learned): `warning` is the share of the
+usual cycle lost, in %, held for `for_s` (12 hours: a lost setback lasts days, a grey day does not; a whole day
+came a day late); `window_s` the fit's memory."""
+TEMP_CYCLE_LABEL = "temperature no longer follows its daily cycle"
 
 ELECTRICAL: tuple[Rule, ...] = (
     Rule("residual_current", "value", ("residual_ma",), Params(240, 300, 20), "residual current", "mA",
@@ -159,6 +164,7 @@ HYDRANT: tuple[Rule, ...] = (
          warmup_s=WHOLE_DAY_S), "water pressure abnormally low for this hydrant", "dev", direction=-1),
     Rule("level_shift", "changepoint", ("pressure_mpa",), SHIFT, SHIFT_LABEL, "dev"),
     Rule("temp_shift", "weekly_shift", ("temp_c",), TEMP_SHIFT, TEMP_SHIFT_LABEL, "dev"),
+    Rule("temp_cycle", "cycle", ("temp_c",), TEMP_CYCLE, TEMP_CYCLE_LABEL, "%"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
     Rule("sensor_jump", "jump", ("pressure_mpa",), Params(3, None, 2, window_s=3600), "sensor value jumping",
@@ -183,6 +189,7 @@ PUMP: tuple[Rule, ...] = (
     Rule("pattern_abnormal", "multivariate", ("pressure_mpa", "flow_lps", "current_a", "voltage_v", "vibration_mm_s"),
          PATTERN, PATTERN_LABEL, "x limit"),
     Rule("temp_shift", "weekly_shift", ("temp_c",), TEMP_SHIFT, TEMP_SHIFT_LABEL, "dev"),
+    Rule("temp_cycle", "cycle", ("temp_c",), TEMP_CYCLE, TEMP_CYCLE_LABEL, "%"),
     Rule("sensor_frozen", "frozen", ("pressure_mpa",), Params(86400, None, 0), "sensor value frozen", "s",
          severities=WARNING_ONLY),
 )
@@ -263,7 +270,7 @@ def default_level(kind: str, rule: str, level: Level) -> float:
 LABELS_ZH: dict[str, str] = {
     "a point false-alarms repeatedly": "点位反复误报", "arc fault": "故障电弧", "backup power fault": "备用电源故障",
     "battery low": "电池电量低", "readings unlike this device's learned normal": "读数组合偏离本设备常态",
-    "current or cable temperature unusual for the time of day": "电流或线缆温度与该时段常态不符", "level shift": "读数水平突变", "temperature away from its normal": "温度偏离常态", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
+    "current or cable temperature unusual for the time of day": "电流或线缆温度与该时段常态不符", "level shift": "读数水平突变", "temperature away from its normal": "温度偏离常态", "temperature no longer follows its daily cycle": "温度失去昼夜变化规律", "control room did not answer the duty check": "监控室未应答查岗", "cable temperature": "线缆温度", "cable temperature abnormal for this device": "线缆温度异常（偏离本设备常态）",
     "cable temperature rise": "线缆温升过快", "cover open": "井盖/箱盖打开", "fault": "故障", "fault unrepaired (hazard)": "故障未修复（隐患）",
     "fire alarm": "火警", "hazard order overdue": "隐患工单超期未整改", "freeze risk": "冰冻风险", "high water pressure": "水压过高", "hydrant tilted (knocked over?)": "消火栓倾斜（被撞倒？）",
     "impossible sensor values": "传感器数值不可能", "low outlet pressure": "出口压力低", "low water pressure": "水压低",
@@ -314,6 +321,8 @@ EXPLAIN_ZH: tuple[tuple[str, str], ...] = (
     (r"([^;,\s][^;,]*?) shifted up: now about ([^,]+), usually (\S+)", "$1上移：现约 $2，常值 $3"),
     (r"([^;,\s][^;,]*?) shifted down: now about ([^,]+), usually (\S+)", "$1下移：现约 $2，常值 $3"),
     (r" \(CUSUM (\S+), h (\S+)\)$", "（累积和 $1，判定值 $2）"),
+    (r"([^;,\s][^;,]*?) keeps (\d+%) of its usual daily cycle \(usually ([^)]+) from night to day\)",
+     "$1的昼夜变化仅剩常态的 $2（通常昼夜相差 $3）"),
     (r"([^;,\s][^;,]*?) (-?[\d.]+(?:e[-+]?\d+)? \S*) at (\d\d:00-\d\d:00) UTC, usually (\S+) at this hour",
      "$1 $2（UTC $3），该时段常值 $4"),
     (r" \((\S+) dev\)$", "（偏离 $1 倍）"),

@@ -71,18 +71,22 @@ def plan(rng: np.random.Generator, rows: int, healthy_days: int = HEALTHY_DAYS) 
     return out
 
 
-def recording(seed: int, rows: int = 365 * 24, healthy_days: int = HEALTHY_DAYS) -> tuple[np.ndarray, list[Failure]]:
-    """(hourly values, failures) of one recording."""
+def recording(seed: int, rows: int = 365 * 24, healthy_days: int = HEALTHY_DAYS,
+              holidays: int = 0) -> tuple[np.ndarray, list[Failure]]:
+    """(hourly values, failures) of one recording; `holidays` weekdays (drawn apart, so a recording without
+    them is unchanged) go as a weekend: the working day's warmth is missing, and that is no failure."""
     rng = np.random.default_rng(seed)
     t = np.arange(rows)
     hour, weekday = t % 24, (t // 24 + 3) % 7  # 2026-01-01 is a Thursday
+    days = np.arange(rows // 24)
+    off = np.random.default_rng([seed, 1]).choice(days[(days + 3) % 7 < 5], min(holidays, len(days)), replace=False)
     base = rng.uniform(18, 24)
     season = rng.uniform(0.5, 3) * np.sin(2 * np.pi * (t / (365 * 24) + rng.uniform()))
     weather = rng.uniform(0.3, 1.2) * wander(rng, rows, rng.uniform(48, 240))
     swing = rng.uniform(1, 3)
     day = np.clip((hour - 7) / 2, 0, 1) * np.clip((19 - hour) / 2, 0, 1)
     """0 at night, 1 through the working day, ramps of two hours."""
-    weekend = np.where(weekday >= 5, rng.uniform(0.2, 0.7), 1.0)
+    weekend = np.where((weekday >= 5) | np.isin(t // 24, off), rng.uniform(0.2, 0.7), 1.0)
     cycle = swing * (day * weekend - 0.5)
     x = base + season + weather + cycle
     failures = plan(rng, rows, healthy_days)
@@ -112,10 +116,10 @@ def windows(failures: list[Failure], rows: int) -> list[list[str]]:
 
 
 def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60,
-          healthy_days: int = HEALTHY_DAYS) -> tuple[str, list[list[str]]]:
+          healthy_days: int = HEALTHY_DAYS, holidays: int = 0) -> tuple[str, list[list[str]]]:
     """One recording as `temps{seed}.csv` (NAB's columns: timestamp, value); its name and windows. With `minutes`
     under 60 the hours are interpolated to that reporting period, each reading with noise of its own (0.08)."""
-    values, failures = recording(seed, rows, healthy_days)
+    values, failures = recording(seed, rows, healthy_days, holidays)
     per_hour = 60 // minutes
     if per_hour > 1:
         t = np.arange(rows * per_hour) / per_hour
@@ -129,7 +133,7 @@ def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60,
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m firewatch.simulators.temps DIR [--seeds 20] [--first 0] [--minutes 60] [--days 365]
-    [--healthy-days 21]`: recordings and labels.json."""
+    [--healthy-days 21] [--holidays 0]`: recordings and labels.json."""
     p = argparse.ArgumentParser(prog="python -m firewatch.simulators.temps", description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--seeds", type=int, default=20)
@@ -137,9 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=int, default=60, choices=(1, 5, 10, 15, 30, 60), help="reporting period")
     p.add_argument("--days", type=int, default=365, help="length of each recording")
     p.add_argument("--healthy-days", type=int, default=HEALTHY_DAYS, help="no failure before this day")
+    p.add_argument("--holidays", type=int, default=0, help="weekdays a year without the working day")
     a = p.parse_args(argv)
     a.folder.mkdir(parents=True, exist_ok=True)
-    labels = dict(write(a.folder, seed, a.days * 24, a.minutes, a.healthy_days)
+    labels = dict(write(a.folder, seed, a.days * 24, a.minutes, a.healthy_days, a.holidays)
                   for seed in range(a.first, a.first + a.seeds))
     (a.folder / "labels.json").write_text(orjson.dumps(labels, option=orjson.OPT_INDENT_2).decode())
 

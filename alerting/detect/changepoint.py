@@ -33,7 +33,11 @@ event time (at most one): a temperature's residuals are autocorrelated over
 hours, and a logger every 5 minutes must not cross h twelve times faster than an
 hourly one. An hour of the week was chosen over an hour of the day by
 measurement: with the day alone every weekend of an office's temperature was a
-level shift (`simulators/temps.py`).
+level shift (`simulators/temps.py`). A reading is judged against the same hour
+of the week's quietest day (the least swing) where that is nearer: a holiday is
+a Sunday on a Thursday, and its working hours at the night's level were a shift
+down. The level and its deviation still learn from the residual after the
+reading's own hour, so the nearer choice does not shrink what noise is.
 
 Until the week's profile is complete an hour-of-the-day profile (`DAY_BINS`,
 learned the same way over about `PROFILE_DAYS`) stands in, once each hour has
@@ -69,6 +73,7 @@ PROFILE_WEEKS = 8
 MIN_WEEKS = 2
 DAY_BINS = 24
 """Hours of the day: the profile judged against until the week's is complete."""
+_WEEKDAYS = 24 * np.arange(7)
 PROFILE_DAYS = 7
 MIN_DAYS = 3
 
@@ -108,11 +113,14 @@ class ChangePoints(OneRule):
         """Every hour of the day has learned `MIN_DAYS` days."""
         self.swing = np.zeros((0, m))
         """The day's profile's highest hour less its lowest: what the allowance widens by while it judges."""
+        self.quiet = np.zeros(0, dtype=np.int64)
+        """The first bin of the week's quietest day (the least swing), which a holiday resembles."""
 
     def grow(self, n: int) -> None:
         super().grow(n)
         if self.weekly:
-            for name in ("profile", "weeks", "profiled", "complete", "daily", "days", "daily_complete", "swing"):
+            for name in ("profile", "weeks", "profiled", "complete", "daily", "days", "daily_complete", "swing",
+                         "quiet"):
                 setattr(self, name, grown(getattr(self, name), n, 0))
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -124,17 +132,19 @@ class ChangePoints(OneRule):
         scale = np.maximum(dev * 1.25, scale_floor(self.resolution, mean))
         ready = self.ready[slots][:, None]
         k = ALLOWANCE
+        judged = x
         if self.weekly:
             raw, hour = x, ts // _HOUR_MS
             complete = self.complete[slots]
-            profile = np.where(complete[:, None], self.profile[slots, hour % BINS],
-                               self.daily[slots, hour % DAY_BINS])
+            week = complete[:, None]
+            profile = np.where(week, self.profile[slots, hour % BINS], self.daily[slots, hour % DAY_BINS])
             x = x - profile
+            judged = np.where(week, raw - self._nearest_day(slots, hour, raw - mean), x)
             ready = ready & (complete | self.daily_complete[slots])[:, None]
             k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
         last = self.last_ts[slots]
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
-        z = np.where(have, np.clip((x - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
+        z = np.where(have, np.clip((judged - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
         w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
         up = np.where(ready & have, np.maximum(0, self.up[slots] + w * (z - k)), 0.0)
         down = np.where(ready & have, np.maximum(0, self.down[slots] - w * (z + k)), 0.0)
@@ -169,6 +179,13 @@ class ChangePoints(OneRule):
         self.ready[slots[due]] = True
         return feature[:, None]
 
+    def _nearest_day(self, slots: np.ndarray, hour: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """The week's profile at this hour, or at this hour of the week's quietest day if that is nearer to
+        `off` (the reading less the level): a holiday is a Sunday on a Thursday, and no failure."""
+        days = self.profile[slots[:, None], np.stack([hour % BINS, self.quiet[slots] + hour % 24], axis=1)]
+        pick = np.abs(days - off[:, None]).argmin(axis=1)
+        return np.take_along_axis(days, pick[:, None], axis=1)[:, 0]
+
     def _profile(self, slots: np.ndarray, hour: np.ndarray, have: np.ndarray, off: np.ndarray,
                  clip: np.ndarray) -> None:
         """Teach each hour of the week and of the day how far it lies from the level (`off`, each profile's
@@ -190,6 +207,7 @@ class ChangePoints(OneRule):
         self.complete[s] = self.weeks[s].min(axis=1) >= MIN_WEEKS
         self.daily_complete[s] = self.days[s].min(axis=1) >= MIN_DAYS
         self.swing[s] = np.ptp(self.daily[s], axis=1)
+        self.quiet[s] = _quietest(self.profile[s])
 
     def explain(self, slot: int) -> str:
         """Which metric shifted, and from what level to what."""
@@ -236,6 +254,7 @@ class ChangePoints(OneRule):
             self.weeks[slot] = week[1: 1 + BINS]
             self.profile[slot] = np.array(week[1 + BINS:]).reshape(BINS, m)
             self.complete[slot] = self.weeks[slot].min() >= MIN_WEEKS
+            self.quiet[slot] = _quietest(self.profile[slot][None])[0]
         day = saved.get(self.rules[0].name + ":day") if self.weekly else None
         if day and len(day) == DAY_BINS * (1 + m):
             self.days[slot] = day[:DAY_BINS]
@@ -243,3 +262,8 @@ class ChangePoints(OneRule):
             self.daily_complete[slot] = self.days[slot].min() >= MIN_DAYS
             self.swing[slot] = np.ptp(self.daily[slot], axis=0)
 
+
+def _quietest(profiles: np.ndarray) -> np.ndarray:
+    """The first bin of each [week bins, metrics] profile's day with the least swing."""
+    days = profiles.reshape(len(profiles), BINS // 24, 24, -1)
+    return np.ptp(days, axis=2).sum(axis=2).argmin(axis=1) * 24

@@ -22,6 +22,7 @@ from firewatch.alerting.config import AlertingConfig
 from firewatch.alerting.detect.arrays import grown
 from firewatch.alerting.detect.baseline import Baseline, Drift
 from firewatch.alerting.detect.changepoint import ChangePoints
+from firewatch.alerting.detect.cycle import DayCycle
 from firewatch.alerting.detect.daily import TimeOfDay
 from firewatch.alerting.detect.heartbeat import Heartbeats, silence
 from firewatch.alerting.detect.levels import Change, LevelEngine
@@ -54,7 +55,8 @@ class ReadingDetector:
         columns = {m: i for i, m in enumerate(self.metrics)}
         by = {f: [r for r in READING_RULES[kind] if r.feature in f] for f in
               (("value", "spread", "unbalance"), ("rate",), ("drift",), ("baseline",), ("multivariate",),
-               ("changepoint",), ("weekly_shift",), ("daily",), ("frozen",), ("jump",))}
+               ("changepoint",), ("weekly_shift",), ("cycle",), ("daily",), ("frozen",), ("jump",))}
+        week = ChangePoints(kind, by[("weekly_shift",)], columns, weekly=True)
         self.stages = [
             Thresholds(by[("value", "spread", "unbalance")], columns),
             Rates(by[("rate",)], columns),
@@ -62,7 +64,8 @@ class ReadingDetector:
             Baseline(kind, by[("baseline",)], columns),
             Multivariate(kind, by[("multivariate",)], columns),
             ChangePoints(kind, by[("changepoint",)], columns),
-            ChangePoints(kind, by[("weekly_shift",)], columns, weekly=True),
+            week,
+            DayCycle(kind, by[("cycle",)], columns, week),
             TimeOfDay(kind, by[("daily",)], columns),
             Frozen(kind, by[("frozen",)], columns),
             Jumps(kind, by[("jump",)], columns),
@@ -72,6 +75,7 @@ class ReadingDetector:
         self.levels = LevelEngine(self.rules)
         self.pattern = next(s for s in self.stages if isinstance(s, Multivariate))
         self.shifts, self.week_shifts = (s for s in self.stages if isinstance(s, ChangePoints))
+        self.cycle = next(s for s in self.stages if isinstance(s, DayCycle))
         self.daily = next(s for s in self.stages if isinstance(s, TimeOfDay))
         self.pattern.engine = self.daily.engine = self.levels
         self.heartbeats = Heartbeats()
@@ -107,8 +111,9 @@ class ReadingDetector:
         self.bad_ts[:n] = self.bad_count[:n] = 0
 
     @property
-    def learned(self) -> list[Baseline | Drift | Multivariate | ChangePoints | TimeOfDay]:
-        return [s for s in self.stages if isinstance(s, Baseline | Drift | Multivariate | ChangePoints | TimeOfDay)]
+    def learned(self) -> list[Baseline | Drift | Multivariate | ChangePoints | DayCycle | TimeOfDay]:
+        return [s for s in self.stages
+                if isinstance(s, Baseline | Drift | Multivariate | ChangePoints | DayCycle | TimeOfDay)]
 
     def slot(self, device_id: str, district: str) -> int:
         s = self.index.get(device_id)
@@ -321,6 +326,9 @@ class ReadingDetector:
             shifts = self.shifts if rule.feature == "changepoint" else self.week_shifts
             shown = shifts.metric(c.slot)
             summary = f"{rule.label}: {shifts.explain(c.slot)} (CUSUM {c.value:.3g}, h {threshold:g})"
+        elif c.new and rule.feature == "cycle":
+            shown = self.cycle.metric(c.slot)
+            summary = f"{rule.label}: {self.cycle.explain(c.slot)}"
         elif c.new and rule.feature == "daily":
             summary = f"{rule.label}: {self.daily.explain(c.slot, ts_ms)} ({c.value:.3g} dev)"
         elif c.new:

@@ -1,0 +1,127 @@
+"""The day's cycle lost: a room or machine that no longer cools at night, against the week it has learned.
+
+An office's or a plant room's temperature rises through the working day and
+sets back at night. When the setback is lost (heating or a machine left on, a
+control stuck) the night stays as warm as the day: no reading leaves the day's
+range, the level moves by less than the day's own swing, and a change point on
+the level sees little. What changes is the shape: the day no longer follows
+its cycle.
+
+Per device and metric this stage fits the recent readings (an exponentially
+weighted window, time constant `window_s`, a day; each reading weighted by its
+share of an hour, at most one, so a logger every 5 minutes counts as an hourly
+one) as level + β × the hour of the week's profile that the temperature's change
+points learned (`changepoint.ChangePoints` with `weekly`). β is how much of its
+usual cycle the day keeps: 1 is the usual day, 0 a flat one. The feature is
+the share lost, 100 × (1 − β) %, while the window is warmer than the learned
+level (a night as warm as the day raises it; a holiday, a flat day at the night's
+level, lowers it and is no fault). It is NaN, which neither raises nor clears,
+while the window is not warmer (the level learns a lost setback within days, and
+the alert must not clear and rise again as it does: it clears when the cycle is
+back), and where nothing can be said: before the week's profile is complete and
+a day of it is in the window, and where the cycle expected over the window is
+not at least `VISIBLE` × the reading-to-reading noise (half the mean squared
+difference of successive residuals after the profile, a week's memory: neither
+the weather nor the level enters it; a weekend's small swing, a machine with no
+cycle at all).
+
+Nothing here is learned beyond the window itself, so nothing is saved across a
+restart: a restarted service judges again a day after the week's profile is
+back (`export`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from firewatch.alerting.detect.baseline import OneRule
+from firewatch.alerting.detect.changepoint import BINS, ChangePoints
+from firewatch.contract.kinds import SPECS
+from firewatch.contract.rules import Rule
+
+VISIBLE = 3
+"""The cycle expected over the window, in standard deviations, must be this many times the fit's residual noise:
+a cycle not clearly seen cannot be said to be lost."""
+MIN_HOURS = 20.0
+"""Weight (hours of readings) the window needs, after the week's profile is complete, before it judges."""
+_HOUR_MS = 3_600_000
+
+
+class DayCycle(OneRule):
+    """The `cycle` rule of a kind (at most one), over the metrics the kind's `weekly_shift` rule profiles."""
+
+    ARRAYS: ClassVar[dict[str, float]] = {**dict.fromkeys(("last_ts", "w", "sx", "sp", "sxp", "spp"), 0),
+                                          "beta": 1.0, "prev": np.nan, "jitter": 0}
+
+    def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int], week: ChangePoints) -> None:
+        super().__init__(kind, rules, columns)
+        self.week = week
+        self.at = np.array([week.names.index(m) for m in self.names], dtype=np.int64)
+        """Each metric's column in the week's profile."""
+        m = len(self.names)
+        self.last_ts = np.zeros(0, dtype=np.int64)
+        self.w, self.sx, self.sp, self.sxp, self.spp = (np.zeros((0, m)) for _ in range(5))
+        self.prev = np.zeros((0, m))
+        self.jitter = np.zeros((0, m))
+        self.beta = np.zeros((0, m))
+        """The latest fit's share of the usual cycle, for `explain`."""
+
+    def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
+        if not self.rules:
+            return np.empty((len(slots), 0))
+        week = self.week
+        x = v[:, self.cols]
+        complete = week.complete[slots][:, None]
+        have = ~np.isnan(x) & complete
+        p = week.profile[slots, (ts // _HOUR_MS) % BINS][:, self.at].astype(float)
+        last = self.last_ts[slots]
+        dt = np.maximum(ts - np.where(last > 0, last, ts), 0)
+        decay = np.exp(-dt / self.tau_ms[slots])[:, None]
+        weight = np.where(have, np.minimum(np.where(last > 0, dt, _HOUR_MS) / _HOUR_MS, 1)[:, None], 0)
+        x0 = np.where(have, x, 0)
+        sums = []
+        for name, term in (("w", 1.0), ("sx", x0), ("sp", p), ("sxp", x0 * p), ("spp", p * p)):
+            s = getattr(self, name)[slots] * decay + weight * term
+            getattr(self, name)[slots] = s
+            sums.append(s)
+        w, sx, sp, sxp, spp = sums
+        self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
+        r = x - p
+        step = have & (dt[:, None] <= _HOUR_MS) & ~np.isnan(self.prev[slots])
+        jitter = self.jitter[slots]
+        d2 = np.where(step, (r - self.prev[slots]) ** 2 / 2, 0)
+        a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * self.tau_ms[slots][:, None])), 1e-3), 0)
+        self.jitter[slots] = np.where(jitter == 0, d2, jitter + a * (np.minimum(d2, 16 * jitter) - jitter))
+        self.prev[slots] = np.where(have, r, self.prev[slots])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vp = spp - sp * sp / w
+            cxp = sxp - sx * sp / w
+            beta = cxp / vp
+            noise = self.jitter[slots] * w
+            judged = (w >= MIN_HOURS) & (vp > VISIBLE * VISIBLE * noise) & complete & ~self.teaching
+            warmer = sx / w > week.mean[slots][:, self.at] + sp / w
+        self.beta[slots] = np.where(judged, beta, self.beta[slots])
+        lost = np.where(judged & warmer, 100 * (1 - beta), np.nan)
+        return np.fmax.reduce(lost, axis=1)[:, None]
+
+    def explain(self, slot: int) -> str:
+        """How much of its usual cycle the day keeps, and what that cycle is."""
+        i = int(np.argmin(self.beta[slot]))
+        m = SPECS[self.kind].metrics[self.names[i]]
+        swing = float(np.ptp(self.week.profile[slot, :, self.at[i]]))
+        return (f"{m.label} keeps {max(self.beta[slot, i], 0) * 100:.0f}% of its usual daily cycle "
+                f"(usually {swing:.2g} {m.unit} from night to day)")
+
+    def metric(self, slot: int) -> str:
+        return self.names[int(np.argmin(self.beta[slot]))] if self.names else ""
+
+    def commission(self, n: int) -> None:
+        """Nothing to do: the window judges once the week's profile is complete, training window or not."""
+
+    def export(self, slot: int) -> dict[str, list[float]]:
+        return {}
+
+    def restore(self, slot: int, saved: dict[str, list[float]]) -> None:
+        """Nothing saved: the window is a day of readings, not a model (the module's docstring)."""
