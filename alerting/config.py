@@ -297,6 +297,6 @@ def _check(rule: Rule, p: Params, kind: str, key: str) -> None:
                 )
         elif v <= 0:
             raise SettingsError(f"{key}.{level}: must be > 0")
-    if p.warning is not None and p.alarm is not None and (p.warning - p.alarm) * rule.direction > 0:
-        word = "above" if rule.direction > 0 else "below"
+    if p.warning is not None and p.alarm is not None and (p.warning - p.alarm) * rule.worse > 0:
+        word = "above" if rule.worse > 0 else "below"
         raise SettingsError(f"{key}.warning: {p.warning} must not be {word} the alarm level {p.alarm}")

@@ -26,6 +26,10 @@ from firewatch.contract.kinds import METRIC_LABELS_ZH
 Feature = Literal["value", "spread", "unbalance", "rate", "drift", "baseline", "multivariate", "changepoint", "daily",
                   "weekly_shift", "cycle", "frozen", "jump", "event"]
 
+READING_FEATURES: frozenset[Feature] = frozenset({"value", "spread", "unbalance"})
+"""Features whose levels are readings, worse in the rule's `direction` (a low pressure's warning lies above its
+alarm); every other feature reports its departure as a positive number (a pressure's fall per minute), so a
+higher level is always the worse one."""
 UNIT_FEATURES: frozenset[Feature] = frozenset({"value", "spread", "unbalance", "rate", "drift", "jump"})
 """Features whose levels are written in the metric's own unit (a standard's 70 °C, 0.05 MPa/min, a jump of a
 quarter of full scale); the others are in deviations or multiples of what the device's own readings taught."""
@@ -64,6 +68,11 @@ class Rule:
     """Where the default levels come from (DOMAIN.md): a standard's clause, or field practice."""
     rated: str = ""
     """The nameplate value (`NAMEPLATE`) this rule's fixed levels derive from, if any."""
+
+    @property
+    def worse(self) -> int:
+        """Which way a level is worse: the rule's direction for levels that are readings, else up."""
+        return self.direction if self.feature in READING_FEATURES else 1
 
 
 NAMEPLATE: dict[str, dict[str, float | None]] = {

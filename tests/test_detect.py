@@ -220,6 +220,7 @@ def test_point_that_false_alarms_repeatedly() -> None:
         ({"electrical": {"residual_current": {"alarm": 0.0, "warning": -5}}}, "alerting.electrical.residual_current.warning"),
         ({"electrical": {"residual_current": {"alarm": "high"}}}, "alerting.electrical.residual_current.alarm"),
         ({"hydrant": {"pressure_low": {"warning": 0.05}}}, "alerting.hydrant.pressure_low.warning: 0.05 must not be below"),
+        ({"hydrant": {"pressure_drop": {"warning": 0.3}}}, "alerting.hydrant.pressure_drop.warning: 0.3 must not be above"),
         ({"districts": {"510104": {"pump": {"nope": {}}}}}, "alerting.districts.510104.pump.nope"),
         ({"devices": {"E1": {"residual_current": {"for_s": -1}}}}, "alerting.devices.E1.residual_current.for_s"),
         ({"electrical": {"temp_rise": {"warning": -1}}}, "alerting.electrical.temp_rise.warning: must be > 0"),
@@ -229,6 +230,15 @@ def test_point_that_false_alarms_repeatedly() -> None:
 def test_bad_threshold_settings_are_refused_by_key(raw: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
         load(raw)
+
+
+def test_a_falling_rule_named_in_the_settings_keeps_its_levels() -> None:
+    """A fall per minute is a positive number, worse as it grows: naming `pressure_drop` at all (to turn it off,
+    or to move its for_s) was refused as "0.05 must not be below the alarm level 0.2", and so was every
+    `eval --scale --kind hydrant`."""
+    config = load({"hydrant": {"pressure_drop": {"enabled": False}, "pressure_leak": {"warning": 0.04}}})
+    assert not config.params("hydrant")["pressure_drop"].enabled
+    assert config.params("hydrant")["pressure_leak"].warning == 0.04
 
 
 def test_minimum_duration_completed_between_two_readings_still_fires_at_its_time() -> None:

@@ -43,8 +43,7 @@ class LevelEngine:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
         r = len(rules)
-        self.sign = np.array([float(x.direction) if x.feature in ("value", "spread", "unbalance") else 1.0
-                              for x in rules])
+        self.sign = np.array([float(x.worse) for x in rules])
         self.table = np.zeros((0, 4, r))
         """Per group of devices whose levels are the same, and rule: warning, alarm, and both less the
         deadband (where a level holds). A city has a few such groups, so the table stays in cache where
