@@ -14,7 +14,10 @@ so the alert stays open while the level stays shifted (an operator sees a
 valve left half closed until it is opened again; scoring per reading rewards
 that too) and clears within a few readings of its return. Only a shift that
 has lasted the rule's memory (`window_s`, a day) is taken as the new level:
-the baseline restarts at the recent level and the sums at zero. Warm-up as the other learned stages
+the baseline restarts at the recent level and the sums at zero. For `PRIOR`
+memories after that, a reading nearer the level before the shift than the new
+one is the shift's end (the valve opened, the cooling repaired): the baseline
+goes back to the level before, and no second alert is raised for the return. Warm-up as the other learned stages
 (`baseline.warmed_up`: `warmup_s` of history, a whole day by default, or a
 fast device's quarter of an hour), at least `MIN_READINGS`.
 
@@ -64,6 +67,9 @@ ALLOWANCE = 2.0
 CLIP = 4.0
 MIN_READINGS = 30
 HOLD = 1.5
+PRIOR = 4
+"""For this many level memories after a shift was taken as the new level, a reading nearer the level before it
+than the new one is the shift's end: the level goes back to it and nothing is raised."""
 RECENT = 0.2
 """Weight of the newest reading in the recent level a change restarts from."""
 BINS = 168
@@ -81,7 +87,8 @@ MIN_DAYS = 3
 class ChangePoints(OneRule):
     """The `changepoint` rule of a kind (at most one), one CUSUM per metric of it; `h` is its decision interval."""
 
-    ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(("last_ts", "count", "mean", "dev", "recent", "up", "down", "since", "ready"), 0)
+    ARRAYS: ClassVar[dict[str, float]] = dict.fromkeys(
+        ("last_ts", "count", "mean", "dev", "recent", "up", "down", "since", "ready", "prior", "until"), 0)
 
     def __init__(self, kind: str, rules: list[Rule], columns: dict[str, int], weekly: bool = False) -> None:
         super().__init__(kind, rules, columns)
@@ -97,6 +104,9 @@ class ChangePoints(OneRule):
         self.down = np.zeros((0, m))
         self.since = np.zeros((0, m), dtype=np.int64)
         """When each metric's sum reached h (0: it is below)."""
+        self.prior = np.zeros((0, m))
+        """The level a shift was last taken as the new level from, remembered `until` (0: nothing remembered)."""
+        self.until = np.zeros((0, m), dtype=np.int64)
         self.ready = np.zeros(0, dtype=bool)
         self.profile = np.zeros((0, BINS, m), dtype=np.float32)
         """With `weekly`: how far each hour of the week lies from the level, per metric."""
@@ -143,15 +153,19 @@ class ChangePoints(OneRule):
             ready = ready & (complete | self.daily_complete[slots])[:, None]
             k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
         last = self.last_ts[slots]
+        t = ts[:, None]
+        prior, until = self.prior[slots], self.until[slots]
+        back = have & (t < until) & (np.abs(judged - prior) < np.abs(judged - mean))
+        mean, until = np.where(back, prior, mean), np.where(back, 0, until)
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         z = np.where(have, np.clip((judged - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
         w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
-        up = np.where(ready & have, np.maximum(0, self.up[slots] + w * (z - k)), 0.0)
-        down = np.where(ready & have, np.maximum(0, self.down[slots] - w * (z + k)), 0.0)
+        up, down = (np.where(back, 0.0, a[slots]) for a in (self.up, self.down))
+        up = np.where(ready & have, np.maximum(0, up + w * (z - k)), 0.0)
+        down = np.where(ready & have, np.maximum(0, down - w * (z + k)), 0.0)
         h = self.h[slots][:, None]
         up, down = np.minimum(up, HOLD * h), np.minimum(down, HOLD * h)
         s = np.maximum(up, down)
-        t = ts[:, None]
         since = np.where(s >= h, np.where(self.since[slots] > 0, self.since[slots], t), 0)
         recent = np.where(have, np.where(count == 0, x, self.recent[slots] + RECENT * (x - self.recent[slots])),
                           self.recent[slots])
@@ -166,6 +180,8 @@ class ChangePoints(OneRule):
         dev = np.where(learn & ~new, dev + alpha * (np.abs(resid) - dev), dev)
         if self.weekly:
             self._profile(slots, hour, have, np.where(have, raw - mean, 0), CLIP * scale)
+        self.prior[slots] = np.where(accept, mean, prior)
+        self.until[slots] = np.where(accept, t + PRIOR * self.tau_ms[slots][:, None], until)
         mean = np.where(accept, recent, mean)
         up, down, since = (np.where(accept, 0, a) for a in (up, down, since))
         self.mean[slots], self.dev[slots], self.recent[slots] = mean, dev, recent
