@@ -203,6 +203,20 @@ def test_a_level_shift_that_lasts_a_day_is_the_new_normal() -> None:
     assert 86_400_000 <= cleared[0].ts_ms - raised[0].ts_ms <= 86_400_000 + 30 * MIN
 
 
+def test_a_shift_taken_as_the_new_level_ends_without_a_second_alert_when_it_goes_back() -> None:
+    """A valve left half shut for a day and a half: one alert when it shut, none when it was opened again (the
+    return to the level before the shift used to be a second level shift, up)."""
+    rng = random.Random(6)
+    d = det("hydrant")
+    feed(d, [(T0 + i * 5 * MIN, {"pressure_mpa": 0.40 + rng.gauss(0, 0.003)}) for i in range(300)])
+    shut = feed(d, [(T0 + (300 + i) * 5 * MIN, {"pressure_mpa": 0.36 + rng.gauss(0, 0.003)}) for i in range(400)])
+    assert len(fired(shut, "level_shift")) == 1
+    opened = feed(d, [(T0 + (700 + i) * 5 * MIN, {"pressure_mpa": 0.40 + rng.gauss(0, 0.003)}) for i in range(200)])
+    assert not fired(opened, "level_shift")
+    later = feed(d, [(T0 + (900 + i) * 5 * MIN, {"pressure_mpa": 0.35 + rng.gauss(0, 0.003)}) for i in range(50)])
+    assert len(fired(later, "level_shift")) == 1  # a new shift from the restored level is seen again
+
+
 def zh(alert: Signal) -> str:
     """The alert as a zh center's console and messages say it: the learned detector's explanation in Chinese,
     no English word left in it."""
@@ -290,3 +304,24 @@ def test_a_temperature_learns_its_week_keeps_it_over_a_restart_and_sees_a_failed
             await store.aclose()
 
     asyncio.run(go())
+
+
+def test_a_night_kept_as_warm_as_the_day_is_seen_and_a_holiday_is_not() -> None:
+    """Three weeks of an office's hours teach its week; a working day gone as a Saturday (a holiday: the
+    working hours nearer the night's level) raises nothing, where it used to be a level shift down; then the night
+    setback is lost (22 °C day and night, inside the day's range) and `temp_cycle` says so, in Chinese too."""
+    rng = random.Random(5)
+    d = det("pump")
+    hours = 3 * 7 * 24
+    d0 = 4 * 7 * 24 + 2 * 24  # a working day, as `office` counts them
+    assert not [s for s in feed(d, [(T0 + 60 * MIN * h, {"temp_c": office(h, rng)}) for h in range(hours)])
+                if s.severity]
+    holiday = [(T0 + 60 * MIN * h, {"temp_c": office(h + 3 * 24, rng)}) for h in range(d0, d0 + 24)]  # a Saturday
+    between = [(T0 + 60 * MIN * h, {"temp_c": office(h, rng)}) for h in range(hours, d0)]
+    assert not [s for s in feed(d, between + holiday) if s.severity]
+    after = [(T0 + 60 * MIN * h, {"temp_c": office(h, rng)}) for h in range(d0 + 24, d0 + 48)]
+    warm = [(T0 + 60 * MIN * h, {"temp_c": 22 + rng.gauss(0, 0.15)}) for h in range(d0 + 48, d0 + 5 * 24)]
+    (alert,) = fired(feed(d, after + warm), "temp_cycle")  # with this little noise temp_shift sees it too
+    assert alert.ts_ms - (T0 + 60 * MIN * (d0 + 48)) <= 2 * 86_400_000
+    assert "of its usual daily cycle" in alert.summary
+    assert "昼夜变化仅剩常态的" in zh(alert)
