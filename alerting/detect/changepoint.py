@@ -147,9 +147,9 @@ class ChangePoints(OneRule):
             raw, hour = x, ts // _HOUR_MS
             complete = self.complete[slots]
             week = complete[:, None]
-            profile = np.where(week, self.profile[slots, hour % BINS], self.daily[slots, hour % DAY_BINS])
-            x = x - profile
-            judged = np.where(week, raw - self._nearest_day(slots, hour, raw - mean), x)
+            own = self.profile[slots, hour % BINS]
+            x = x - np.where(week, own, self.daily[slots, hour % DAY_BINS])
+            judged = np.where(week, raw - self._nearest_day(slots, hour, own, raw - mean), x)
             ready = ready & (complete | self.daily_complete[slots])[:, None]
             k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
         last = self.last_ts[slots]
@@ -195,12 +195,11 @@ class ChangePoints(OneRule):
         self.ready[slots[due]] = True
         return feature[:, None]
 
-    def _nearest_day(self, slots: np.ndarray, hour: np.ndarray, off: np.ndarray) -> np.ndarray:
-        """The week's profile at this hour, or at this hour of the week's quietest day if that is nearer to
-        `off` (the reading less the level): a holiday is a Sunday on a Thursday, and no failure."""
-        days = self.profile[slots[:, None], np.stack([hour % BINS, self.quiet[slots] + hour % 24], axis=1)]
-        pick = np.abs(days - off[:, None]).argmin(axis=1)
-        return np.take_along_axis(days, pick[:, None], axis=1)[:, 0]
+    def _nearest_day(self, slots: np.ndarray, hour: np.ndarray, own: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """The week's profile at this hour (`own`), or at this hour of the week's quietest day if that is nearer
+        to `off` (the reading less the level): a holiday is a Sunday on a Thursday, and no failure."""
+        quiet = self.profile[slots, self.quiet[slots] + hour % 24]
+        return np.where(np.abs(off - quiet) < np.abs(off - own), quiet, own)
 
     def _profile(self, slots: np.ndarray, hour: np.ndarray, have: np.ndarray, off: np.ndarray,
                  clip: np.ndarray) -> None:
