@@ -79,7 +79,6 @@ PROFILE_WEEKS = 8
 MIN_WEEKS = 2
 DAY_BINS = 24
 """Hours of the day: the profile judged against until the week's is complete."""
-_WEEKDAYS = 24 * np.arange(7)
 PROFILE_DAYS = 7
 MIN_DAYS = 3
 
