@@ -247,6 +247,8 @@ class ChangePoints(OneRule):
         values = np.concatenate([[self.first_ts[slot], self.last_ts[slot], self.ready[slot]],
                                  *(getattr(self, k)[slot] for k in names)]).astype(float)
         out = {self.rules[0].name + ":cusum": values.tolist()}
+        if self.until[slot].any():
+            out[self.rules[0].name + ":prior"] = [*self.prior[slot].tolist(), *self.until[slot].astype(float).tolist()]
         if self.weekly:
             out[self.rules[0].name + ":week"] = [float(self.profiled[slot]), *self.weeks[slot].astype(float).tolist(),
                                                  *self.profile[slot].ravel().astype(float).tolist()]
@@ -262,6 +264,9 @@ class ChangePoints(OneRule):
         self.first_ts[slot], self.last_ts[slot], self.ready[slot] = int(row[0]), int(row[1]), row[2] > 0
         for i, k in enumerate(("count", "mean", "dev", "recent")):
             getattr(self, k)[slot] = row[3 + i * m: 3 + (i + 1) * m]
+        prior = saved.get(self.rules[0].name + ":prior")
+        if prior and len(prior) == 2 * m:
+            self.prior[slot], self.until[slot] = prior[:m], prior[m:]
         week = saved.get(self.rules[0].name + ":week") if self.weekly else None
         if week and len(week) == 1 + BINS * (1 + m):
             self.profiled[slot] = int(week[0])
