@@ -146,20 +146,27 @@ class ChangePoints(OneRule):
             raw, hour = x, ts // _HOUR_MS
             complete = self.complete[slots]
             week = complete[:, None]
-            own = self.profile[slots, hour % BINS]
-            x = x - np.where(week, own, self.daily[slots, hour % DAY_BINS])
-            judged = np.where(week, raw - self._nearest_day(slots, hour, own, raw - mean), x)
+            if complete.any():
+                own = self.profile[slots, hour % BINS]
+                x = x - np.where(week, own, self.daily[slots, hour % DAY_BINS])
+                judged = np.where(week, raw - self._nearest_day(slots, hour, own, raw - mean), x)
+            else:  # every device still in its first fortnight
+                x = judged = x - self.daily[slots, hour % DAY_BINS]
             ready = ready & (complete | self.daily_complete[slots])[:, None]
             k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
         last = self.last_ts[slots]
         t = ts[:, None]
-        prior, until = self.prior[slots], self.until[slots]
-        back = have & (t < until) & (np.abs(judged - prior) < np.abs(judged - mean))
-        mean, until = np.where(back, prior, mean), np.where(back, 0, until)
+        up, down = self.up[slots], self.down[slots]
+        until = self.until[slots]
+        remembered = until.any()
+        if remembered:  # a shift was taken as the new level lately
+            prior = self.prior[slots]
+            back = have & (t < until) & (np.abs(judged - prior) < np.abs(judged - mean))
+            mean, until = np.where(back, prior, mean), np.where(back | (t >= until), 0, until)
+            up, down = np.where(back, 0.0, up), np.where(back, 0.0, down)
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         z = np.where(have, np.clip((judged - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
         w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
-        up, down = (np.where(back, 0.0, a[slots]) for a in (self.up, self.down))
         up = np.where(ready & have, np.maximum(0, up + w * (z - k)), 0.0)
         down = np.where(ready & have, np.maximum(0, down - w * (z + k)), 0.0)
         h = self.h[slots][:, None]
@@ -179,8 +186,12 @@ class ChangePoints(OneRule):
         dev = np.where(learn & ~new, dev + alpha * (np.abs(resid) - dev), dev)
         if self.weekly:
             self._profile(slots, hour, have, np.where(have, raw - mean, 0), CLIP * scale)
-        self.prior[slots] = np.where(accept, mean, prior)
-        self.until[slots] = np.where(accept, t + PRIOR * self.tau_ms[slots][:, None], until)
+        if accept.any():
+            self.prior[slots] = np.where(accept, mean, self.prior[slots])
+            until = np.where(accept, t + PRIOR * self.tau_ms[slots][:, None], until)
+            remembered = True
+        if remembered:
+            self.until[slots] = until
         mean = np.where(accept, recent, mean)
         up, down, since = (np.where(accept, 0, a) for a in (up, down, since))
         self.mean[slots], self.dev[slots], self.recent[slots] = mean, dev, recent
@@ -221,7 +232,9 @@ class ChangePoints(OneRule):
         self.complete[s] = self.weeks[s].min(axis=1) >= MIN_WEEKS
         self.daily_complete[s] = self.days[s].min(axis=1) >= MIN_DAYS
         self.swing[s] = np.ptp(self.daily[s], axis=1)
-        self.quiet[s] = _quietest(self.profile[s])
+        known = s[self.complete[s]]
+        if len(known):
+            self.quiet[known] = _quietest(self.profile[known])
 
     def explain(self, slot: int) -> str:
         """Which metric shifted, and from what level to what."""
