@@ -74,7 +74,7 @@ RECENT = 0.2
 """Weight of the newest reading in the recent level a change restarts from."""
 BINS = 168
 """Hours of the week."""
-_HOUR_MS = 3_600_000
+HOUR_MS = 3_600_000
 PROFILE_WEEKS = 8
 MIN_WEEKS = 2
 DAY_BINS = 24
@@ -143,7 +143,7 @@ class ChangePoints(OneRule):
         k = ALLOWANCE
         judged = x
         if self.weekly:
-            raw, hour = x, ts // _HOUR_MS
+            raw, hour = x, ts // HOUR_MS
             complete = self.complete[slots]
             week = complete[:, None]
             if complete.any():
@@ -153,7 +153,7 @@ class ChangePoints(OneRule):
             else:  # every device still in its first fortnight
                 x = judged = x - self.daily[slots, hour % DAY_BINS]
             ready = ready & (complete | self.daily_complete[slots])[:, None]
-            k = np.where(complete[:, None], ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
+            k = np.where(week, ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
         last = self.last_ts[slots]
         t = ts[:, None]
         up, down = self.up[slots], self.down[slots]
@@ -166,7 +166,7 @@ class ChangePoints(OneRule):
             up, down = np.where(back, 0.0, up), np.where(back, 0.0, down)
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)[:, None]
         z = np.where(have, np.clip((judged - mean) / scale, -3 * CLIP, 3 * CLIP), 0.0)
-        w = np.minimum(np.where(last > 0, dt[:, 0], _HOUR_MS) / _HOUR_MS, 1)[:, None] if self.weekly else 1.0
+        w = hour_share(last, dt[:, 0])[:, None] if self.weekly else 1.0
         up = np.where(ready & have, np.maximum(0, up + w * (z - k)), 0.0)
         down = np.where(ready & have, np.maximum(0, down - w * (z + k)), 0.0)
         h = self.h[slots][:, None]
@@ -293,6 +293,12 @@ class ChangePoints(OneRule):
             self.daily[slot] = np.array(day[DAY_BINS:]).reshape(DAY_BINS, m)
             self.daily_complete[slot] = self.days[slot].min() >= MIN_DAYS
             self.swing[slot] = np.ptp(self.daily[slot], axis=0)
+
+
+def hour_share(last: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """Each reading's share of an hour of event time since its device's last one (`last`, 0: none yet, a whole
+    hour), at most one: what it moves a sum judged per hour by, whatever the reporting period."""
+    return np.minimum(np.where(last > 0, dt, HOUR_MS) / HOUR_MS, 1)
 
 
 def _quietest(profiles: np.ndarray) -> np.ndarray:

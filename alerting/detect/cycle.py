@@ -37,7 +37,7 @@ from typing import ClassVar
 import numpy as np
 
 from firewatch.alerting.detect.baseline import OneRule
-from firewatch.alerting.detect.changepoint import BINS, ChangePoints
+from firewatch.alerting.detect.changepoint import BINS, HOUR_MS, ChangePoints, hour_share
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.rules import Rule
 
@@ -48,7 +48,6 @@ as many alerts raised outside them on held-out years (docs/alerting.md); a real 
 white noise says."""
 MIN_HOURS = 20.0
 """Weight (hours of readings) the window needs, after the week's profile is complete, before it judges."""
-_HOUR_MS = 3_600_000
 
 
 class DayCycle(OneRule):
@@ -67,7 +66,9 @@ class DayCycle(OneRule):
         """The window's weighted sums of 1, x, p, x·p and p² (x the reading, p its hour's profile), together:
         one gather and one scatter a batch."""
         self.prev = np.zeros((0, m))
+        """Each metric's last residual after its hour's profile (NaN: none yet)."""
         self.jitter = np.zeros((0, m))
+        """Half the mean squared difference of successive residuals: the reading-to-reading noise (`VISIBLE`)."""
         self.beta = np.zeros((0, m))
         """The latest fit's share of the usual cycle, for `explain`."""
 
@@ -80,11 +81,11 @@ class DayCycle(OneRule):
             return np.full((len(slots), 1), np.nan)
         x = v[:, self.cols]
         have = ~np.isnan(x) & complete
-        p = week.profile[slots, (ts // _HOUR_MS) % BINS][:, self.at].astype(float)
+        p = week.profile[slots, (ts // HOUR_MS) % BINS][:, self.at].astype(float)
         last = self.last_ts[slots]
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)
         decay = np.exp(-dt / self.tau_ms[slots])[:, None]
-        weight = np.where(have, np.minimum(np.where(last > 0, dt, _HOUR_MS) / _HOUR_MS, 1)[:, None], 0)
+        weight = np.where(have, hour_share(last, dt)[:, None], 0)
         x0 = np.where(have, x, 0)
         terms = np.stack([np.ones_like(p), x0, p, x0 * p, p * p], axis=1)
         sums = self.sums[slots] * decay[:, :, None] + weight[:, None, :] * terms
@@ -92,7 +93,7 @@ class DayCycle(OneRule):
         w, sx, sp, sxp, spp = sums.transpose(1, 0, 2)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
         r = x - p
-        step = have & (dt[:, None] <= _HOUR_MS) & ~np.isnan(self.prev[slots])
+        step = have & (dt[:, None] <= HOUR_MS) & ~np.isnan(self.prev[slots])
         jitter = self.jitter[slots]
         d2 = np.where(step, (r - self.prev[slots]) ** 2 / 2, 0)
         a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * self.tau_ms[slots][:, None])), 1e-3), 0)
@@ -113,7 +114,7 @@ class DayCycle(OneRule):
         """How much of its usual cycle the day keeps, and what that cycle is."""
         i = int(np.argmin(self.beta[slot]))
         m = SPECS[self.kind].metrics[self.names[i]]
-        swing = float(np.ptp(self.week.profile[slot, :, self.at[i]]))
+        swing = float(self.week.swing[slot, self.at[i]])
         return (f"{m.label} keeps {max(self.beta[slot, i], 0) * 100:.0f}% of its usual daily cycle "
                 f"(usually {swing:.2g} {m.unit} from night to day)")
 
