@@ -50,6 +50,7 @@ class RuleOverride(_Model):
     alarm: float | None = None
     deadband: float | None = Field(None, ge=0)
     for_s: float | None = Field(None, ge=0)
+    keep_s: float | None = Field(None, ge=0)
     window_s: float | None = Field(None, gt=0)
     warmup_s: float | None = Field(None, ge=0)
     enabled: bool | None = None

@@ -250,7 +250,7 @@ class Lifecycle:
     def _update(self, alert: Alert, d: Decision, why: str) -> _Op | None:
         s = d.signal
         values: dict[str, Any] = {}
-        if not s.annotate and s.severity != alert.severity:
+        if not s.annotate and (s.severity != alert.severity or s.summary != alert.summary):
             values.update(severity=s.severity, value=s.value, threshold=s.threshold, summary=s.summary,
                           metric=s.metric or alert.metric)
         reasons = list(d.reasons or [])

@@ -223,6 +223,7 @@ def test_point_that_false_alarms_repeatedly() -> None:
         ({"hydrant": {"pressure_drop": {"warning": 0.3}}}, "alerting.hydrant.pressure_drop.warning: 0.3 must not be above"),
         ({"districts": {"510104": {"pump": {"nope": {}}}}}, "alerting.districts.510104.pump.nope"),
         ({"devices": {"E1": {"residual_current": {"for_s": -1}}}}, "alerting.devices.E1.residual_current.for_s"),
+        ({"electrical": {"residual_current": {"keep_s": -60}}}, "alerting.electrical.residual_current.keep_s"),
         ({"electrical": {"temp_rise": {"warning": -1}}}, "alerting.electrical.temp_rise.warning: must be > 0"),
         ({"clock": "sundial"}, "alerting.clock"),
     ],
@@ -239,6 +240,25 @@ def test_a_falling_rule_named_in_the_settings_keeps_its_levels() -> None:
     config = load({"hydrant": {"pressure_drop": {"enabled": False}, "pressure_leak": {"warning": 0.04}}})
     assert not config.params("hydrant")["pressure_drop"].enabled
     assert config.params("hydrant")["pressure_leak"].warning == 0.04
+
+
+def test_a_kept_alert_is_one_alert_while_its_condition_comes_and_goes_and_says_what_it_is_now() -> None:
+    """`keep_s` (settings, per rule): a residual current that falls back under its level for a few minutes and
+    rises again is the same warning, told the latest value; a gap in the readings neither ends nor restarts the
+    wait; ten minutes below the level resolve it, stamped with the reading that completed the wait."""
+    d = det("electrical", {"electrical": {"residual_current": {"keep_s": 600}}})
+    values = [250, 100, 100, 260, 100, None, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100]
+    rows = [(T0 + i * MIN, {"residual_ma": v} if v is not None else {"temp1_c": 40.0}) for i, v in enumerate(values)]
+    sig = feed(d, rows)
+    assert verdicts(sig, "residual_current") == [
+        (T0, "warning"),
+        (T0 + 3 * MIN, "warning"),  # back within the wait: the same alert, renewed with what it is now
+        (T0 + 14 * MIN, None),      # clear since minute 4: ten minutes later, the gap at minute 5 included
+    ]
+    assert sig[1].value == 260 and "260" in sig[1].summary
+    again = det("electrical")
+    assert verdicts(feed(again, rows), "residual_current") == [
+        (T0, "warning"), (T0 + MIN, None), (T0 + 3 * MIN, "warning"), (T0 + 4 * MIN, None)]
 
 
 def test_minimum_duration_completed_between_two_readings_still_fires_at_its_time() -> None:

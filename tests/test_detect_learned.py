@@ -334,3 +334,22 @@ def test_a_night_kept_as_warm_as_the_day_is_seen_and_a_holiday_is_not() -> None:
     assert alert.ts_ms - (T0 + 60 * MIN * (d0 + 48)) <= 2 * 86_400_000
     assert "of its usual daily cycle" in alert.summary
     assert "昼夜变化仅剩常态的" in zh(alert)
+
+
+def test_a_night_that_stays_warm_for_months_is_one_alert_of_each_and_becomes_the_normal() -> None:
+    """The night setback is lost for good (a room now kept at 22 °C day and night): `temp_shift` sees the nights
+    away from their normal and the afternoons at it, which raised a new alert every night for months; kept
+    (`keep_s`, a day) it is one alert, renewed each night. `temp_cycle` is one alert too, and resolves once the
+    learned week no longer shows a cycle to lose (it stayed open for ever)."""
+    rng = random.Random(5)
+    d = det("pump")
+    hours = 3 * 7 * 24
+    rows = [(T0 + 60 * MIN * h, {"temp_c": office(h, rng)}) for h in range(hours)]
+    rows += [(T0 + 60 * MIN * h, {"temp_c": 22 + rng.gauss(0, 0.15)}) for h in range(hours, hours + 10 * 7 * 24)]
+    signals = feed(d, rows)
+    shift = [s for s in signals if s.rule == "temp_shift"]
+    assert shift[0].severity and all(s.severity for s in shift), [(s.ts_ms, s.severity) for s in shift]
+    assert "shifted up" in shift[-1].summary
+    cycle = [(s.ts_ms - T0 - hours * 60 * MIN, s.severity) for s in signals if s.rule == "temp_cycle"]
+    assert [sev for _, sev in cycle] == ["warning", None], cycle
+    assert cycle[0][0] <= 2 * 86_400_000

@@ -124,12 +124,15 @@ class ChangePoints(OneRule):
         """The day's profile's highest hour less its lowest: what the allowance widens by while it judges."""
         self.quiet = np.zeros(0, dtype=np.int64)
         """The first bin of the week's quietest day (the least swing), which a holiday resembles."""
+        self.cyclic = np.zeros((0, m))
+        """The variance of the week's most cyclic day (its profile's hours), per metric: where even that day's cycle
+        is not clearly seen a day's cycle cannot be lost (`cycle.DayCycle`)."""
 
     def grow(self, n: int) -> None:
         super().grow(n)
         if self.weekly:
             for name in ("profile", "weeks", "profiled", "complete", "daily", "days", "daily_complete", "swing",
-                         "quiet"):
+                         "quiet", "cyclic"):
                 setattr(self, name, grown(getattr(self, name), n, 0))
 
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -234,7 +237,7 @@ class ChangePoints(OneRule):
         self.swing[s] = np.ptp(self.daily[s], axis=1)
         known = s[self.complete[s]]
         if len(known):
-            self.quiet[known] = _quietest(self.profile[known])
+            self.quiet[known], self.cyclic[known] = _days(self.profile[known])
 
     def explain(self, slot: int) -> str:
         """Which metric shifted, and from what level to what."""
@@ -286,7 +289,8 @@ class ChangePoints(OneRule):
             self.weeks[slot] = week[1: 1 + BINS]
             self.profile[slot] = np.array(week[1 + BINS:]).reshape(BINS, m)
             self.complete[slot] = self.weeks[slot].min() >= MIN_WEEKS
-            self.quiet[slot] = _quietest(self.profile[slot][None])[0]
+            quiet, cyclic = _days(self.profile[slot][None])
+            self.quiet[slot], self.cyclic[slot] = quiet[0], cyclic[0]
         day = saved.get(self.rules[0].name + ":day") if self.weekly else None
         if day and len(day) == DAY_BINS * (1 + m):
             self.days[slot] = day[:DAY_BINS]
@@ -301,7 +305,8 @@ def hour_share(last: np.ndarray, dt: np.ndarray) -> np.ndarray:
     return np.minimum(np.where(last > 0, dt, HOUR_MS) / HOUR_MS, 1)
 
 
-def _quietest(profiles: np.ndarray) -> np.ndarray:
-    """The first bin of each [week bins, metrics] profile's day with the least swing."""
+def _days(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of each [week bins, metrics] profile: the first bin of its day with the least swing, and per metric the
+    largest variance of one day's hours."""
     days = profiles.reshape(len(profiles), BINS // 24, 24, -1)
-    return np.ptp(days, axis=2).sum(axis=2).argmin(axis=1) * 24
+    return np.ptp(days, axis=2).sum(axis=2).argmin(axis=1) * 24, days.var(axis=2).max(axis=1)

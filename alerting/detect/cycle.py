@@ -22,8 +22,11 @@ back), and where nothing can be said: before the week's profile is complete and
 a day of it is in the window, and where the cycle expected over the window is
 not at least `VISIBLE` × the reading-to-reading noise (half the mean squared
 difference of successive residuals after the profile, a week's memory: neither
-the weather nor the level enters it; a weekend's small swing, a machine with no
-cycle at all).
+the weather nor the level enters it; a weekend's small swing). It is 0 where no
+day of the learned week shows a cycle that clearly (`ChangePoints.cyclic`): a
+machine with no cycle has none to lose, and a setback lost for good clears once
+the week has learned it or the noise has outgrown the old cycle (NaN held that
+alert open for ever).
 
 Nothing here is learned beyond the window itself, so nothing is saved across a
 restart: a restarted service judges again a day after the week's profile is
@@ -106,8 +109,9 @@ class DayCycle(OneRule):
             noise = self.jitter[slots] * w
             judged = (w >= MIN_HOURS) & (vp > VISIBLE * VISIBLE * noise) & complete & ~self.teaching
             warmer = sx / w > week.mean[slots][:, self.at] + sp / w
-        self.beta[slots] = np.where(judged, beta, self.beta[slots])
-        lost = np.where(judged & warmer, 100 * (1 - beta), np.nan)
+        flat = have & (week.cyclic[slots][:, self.at] <= VISIBLE * VISIBLE * self.jitter[slots])
+        self.beta[slots] = np.where(judged, beta, np.where(flat, 1.0, self.beta[slots]))
+        lost = np.where(judged & warmer, 100 * (1 - beta), np.where(flat, 0.0, np.nan))
         return np.fmax.reduce(lost, axis=1)[:, None]
 
     def explain(self, slot: int) -> str:

@@ -11,7 +11,12 @@ A level rises when the feature reaches it and falls only when the feature is
 held that long in event time, decided by the clock (`tick`) or by the next
 reading, whichever comes first, and is stamped with the event time the
 duration completed: a cover left open fires 10 s after it opened even if the
-monitor says nothing more, and one closed after 30 s still fired.
+monitor says nothing more, and one closed after 30 s still fired. With
+`keep_s` (Prometheus's `keep_firing_for`) a fall waits until the feature has
+stayed past the deadband that long, decided by the device's next reading: a
+room's temperature whose night no longer cools is away from its normal every
+night and at it every afternoon, and that is one alert, not one a night. A
+reading without the feature (NaN) neither starts nor ends the wait.
 """
 
 from __future__ import annotations
@@ -59,24 +64,29 @@ class LevelEngine:
         self.pend_since = np.zeros((0, 0), dtype=np.int64)
         self.pend_level = np.zeros((0, 0), dtype=np.int8)
         self.last = np.full((0, 0), NAN)
+        self.keep_ms = np.zeros((0, 0), dtype=np.int64)
+        self.fall_since = np.zeros((0, 0), dtype=np.int64)
+        """When a kept level's feature first came back past the deadband (0: it has not)."""
 
-    _TIMED = ("for_ms", "pend_since", "pend_level", "last")
+    _TIMED = ("for_ms", "pend_since", "pend_level", "last", "keep_ms", "fall_since")
+    _FILL = (0, 0, 0, NAN, 0, 0)
 
     def grow(self, n: int) -> None:
         if not self._groups:
             self._row(np.full((4, len(self.rules)), NAN))
         self.group = grown(self.group, n, 0)
         self.level = grown(self.level, n, 0)
-        for name, fill in zip(self._TIMED, (0, 0, 0, NAN)):
+        for name, fill in zip(self._TIMED, self._FILL):
             setattr(self, name, grown(getattr(self, name), n, fill))
 
     def _time(self, rule: int) -> int:
-        """The pending-state column of `rule`, added the first time a device gives it a duration."""
+        """The pending-state column of `rule`, added the first time a device gives it a duration to rise or
+        to fall."""
         hit = np.flatnonzero(self.timed == rule)
         if len(hit):
             return int(hit[0])
         self.timed = np.append(self.timed, rule)
-        for name, fill in zip(self._TIMED, (0, 0, 0, NAN)):
+        for name, fill in zip(self._TIMED, self._FILL):
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.full((a.shape[0], 1), fill, dtype=a.dtype)], axis=1))
         return len(self.timed) - 1
@@ -100,9 +110,10 @@ class LevelEngine:
             alarm = s * p.alarm if on and p.alarm is not None else NAN
             warn = s * p.warning if on and p.warning is not None else alarm
             levels[:, i] = (warn, alarm, warn - p.deadband, alarm - p.deadband)
-            if p.for_s > 0 or i in self.timed:
+            if p.for_s > 0 or p.keep_s > 0 or i in self.timed:
                 k = self._time(i)
                 self.for_ms[slots, k] = int(p.for_s * 1000)
+                self.keep_ms[slots, k] = int(p.keep_s * 1000)
         self.group[slots] = self._row(levels)
 
     def threshold(self, slot: int, rule: int, level: int) -> float | None:
@@ -112,7 +123,9 @@ class LevelEngine:
     def step(self, slots: np.ndarray, ts: np.ndarray, f: np.ndarray) -> list[Change]:
         """Move levels for one reading per slot (`slots` unique); `f` is [n, rules] features."""
         j = self.timed
-        pending = self.pend_since[slots] if len(j) else np.zeros((len(slots), 0), dtype=np.int64)
+        none = np.zeros((len(slots), 0), dtype=np.int64)
+        pending = self.pend_since[slots] if len(j) else none
+        falls = self.fall_since[slots] if len(j) else none
         out = self._matured(slots, ts, pending)
         x = f * self.sign
         g = self.group[slots]
@@ -124,18 +137,28 @@ class LevelEngine:
         gap = np.isnan(x)
         new = np.where(gap, cur, np.maximum(up, np.minimum(cur, hold)))
         rising = new[:, j] > cur[:, j]
-        busy = np.flatnonzero(rising.any(axis=1) | (pending > 0).any(axis=1))
-        if len(busy):  # only rows rising or pending have timed state to move; the rest stays clear
-            at, rise, t = slots[busy], rising[busy], ts[busy, None]
-            target, now, p = new[busy][:, j], cur[busy][:, j], pending[busy]
+        falling = new[:, j] < cur[:, j]
+        busy = np.flatnonzero(rising.any(axis=1) | falling.any(axis=1) | (pending > 0).any(axis=1)
+                              | (falls > 0).any(axis=1))
+        if len(busy):  # only rows rising, falling or pending have timed state to move; the rest stays as it is
+            at, rise, fall, t = slots[busy], rising[busy], falling[busy], ts[busy, None]
+            target, now, p, f0, blank = new[busy][:, j], cur[busy][:, j], pending[busy], falls[busy], gap[busy][:, j]
             since = np.where(rise, np.where(p > 0, p, t), 0)
             ok = ~rise | (t - since >= self.for_ms[at])
+            back = np.where(fall, np.where(f0 > 0, f0, t), np.where(blank, f0, 0))
+            kept = fall & (t - back < self.keep_ms[at])
             held = new[busy]
-            held[:, j] = np.where(ok, target, now)
+            held[:, j] = np.where(ok & ~kept, target, now)
             new[busy] = held
             self.pend_since[at] = np.where(ok, 0, since)
+            self.fall_since[at] = np.where(kept | blank, back, 0)
             self.pend_level[at] = target
             self.last[at] = np.where(gap[busy][:, j], self.last[at], f[busy][:, j])
+            renewed = (f0 > 0) & ~fall & ~blank & (held[:, j] == now)
+            if renewed.any():  # back at its level within the wait: the same alert, told what it is now
+                r, k = np.nonzero(renewed)
+                out = out + [Change(int(at[i]), int(j[c]), int(now[i, c]), int(now[i, c]),
+                                    float(f[busy[i], j[c]]), int(busy[i])) for i, c in zip(r, k)]
         self.level[slots] = new
         rows, cols = np.nonzero(new != cur)
         return out + [
@@ -184,6 +207,7 @@ class LevelEngine:
         self.level[:n] = 0
         self.pend_since[:n] = 0
         self.pend_level[:n] = 0
+        self.fall_since[:n] = 0
 
     def restore(self, slot: int, rule: int, level: int) -> None:
         """Set a level remembered from an open alert, so a restart neither refires nor forgets it."""
