@@ -18,6 +18,7 @@ from firewatch.alerting.signal import Signal
 from firewatch.contract.db import open_store
 from firewatch.contract.payload import Reading
 from firewatch.contract.rules import summary_zh
+from firewatch.simulators import temps
 
 T0 = 1_763_856_000_000  # midnight UTC
 MIN = 60_000
@@ -339,7 +340,8 @@ def test_a_night_kept_as_warm_as_the_day_is_seen_and_a_holiday_is_not() -> None:
 def test_a_night_that_stays_warm_for_months_is_one_alert_of_each_and_becomes_the_normal() -> None:
     """The night setback is lost for good (a room now kept at 22 °C day and night): `temp_shift` sees the nights
     away from their normal and the afternoons at it, which raised a new alert every night for months; kept
-    (`keep_s`, a day) it is one alert, renewed each night. `temp_cycle` is one alert too, and resolves once the
+    (`keep_s`, a day) it is one alert, renewed each night until the week has learned the nights (a month).
+    `temp_cycle` is one alert too, and resolves once the
     learned week no longer shows a cycle to lose (it stayed open for ever)."""
     rng = random.Random(5)
     d = det("pump")
@@ -348,8 +350,26 @@ def test_a_night_that_stays_warm_for_months_is_one_alert_of_each_and_becomes_the
     rows += [(T0 + 60 * MIN * h, {"temp_c": 22 + rng.gauss(0, 0.15)}) for h in range(hours, hours + 10 * 7 * 24)]
     signals = feed(d, rows)
     shift = [s for s in signals if s.rule == "temp_shift"]
-    assert shift[0].severity and all(s.severity for s in shift), [(s.ts_ms, s.severity) for s in shift]
-    assert "shifted up" in shift[-1].summary
+    assert all(s.severity for s in shift[:-1]), [(s.ts_ms, s.severity) for s in shift]  # renewed each night
+    assert len(shift) > 7 and "shifted up" in shift[-2].summary
+    assert shift[-1].severity is None  # ended once the warm nights are the normal, and not raised again
     cycle = [(s.ts_ms - T0 - hours * 60 * MIN, s.severity) for s in signals if s.rule == "temp_cycle"]
     assert [sev for _, sev in cycle] == ["warning", None], cycle
-    assert cycle[0][0] <= 2 * 86_400_000
+    assert cycle[0][0] <= 3 * 86_400_000  # a day's window, 12 hours held, while the level is still below the nights
+
+
+def test_a_temperature_falling_for_days_is_found_while_it_falls() -> None:
+    """A generated year's room (`simulators/temps.py`, seed 9: weather, seasons, an office's week) whose
+    temperature falls 2.4 °C a day for four days from day 123: the level lags behind the fall, and its deviation
+    used to grow with the lagging residuals (fivefold) until no sum could reach h, so 10 °C down went unseen."""
+    values, failures = temps.recording(9)
+    fall = failures[0]
+    assert fall.kind == "drift" and fall.size < -2
+    d = det("pump")
+    end = fall.start + fall.hours
+    signals = feed(d, [(T0 + 60 * MIN * h, {"temp_c": float(values[h])}) for h in range(end)])
+    shifts = fired(signals, "temp_shift")
+    assert shifts, "the fall was not seen"
+    hours = [(s.ts_ms - T0) // (60 * MIN) for s in shifts]
+    assert fall.start <= hours[0] <= fall.start + 48, hours
+    assert "shifted down" in shifts[0].summary
