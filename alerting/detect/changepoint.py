@@ -71,7 +71,7 @@ DEV_MEMORY = 4
 four days) drags the level behind it, and every residual after the lagging level is large while it lasts: a
 deviation that learned as fast as the level grew with them (fivefold over such a fall, clipped at `CLIP` each
 step) and kept every z under the allowance, so no sum reached h. Measured on generated years (docs/alerting.md):
-drifts found 50 → 69 of 70 at 1 → 4, with `temp_shift`'s h raised 20 → 25 to keep the weather's spells out."""
+drifts found 50 → 70 of 70 at 1 → 4, with `temp_shift`'s h raised 20 → 25 to keep the weather's spells out."""
 MIN_READINGS = 30
 HOLD = 1.5
 PRIOR = 4
