@@ -50,6 +50,12 @@ def scale_floor(resolution: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.maximum(resolution, RELATIVE * np.abs(level))
 
 
+def weight(dt: np.ndarray, tau_ms: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The newest reading's weight in an exponentially weighted mean of time constant `tau_ms`, `dt` after the
+    last one: at least 1 / (count + 1), so a device's first readings are averaged rather than barely moving it."""
+    return np.maximum(1 - np.exp(-dt / tau_ms), 1 / (count + 1))
+
+
 def warmed_up(count: np.ndarray, span_ms: np.ndarray, warmup_ms: np.ndarray) -> np.ndarray:
     """Whether a learned model has seen enough to judge: `warmup_ms` of history, or a fast device's readings.
 
@@ -174,7 +180,7 @@ class Baseline(_Learned):
         have = ~np.isnan(x)
         new = have & (first == 0)
         dt = np.maximum(t - last, 0)
-        alpha = np.maximum(1 - np.exp(-dt / self.tau_ms[slots]), 1 / (count + 1))
+        alpha = weight(dt, self.tau_ms[slots], count)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         resid = np.where(new, 0, resid)
         self.mean[slots] = np.where(new, x, np.where(have, mean + alpha * resid, mean))

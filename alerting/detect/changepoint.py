@@ -60,7 +60,7 @@ from typing import ClassVar
 import numpy as np
 
 from firewatch.alerting.detect.arrays import grown
-from firewatch.alerting.detect.baseline import OneRule, resolution, scale_floor, warmed_up
+from firewatch.alerting.detect.baseline import OneRule, resolution, scale_floor, warmed_up, weight
 from firewatch.contract.kinds import SPECS
 from firewatch.contract.rules import Rule
 
@@ -189,12 +189,12 @@ class ChangePoints(OneRule):
         feature = np.where(ready[:, 0] & have.any(axis=1), np.where(have, s, 0).max(axis=1), np.nan)
         learn = have & (self.teaching | (s < h / 2))
         first = self.first_ts[slots]
-        alpha = np.maximum(1 - np.exp(-dt / self.tau_ms[slots][:, None]), 1 / (count + 1))
+        tau = self.tau_ms[slots][:, None]
+        alpha = weight(dt, tau, count)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         new = have & (count == 0)
         mean = np.where(new, x, np.where(learn, mean + alpha * resid, mean))
-        a_dev = np.maximum(1 - np.exp(-dt / (DEV_MEMORY * self.tau_ms[slots][:, None])), 1 / (count + 1))
-        dev = np.where(learn & ~new, dev + a_dev * (np.abs(resid) - dev), dev)
+        dev = np.where(learn & ~new, dev + weight(dt, DEV_MEMORY * tau, count) * (np.abs(resid) - dev), dev)
         if self.weekly:
             self._profile(slots, hour, have, np.where(have, raw - mean, 0), CLIP * scale)
         if accept.any():
