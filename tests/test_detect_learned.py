@@ -341,13 +341,13 @@ def test_a_night_that_stays_warm_for_months_is_one_alert_of_each_and_becomes_the
     """The night setback is lost for good (a room now kept at 22 °C day and night): `temp_shift` sees the nights
     away from their normal and the afternoons at it, which raised a new alert every night for months; kept
     (`keep_s`, a day) it is one alert, renewed each night until the week has learned the nights (a month).
-    `temp_cycle` is one alert too, and resolves once the
-    learned week no longer shows a cycle to lose (it stayed open for ever)."""
+    `temp_cycle` is one alert too, and resolves once the learned week no longer shows a cycle to lose (it stayed
+    open for ever): the week's profile forgets the old nights in about three months."""
     rng = random.Random(5)
     d = det("pump")
     hours = 3 * 7 * 24
     rows = [(T0 + 60 * MIN * h, {"temp_c": office(h, rng)}) for h in range(hours)]
-    rows += [(T0 + 60 * MIN * h, {"temp_c": 22 + rng.gauss(0, 0.15)}) for h in range(hours, hours + 10 * 7 * 24)]
+    rows += [(T0 + 60 * MIN * h, {"temp_c": 22 + rng.gauss(0, 0.15)}) for h in range(hours, hours + 15 * 7 * 24)]
     signals = feed(d, rows)
     shift = [s for s in signals if s.rule == "temp_shift"]
     assert all(s.severity for s in shift[:-1]), [(s.ts_ms, s.severity) for s in shift]  # renewed each night
@@ -388,3 +388,21 @@ def test_a_lost_setback_of_a_small_swing_in_a_wandering_weather_is_seen() -> Non
                if s.severity]
     assert [s.rule for s in signals] == ["temp_cycle"], [(s.rule, s.summary) for s in signals]
     assert lost.start <= (signals[0].ts_ms - T0) // (60 * MIN) <= end
+
+
+def test_a_lost_setback_does_not_hide_in_the_noise_it_makes() -> None:
+    """A generated year's room (seed 515) whose night setback is lost for three and a half days from day 70. Against
+    a flat reading the profile's morning and evening ramps are steps of the residual, and the reading-to-reading
+    noise learnt from the residuals alone grew with them until the cycle no longer counted as visible: nothing was
+    raised. The noise is now the smaller of the reading's and the residual's steps, and the loss is seen."""
+    values, failures = temps.recording(515)
+    lost = failures[0]
+    assert lost.kind == "daily"
+    d = det("pump")
+    end = lost.start + lost.hours
+    signals = feed(d, [(T0 + 60 * MIN * h, {"temp_c": float(values[h])}) for h in range(end + 24)])
+    cycle = fired(signals, "temp_cycle")
+    assert cycle, "the lost setback was not seen"
+    assert lost.start <= (cycle[0].ts_ms - T0) // (60 * MIN) <= end
+    before = [(s.rule, s.summary) for s in signals if s.severity and s.ts_ms < T0 + 60 * MIN * lost.start]
+    assert not before, before

@@ -20,13 +20,16 @@ while the window is not warmer (the level learns a lost setback within days, and
 the alert must not clear and rise again as it does: it clears when the cycle is
 back), and where nothing can be said: before the week's profile is complete and
 a day of it is in the window, and where the cycle expected over the window is
-not at least `VISIBLE` × the reading-to-reading noise (half the mean squared
-difference of successive residuals after the profile, a week's memory: neither
-the weather nor the level enters it; a weekend's small swing). It is 0 where no
-day of the learned week shows a cycle that clearly (`ChangePoints.cyclic`): a
-machine with no cycle has none to lose, and a setback lost for good clears once
-the week has learned it or the noise has outgrown the old cycle (NaN held that
-alert open for ever).
+not at least `VISIBLE` × the reading-to-reading noise (a weekend's small swing).
+The noise is half the mean squared step between successive readings, a week's
+memory, each step the smaller of the reading's own and its residual's after the
+profile: neither the weather nor the level enters it, and neither does the
+cycle, kept (the residual is flat) or lost (the reading is; the residual's
+steps alone grew with the loss until it no longer counted as visible). It is 0
+where no day of the learned week shows a cycle that clearly
+(`ChangePoints.cyclic`): a machine with no cycle has none to lose, and a setback
+lost for good clears once the week has learned it, about three months on (NaN
+held that alert open for ever).
 
 Nothing here is learned beyond the window itself, so nothing is saved across a
 restart: a restarted service judges again a day after the week's profile is
@@ -69,10 +72,11 @@ class DayCycle(OneRule):
         self.sums = np.zeros((0, 5, m))
         """The window's weighted sums of 1, x, p, x·p and p² (x the reading, p its hour's profile), together:
         one gather and one scatter a batch."""
-        self.prev = np.zeros((0, m))
-        """Each metric's last residual after its hour's profile (NaN: none yet)."""
+        self.prev = np.zeros((0, 2, m))
+        """Each metric's last reading and its residual after its hour's profile (NaN: none yet)."""
         self.jitter = np.zeros((0, m))
-        """Half the mean squared difference of successive residuals: the reading-to-reading noise (`VISIBLE`)."""
+        """Half the mean squared step of successive readings or of their residuals, whichever is smaller: the
+        reading-to-reading noise (`VISIBLE`)."""
         self.beta = np.zeros((0, m))
         """The latest fit's share of the usual cycle, for `explain`."""
 
@@ -97,12 +101,13 @@ class DayCycle(OneRule):
         w, sx, sp, sxp, spp = sums.transpose(1, 0, 2)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
         r = x - p
-        step = have & (dt[:, None] <= HOUR_MS) & ~np.isnan(self.prev[slots])
+        prev = self.prev[slots]
+        step = have & (dt[:, None] <= HOUR_MS) & ~np.isnan(prev[:, 0])
         jitter = self.jitter[slots]
-        d2 = np.where(step, (r - self.prev[slots]) ** 2 / 2, 0)
+        d2 = np.where(step, np.minimum((x - prev[:, 0]) ** 2, (r - prev[:, 1]) ** 2) / 2, 0)
         a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * self.tau_ms[slots][:, None])), 1e-3), 0)
         self.jitter[slots] = np.where(jitter == 0, d2, jitter + a * (np.minimum(d2, 16 * jitter) - jitter))
-        self.prev[slots] = np.where(have, r, self.prev[slots])
+        self.prev[slots] = np.where(have[:, None], np.stack([x, r], axis=1), prev)
         with np.errstate(invalid="ignore", divide="ignore"):
             vp = spp - sp * sp / w
             cxp = sxp - sx * sp / w
