@@ -19,6 +19,9 @@ falls by 6..15 within hours and stays for 1..3 days), `daily` (the night
 setback lost: the night as warm as the day, for 3..7 days; nothing outside the
 day's range). The labels are NAB's windows: each failure's start at the centre
 of a window of 10 % of the recording divided by the number of failures.
+
+A real logger also goes quiet: with `gaps` a recording loses that many outages of
+6 to 72 hours (anywhere, failures included) and 2 % of its readings one by one.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def windows(failures: list[Failure], rows: int) -> list[list[str]]:
 
 
 def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60,
-          healthy_days: int = HEALTHY_DAYS, holidays: int = 0) -> tuple[str, list[list[str]]]:
+          healthy_days: int = HEALTHY_DAYS, holidays: int = 0, gaps: int = 0) -> tuple[str, list[list[str]]]:
     """One recording as `temps{seed}.csv` (NAB's columns: timestamp, value); its name and windows. With `minutes`
     under 60 the hours are interpolated to that reporting period, each reading with noise of its own (0.08)."""
     values, failures = recording(seed, rows, healthy_days, holidays)
@@ -124,16 +127,23 @@ def write(folder: Path, seed: int, rows: int = 365 * 24, minutes: int = 60,
     if per_hour > 1:
         t = np.arange(rows * per_hour) / per_hour
         values = np.interp(t, np.arange(rows), values) + np.random.default_rng(seed).normal(0, 0.08, len(t))
+    kept = np.ones(len(values), dtype=bool)
+    if gaps:  # drawn apart, so a recording without gaps is unchanged
+        rng = np.random.default_rng([seed, 2])
+        kept = rng.random(len(values)) >= 0.02
+        for at, hours in zip(rng.integers(0, len(values), gaps), rng.integers(6, 73, gaps)):
+            kept[at: at + hours * per_hour] = False
     name = f"temps{seed:03d}.csv"
     lines = ["timestamp,value"] + [
-        f"{datetime.fromtimestamp(T0_S + 60 * minutes * i, UTC):%Y-%m-%d %H:%M:%S},{v:.2f}" for i, v in enumerate(values)]
+        f"{datetime.fromtimestamp(T0_S + 60 * minutes * i, UTC):%Y-%m-%d %H:%M:%S},{v:.2f}"
+        for i, v in enumerate(values) if kept[i]]
     (folder / name).write_text("\n".join(lines) + "\n")
     return name, windows(failures, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m firewatch.simulators.temps DIR [--seeds 20] [--first 0] [--minutes 60] [--days 365]
-    [--healthy-days 21] [--holidays 0]`: recordings and labels.json."""
+    [--healthy-days 21] [--holidays 0] [--gaps 0]`: recordings and labels.json."""
     p = argparse.ArgumentParser(prog="python -m firewatch.simulators.temps", description=main.__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--seeds", type=int, default=20)
@@ -142,9 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--days", type=int, default=365, help="length of each recording")
     p.add_argument("--healthy-days", type=int, default=HEALTHY_DAYS, help="no failure before this day")
     p.add_argument("--holidays", type=int, default=0, help="weekdays a year without the working day")
+    p.add_argument("--gaps", type=int, default=0, help="outages of 6-72 hours a recording (and 2 %% of lone rows lost)")
     a = p.parse_args(argv)
     a.folder.mkdir(parents=True, exist_ok=True)
-    labels = dict(write(a.folder, seed, a.days * 24, a.minutes, a.healthy_days, a.holidays)
+    labels = dict(write(a.folder, seed, a.days * 24, a.minutes, a.healthy_days, a.holidays, a.gaps)
                   for seed in range(a.first, a.first + a.seeds))
     (a.folder / "labels.json").write_text(orjson.dumps(labels, option=orjson.OPT_INDENT_2).decode())
 
