@@ -16,7 +16,12 @@ monitor says nothing more, and one closed after 30 s still fired. With
 stayed past the deadband that long, decided by the device's next reading: a
 room's temperature whose night no longer cools is away from its normal every
 night and at it every afternoon, and that is one alert, not one a night. A
-reading without the feature (NaN) neither starts nor ends the wait.
+reading without the feature (NaN) neither starts nor ends a fall's wait, and it
+ends a rise's, as a series missing from a Prometheus evaluation ends its pending
+alert: the condition has not been seen to hold. Carried through instead, it
+found more of `temp_cycle`'s lost setbacks on generated years (a weekend says
+nothing of a cycle) and raised more alerts outside their windows where holidays
+are (docs/alerting.md, 2026-12-07).
 """
 
 from __future__ import annotations
