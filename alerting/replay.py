@@ -31,6 +31,7 @@ import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,6 +63,8 @@ class Columns:
     device: int | None = None
     label: int | None = None
     ignored: list[str] = field(default_factory=list)
+    units: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Per column recorded in another unit, (a, b): a·x + b is its value in its metric's unit."""
 
 
 @dataclass
@@ -141,13 +144,17 @@ def columns(header: list[str], kind: str, maps: list[str], time_column: str | No
             device_column: str | None = None, label_column: str | None = None) -> Columns:
     metrics = SPECS[kind].metrics
     mapping: dict[str, str] = {}
+    units: dict[str, tuple[float, float]] = {}
     for m in maps:
-        col, sep, metric = m.rpartition("=")
+        col, sep, target = m.rpartition("=")
         if not sep or not col:
-            raise ReplayError(f"--map {m!r}: expected column=metric")
+            raise ReplayError(f"--map {m!r}: expected column=metric or column=metric:unit")
+        metric, _, unit = target.partition(":")
         if metric not in metrics:
             raise ReplayError(f"--map {m!r}: {kind} has no metric {metric!r} ({', '.join(metrics)})")
         mapping[col] = metric
+        if unit.strip():
+            units[col] = _conversion(m, metrics[metric].unit, unit.strip())
     names = [h.strip() for h in header]
     t = _index(names, time_column, "--time-column")
     if t is None:
@@ -162,12 +169,34 @@ def columns(header: list[str], kind: str, maps: list[str], time_column: str | No
             cols.ignored.append(h)
         else:
             cols.metrics[i] = metric
+            if h in units:
+                cols.units[i] = units[h]
     missing = set(mapping) - set(names)
     if missing:
         raise ReplayError(f"--map names columns that are not in the file: {', '.join(sorted(missing))}")
     if not cols.metrics:
         raise ReplayError(f"no column is a {kind} metric ({', '.join(metrics)}); use --map column=metric")
     return cols
+
+
+@cache
+def _registry() -> Any:
+    import pint  # here, not at the top: it takes 0.4 s to import, and only a --map naming a unit needs it
+
+    return pint.UnitRegistry()
+
+
+def _conversion(option: str, own: str, unit: str) -> tuple[float, float]:
+    """(a, b) with a·x + b a value recorded in `unit` in the metric's own unit `own` (pint's units: bar, psi,
+    kPa, L/min, m^3/h, degF...), so a recording in another unit is judged by the same levels and nameplate."""
+    ureg = _registry()
+    try:
+        zero, one = (float(ureg.Quantity(x, unit).to(own).magnitude) for x in (0.0, 1.0))
+    except Exception as exc:  # noqa: BLE001 - pint's parser raises what its tokens lead to (AssertionError for "**")
+        raise ReplayError(f"--map {option!r}: cannot read {unit!r} as {own}: {str(exc) or 'not a unit'}") from None
+    if not (math.isfinite(zero) and math.isfinite(one) and one != zero):
+        raise ReplayError(f"--map {option!r}: {unit!r} is no unit of {own}")
+    return float(f"{one - zero:.12g}"), float(f"{zero:.12g}")
 
 
 def read(f: TextIO, device: str | None, kind: str, district: str, maps: list[str], time_column: str | None,
@@ -216,9 +245,12 @@ def read(f: TextIO, device: str | None, kind: str, district: str, maps: list[str
             if not cell:
                 continue
             try:
-                values[metric] = float({"true": 1, "false": 0}.get(cell.lower(), cell))
+                v = float({"true": 1, "false": 0}.get(cell.lower(), cell))
             except ValueError:
                 bad["bad_value"] += 1
+                continue
+            a, b = cols.units.get(i, (1.0, 0.0))
+            values[metric] = a * v + b
         label = 0
         if cols.label is not None:
             cell = row[cols.label].strip() if cols.label < len(row) else ""

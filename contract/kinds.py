@@ -43,6 +43,12 @@ class KindSpec:
     point_measurement: str = ""
 
 
+VACUUM_MPA = -0.1
+"""The lowest gauge pressure a sensor can read (a vacuum, -0.101 MPa): a transmitter at no pressure reads a little
+either side of 0 within its accuracy (±0.02 MPa, DOMAIN.md), and a suction or a drained main reads below it; under a
+vacuum is impossible."""
+
+
 def _metrics(*items: Metric) -> dict[str, Metric]:
     return {m.name: m for m in items}
 
@@ -82,7 +88,7 @@ HYDRANT = KindSpec(
     Kind.HYDRANT,
     "hydrant",
     _metrics(
-        Metric("pressure_mpa", "MPa", 0, 2.5, "pressure"),
+        Metric("pressure_mpa", "MPa", VACUUM_MPA, 2.5, "pressure"),
         Metric("tilt_deg", "°", 0, 180, "tilt"),
         Metric("cover_open", "bool", 0, 1, "cover open", boolean=True),
         Metric("water_flow", "bool", 0, 1, "water flowing", boolean=True),
@@ -98,7 +104,7 @@ PUMP = KindSpec(
     Kind.PUMP,
     "pump",
     _metrics(
-        Metric("pressure_mpa", "MPa", 0, 2.5, "outlet pressure"),
+        Metric("pressure_mpa", "MPa", VACUUM_MPA, 2.5, "outlet pressure"),
         Metric("flow_lps", "L/s", 0, 500, "flow"),
         Metric("current_a", "A", 0, 2000, "motor current"),
         Metric("voltage_v", "V", 0, 500, "supply voltage"),

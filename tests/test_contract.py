@@ -60,6 +60,7 @@ def test_missing_timestamp_takes_receive_time() -> None:
         (T, b'{"kind": "hydrant", "m": {"speed_kmh": 1}}', Reason.UNKNOWN_METRIC),
         (T, b'{"kind": "hydrant", "m": {"pressure_mpa": 3.7}}', Reason.OUT_OF_RANGE),
         (T, b'{"kind": "hydrant", "m": {"battery_pct": -1}}', Reason.OUT_OF_RANGE),
+        (T, b'{"kind": "pump", "m": {"pressure_mpa": -0.15}}', Reason.OUT_OF_RANGE),  # below a vacuum
         (T, b'{"ts": 1763800000, "kind": "hydrant", "m": {"pressure_mpa": 0.3}}', Reason.BAD_TIMESTAMP),
         (T, b'{"ts": 1863800000000, "kind": "hydrant", "m": {"pressure_mpa": 0.3}}', Reason.BAD_TIMESTAMP),
         ("fire/v1/510104/P1/event", b'{"kind": "panel", "event": "smoke"}', Reason.UNKNOWN_EVENT),
@@ -77,6 +78,15 @@ def test_bad_input_is_refused_with_its_reason(topic: str, payload: bytes, reason
     assert p.records == []
     assert [r.reason for r in p.rejections] == [reason]
     assert p.rejections[0].detail
+
+
+def test_a_gauge_a_little_under_zero_or_under_suction_is_a_reading() -> None:
+    """A pressure transmitter at no pressure reads either side of 0 within its accuracy, and a pump's suction or
+    a drained main reads below it: these were refused as impossible (and each counted towards sensor_impossible)."""
+    records, reasons = _one(T, [{"ts": NOW - 1000, "kind": "hydrant", "m": {"pressure_mpa": -0.004}},
+                                {"ts": NOW, "kind": "hydrant", "m": {"pressure_mpa": -0.06}}])
+    assert [r.metrics["pressure_mpa"] for r in records] == [-0.004, -0.06]
+    assert reasons == []
 
 
 def test_one_bad_reading_in_a_gateway_batch_costs_only_itself() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from firewatch.alerting import replay
 from firewatch.bench import recorded
+from firewatch.contract.kinds import SPECS
 from firewatch.contract.settings import Settings
 from firewatch.simulators import rig, temps
 
@@ -86,8 +88,21 @@ def test_replay_reader_takes_any_text_or_says_why(text: str) -> None:
         rec = replay.read(io.StringIO("time,pressure_mpa\n" + text), "H", "hydrant", "d", [], None, quiet=True)
     except replay.ReplayError:
         return
-    assert all(0 <= r.metrics.get("pressure_mpa", 0) <= 2.5 for r in rec.readings)
+    pressure = SPECS["hydrant"].metrics["pressure_mpa"]
+    assert all(pressure.low <= r.metrics.get("pressure_mpa", 0) <= pressure.high for r in rec.readings)
     assert [r.ts_ms for r in rec.readings] == sorted(r.ts_ms for r in rec.readings)
+
+
+@given(st.one_of(st.text(max_size=20), st.sampled_from(["bar", "kPa", "psi", "degF", "m^3/h", "inch_Hg"])))
+@settings(deadline=None)
+def test_a_unit_given_to_map_converts_or_says_why(text: str) -> None:
+    try:
+        cols = replay.columns(["time", "p"], "hydrant", [f"p=pressure_mpa:{text}"], None)
+    except replay.ReplayError as exc:
+        assert str(exc).startswith("--map ") and "p=pressure_mpa:" in str(exc) and not str(exc).endswith(": ")
+        return
+    a, b = cols.units.get(1, (1.0, 0.0))
+    assert math.isfinite(a) and a != 0 and math.isfinite(b)
 
 
 @given(st.text(max_size=30))

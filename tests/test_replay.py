@@ -61,6 +61,27 @@ def test_replay_refuses_what_it_cannot_read_with_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "electrical has no metric 'volts'" in r.stderr
 
 
+def test_a_recording_in_other_units_is_judged_in_the_metrics_own(tmp_path: Path) -> None:
+    """A hydrant logger writing bar and °F: `--map column=metric:unit` converts each value (pint), so 1.1 bar is
+    the 0.11 MPa under `pressure_low`'s 0.14 and 30 °F the -1 °C of a freezing hydrant. Before, a column was
+    taken as in its metric's unit: 1.1 "MPa" was a healthy main and 30 "°C" a warm day."""
+    rows = ["time;Druck (bar);Temp (F)"] + [
+        f"2026-10-01T00:{m:02d}:00;{1.1 if m >= 20 else 3.0};{30 if m >= 20 else 50}" for m in range(40)]
+    f = tmp_path / "hydrant.csv"
+    f.write_text("\n".join(rows) + "\n")
+    r = run("replay", str(f), "--device", "H1", "--kind", "hydrant", "--map", "Druck (bar)=pressure_mpa:bar",
+            "--map", "Temp (F)=temp_c:degF")
+    assert r.returncode == 0, r.stderr
+    fired = {a["rule"]: a for a in map(orjson.loads, r.stdout.splitlines())}
+    assert {"pressure_low", "freeze_risk"} <= set(fired), fired
+    assert fired["pressure_low"]["value"] == 0.11 and fired["pressure_low"]["start"] == "2026-10-01T00:20:00.000Z"
+    r = run("replay", str(f), "--device", "H1", "--kind", "hydrant", "--map", "Druck (bar)=pressure_mpa",
+            "--map", "Temp (F)=temp_c")
+    assert not {"pressure_low", "freeze_risk"} & {a["rule"] for a in map(orjson.loads, r.stdout.splitlines())}
+    r = run("replay", str(f), "--device", "H1", "--kind", "hydrant", "--map", "Druck (bar)=pressure_mpa:degF")
+    assert r.returncode == 2 and "cannot read 'degF' as MPa" in r.stderr
+
+
 def _pump_rig(tmp_path: Path, n: int = 900, shuffle: bool = True) -> Path:
     """A 1 Hz pump rig: a 90 s vibration fault at rows 300..389 whose rows also carry a broken pressure value."""
     import random
