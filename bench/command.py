@@ -34,7 +34,9 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         ] = None,
         label_column: Annotated[str | None, typer.Option(help="Per-row label column (1 = anomalous) instead.")] = None,
         kind: Annotated[str, typer.Option(help="Recordings: the device kind they are replayed as.")] = "pump",
-        map_: Annotated[list[str] | None, typer.Option("--map", help="Recordings: column=metric or column=metric:unit.")] = None,
+        map_: Annotated[
+            list[str] | None, typer.Option("--map", help="Recordings: column=metric or column=metric:unit.")
+        ] = None,
         device_column: Annotated[str | None, typer.Option(help="Recordings: the column naming the device.")] = None,
         time_column: Annotated[str | None, typer.Option(help="Recordings: the time column.")] = None,
         learn: Annotated[str | None, typer.Option(help="Recordings: training window, ROWS or DURATION.")] = None,

@@ -572,7 +572,9 @@ def replay_cmd(
         str | None, typer.Option(help="Column naming each row's device, for a file of several devices.")
     ] = None,
     map_: Annotated[
-        list[str] | None, typer.Option("--map", help="column=metric, when a column is not named as the metric; column=metric:unit (bar, L/min, degF...) when it is in another unit.")
+        list[str] | None,
+        typer.Option("--map", help="column=metric, when a column is not named as the metric; "
+                     "column=metric:unit (bar, L/min, degF...) when it is in another unit."),
     ] = None,
     time_column: Annotated[str | None, typer.Option(help="Time column (ISO-8601, epoch s or ms).")] = None,
     learn: Annotated[
