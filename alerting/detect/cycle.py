@@ -10,12 +10,15 @@ its cycle.
 Per device and metric this stage fits the recent readings (an exponentially
 weighted window, time constant `window_s`, a day; each reading weighted by its
 share of an hour, at most one, so a logger every 5 minutes counts as an hourly
-one) as level + β × the hour of the week's profile that the temperature's change
-points learned (`changepoint.ChangePoints` with `weekly`). β is how much of its
-usual cycle the day keeps: 1 is the usual day, 0 a flat one. The feature is
-the share lost, 100 × (1 − β) %, while the window is warmer than the learned
-level (a night as warm as the day raises it; a holiday, a flat day at the night's
-level, lowers it and is no fault). It is NaN, which neither raises nor clears,
+one) as level + trend × age + β × the hour of the week's profile that the
+temperature's change points learned (`changepoint.ChangePoints` with `weekly`).
+β is how much of its usual cycle the day keeps: 1 is the usual day, 0 a flat
+one. The trend is the weather's: a warm spell rising through a weekend's small
+cycle read as a cycle lost while the level was held flat (six of the nine
+`temp_cycle` alerts outside a failure on generated years, docs/alerting.md).
+The feature is the share lost, 100 × (1 − β) %, while the window is warmer
+than the learned level (a night as warm as the day raises it; a holiday, a flat
+day at the night's level, lowers it and is no fault). It is NaN, which neither raises nor clears,
 while the window is not warmer (the level learns a lost setback within days, and
 the alert must not clear and rise again as it does: it clears when the cycle is
 back), and where nothing can be said: before the week's profile is complete and
@@ -69,9 +72,9 @@ class DayCycle(OneRule):
         """Each metric's column in the week's profile."""
         m = len(self.names)
         self.last_ts = np.zeros(0, dtype=np.int64)
-        self.sums = np.zeros((0, 5, m))
-        """The window's weighted sums of 1, x, p, x·p and p² (x the reading, p its hour's profile), together:
-        one gather and one scatter a batch."""
+        self.sums = np.zeros((0, 9, m))
+        """The window's weighted sums of 1, x, p, x·p, p², a, a², x·a and p·a (x the reading, p its hour's profile,
+        a its age in days), together: one gather and one scatter a batch."""
         self.prev = np.zeros((0, 2, m))
         """Each metric's last reading and its residual after its hour's profile (NaN: none yet)."""
         self.jitter = np.zeros((0, m))
@@ -92,14 +95,21 @@ class DayCycle(OneRule):
         p = week.profile[slots, (ts // HOUR_MS) % BINS][:, self.at].astype(float)
         last = self.last_ts[slots]
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)
-        decay = np.exp(-dt / self.tau_ms[slots])[:, None]
+        seen = have.any(axis=1)
+        moves = np.where(seen, dt, 0)  # the window moves on with a reading of its metrics, as `last_ts` does
+        decay = np.exp(-moves / self.tau_ms[slots])[:, None]
         weight = np.where(have, hour_share(last, dt)[:, None], 0)
         x0 = np.where(have, x, 0)
+        w, sx, sp, sxp, spp, su, suu, sxu, spu = self.sums[slots].transpose(1, 0, 2)
+        d = (moves / (24 * HOUR_MS))[:, None]  # every age in the window grows by this
+        moved = np.stack([w, sx, sp, sxp, spp, su - d * w, suu - 2 * d * su + d * d * w, sxu - d * sx, spu - d * sp],
+                         axis=1)
         terms = np.stack([np.ones_like(p), x0, p, x0 * p, p * p], axis=1)
-        sums = self.sums[slots] * decay[:, :, None] + weight[:, None, :] * terms
+        sums = moved * decay[:, :, None]
+        sums[:, :5] += weight[:, None, :] * terms
         self.sums[slots] = sums
-        w, sx, sp, sxp, spp = sums.transpose(1, 0, 2)
-        self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
+        w, sx, sp, sxp, spp, su, suu, sxu, spu = sums.transpose(1, 0, 2)
+        self.last_ts[slots] = np.where(seen, ts, last)
         r = x - p
         prev = self.prev[slots]
         step = have & (dt[:, None] <= HOUR_MS) & ~np.isnan(prev[:, 0])
@@ -109,9 +119,9 @@ class DayCycle(OneRule):
         self.jitter[slots] = np.where(jitter == 0, d2, jitter + a * (np.minimum(d2, 16 * jitter) - jitter))
         self.prev[slots] = np.where(have[:, None], np.stack([x, r], axis=1), prev)
         with np.errstate(invalid="ignore", divide="ignore"):
-            vp = spp - sp * sp / w
-            cxp = sxp - sx * sp / w
-            beta = cxp / vp
+            cuu, cup, cxu = suu - su * su / w, spu - su * sp / w, sxu - sx * su / w
+            vp = spp - sp * sp / w - cup * cup / cuu
+            beta = (sxp - sx * sp / w - cup * cxu / cuu) / vp
             noise = self.jitter[slots] * w
             judged = (w >= MIN_HOURS) & (vp > VISIBLE * VISIBLE * noise) & complete & ~self.teaching
             warmer = sx / w > week.mean[slots][:, self.at] + sp / w
