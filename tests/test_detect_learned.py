@@ -371,7 +371,7 @@ def test_a_temperature_falling_for_days_is_found_while_it_falls() -> None:
     shifts = fired(signals, "temp_shift")
     assert shifts, "the fall was not seen"
     hours = [(s.ts_ms - T0) // (60 * MIN) for s in shifts]
-    assert fall.start <= hours[0] <= fall.start + 48, hours
+    assert fall.start <= hours[0] <= fall.start + 60, hours  # 2½ days, 6 °C down (48 hours while h was 25)
     assert "shifted down" in shifts[0].summary
 
 
