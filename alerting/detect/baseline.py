@@ -70,7 +70,9 @@ class OneRule:
     multivariate model): per device the rule's time constant, warm-up, sensitivity and first reading.
 
     A subclass makes its own per-device arrays in `__init__` and names them in `ARRAYS` with the value a new
-    device's row starts at; they grow with these.
+    device's row starts at; they grow with these. A batch's rows are read with `take(slots, 0)`: numpy's
+    indexing `a[slots]` of a 2-D array is about 3 times slower (20 against 7 µs for 2,000 rows of 20,000), and
+    the stages read some sixty such arrays a batch.
     """
 
     teaching = False
@@ -171,16 +173,16 @@ class Baseline(_Learned):
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         x = self.values(v)
         t = ts[:, None]
-        mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
-        first, last = self.first_ts[slots], self.last_ts[slots]
+        mean, dev, count = self.mean.take(slots, 0), self.dev.take(slots, 0), self.count.take(slots, 0)
+        first, last = self.first_ts.take(slots, 0), self.last_ts.take(slots, 0)
         scale = np.maximum(dev, self.floor)
-        ready = (count >= MIN_READINGS) & (t - first >= self.warmup_ms[slots])
+        ready = (count >= MIN_READINGS) & (t - first >= self.warmup_ms.take(slots, 0))
         with np.errstate(invalid="ignore"):
             z = np.where(ready, (x - mean) / scale * self.sign, np.nan)
         have = ~np.isnan(x)
         new = have & (first == 0)
         dt = np.maximum(t - last, 0)
-        alpha = weight(dt, self.tau_ms[slots], count)
+        alpha = weight(dt, self.tau_ms.take(slots, 0), count)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         resid = np.where(new, 0, resid)
         self.mean[slots] = np.where(new, x, np.where(have, mean + alpha * resid, mean))
@@ -197,9 +199,9 @@ class Drift(_Learned):
     def compute(self, slots: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray:
         x = self.values(v)
         t = ts[:, None]
-        fast, slow = self.fast[slots], self.slow[slots]
-        first, last = self.first_ts[slots], self.last_ts[slots]
-        tau = self.tau_ms[slots]
+        fast, slow = self.fast.take(slots, 0), self.slow.take(slots, 0)
+        first, last = self.first_ts.take(slots, 0), self.last_ts.take(slots, 0)
+        tau = self.tau_ms.take(slots, 0)
         have = ~np.isnan(x)
         new = have & (first == 0)
         dt = np.maximum(t - last, 0)
@@ -210,6 +212,6 @@ class Drift(_Learned):
         self.fast[slots], self.slow[slots] = fast, slow
         self.first_ts[slots] = np.where(new, t, first)
         self.last_ts[slots] = np.where(have, t, last)
-        first = self.first_ts[slots]
-        ready = have & (t - first >= self.warmup_ms[slots])
+        first = self.first_ts.take(slots, 0)
+        ready = have & (t - first >= self.warmup_ms.take(slots, 0))
         return np.where(ready, (fast - slow) * self.sign, np.nan)

@@ -147,14 +147,14 @@ class ChangePoints(OneRule):
             return np.empty((len(slots), 0))
         x = v[:, self.cols]
         have = ~np.isnan(x)
-        mean, dev, count = self.mean[slots], self.dev[slots], self.count[slots]
+        mean, dev, count = self.mean.take(slots, 0), self.dev.take(slots, 0), self.count.take(slots, 0)
         scale = np.maximum(dev * 1.25, scale_floor(self.resolution, mean))
-        ready = self.ready[slots][:, None]
+        ready = self.ready.take(slots, 0)[:, None]
         k = ALLOWANCE
         judged = x
         if self.weekly:
             raw, hour = x, ts // HOUR_MS
-            complete = self.complete[slots]
+            complete = self.complete.take(slots, 0)
             week = complete[:, None]
             if complete.any():
                 own = self.profile[slots, hour % BINS]
@@ -162,15 +162,15 @@ class ChangePoints(OneRule):
                 judged = np.where(week, raw - self._nearest_day(slots, hour, own, raw - mean), x)
             else:  # every device still in its first fortnight
                 x = judged = x - self.daily[slots, hour % DAY_BINS]
-            ready = ready & (complete | self.daily_complete[slots])[:, None]
-            k = np.where(week, ALLOWANCE, ALLOWANCE + self.swing[slots] / scale)
-        last = self.last_ts[slots]
+            ready = ready & (complete | self.daily_complete.take(slots, 0))[:, None]
+            k = np.where(week, ALLOWANCE, ALLOWANCE + self.swing.take(slots, 0) / scale)
+        last = self.last_ts.take(slots, 0)
         t = ts[:, None]
-        up, down = self.up[slots], self.down[slots]
-        until = self.until[slots]
+        up, down = self.up.take(slots, 0), self.down.take(slots, 0)
+        until = self.until.take(slots, 0)
         remembered = until.any()
         if remembered:  # a shift was taken as the new level lately
-            prior = self.prior[slots]
+            prior = self.prior.take(slots, 0)
             back = have & (t < until) & (np.abs(judged - prior) < np.abs(judged - mean))
             mean, until = np.where(back, prior, mean), np.where(back | (t >= until), 0, until)
             up, down = np.where(back, 0.0, up), np.where(back, 0.0, down)
@@ -179,17 +179,17 @@ class ChangePoints(OneRule):
         w = hour_share(last, dt[:, 0])[:, None] if self.weekly else 1.0
         up = np.where(ready & have, np.maximum(0, up + w * (z - k)), 0.0)
         down = np.where(ready & have, np.maximum(0, down - w * (z + k)), 0.0)
-        h = self.h[slots][:, None]
+        h = self.h.take(slots, 0)[:, None]
         up, down = np.minimum(up, HOLD * h), np.minimum(down, HOLD * h)
         s = np.maximum(up, down)
-        since = np.where(s >= h, np.where(self.since[slots] > 0, self.since[slots], t), 0)
-        recent = np.where(have, np.where(count == 0, x, self.recent[slots] + RECENT * (x - self.recent[slots])),
-                          self.recent[slots])
-        accept = (since > 0) & (t - since >= self.tau_ms[slots][:, None])
+        since = np.where(s >= h, np.where(self.since.take(slots, 0) > 0, self.since.take(slots, 0), t), 0)
+        recent = np.where(have, np.where(count == 0, x, self.recent.take(slots, 0) + RECENT * (x - self.recent.take(slots, 0))),
+                          self.recent.take(slots, 0))
+        accept = (since > 0) & (t - since >= self.tau_ms.take(slots, 0)[:, None])
         feature = np.where(ready[:, 0] & have.any(axis=1), np.where(have, s, 0).max(axis=1), np.nan)
         learn = have & (self.teaching | (s < h / 2))
-        first = self.first_ts[slots]
-        tau = self.tau_ms[slots][:, None]
+        first = self.first_ts.take(slots, 0)
+        tau = self.tau_ms.take(slots, 0)[:, None]
         alpha = weight(dt, tau, count)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         new = have & (count == 0)
@@ -198,8 +198,8 @@ class ChangePoints(OneRule):
         if self.weekly:
             self._profile(slots, hour, have, np.where(have, raw - mean, 0), CLIP * scale)
         if accept.any():
-            self.prior[slots] = np.where(accept, mean, self.prior[slots])
-            until = np.where(accept, t + PRIOR * self.tau_ms[slots][:, None], until)
+            self.prior[slots] = np.where(accept, mean, self.prior.take(slots, 0))
+            until = np.where(accept, t + PRIOR * self.tau_ms.take(slots, 0)[:, None], until)
             remembered = True
         if remembered:
             self.until[slots] = until
@@ -210,16 +210,16 @@ class ChangePoints(OneRule):
         self.count[slots] = count + learn
         self.first_ts[slots] = np.where(first == 0, ts, first)
         self.last_ts[slots] = np.where(have.any(axis=1), ts, last)
-        n = self.count[slots].min(axis=1)
-        due = ~self.ready[slots] & (not self.teaching) & (n >= MIN_READINGS) & warmed_up(
-            n, ts - self.first_ts[slots], self.warmup_ms[slots])
+        n = self.count.take(slots, 0).min(axis=1)
+        due = ~self.ready.take(slots, 0) & (not self.teaching) & (n >= MIN_READINGS) & warmed_up(
+            n, ts - self.first_ts.take(slots, 0), self.warmup_ms.take(slots, 0))
         self.ready[slots[due]] = True
         return feature[:, None]
 
     def _nearest_day(self, slots: np.ndarray, hour: np.ndarray, own: np.ndarray, off: np.ndarray) -> np.ndarray:
         """The week's profile at this hour (`own`), or at this hour of the week's quietest day if that is nearer
         to `off` (the reading less the level): a holiday is a Sunday on a Thursday, and no failure."""
-        quiet = self.profile[slots, self.quiet[slots] + hour % 24]
+        quiet = self.profile[slots, self.quiet.take(slots, 0) + hour % 24]
         return np.where(np.abs(off - quiet) < np.abs(off - own), quiet, own)
 
     def _profile(self, slots: np.ndarray, hour: np.ndarray, have: np.ndarray, off: np.ndarray,
@@ -229,7 +229,7 @@ class ChangePoints(OneRule):
 
         It learns whether or not a shift is under way: a profile that only learned outside alerts would keep a
         wrong hour wrong for ever (it raises the sum there, and the sum stops the learning)."""
-        due = np.flatnonzero(have.any(axis=1) & (hour > self.profiled[slots]))
+        due = np.flatnonzero(have.any(axis=1) & (hour > self.profiled.take(slots, 0)))
         if not len(due):
             return
         s, known, off, clip = slots[due], have[due], off[due], clip[due]

@@ -93,14 +93,14 @@ class DayCycle(OneRule):
         x = v[:, self.cols]
         have = ~np.isnan(x) & complete
         p = week.profile[slots, (ts // HOUR_MS) % BINS][:, self.at].astype(float)
-        last = self.last_ts[slots]
+        last = self.last_ts.take(slots, 0)
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)
         seen = have.any(axis=1)
         moves = np.where(seen, dt, 0)  # the window moves on with a reading of its metrics, as `last_ts` does
-        decay = np.exp(-moves / self.tau_ms[slots])[:, None]
+        decay = np.exp(-moves / self.tau_ms.take(slots, 0))[:, None]
         weight = np.where(have, hour_share(last, dt)[:, None], 0)
         x0 = np.where(have, x, 0)
-        w, sx, sp, sxp, spp, su, suu, sxu, spu = self.sums[slots].transpose(1, 0, 2)
+        w, sx, sp, sxp, spp, su, suu, sxu, spu = self.sums.take(slots, 0).transpose(1, 0, 2)
         d = (moves / (24 * HOUR_MS))[:, None]  # every age in the window grows by this
         moved = np.stack([w, sx, sp, sxp, spp, su - d * w, suu - 2 * d * su + d * d * w, sxu - d * sx, spu - d * sp],
                          axis=1)
@@ -111,22 +111,22 @@ class DayCycle(OneRule):
         w, sx, sp, sxp, spp, su, suu, sxu, spu = sums.transpose(1, 0, 2)
         self.last_ts[slots] = np.where(seen, ts, last)
         r = x - p
-        prev = self.prev[slots]
+        prev = self.prev.take(slots, 0)
         step = have & (dt[:, None] <= HOUR_MS) & ~np.isnan(prev[:, 0])
-        jitter = self.jitter[slots]
+        jitter = self.jitter.take(slots, 0)
         d2 = np.where(step, np.minimum((x - prev[:, 0]) ** 2, (r - prev[:, 1]) ** 2) / 2, 0)
-        a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * self.tau_ms[slots][:, None])), 1e-3), 0)
+        a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * self.tau_ms.take(slots, 0)[:, None])), 1e-3), 0)
         self.jitter[slots] = np.where(jitter == 0, d2, jitter + a * (np.minimum(d2, 16 * jitter) - jitter))
         self.prev[slots] = np.where(have[:, None], np.stack([x, r], axis=1), prev)
         with np.errstate(invalid="ignore", divide="ignore"):
             cuu, cup, cxu = suu - su * su / w, spu - su * sp / w, sxu - sx * su / w
             vp = spp - sp * sp / w - cup * cup / cuu
             beta = (sxp - sx * sp / w - cup * cxu / cuu) / vp
-            noise = self.jitter[slots] * w
+            noise = self.jitter.take(slots, 0) * w
             judged = (w >= MIN_HOURS) & (vp > VISIBLE * VISIBLE * noise) & complete & ~self.teaching
             warmer = sx / w > week.mean[slots][:, self.at] + sp / w
-        flat = have & (week.cyclic[slots][:, self.at] <= VISIBLE * VISIBLE * self.jitter[slots])
-        self.beta[slots] = np.where(judged, beta, np.where(flat, 1.0, self.beta[slots]))
+        flat = have & (week.cyclic[slots][:, self.at] <= VISIBLE * VISIBLE * self.jitter.take(slots, 0))
+        self.beta[slots] = np.where(judged, beta, np.where(flat, 1.0, self.beta.take(slots, 0)))
         lost = np.where(judged & warmer, 100 * (1 - beta), np.where(flat, 0.0, np.nan))
         return np.fmax.reduce(lost, axis=1)[:, None]
 

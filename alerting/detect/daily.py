@@ -57,8 +57,8 @@ class TimeOfDay(OneRule):
         b = (ts % _DAY_MS) * BINS // _DAY_MS
         cell = (slots, b)
         count = self.count[cell]
-        first = self.first_ts[slots]
-        ready = (count >= MIN_PER_BIN) & ((ts - first >= self.warmup_ms[slots]) | self.teaching)[:, None]
+        first = self.first_ts.take(slots, 0)
+        ready = (count >= MIN_PER_BIN) & ((ts - first >= self.warmup_ms.take(slots, 0)) | self.teaching)[:, None]
         feature = np.full(len(slots), np.nan, dtype=np.float32)
         judged = np.flatnonzero(ready.any(axis=1))
         if len(judged):
@@ -68,10 +68,10 @@ class TimeOfDay(OneRule):
                 z = np.where(ready[judged] & have[judged], (x[judged] - self.mean[c]) / scale, np.nan)
             feature[judged] = np.fmax.reduce(z, axis=1) if z.shape[1] > 1 else z[:, 0]
         self.first_ts[slots] = np.where(first == 0, ts, first)
-        self.last[slots] = np.where(have, x, self.last[slots])
+        self.last[slots] = np.where(have, x, self.last.take(slots, 0))
         busy = (self.engine.level[slots].any(axis=1) if self.engine is not None and not self.teaching
                 else np.zeros(len(slots), bool))
-        rows = np.flatnonzero(~busy & (ts - self.learned_ts[slots] >= LEARN_GAP_MS))
+        rows = np.flatnonzero(~busy & (ts - self.learned_ts.take(slots, 0) >= LEARN_GAP_MS))
         if len(rows):
             self._learn(slots[rows], b[rows], ts[rows], x[rows], have[rows], count[rows])
         return feature[:, None].astype(float)
@@ -82,7 +82,7 @@ class TimeOfDay(OneRule):
         mean, dev = self.mean[cell], self.dev[cell]
         scale = np.maximum(dev * np.float32(1.25), self.floor)
         self.learned_ts[slots] = ts
-        days = np.maximum(self.tau_ms[slots] / _DAY_MS, 1)
+        days = np.maximum(self.tau_ms.take(slots, 0) / _DAY_MS, 1)
         alpha = np.maximum(1 / (count + 1), 1 / days[:, None]).astype(np.float32)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         new = have & (count == 0)

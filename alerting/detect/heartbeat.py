@@ -38,8 +38,8 @@ class Heartbeats:
 
     def seen(self, slots: np.ndarray, ts: np.ndarray) -> list[int]:
         """Note signs of life (slots unique); returns the slots that came back online."""
-        self.last_seen[slots] = np.maximum(self.last_seen[slots], ts)
-        back = slots[self.offline[slots]]
+        self.last_seen[slots] = np.maximum(self.last_seen.take(slots, 0), ts)
+        back = slots[self.offline.take(slots, 0)]
         self.offline[back] = False
         return back.tolist()
 

@@ -129,16 +129,16 @@ class LevelEngine:
         """Move levels for one reading per slot (`slots` unique); `f` is [n, rules] features."""
         j = self.timed
         none = np.zeros((len(slots), 0), dtype=np.int64)
-        pending = self.pend_since[slots] if len(j) else none
-        falls = self.fall_since[slots] if len(j) else none
+        pending = self.pend_since.take(slots, 0) if len(j) else none
+        falls = self.fall_since.take(slots, 0) if len(j) else none
         out = self._matured(slots, ts, pending)
         x = f * self.sign
-        g = self.group[slots]
+        g = self.group.take(slots, 0)
         th = self.table[g[:1]] if len(g) and g.min() == g.max() else self.table[g]
         with np.errstate(invalid="ignore"):
             up = (x >= th[:, 0]).astype(np.int8) + (x >= th[:, 1])
             hold = (x >= th[:, 2]).astype(np.int8) + (x >= th[:, 3])
-        cur = self.level[slots]
+        cur = self.level.take(slots, 0)
         gap = np.isnan(x)
         new = np.where(gap, cur, np.maximum(up, np.minimum(cur, hold)))
         rising = new[:, j] > cur[:, j]

@@ -126,14 +126,14 @@ class Multivariate(OneRule):
         have = ~np.isnan(x)
         st = self.states.of(slots, v)
         self.states.note(slots, st)
-        enough = (have.sum(axis=1) >= min(2, x.shape[1])) & np.isfinite(self.h[slots])  # a disabled rule learns nothing
+        enough = (have.sum(axis=1) >= min(2, x.shape[1])) & np.isfinite(self.h.take(slots, 0))  # a disabled rule learns nothing
         cell = slots * self.shape[0] + st
         fitted = self.cells("fitted")[cell]
         raw = np.zeros(len(slots))
         scored = np.flatnonzero(fitted & enough)
         if len(scored):
             _, raw[scored] = self._scores(slots[scored], st[scored], x[scored], have[scored])
-        prev = self.score[slots]
+        prev = self.score.take(slots, 0)
         sm = np.where(fitted & enough, prev + SMOOTH * (np.minimum(raw, CAP) - prev), 0.0)
         self.score[slots] = sm
         settled = self.states.settled(slots)
@@ -143,7 +143,7 @@ class Multivariate(OneRule):
         else:
             busy = self.engine.level[slots].any(axis=1) if self.engine is not None else np.zeros(len(slots), bool)
             spaced = ts - self.cells("last_ts")[cell] >= LEARN_GAP_MS
-            learn = enough & ~busy & settled & (~fitted | ((sm < self.h[slots] / 2) & spaced))
+            learn = enough & ~busy & settled & (~fitted | ((sm < self.h.take(slots, 0) / 2) & spaced))
         self._learn(slots[learn], st[learn], ts[learn], x[learn], have[learn])
         return out[:, None]
 
@@ -167,7 +167,7 @@ class Multivariate(OneRule):
         cell = slots * self.shape[0] + st
         n_, s1, c1, s2 = (self.cells(a) for a in ("n", "s1", "c1", "s2"))
         last_ts, ref_, fitted_, since_fit = (self.cells(a) for a in ("last_ts", "ref", "fitted", "since_fit"))
-        first = self.first_ts[slots]
+        first = self.first_ts.take(slots, 0)
         self.first_ts[slots] = np.where(first == 0, ts, first)
         last = last_ts[cell]
         last_ts[cell] = ts
@@ -182,7 +182,7 @@ class Multivariate(OneRule):
         fitted = fitted_[cell]
         if fitted.any():
             dt = np.where(last > 0, np.maximum(ts - last, 0), 0)
-            keep = np.where(fitted, np.exp(-dt / self.tau_ms[slots]), 1.0)
+            keep = np.where(fitted, np.exp(-dt / self.tau_ms.take(slots, 0)), 1.0)
             n = n_[cell] * keep + 1
             s1[cell] = s1[cell] * keep[:, None] + x0
             c1[cell] = c1[cell] * keep[:, None] + have
@@ -198,7 +198,7 @@ class Multivariate(OneRule):
             return
         due = np.where(fitted, since_fit[cell] >= REFIT_READINGS,
                        (n >= max(MIN_READINGS, 10 * len(self.names)))
-                       & warmed_up(n, ts - self.first_ts[slots], self.warmup_ms[slots]))
+                       & warmed_up(n, ts - self.first_ts.take(slots, 0), self.warmup_ms.take(slots, 0)))
         if due.any():
             self._fit(slots[due], st[due])
 

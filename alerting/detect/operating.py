@@ -63,8 +63,8 @@ class OperatingStates:
         flow = v[:, self.flow] if self.flow is not None else np.full(len(slots), np.nan)
         known = ~(np.isnan(cur) & np.isnan(flow))
         with np.errstate(invalid="ignore"):
-            running = (cur > self.running_a[slots]) | (flow > RUNNING_FLOW_LPS)
-        prev = self.state[slots]
+            running = (cur > self.running_a.take(slots, 0)) | (flow > RUNNING_FLOW_LPS)
+        prev = self.state.take(slots, 0)
         st = np.where(known, running.astype(np.int64), np.maximum(prev, 0))
         return st
 
@@ -72,15 +72,15 @@ class OperatingStates:
         """Record the readings' states once per reading (the stage that owns the states calls this)."""
         if self.n == 1:
             return
-        prev = self.state[slots]
+        prev = self.state.take(slots, 0)
         changed = (prev >= 0) & (prev != st)
-        self.since[slots] = np.where(changed, 0, np.minimum(self.since[slots] + 1, SETTLE_READINGS))
+        self.since[slots] = np.where(changed, 0, np.minimum(self.since.take(slots, 0) + 1, SETTLE_READINGS))
         self.state[slots] = st
 
     def settled(self, slots: np.ndarray) -> np.ndarray:
         if self.n == 1:
             return np.ones(len(slots), dtype=bool)
-        return self.since[slots] >= SETTLE_READINGS
+        return self.since.take(slots, 0) >= SETTLE_READINGS
 
     def label(self, state: int) -> str:
         return self.labels[state] if self.n > 1 else ""

@@ -40,11 +40,11 @@ class Rates:
         x = np.empty((v.shape[0], len(self.rules)))
         for i, cols in enumerate(self.cols):
             x[:, i] = v[:, cols[0]] if len(cols) == 1 else self.reduce[i].reduce(v[:, cols], axis=1)
-        a, ats = self.anchor[slots], self.anchor_ts[slots]
+        a, ats = self.anchor.take(slots, 0), self.anchor_ts.take(slots, 0)
         span = (ts[:, None] - ats).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = (x - a) / span * 60_000 * self.sign
-        valid = (span >= MIN_SPAN_MS) & (span <= self.max_gap_ms[slots]) & ~np.isnan(rate)
+        valid = (span >= MIN_SPAN_MS) & (span <= self.max_gap_ms.take(slots, 0)) & ~np.isnan(rate)
         move = ~np.isnan(x) & ((span >= MIN_SPAN_MS) | np.isnan(a))
         self.anchor[slots] = np.where(move, x, a)
         self.anchor_ts[slots] = np.where(move, ts[:, None], ats)
