@@ -182,14 +182,15 @@ class ChangePoints(OneRule):
         h = self.h.take(slots, 0)[:, None]
         up, down = np.minimum(up, HOLD * h), np.minimum(down, HOLD * h)
         s = np.maximum(up, down)
-        since = np.where(s >= h, np.where(self.since.take(slots, 0) > 0, self.since.take(slots, 0), t), 0)
-        recent = np.where(have, np.where(count == 0, x, self.recent.take(slots, 0) + RECENT * (x - self.recent.take(slots, 0))),
-                          self.recent.take(slots, 0))
-        accept = (since > 0) & (t - since >= self.tau_ms.take(slots, 0)[:, None])
+        since = self.since.take(slots, 0)
+        since = np.where(s >= h, np.where(since > 0, since, t), 0)
+        recent = self.recent.take(slots, 0)
+        recent = np.where(have, np.where(count == 0, x, recent + RECENT * (x - recent)), recent)
+        tau = self.tau_ms.take(slots, 0)[:, None]
+        accept = (since > 0) & (t - since >= tau)
         feature = np.where(ready[:, 0] & have.any(axis=1), np.where(have, s, 0).max(axis=1), np.nan)
         learn = have & (self.teaching | (s < h / 2))
         first = self.first_ts.take(slots, 0)
-        tau = self.tau_ms.take(slots, 0)[:, None]
         alpha = weight(dt, tau, count)
         resid = np.clip(np.where(have, x - mean, 0), -CLIP * scale, CLIP * scale)
         new = have & (count == 0)
@@ -199,7 +200,7 @@ class ChangePoints(OneRule):
             self._profile(slots, hour, have, np.where(have, raw - mean, 0), CLIP * scale)
         if accept.any():
             self.prior[slots] = np.where(accept, mean, self.prior.take(slots, 0))
-            until = np.where(accept, t + PRIOR * self.tau_ms.take(slots, 0)[:, None], until)
+            until = np.where(accept, t + PRIOR * tau, until)
             remembered = True
         if remembered:
             self.until[slots] = until

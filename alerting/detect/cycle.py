@@ -18,8 +18,8 @@ cycle read as a cycle lost while the level was held flat (six of the nine
 `temp_cycle` alerts outside a failure on generated years, docs/alerting.md).
 The feature is the share lost, 100 × (1 − β) %, while the window is warmer
 than the learned level (a night as warm as the day raises it; a holiday, a flat
-day at the night's level, lowers it and is no fault). It is NaN, which neither raises nor clears,
-while the window is not warmer (the level learns a lost setback within days, and
+day at the night's level, lowers it and is no fault). It is NaN, which neither
+raises nor clears, while the window is not warmer (the level learns a lost setback within days, and
 the alert must not clear and rise again as it does: it clears when the cycle is
 back), and where nothing can be said: before the week's profile is complete and
 a day of it is in the window, and where the cycle expected over the window is
@@ -97,7 +97,8 @@ class DayCycle(OneRule):
         dt = np.maximum(ts - np.where(last > 0, last, ts), 0)
         seen = have.any(axis=1)
         moves = np.where(seen, dt, 0)  # the window moves on with a reading of its metrics, as `last_ts` does
-        decay = np.exp(-moves / self.tau_ms.take(slots, 0))[:, None]
+        tau = self.tau_ms.take(slots, 0)
+        decay = np.exp(-moves / tau)[:, None]
         weight = np.where(have, hour_share(last, dt)[:, None], 0)
         x0 = np.where(have, x, 0)
         w, sx, sp, sxp, spp, su, suu, sxu, spu = self.sums.take(slots, 0).transpose(1, 0, 2)
@@ -115,17 +116,18 @@ class DayCycle(OneRule):
         step = have & (dt[:, None] <= HOUR_MS) & ~np.isnan(prev[:, 0])
         jitter = self.jitter.take(slots, 0)
         d2 = np.where(step, np.minimum((x - prev[:, 0]) ** 2, (r - prev[:, 1]) ** 2) / 2, 0)
-        a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * self.tau_ms.take(slots, 0)[:, None])), 1e-3), 0)
-        self.jitter[slots] = np.where(jitter == 0, d2, jitter + a * (np.minimum(d2, 16 * jitter) - jitter))
+        a = np.where(step, np.maximum(1 - np.exp(-dt[:, None] / (7 * tau[:, None])), 1e-3), 0)
+        jitter = np.where(jitter == 0, d2, jitter + a * (np.minimum(d2, 16 * jitter) - jitter))
+        self.jitter[slots] = jitter
         self.prev[slots] = np.where(have[:, None], np.stack([x, r], axis=1), prev)
         with np.errstate(invalid="ignore", divide="ignore"):
             cuu, cup, cxu = suu - su * su / w, spu - su * sp / w, sxu - sx * su / w
             vp = spp - sp * sp / w - cup * cup / cuu
             beta = (sxp - sx * sp / w - cup * cxu / cuu) / vp
-            noise = self.jitter.take(slots, 0) * w
+            noise = jitter * w
             judged = (w >= MIN_HOURS) & (vp > VISIBLE * VISIBLE * noise) & complete & ~self.teaching
             warmer = sx / w > week.mean[slots][:, self.at] + sp / w
-        flat = have & (week.cyclic[slots][:, self.at] <= VISIBLE * VISIBLE * self.jitter.take(slots, 0))
+        flat = have & (week.cyclic[slots][:, self.at] <= VISIBLE * VISIBLE * jitter)
         self.beta[slots] = np.where(judged, beta, np.where(flat, 1.0, self.beta.take(slots, 0)))
         lost = np.where(judged & warmer, 100 * (1 - beta), np.where(flat, 0.0, np.nan))
         return np.fmax.reduce(lost, axis=1)[:, None]

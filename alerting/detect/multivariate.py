@@ -126,7 +126,8 @@ class Multivariate(OneRule):
         have = ~np.isnan(x)
         st = self.states.of(slots, v)
         self.states.note(slots, st)
-        enough = (have.sum(axis=1) >= min(2, x.shape[1])) & np.isfinite(self.h.take(slots, 0))  # a disabled rule learns nothing
+        # a disabled rule learns nothing
+        enough = (have.sum(axis=1) >= min(2, x.shape[1])) & np.isfinite(self.h.take(slots, 0))
         cell = slots * self.shape[0] + st
         fitted = self.cells("fitted")[cell]
         raw = np.zeros(len(slots))
